@@ -139,7 +139,9 @@ async function kill(proc: ChildProcess): Promise<void> {
 export async function startNatsProcess(): Promise<LocalNatsServer> {
   const t0 = performance.now();
   const storeDir = await mkdtemp(join(tmpdir(), "sumac-nats-store-"));
-  let { proc, port } = await launch(storeDir, -1);
+  const first = await launch(storeDir, -1);
+  let proc = first.proc;
+  const port = first.port;
   const url = `nats://127.0.0.1:${port}`;
   await waitForJetStream(url, 15_000);
   const server: LocalNatsServer = {
