@@ -232,7 +232,7 @@ describe("scm-peer - fixture", { skip }, () => {
   });
 
   it("scm-peer - every RPC call is logged to stdout", async () => {
-    const logs = await peer.logs();
+    const logs = await peer.logs(10_000);
     for (const call of [
       "ROpenSCManagerW(",
       "RCreateServiceW(name='sumac-probe'",

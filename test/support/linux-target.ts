@@ -6,15 +6,9 @@
  * Secrets never reach argv or the image: key pairs and passwords are made here, copied into the
  * container before it starts (mode 0600), and its entrypoint applies and deletes them.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { createHash } from "node:crypto";
 import ssh2 from "ssh2";
-import { ensureImage, testLabels } from "./engine.ts";
-import { containerAddress, waitUntil } from "./container.ts";
-import { GenericContainer, Wait, type StartedTestContainer } from "./testcontainers.ts";
-
-const run = promisify(execFile);
+import { newPassword, startContainer, waitUntil, type ExecOutcome } from "./container.ts";
 
 /** An account on the target. `password` is set where the account is meant to log in with one. */
 export interface LinuxTargetUser {
@@ -31,13 +25,6 @@ export interface LinuxTargetUsers {
   deploy: LinuxTargetUser;
   /** Key login; `sudo` asks for this password (`sudo -S` reads it from stdin). */
   operator: LinuxTargetUser & { password: string };
-}
-
-/** What `exec` returns: the command's exit code and its output. */
-export interface ExecOutcome {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
 }
 
 export interface LinuxTarget {
@@ -59,7 +46,7 @@ export interface LinuxTarget {
   /** Time from the call until sshd accepted a login. */
   startedInMs: number;
   /** Runs `sh -c cmd` inside the container through the engine (not over SSH), for assertions. */
-  exec(cmd: string): Promise<ExecOutcome>;
+  exec(cmd: string, timeoutMs?: number): Promise<ExecOutcome>;
   /** Stops and removes the container. */
   stop(): Promise<void>;
 }
@@ -73,23 +60,6 @@ export interface LinuxTargetOptions {
 
 const secretsDir = "/etc/sumac-target";
 const hostKeyPub = "/etc/ssh/ssh_host_ed25519_key.pub";
-
-/** Rejects after `ms` with an error made now, so its stack names the operation that timed out. */
-function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  const timeout = new Error(`${what} did not finish within ${ms} ms`);
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(timeout), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** A password for one container: base64url has no ':' (chpasswd's separator) and no newline. */
-function newPassword(): string {
-  return randomBytes(18).toString("base64url");
-}
 
 /** An ed25519 key pair in OpenSSH formats: `private` for ssh2, `public` for authorized_keys. */
 function newKeyPair(name: string): { private: string; public: string } {
@@ -144,16 +114,6 @@ function probeLogin(host: string, port: number, root: LinuxTargetUser, signal: A
   });
 }
 
-/** The last lines of a container's log, for error messages. */
-async function tailLogs(id: string): Promise<string> {
-  try {
-    const { stdout, stderr } = await run("docker", ["logs", "--tail", "20", id], { timeout: 10_000 });
-    return `${stdout}${stderr}`.trim();
-  } catch (err) {
-    return `(no logs: ${(err as Error).message})`;
-  }
-}
-
 /**
  * Starts a `linux-target` (or, with `withNode`, `linux-target-node`) container; the caller stops
  * it in an `after` hook.
@@ -168,7 +128,6 @@ async function tailLogs(id: string): Promise<string> {
 export async function startLinuxTarget(options: LinuxTargetOptions = {}): Promise<LinuxTarget> {
   const t0 = performance.now();
   const withNode = options.withNode ?? false;
-  const image = await ensureImage(withNode ? "linux-target-node" : "linux-target");
   const keys = { root: newKeyPair("root"), deploy: newKeyPair("deploy"), operator: newKeyPair("operator") };
   const users: LinuxTargetUsers = {
     root: { name: "root", privateKey: keys.root.private, password: newPassword() },
@@ -184,43 +143,25 @@ export async function startLinuxTarget(options: LinuxTargetOptions = {}): Promis
   const passwords = [users.root, users.operator].map((u) => `${u.name}:${u.password}\n`).join("");
   secrets.push({ content: passwords, target: `${secretsDir}/passwords`, mode: 0o600 });
 
-  let container: StartedTestContainer;
-  try {
-    container = await new GenericContainer(image)
-      .withLabels(testLabels(withNode ? "linux-target-node" : "linux-target"))
-      .withExposedPorts(22)
-      .withCopyContentToContainer(secrets)
-      // sshd logs this once the entrypoint has set up keys and accounts; the login below is the
-      // real check. On timeout testcontainers removes the container itself.
-      .withWaitStrategy(Wait.forLogMessage(/Server listening on/))
-      .withStartupTimeout(30_000)
-      .start();
-  } catch (err) {
-    throw new Error(`linux-target ${image}: sshd did not start`, { cause: err });
-  }
-  // The last attempt is usually cut short by the deadline: keep the reason of the one before.
-  let lastRefusal: Error | undefined;
+  const tc = await startContainer({
+    fixture: withNode ? "linux-target-node" : "linux-target",
+    image: withNode ? "linux-target-node" : "linux-target",
+    ports: [22],
+    files: secrets,
+    // sshd logs this once the entrypoint has set up keys and accounts; the login below is the check.
+    waitForLog: /Server listening on/,
+    startupTimeoutMs: 30_000,
+  });
   try {
     const host = "127.0.0.1";
-    const port = container.getMappedPort(22);
+    const port = tc.container.getMappedPort(22);
     let presented: Buffer | undefined;
     await waitUntil(
-      `sshd of ${image} (${host}:${port})`,
-      async (signal) => {
-        try {
-          presented = await probeLogin(host, port, users.root, signal);
-        } catch (err) {
-          if (!signal.aborted) lastRefusal = err as Error;
-          throw err;
-        }
-      },
+      `sshd (${host}:${port}, root login with its key)`,
+      async (signal) => (presented = await probeLogin(host, port, users.root, signal)),
       options.readyTimeoutMs ?? 30_000,
     );
-    const exec = async (cmd: string): Promise<ExecOutcome> => {
-      const r = await deadline(`exec in ${image}`, 30_000, container.exec(["sh", "-c", cmd]));
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-    };
-    const pub = await exec(`cat ${hostKeyPub}`);
+    const pub = await tc.exec(`cat ${hostKeyPub}`);
     if (pub.exitCode !== 0) throw new Error(`cannot read ${hostKeyPub}: ${pub.stderr.trim()}`);
     const { sha256, fingerprint } = fingerprintOf(pub.stdout);
     if (!presented || !sha256.equals(presented)) {
@@ -229,23 +170,16 @@ export async function startLinuxTarget(options: LinuxTargetOptions = {}): Promis
     return {
       host,
       port,
-      address: await containerAddress(container),
+      address: tc.address,
       withNode,
       hostKeyFingerprint: fingerprint,
       hostKeySha256: sha256,
       users,
       startedInMs: performance.now() - t0,
-      exec,
-      stop: async () => {
-        await container.stop({ timeout: 5_000 });
-      },
+      exec: tc.exec,
+      stop: tc.stop,
     };
   } catch (err) {
-    const logs = await tailLogs(container.getId());
-    await container.stop({ timeout: 2_000 });
-    const last = lastRefusal ? ` (last login attempt: ${lastRefusal.message})` : "";
-    throw new Error(`linux-target ${image}: ${(err as Error).message}${last}; container log:\n${logs}`, {
-      cause: err,
-    });
+    return tc.failStart(err);
   }
 }

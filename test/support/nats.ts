@@ -53,21 +53,18 @@ async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
 export async function startNatsContainer(): Promise<NatsServer> {
   const t0 = performance.now();
   const c = await startContainer({ fixture: "nats", image: "nats", ports: [4222] });
-  const port = c.getMappedPort(4222);
+  const port = c.container.getMappedPort(4222);
   const url = `nats://127.0.0.1:${port}`;
   try {
     await waitForJetStream(url, 30_000);
   } catch (err) {
-    await c.stop();
-    throw err;
+    return c.failStart(err);
   }
   return {
     url,
     port,
     startedInMs: performance.now() - t0,
-    stop: async () => {
-      await c.stop({ timeout: 5_000 });
-    },
+    stop: c.stop,
   };
 }
 

@@ -9,15 +9,12 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
-import { ensureImage, inCI, testLabels } from "./engine.ts";
-import { containerAddress, waitUntil } from "./container.ts";
-import { GenericContainer, Wait, type StartedTestContainer } from "./testcontainers.ts";
+import { inCI } from "./engine.ts";
+import { newPassword, startContainer, waitUntil, type ExecOutcome } from "./container.ts";
 
 /** The Python with Debian's python3-impacket (pyenv's `python3` on PATH has no impacket). */
 export const PYTHON3 = process.env.SUMAC_PYTHON3 ?? "/usr/bin/python3";
 
-const run = promisify(execFile);
 const clientScript = fileURLToPath(new URL("./scm-client.py", import.meta.url));
 const CREDENTIALS_PATH = "/run/scm-peer/credentials.json";
 const ADMIN_DIR = "/windows";
@@ -34,21 +31,15 @@ export interface ScmTarget {
   domain: string;
 }
 
-export interface ExecOutput {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
-
 export interface ScmPeer extends ScmTarget {
   /** The container's address on the engine's bridge. */
   address: string;
   /** The container path that `ADMIN$` (C:\Windows) maps to. */
   adminDir: string;
   /** Runs `sh -c cmd` inside the container, failing after `timeoutMs` (default 10 s). */
-  exec(cmd: string, timeoutMs?: number): Promise<ExecOutput>;
-  /** The server's log so far (one line per RPC call). */
-  logs(): Promise<string>;
+  exec(cmd: string, timeoutMs?: number): Promise<ExecOutcome>;
+  /** The last `tail` lines of the server's log (one line per RPC call; default 20). */
+  logs(tail?: number): Promise<string>;
   startedInMs: number;
   stop(): Promise<void>;
 }
@@ -182,23 +173,6 @@ export async function scmClientSkipReason(): Promise<string | undefined> {
   return why;
 }
 
-/** Fails with `what` when `promise` has not settled after `ms`; the error is made when armed. */
-function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  const timeout = new Error(`${what} did not finish within ${ms} ms`);
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(timeout), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-async function containerLogs(id: string): Promise<string> {
-  const { stdout, stderr } = await run("docker", ["logs", id], { timeout: 10_000, maxBuffer: 16 << 20 });
-  return stdout + stderr;
-}
-
 /** Waits until a client logs in and binds to svcctl, then opens and closes the SCM. */
 async function waitForSvcctl(target: ScmTarget, timeoutMs: number): Promise<void> {
   await waitUntil(
@@ -225,44 +199,35 @@ async function waitForSvcctl(target: ScmTarget, timeoutMs: number): Promise<void
 /** Starts a scm-peer container with a fresh account; the caller stops it in an `after` hook. */
 export async function startScmPeer(): Promise<ScmPeer> {
   const t0 = performance.now();
-  const tag = await ensureImage("scm-peer");
   const user = `sumac${randomBytes(3).toString("hex")}`;
-  const password = randomBytes(18).toString("base64url");
+  const password = newPassword();
   const domain = "SCMPEER";
-  const c: StartedTestContainer = await new GenericContainer(tag)
-    .withLabels(testLabels("scm-peer"))
-    .withExposedPorts(445)
-    .withCopyContentToContainer([
-      { content: JSON.stringify({ user, password, domain }), target: CREDENTIALS_PATH, mode: 0o600 },
-    ])
-    .withWaitStrategy(Wait.forLogMessage("scm-peer: ready"))
-    .withStartupTimeout(60_000)
-    .start();
-  const stop = async (): Promise<void> => {
-    await c.stop({ timeout: 5_000 });
+  const tc = await startContainer({
+    fixture: "scm-peer",
+    image: "scm-peer",
+    ports: [445],
+    files: [{ content: JSON.stringify({ user, password, domain }), target: CREDENTIALS_PATH }],
+    waitForLog: "scm-peer: ready",
+  });
+  const target: ScmTarget = {
+    host: "127.0.0.1",
+    port: tc.container.getMappedPort(445),
+    user,
+    password,
+    domain,
   };
-  const target: ScmTarget = { host: "127.0.0.1", port: c.getMappedPort(445), user, password, domain };
   try {
     await waitForSvcctl(target, 30_000);
   } catch (err) {
-    const logs = await containerLogs(c.getId()).catch(() => "");
-    await stop();
-    const why =
-      err instanceof Error ? `${err.message}: ${String((err.cause as Error | undefined)?.message)}` : "";
-    throw new Error(`scm-peer did not answer (${why}); its log ends with:\n${logs.slice(-2_000)}`, {
-      cause: err,
-    });
+    return tc.failStart(err);
   }
   return {
     ...target,
-    address: await containerAddress(c),
+    address: tc.address,
     adminDir: ADMIN_DIR,
-    exec: async (cmd, timeoutMs = 10_000) => {
-      const r = await deadline(c.exec(["sh", "-c", cmd]), timeoutMs, `exec in scm-peer: ${cmd}`);
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-    },
-    logs: () => containerLogs(c.getId()),
+    exec: (cmd, timeoutMs = 10_000) => tc.exec(cmd, timeoutMs),
+    logs: (tail = 20) => tc.logs(tail),
     startedInMs: performance.now() - t0,
-    stop,
+    stop: tc.stop,
   };
 }

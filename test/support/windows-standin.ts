@@ -10,13 +10,10 @@
  * The host needs Debian's `smbclient` package (which brings `nmblookup`).
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureImage, testLabels } from "./engine.ts";
-import { containerAddress, waitUntil } from "./container.ts";
-import { GenericContainer, Wait, type StartedTestContainer } from "./testcontainers.ts";
+import { newPassword, startContainer, waitUntil, type ExecOutcome } from "./container.ts";
 
 /** What a command returned: its exit code (null when killed by a signal) and its output. */
 export interface ToolOutcome {
@@ -41,7 +38,7 @@ export interface WindowsStandin {
   /** Time from the call until smbd and nmbd both answered. */
   startedInMs: number;
   /** Runs `sh -c cmd` inside the container through the engine (not over SMB), for assertions. */
-  exec(cmd: string): Promise<ToolOutcome>;
+  exec(cmd: string, timeoutMs?: number): Promise<ExecOutcome>;
   /** Stops and removes the container. */
   stop(): Promise<void>;
 }
@@ -142,40 +139,11 @@ export async function withAuthFile<T>(
   }
 }
 
-/** Rejects after `ms` with an error made now, so its stack names the operation that timed out. */
-function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  const timeout = new Error(`${what} did not finish within ${ms} ms`);
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(timeout), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function checkNetbiosName(what: string, name: string): string {
   if (!/^[A-Za-z0-9-]{1,15}$/.test(name)) {
     throw new Error(`${what} ${JSON.stringify(name)}: 1 to 15 letters, digits or '-'`);
   }
   return name.toUpperCase();
-}
-
-/** A password for one container: base64url has no blank or newline (smbclient's auth file). */
-function newPassword(): string {
-  return randomBytes(18).toString("base64url");
-}
-
-/** The last lines of a container's log, for error messages. */
-async function tailLogs(id: string): Promise<string> {
-  try {
-    // One stream, in the order the container wrote it (smbd and nmbd log to stdout, the entrypoint
-    // to stderr).
-    const r = await runTool("sh", ["-c", 'docker logs --tail 20 "$1" 2>&1', "sh", id], { timeoutMs: 10_000 });
-    return r.stdout.trim();
-  } catch (err) {
-    return `(no logs: ${(err as Error).message})`;
-  }
 }
 
 /**
@@ -224,39 +192,6 @@ async function probeNmb(address: string, name: string, signal: AbortSignal): Pro
 }
 
 /**
- * `waitUntil` on `probe`, with two additions. The last attempt before the deadline is usually cut
- * short by it and says only that, so the error keeps what the attempt before it said. And once
- * `giveUp` aborts (the start failed elsewhere), the attempt in flight is killed and the loop ends
- * at once instead of polling a dead container until its deadline.
- */
-function readiness(
-  what: string,
-  probe: (signal: AbortSignal) => Promise<void>,
-  timeoutMs: number,
-  giveUp: AbortSignal,
-): Promise<void> {
-  let before: string | undefined;
-  return waitUntil(
-    what,
-    async (signal) => {
-      if (giveUp.aborted) return;
-      try {
-        await probe(AbortSignal.any([signal, giveUp]));
-      } catch (err) {
-        if (giveUp.aborted) return;
-        const message = (err as Error).message;
-        if (signal.aborted && before) {
-          throw new Error(`${message}; the attempt before: ${before}`, { cause: err });
-        }
-        before = message;
-        throw err;
-      }
-    },
-    timeoutMs,
-  );
-}
-
-/**
  * Starts a `windows-standin` container; the caller stops it in an `after` hook.
  *
  * @example
@@ -268,58 +203,47 @@ export async function startWindowsStandin(options: WindowsStandinOptions = {}): 
   const t0 = performance.now();
   const netbiosName = checkNetbiosName("NetBIOS name", options.netbiosName ?? "WINTARGET");
   const workgroup = checkNetbiosName("workgroup", options.workgroup ?? "WORKGROUP");
-  const image = await ensureImage("windows-standin");
   const password = newPassword();
 
-  let container: StartedTestContainer;
-  try {
-    container = await new GenericContainer(image)
-      .withLabels(testLabels("windows-standin"))
-      .withExposedPorts(445, 139, "137/udp")
-      .withEnvironment({
-        SUMAC_NETBIOS_NAME: netbiosName,
-        SUMAC_WORKGROUP: workgroup,
-        SUMAC_SMB_USER: smbUser,
-      })
-      .withCopyContentToContainer([{ content: `${password}\n`, target: passwordFile, mode: 0o600 }])
-      // Logged once the entrypoint has set the password and smbd runs; the probes below are the
-      // real check. On timeout testcontainers removes the container itself.
-      .withWaitStrategy(Wait.forLogMessage(/smbd version .* started/))
-      .withStartupTimeout(30_000)
-      .start();
-  } catch (err) {
-    throw new Error(`windows-standin ${image}: smbd did not start`, { cause: err });
-  }
+  const tc = await startContainer({
+    fixture: "windows-standin",
+    image: "windows-standin",
+    ports: [445, 139, "137/udp"],
+    env: { SUMAC_NETBIOS_NAME: netbiosName, SUMAC_WORKGROUP: workgroup, SUMAC_SMB_USER: smbUser },
+    files: [{ content: `${password}\n`, target: passwordFile }],
+    // Logged once the entrypoint has set the password and smbd runs; the probes below are the check.
+    waitForLog: /smbd version .* started/,
+    startupTimeoutMs: 30_000,
+  });
   const host = "127.0.0.1";
-  const port = container.getMappedPort(445);
-  const exit = watchExit(container.getId());
+  const port = tc.container.getMappedPort(445);
+  const exit = watchExit(tc.container.getId());
+  // Once one probe fails or the container dies, the other stops polling a dead container.
   const giveUp = new AbortController();
   const loops: Promise<unknown>[] = [];
   try {
-    const address = await containerAddress(container);
+    const { address } = tc;
     const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
     const credentials = { user: smbUser, password, domain: workgroup };
     loops.push(
       withAuthFile(credentials, (authFile) =>
-        readiness(
-          `smbd of ${image} (${host}:${port}: SMB3_11, signing required, user ${smbUser})`,
+        waitUntil(
+          `smbd (${host}:${port}: SMB3_11, signing required, user ${smbUser})`,
           (signal) => probeSmb(port, authFile, signal),
           readyTimeoutMs,
+          100,
           giveUp.signal,
         ),
       ),
-      readiness(
-        `nmbd of ${image} (NetBIOS name ${netbiosName} at ${address})`,
+      waitUntil(
+        `nmbd (NetBIOS name ${netbiosName} at ${address})`,
         (signal) => probeNmb(address, netbiosName, signal),
         readyTimeoutMs,
+        100,
         giveUp.signal,
       ),
     );
     await Promise.race([exit.exited, Promise.all(loops)]);
-    const exec = async (cmd: string): Promise<ToolOutcome> => {
-      const r = await deadline(`exec '${cmd}' in ${image}`, 30_000, container.exec(["sh", "-c", cmd]));
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-    };
     return {
       host,
       port,
@@ -329,21 +253,16 @@ export async function startWindowsStandin(options: WindowsStandinOptions = {}): 
       user: smbUser,
       password,
       startedInMs: performance.now() - t0,
-      exec,
+      exec: tc.exec,
       stop: async () => {
         exit.cancel();
-        await container.stop({ timeout: 5_000 });
+        await tc.stop();
       },
     };
   } catch (err) {
     exit.cancel();
     giveUp.abort();
     await Promise.allSettled(loops);
-    const logs = await tailLogs(container.getId());
-    await container.stop({ timeout: 2_000 });
-    // waitUntil keeps the last attempt's error as the cause: say it here, where it is read first.
-    const { message, cause } = err as Error;
-    const last = cause instanceof Error ? ` (last attempt: ${cause.message})` : "";
-    throw new Error(`windows-standin ${image}: ${message}${last}; container log:\n${logs}`, { cause: err });
+    return tc.failStart(err);
   }
 }
