@@ -6,8 +6,7 @@
 #   bash deploy/with-node.sh node --test 'test/**/*.test.ts'
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin=$(bash "$root/deploy/node.sh")
-export PATH="$bin:$PATH"
+. "$root/deploy/node-env.sh"
 marker="$root/node_modules/.package-lock.json"
 if [ ! -f "$marker" ] || [ "$root/package-lock.json" -nt "$marker" ]; then
   echo "with-node: installing dependencies (npm install)" >&2
