@@ -1,0 +1,83 @@
+/**
+ * The agent's config: one JSON document the workstation writes to the agent's stdin over the push
+ * channel. It holds only public material (the run CA's certificate) and places; the agent's key is
+ * made on the target and its certificate arrives on a second line (see `main.ts`).
+ */
+import { defaultLogDir } from "./agent-log.ts";
+import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
+
+export interface AgentConfig {
+  readonly runId: string;
+  readonly targetId: string;
+  readonly caCertPem: string;
+  readonly stagingDir: string;
+  /** The agent's program files, removed at stop. */
+  readonly programFiles: readonly string[];
+  /** Default `/var/log/sumac/<runId>`. */
+  readonly logDir: string;
+  readonly idleTimeoutMs: number;
+  /** Where to listen; the port strategy of `port-binding.ts` will take its place. */
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly maxBodyBytes?: number;
+  readonly limits?: Partial<AgentLimits>;
+}
+
+/** A config that cannot be used; the message names the field. */
+export class AgentConfigError extends Error {
+  readonly code = "AGENT_CONFIG";
+  readonly retryable = false;
+}
+
+/** Checks a parsed config document and fills in defaults. */
+export function parseAgentConfig(value: unknown): AgentConfig {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new AgentConfigError("the config must be a JSON object");
+  const c = value as Record<string, unknown>;
+  const text = (name: string): string => {
+    const v = c[name];
+    if (typeof v !== "string" || v.length === 0)
+      throw new AgentConfigError(`config.${name} must be a non-empty string`);
+    return v;
+  };
+  const int = (v: unknown, name: string, min: number, max: number): number => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max)
+      throw new AgentConfigError(`config.${name} must be an integer from ${min} to ${max}`);
+    return v;
+  };
+  const runId = text("runId");
+  const programFiles = c.programFiles ?? [];
+  if (!Array.isArray(programFiles) || !programFiles.every((p) => typeof p === "string" && p.length > 0))
+    throw new AgentConfigError("config.programFiles must be an array of paths");
+  const listen = c.listen as Record<string, unknown> | undefined;
+  if (typeof listen !== "object" || listen === null)
+    throw new AgentConfigError("config.listen must be { host, port }");
+  if (typeof listen.host !== "string") throw new AgentConfigError("config.listen.host must be a string");
+  const limits = c.limits;
+  if (limits !== undefined && (typeof limits !== "object" || limits === null))
+    throw new AgentConfigError("config.limits must be an object");
+  return {
+    runId,
+    targetId: text("targetId"),
+    caCertPem: text("caCertPem"),
+    stagingDir: text("stagingDir"),
+    programFiles: programFiles as string[],
+    logDir: c.logDir === undefined ? defaultLogDir(runId) : text("logDir"),
+    idleTimeoutMs: int(c.idleTimeoutMs ?? 600_000, "idleTimeoutMs", 1, 24 * 3_600_000),
+    listen: { host: listen.host, port: int(listen.port, "listen.port", 0, 65535) },
+    ...(c.maxBodyBytes === undefined
+      ? {}
+      : { maxBodyBytes: int(c.maxBodyBytes, "maxBodyBytes", 1024, 64 * 1024 * 1024) }),
+    ...(limits === undefined ? {} : { limits: parseLimits(limits as Record<string, unknown>) }),
+  };
+}
+
+/** Only known limits, each a positive integer: a typo must not silently leave a default in place. */
+function parseLimits(limits: Record<string, unknown>): Partial<AgentLimits> {
+  const known = Object.keys(DEFAULT_LIMITS);
+  for (const [name, value] of Object.entries(limits)) {
+    if (!known.includes(name)) throw new AgentConfigError(`config.limits.${name} is not a limit`);
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+      throw new AgentConfigError(`config.limits.${name} must be a positive integer`);
+  }
+  return limits;
+}

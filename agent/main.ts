@@ -1,0 +1,67 @@
+/**
+ * The agent's entry point (bundled by `build.ts`). The start-up dialogue on stdin/stdout, one JSON
+ * document per line, over the push channel that started the agent:
+ *
+ * 1. stdin: the config (`config.ts`);
+ * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the key is made here and its private half
+ *    never leaves the target;
+ * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run CA;
+ * 4. stdout: `{"event":"listening","port":N,"fingerprint256":...}`, then the agent serves until
+ *    Shutdown or the idle timeout, removes itself, keeps its log, and exits 0.
+ *
+ * Kept light: node:crypto makes the key, no ASN.1 library is imported here.
+ */
+import { createInterface } from "node:readline";
+import { parseAgentConfig } from "./config.ts";
+import { createAgentKeyPair } from "./agent-key.ts";
+import { listenOn } from "./listen.ts";
+import { createAgentServer } from "./server.ts";
+
+async function main(): Promise<void> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const next = async (what: string): Promise<unknown> => {
+    const line = await lines.next();
+    if (line.done === true) throw new Error(`stdin closed before the ${what}`);
+    try {
+      return JSON.parse(line.value) as unknown;
+    } catch (cause) {
+      throw new Error(`the ${what} is not one line of JSON`, { cause });
+    }
+  };
+
+  const config = parseAgentConfig(await next("config"));
+  const keys = createAgentKeyPair();
+  emit({ event: "publicKey", publicKeyPem: keys.publicKeyPem });
+  const issued = (await next("certificate")) as { certPem?: unknown };
+  if (typeof issued.certPem !== "string") throw new Error("the certificate line has no certPem");
+
+  const agent = await createAgentServer({
+    runId: config.runId,
+    targetId: config.targetId,
+    caCertPem: config.caCertPem,
+    keyPem: keys.privateKeyPem,
+    certPem: issued.certPem,
+    stagingDir: config.stagingDir,
+    programFiles: config.programFiles,
+    logDir: config.logDir,
+    idleTimeoutMs: config.idleTimeoutMs,
+    ...(config.maxBodyBytes === undefined ? {} : { maxBodyBytes: config.maxBodyBytes }),
+    ...(config.limits === undefined ? {} : { limits: config.limits }),
+  });
+  const port = await agent.start(listenOn(config.listen));
+  emit({ event: "listening", port, fingerprint256: agent.fingerprint256 });
+  const reason = await agent.stopped;
+  emit({ event: "stopped", reason });
+}
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    emit({ event: "failed", message: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  },
+);
