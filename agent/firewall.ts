@@ -1,0 +1,185 @@
+/**
+ * Registering the agent's port with the target's firewall while it runs (DESIGN.md "Firewalls"),
+ * with nftables: a table of sumac's own, `inet sumac_agent`, whose `input` chain holds one rule per
+ * agent accepting TCP to its port from the workstation's address, tagged with a comment naming run,
+ * target and port. Removal deletes that rule, and the table when no rule is left.
+ *
+ * The nft input is built by pure functions (tested on exact text) and fed to `nft -f -` on stdin;
+ * every nft call has a deadline. Where nft is missing or not permitted, the result says so and the
+ * caller logs it and goes on: the agent can still serve where nothing filters its port.
+ *
+ * Limit of this design: in nftables an `accept` ends a packet's walk through one base chain only;
+ * a `drop` in another table's input chain (a distribution's own firewall) still drops it. Our rule
+ * opens the port where sumac's table is the only filter, and records intent everywhere.
+ */
+import { spawn } from "node:child_process";
+import { isIP } from "node:net";
+
+export const NFT_FAMILY = "inet";
+export const NFT_TABLE = "sumac_agent";
+export const NFT_CHAIN = "input";
+const DEFAULT_NFT_TIMEOUT_MS = 5_000;
+/** nftables keeps at most 128 bytes of a rule's comment (NFT_USERDATA_MAXLEN applies to the whole). */
+const MAX_COMMENT = 128;
+
+/** The port one agent listens on, and who may reach it. */
+export interface AgentPortRule {
+  readonly runId: string;
+  readonly targetId: string;
+  readonly port: number;
+  /** The workstation's IPv4 or IPv6 address, as the target sees it. */
+  readonly source: string;
+}
+
+/** What happened; never thrown, so the agent logs it and goes on. */
+export type FirewallResult =
+  | { readonly status: "registered" | "removed" | "absent"; readonly comment: string }
+  | {
+      readonly status: "unavailable";
+      /** `nft-missing`: no nft binary; `not-permitted`: no CAP_NET_ADMIN (not root, or a container). */
+      readonly reason: "nft-missing" | "not-permitted";
+      readonly detail: string;
+    }
+  | { readonly status: "failed"; readonly reason: "timeout" | "nft-error"; readonly detail: string };
+
+/** One run of nft: exit code and output, or ENOENT when there is no binary. */
+export interface NftOutcome {
+  readonly exitCode: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly missing?: boolean;
+  readonly timedOut?: boolean;
+}
+
+/** Runs nft with `args` and `stdin`; the agent's is {@link createNftRunner}, tests may inject one. */
+export type NftRunner = (args: readonly string[], stdin?: string) => Promise<NftOutcome>;
+
+/** The comment that tags an agent's rule: printable, quote-free, at most 128 bytes. */
+export function ruleComment(rule: AgentPortRule): string {
+  const clean = (s: string): string => s.replace(/[^A-Za-z0-9._:@+=-]/g, "_");
+  return `sumac run=${clean(rule.runId)} target=${clean(rule.targetId)} port=${rule.port}`.slice(
+    0,
+    MAX_COMMENT,
+  );
+}
+
+/**
+ * The `nft -f -` input that creates the table and chain (declaring existing ones is a no-op) and
+ * adds the agent's rule, in one transaction.
+ */
+export function registerRuleset(rule: AgentPortRule): string {
+  if (!Number.isSafeInteger(rule.port) || rule.port < 1 || rule.port > 65535)
+    throw new RangeError(`port must be an integer from 1 to 65535, not ${rule.port}`);
+  const family = isIP(rule.source);
+  if (family === 0) throw new RangeError(`source must be an IP address, not ${JSON.stringify(rule.source)}`);
+  const saddr = family === 4 ? "ip saddr" : "ip6 saddr";
+  return [
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    `\tchain ${NFT_CHAIN} {`,
+    `\t\ttype filter hook input priority filter; policy accept;`,
+    `\t}`,
+    `}`,
+    `add rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} ${saddr} ${rule.source} tcp dport ${rule.port} accept comment "${ruleComment(rule)}"`,
+    ``,
+  ].join("\n");
+}
+
+/** argv that lists sumac's chain with rule handles, as JSON. */
+export const LIST_ARGS: readonly string[] = ["-j", "-a", "list", "chain", NFT_FAMILY, NFT_TABLE, NFT_CHAIN];
+
+/** The handles of the rules in `nft -j -a list chain` output: those tagged `comment`, and all. */
+export function ruleHandles(listJson: string, comment: string): { mine: number[]; all: number[] } {
+  const doc = JSON.parse(listJson) as {
+    nftables?: Array<{ rule?: { handle?: unknown; comment?: unknown } }>;
+  };
+  const mine: number[] = [];
+  const all: number[] = [];
+  for (const item of doc.nftables ?? []) {
+    const handle = item.rule?.handle;
+    if (typeof handle !== "number") continue;
+    all.push(handle);
+    if (item.rule?.comment === comment) mine.push(handle);
+  }
+  return { mine, all };
+}
+
+/** The `nft -f -` input that deletes `handles`, and the table too when no other rule is left. */
+export function removeRuleset(handles: readonly number[], tableEmptyAfter: boolean): string {
+  const lines = handles.map((h) => `delete rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} handle ${h}`);
+  if (tableEmptyAfter) lines.push(`delete table ${NFT_FAMILY} ${NFT_TABLE}`);
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+/** Turns a failed run into a result; nft's only status is 1, so its message tells EPERM apart. */
+function failure(what: string, out: NftOutcome): FirewallResult {
+  const detail = `${what}: ${out.stderr.trim() || `exit code ${out.exitCode}`}`;
+  if (out.missing === true) return { status: "unavailable", reason: "nft-missing", detail };
+  if (out.timedOut === true) return { status: "failed", reason: "timeout", detail };
+  if (/Operation not permitted|Permission denied/.test(out.stderr))
+    return { status: "unavailable", reason: "not-permitted", detail };
+  return { status: "failed", reason: "nft-error", detail };
+}
+
+/** Adds the agent's rule. */
+export async function registerAgentPort(rule: AgentPortRule, nft: NftRunner): Promise<FirewallResult> {
+  const out = await nft(["-f", "-"], registerRuleset(rule));
+  if (out.exitCode !== 0 || out.missing === true) return failure("nft -f - (register)", out);
+  return { status: "registered", comment: ruleComment(rule) };
+}
+
+/** Deletes the agent's rule, and sumac's table when it was the last; `absent` when none was there. */
+export async function deregisterAgentPort(rule: AgentPortRule, nft: NftRunner): Promise<FirewallResult> {
+  const comment = ruleComment(rule);
+  const listed = await nft(LIST_ARGS);
+  if (listed.exitCode !== 0 || listed.missing === true) {
+    // The chain (or table) is gone: nothing of ours to remove.
+    if (/No such file or directory/.test(listed.stderr)) return { status: "absent", comment };
+    return failure("nft list chain", listed);
+  }
+  const { mine, all } = ruleHandles(listed.stdout, comment);
+  if (mine.length === 0) return { status: "absent", comment };
+  const out = await nft(["-f", "-"], removeRuleset(mine, all.length === mine.length));
+  if (out.exitCode !== 0) return failure("nft -f - (remove)", out);
+  return { status: "removed", comment };
+}
+
+/**
+ * Runs `command` (default `["nft"]`; e.g. `["ip", "netns", "exec", ns, "nft"]`) with a deadline:
+ * at `timeoutMs` the process is killed and the outcome says `timedOut`.
+ */
+export function createNftRunner(
+  options: { readonly command?: readonly string[]; readonly timeoutMs?: number } = {},
+): NftRunner {
+  const [file = "nft", ...prefix] = options.command ?? ["nft"];
+  const timeoutMs = options.timeoutMs ?? DEFAULT_NFT_TIMEOUT_MS;
+  return (args, stdin) =>
+    new Promise((resolve) => {
+      const child = spawn(file, [...prefix, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      let settled = false;
+      const finish = (outcome: NftOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      // At the deadline: kill, and answer now rather than on "close", which waits for every holder
+      // of the pipes (a wrapper's children too).
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        child.stdout.destroy();
+        child.stderr.destroy();
+        const note = `nft did not finish within ${timeoutMs} ms`;
+        finish({ exitCode: null, stdout, stderr: `${stderr}${note}`, timedOut: true });
+      }, timeoutMs);
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      child.stdin.on("error", () => undefined); // EPIPE when nft exits before reading
+      child.stdin.end(stdin ?? "");
+      child.on("error", (error: NodeJS.ErrnoException) =>
+        finish({ exitCode: null, stdout, stderr: error.message, missing: error.code === "ENOENT" }),
+      );
+      child.on("close", (exitCode) => finish({ exitCode, stdout, stderr, timedOut: false }));
+    });
+}
