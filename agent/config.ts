@@ -3,8 +3,10 @@
  * channel. It holds only public material (the run CA's certificate) and places; the agent's key is
  * made on the target and its certificate arrives on a second line (see `main.ts`).
  */
+import { isIP } from "node:net";
 import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
+import type { PortStrategy } from "./port-binding.ts";
 
 export interface AgentConfig {
   readonly runId: string;
@@ -16,8 +18,24 @@ export interface AgentConfig {
   /** Default `/var/log/sumac/<runId>`. */
   readonly logDir: string;
   readonly idleTimeoutMs: number;
-  /** Where to listen; the port strategy of `port-binding.ts` will take its place. */
-  readonly listen: { readonly host: string; readonly port: number };
+  /**
+   * Where to listen. `port` binds exactly that port (0: any free one); without it the agent binds
+   * `basePort` (default 62286) or the next free port, or with `strategy: "random"` a random free
+   * port in [basePort, basePort + window).
+   */
+  readonly listen: {
+    readonly host: string;
+    readonly port?: number;
+    readonly basePort?: number;
+    readonly strategy?: PortStrategy;
+    readonly window?: number;
+  };
+  /**
+   * The workstation's address as the target sees it. With it, and `firewall` not `none`, the agent
+   * admits that address to its port in nftables while it runs.
+   */
+  readonly workstationAddress?: string;
+  readonly firewall: "nft" | "none";
   readonly maxBodyBytes?: number;
   readonly limits?: Partial<AgentLimits>;
 }
@@ -50,7 +68,7 @@ export function parseAgentConfig(value: unknown): AgentConfig {
     throw new AgentConfigError("config.programFiles must be an array of paths");
   const listen = c.listen as Record<string, unknown> | undefined;
   if (typeof listen !== "object" || listen === null)
-    throw new AgentConfigError("config.listen must be { host, port }");
+    throw new AgentConfigError("config.listen must be { host, port } or { host, basePort, strategy }");
   if (typeof listen.host !== "string") throw new AgentConfigError("config.listen.host must be a string");
   const limits = c.limits;
   if (limits !== undefined && (typeof limits !== "object" || limits === null))
@@ -63,7 +81,17 @@ export function parseAgentConfig(value: unknown): AgentConfig {
     programFiles: programFiles as string[],
     logDir: c.logDir === undefined ? defaultLogDir(runId) : text("logDir"),
     idleTimeoutMs: int(c.idleTimeoutMs ?? 600_000, "idleTimeoutMs", 1, 24 * 3_600_000),
-    listen: { host: listen.host, port: int(listen.port, "listen.port", 0, 65535) },
+    listen: {
+      host: listen.host,
+      ...(listen.port === undefined ? {} : { port: int(listen.port, "listen.port", 0, 65535) }),
+      ...(listen.basePort === undefined
+        ? {}
+        : { basePort: int(listen.basePort, "listen.basePort", 1, 65535) }),
+      ...(listen.strategy === undefined ? {} : { strategy: strategy(listen.strategy) }),
+      ...(listen.window === undefined ? {} : { window: int(listen.window, "listen.window", 1, 65535) }),
+    },
+    ...(c.workstationAddress === undefined ? {} : { workstationAddress: address(c.workstationAddress) }),
+    firewall: c.firewall === undefined ? "nft" : firewallMode(c.firewall),
     ...(c.maxBodyBytes === undefined
       ? {}
       : { maxBodyBytes: int(c.maxBodyBytes, "maxBodyBytes", 1024, 64 * 1024 * 1024) }),
@@ -80,4 +108,19 @@ function parseLimits(limits: Record<string, unknown>): Partial<AgentLimits> {
       throw new AgentConfigError(`config.limits.${name} must be a positive integer`);
   }
   return limits;
+}
+
+function strategy(v: unknown): PortStrategy {
+  if (v === "next" || v === "random") return v;
+  throw new AgentConfigError('config.listen.strategy must be "next" or "random"');
+}
+
+function firewallMode(v: unknown): "nft" | "none" {
+  if (v === "nft" || v === "none") return v;
+  throw new AgentConfigError('config.firewall must be "nft" or "none"');
+}
+
+function address(v: unknown): string {
+  if (typeof v === "string" && isIP(v) !== 0) return v;
+  throw new AgentConfigError("config.workstationAddress must be an IPv4 or IPv6 address");
 }

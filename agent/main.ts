@@ -6,15 +6,18 @@
  * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the key is made here and its private half
  *    never leaves the target;
  * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run CA;
- * 4. stdout: `{"event":"listening","port":N,"fingerprint256":...}`, then the agent serves until
- *    Shutdown or the idle timeout, removes itself, keeps its log, and exits 0.
+ * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}` (`busy`: the ports
+ *    found taken on the way), then the agent serves until Shutdown or the idle timeout, removes
+ *    itself (and its firewall rule), keeps its log, and exits 0.
  *
  * Kept light: node:crypto makes the key, no ASN.1 library is imported here.
  */
 import { createInterface } from "node:readline";
 import { parseAgentConfig } from "./config.ts";
 import { createAgentKeyPair } from "./agent-key.ts";
+import { createNftRunner, deregisterAgentPort, registerAgentPort, type AgentPortRule } from "./firewall.ts";
 import { listenOn } from "./listen.ts";
+import { bindByStrategy } from "./port-binding.ts";
 import { createAgentServer } from "./server.ts";
 
 async function main(): Promise<void> {
@@ -35,6 +38,8 @@ async function main(): Promise<void> {
   const issued = (await next("certificate")) as { certPem?: unknown };
   if (typeof issued.certPem !== "string") throw new Error("the certificate line has no certPem");
 
+  const nft = createNftRunner();
+  let rule: AgentPortRule | undefined;
   const agent = await createAgentServer({
     runId: config.runId,
     targetId: config.targetId,
@@ -47,9 +52,37 @@ async function main(): Promise<void> {
     idleTimeoutMs: config.idleTimeoutMs,
     ...(config.maxBodyBytes === undefined ? {} : { maxBodyBytes: config.maxBodyBytes }),
     ...(config.limits === undefined ? {} : { limits: config.limits }),
+    onClosed: async () => {
+      if (rule !== undefined)
+        agent.log.write("info", `firewall: ${JSON.stringify(await deregisterAgentPort(rule, nft))}`);
+    },
   });
-  const port = await agent.start(listenOn(config.listen));
-  emit({ event: "listening", port, fingerprint256: agent.fingerprint256 });
+  let busy: readonly number[] = [];
+  const { host, port: exact, ...strategy } = config.listen;
+  const bind =
+    exact === undefined
+      ? bindByStrategy({ host, ...strategy }, (taken) => {
+          busy = taken;
+          agent.log.write("info", `ports found busy: ${taken.join(", ")}`);
+        })
+      : listenOn({ host, port: exact });
+  const port = await agent.start(bind);
+  if (config.firewall === "none") agent.log.write("info", "firewall: not asked to register the port");
+  else if (config.workstationAddress === undefined)
+    agent.log.write("info", "firewall: no workstation address given, port not registered");
+  else {
+    const wanted = {
+      runId: config.runId,
+      targetId: config.targetId,
+      port,
+      source: config.workstationAddress,
+    };
+    const result = await registerAgentPort(wanted, nft);
+    if (result.status === "registered") rule = wanted;
+    // Missing nft or no permission is said and the agent goes on: the port may be open already.
+    agent.log.write(result.status === "registered" ? "info" : "warn", `firewall: ${JSON.stringify(result)}`);
+  }
+  emit({ event: "listening", port, busy, fingerprint256: agent.fingerprint256 });
   const reason = await agent.stopped;
   emit({ event: "stopped", reason });
 }

@@ -56,6 +56,8 @@ export interface AgentServerOptions {
   readonly idleTimers?: IdleTimers;
   /** Also receives every log line. */
   readonly logMirror?: (line: string) => void;
+  /** Runs once the listener has closed, before the agent's files go (e.g. its firewall rule). */
+  readonly onClosed?: () => Promise<void>;
 }
 
 /** A created agent server; {@link AgentServer.start} binds it. */
@@ -191,6 +193,11 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
         await installs.current;
       }
       await closeServer(https);
+      await options
+        .onClosed?.()
+        .catch((error: unknown) =>
+          log.write("error", `stopping: ${error instanceof Error ? error.message : String(error)}`),
+        );
       await removeAgentFiles([...options.programFiles, options.stagingDir], log);
       log.write("info", `stopped: ${reason}; the log stays at ${log.path}`);
       resolveStopped(reason);
