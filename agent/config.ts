@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
 import type { PortStrategy } from "./port-binding.ts";
+import type { CallbackTarget } from "./callback-client.ts";
 
 export interface AgentConfig {
   readonly runId: string;
@@ -38,6 +39,8 @@ export interface AgentConfig {
   readonly firewall: "nft" | "none";
   readonly maxBodyBytes?: number;
   readonly limits?: Partial<AgentLimits>;
+  /** The workstation's callback listener (its leaf pinned by fingerprint); optional. */
+  readonly callback?: CallbackTarget;
 }
 
 /** A config that cannot be used; the message names the field. */
@@ -96,6 +99,7 @@ export function parseAgentConfig(value: unknown): AgentConfig {
       ? {}
       : { maxBodyBytes: int(c.maxBodyBytes, "maxBodyBytes", 1024, 64 * 1024 * 1024) }),
     ...(limits === undefined ? {} : { limits: parseLimits(limits as Record<string, unknown>) }),
+    ...(c.callback === undefined ? {} : { callback: callbackTarget(c.callback, int) }),
   };
 }
 
@@ -108,6 +112,20 @@ function parseLimits(limits: Record<string, unknown>): Partial<AgentLimits> {
       throw new AgentConfigError(`config.limits.${name} must be a positive integer`);
   }
   return limits;
+}
+
+function callbackTarget(
+  v: unknown,
+  int: (v: unknown, name: string, min: number, max: number) => number,
+): CallbackTarget {
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new AgentConfigError("config.callback must be { host, port, fingerprint256 }");
+  const c = v as Record<string, unknown>;
+  if (typeof c.host !== "string" || c.host.length === 0)
+    throw new AgentConfigError("config.callback.host must be a non-empty string");
+  if (typeof c.fingerprint256 !== "string" || !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(c.fingerprint256))
+    throw new AgentConfigError("config.callback.fingerprint256 must be a SHA-256 fingerprint (AB:CD:…)");
+  return { host: c.host, port: int(c.port, "callback.port", 1, 65535), fingerprint256: c.fingerprint256 };
 }
 
 function strategy(v: unknown): PortStrategy {

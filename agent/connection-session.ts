@@ -23,13 +23,19 @@ export interface SessionOptions {
   readonly targetId: string;
   /** Which end this is: the agent receives workstation-to-agent messages. */
   readonly side: "agent" | "workstation";
+  /**
+   * The exporter context; default {@link sessionContext}(runId, targetId). The callback listener
+   * uses `callbackContext(runId)`. The directions stay those of the sender: the agent signs
+   * agent-to-workstation on either connection.
+   */
+  readonly context?: string;
   readonly maxSkewMs?: number;
   readonly now?: () => number;
 }
 
 /** Opens the session of a connection whose handshake is done. */
 export function openConnectionSession(socket: TLSSocket, options: SessionOptions): ConnectionSession {
-  const context = sessionContext(options.runId, options.targetId);
+  const context = options.context ?? sessionContext(options.runId, options.targetId);
   const key = exportMacKey(socket, context);
   const sessionId = deriveSessionId(socket, context);
   const inbound: Direction = options.side === "agent" ? "workstation-to-agent" : "agent-to-workstation";

@@ -63,8 +63,11 @@ export interface IssuedLeafWithKey extends IssuedCertificate {
   readonly keyPem: string;
 }
 
-/** Which end of TLS a leaf authenticates: selects extKeyUsage serverAuth or clientAuth. */
-export type LeafUsage = "server" | "client";
+/**
+ * Which end of TLS a leaf authenticates: selects extKeyUsage serverAuth, clientAuth, or both (an
+ * agent that also connects to the workstation's callback listener, issue 3 item 3).
+ */
+export type LeafUsage = "server" | "client" | "server-and-client";
 
 export interface LeafOptions {
   readonly commonName: string;
@@ -160,7 +163,7 @@ export function issueLeaf(
 ): IssuedCertificate | IssuedLeafWithKey {
   const issuer = caState(ca);
   const altNames = options.subjectAltNames.map(altName);
-  if (options.usage === "server" && altNames.length === 0)
+  if (options.usage !== "client" && altNames.length === 0)
     throw new InvalidSubjectNameError("a server leaf needs at least one subject alternative name");
   const subject = commonName(checkText(options.commonName, "commonName", MAX_COMMON_NAME));
 

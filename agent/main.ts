@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     idleTimeoutMs: config.idleTimeoutMs,
     ...(config.maxBodyBytes === undefined ? {} : { maxBodyBytes: config.maxBodyBytes }),
     ...(config.limits === undefined ? {} : { limits: config.limits }),
+    ...(config.callback === undefined ? {} : { callback: config.callback }),
     onClosed: async () => {
       if (rule !== undefined)
         agent.log.write("info", `firewall: ${JSON.stringify(await deregisterAgentPort(rule, nft))}`);

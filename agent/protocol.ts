@@ -99,3 +99,17 @@ export function decodeSecurityHeader(value: string | string[] | undefined): unkn
     throw new MalformedHeaderError(`the ${SECURITY_HEADER} header is not JSON`, { cause });
   }
 }
+
+/** The URL path of the workstation's callback listener (issue 3, item 3). */
+export const CALLBACK_PATH = "/sumac-callback";
+/** The one operation of the callback listener; its answer is signed as `NotifyResponse`. */
+export const NOTIFY_OPERATION = "Notify";
+
+/**
+ * The MAC key and session id context of a callback connection (agent → workstation listener). The
+ * `~` cannot appear in a target id, so it never equals a {@link sessionContext}: even apart from the
+ * exporter being per connection, a callback key is never an agent-session key.
+ */
+export function callbackContext(runId: string): string {
+  return `${runId}/~callback`;
+}

@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { type AgentLog, oneLine, openAgentLog } from "./agent-log.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body-reader.ts";
 import { type ConnectionSession, openConnectionSession } from "./connection-session.ts";
+import { CallbackClient, type CallbackTarget } from "./callback-client.ts";
 import { withDeadline } from "./deadline.ts";
 import { IdleWatch, type IdleTimers } from "./idle-watch.ts";
 import type { BindListener } from "./listen.ts";
@@ -56,6 +57,11 @@ export interface AgentServerOptions {
   readonly idleTimers?: IdleTimers;
   /** Also receives every log line. */
   readonly logMirror?: (line: string) => void;
+  /**
+   * The workstation's callback listener: install output lines and results are sent there, best
+   * effort. The agent's leaf must then allow clientAuth too (usage "server-and-client").
+   */
+  readonly callback?: CallbackTarget;
   /** Runs once the listener has closed, before the agent's files go (e.g. its firewall rule). */
   readonly onClosed?: () => Promise<void>;
 }
@@ -83,6 +89,18 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     ...(options.logMirror === undefined ? {} : { mirror: options.logMirror }),
   });
   const installs: InstallSlot = { current: undefined };
+  const callback =
+    options.callback === undefined
+      ? undefined
+      : new CallbackClient({
+          target: options.callback,
+          runId: options.runId,
+          caCertPem: options.caCertPem,
+          certPem: options.certPem,
+          keyPem: options.keyPem,
+          log,
+          ...(options.now === undefined ? {} : { now: options.now }),
+        });
   const context: OperationContext = {
     settings: {
       agentVersion: AGENT_VERSION,
@@ -93,6 +111,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     },
     log,
     installs,
+    ...(callback === undefined ? {} : { callback }),
   };
 
   let port = 0;
@@ -191,6 +210,10 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       if (installs.current !== undefined) {
         log.write("info", "stopping: waiting for the install in progress");
         await installs.current;
+      }
+      if (callback !== undefined) {
+        await callback.flush(2000);
+        callback.close();
       }
       await closeServer(https);
       await options

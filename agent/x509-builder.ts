@@ -74,14 +74,20 @@ export type AltName = { readonly dns: string } | { readonly ip: string };
 
 /**
  * An end entity's extensions: cA=false and digitalSignature (both critical; ECDHE key exchange
- * needs no keyEncipherment), one extKeyUsage, authorityKeyIdentifier, subjectAltName.
+ * needs no keyEncipherment), extKeyUsage (serverAuth, clientAuth, or both for an agent that also
+ * calls back to the workstation), authorityKeyIdentifier, subjectAltName.
  */
 export function leafExtensions(p: {
-  readonly purpose: "server" | "client";
+  readonly purpose: "server" | "client" | "server-and-client";
   readonly authorityKeyId: ArrayBuffer;
   readonly altNames: readonly AltName[];
 }): Extension[] {
-  const purpose = p.purpose === "server" ? x509.id_kp_serverAuth : x509.id_kp_clientAuth;
+  const purposes =
+    p.purpose === "server"
+      ? [x509.id_kp_serverAuth]
+      : p.purpose === "client"
+        ? [x509.id_kp_clientAuth]
+        : [x509.id_kp_serverAuth, x509.id_kp_clientAuth];
   const names = p.altNames.map((n) =>
     "ip" in n ? new x509.GeneralName({ iPAddress: n.ip }) : new x509.GeneralName({ dNSName: n.dns }),
   );
@@ -91,7 +97,7 @@ export function leafExtensions(p: {
   return [
     extension(x509.id_ce_basicConstraints, true, new x509.BasicConstraints({ cA: false })),
     extension(x509.id_ce_keyUsage, true, new x509.KeyUsage(x509.KeyUsageFlags.digitalSignature)),
-    extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage([purpose])),
+    extension(x509.id_ce_extKeyUsage, false, new x509.ExtendedKeyUsage(purposes)),
     extension(x509.id_ce_authorityKeyIdentifier, false, authority),
     // RFC 5280 4.2.1.6: critical only when the subject is empty, which ours never is.
     ...(names.length > 0

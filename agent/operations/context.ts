@@ -3,6 +3,7 @@
  * config, the log, and the facts of the request's session. No module-level state.
  */
 import type { AgentLog } from "../agent-log.ts";
+import type { CallbackMessage } from "../callback-messages.ts";
 
 /** The limits every operation works within; defaults in `DEFAULT_LIMITS`. */
 export interface AgentLimits {
@@ -56,6 +57,13 @@ export interface OperationContext {
   readonly settings: AgentSettings;
   readonly log: AgentLog;
   readonly installs: InstallSlot;
+  /** Sends messages to the workstation's callback listener, best effort; absent without a callback. */
+  readonly callback?: CallbackSink;
+}
+
+/** Where operations send callback messages; sending never throws and never blocks the operation. */
+export interface CallbackSink {
+  send(message: CallbackMessage): unknown;
 }
 
 /** An operation: the parsed arguments in, the response object out (its fields as in the WSDL). */

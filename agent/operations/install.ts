@@ -21,7 +21,7 @@ export const REBOOT_MARKER = "sumac:reboot-required";
  * success is the workstation's business.
  */
 export function installOperation(context: OperationContext): OperationHandler {
-  const { settings, log, installs } = context;
+  const { settings, log, installs, callback } = context;
   const { limits } = settings;
   return async (args) => {
     const fields = fieldsOf(args, "Install");
@@ -37,6 +37,7 @@ export function installOperation(context: OperationContext): OperationHandler {
     const id = oneLine(componentId);
     let marker = false;
     log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
+    callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
     const run = withDeadline(`install of ${id}`, timeoutMs, (deadline) =>
       runCommand(command, {
         cwd: settings.stagingDir,
@@ -47,6 +48,7 @@ export function installOperation(context: OperationContext): OperationHandler {
         onLine: (stream, line) => {
           if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
           log.write("info", `install ${id} ${stream}: ${line}`);
+          callback?.send({ kind: "log", line: `${stream}: ${line}` });
         },
       }),
     );
@@ -59,6 +61,12 @@ export function installOperation(context: OperationContext): OperationHandler {
         `install ${id}: exit ${result.exitCode}${result.signal === null ? "" : ` (${result.signal})`} in ${result.durationMs} ms` +
           (rebootRequired ? ", reboot required" : ""),
       );
+      callback?.send({
+        kind: "installResult",
+        component: componentId,
+        exitCode: result.exitCode,
+        rebootRequired,
+      });
       return {
         componentId,
         exitCode: result.exitCode,

@@ -6,7 +6,13 @@
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createKeyPair, createRunCa, issueLeaf, type RunCa } from "../../agent/credentials.ts";
+import {
+  createKeyPair,
+  createRunCa,
+  issueLeaf,
+  type LeafUsage,
+  type RunCa,
+} from "../../agent/credentials.ts";
 import { AgentClient, type AgentClientOptions } from "../../agent/client.ts";
 import { listenOn } from "../../agent/listen.ts";
 import { type AgentServer, type AgentServerOptions, createAgentServer } from "../../agent/server.ts";
@@ -31,8 +37,19 @@ export interface AgentFixture {
   cleanup(): Promise<void>;
 }
 
+/** How the fixture's credentials are made, when a test needs them shared or different. */
+export interface AgentFixtureSetup {
+  /** Use this run CA (e.g. one a callback listener already trusts) instead of a fresh one. */
+  readonly ca?: RunCa;
+  /** The agent leaf's usage; "server-and-client" lets the agent call back. Default "server". */
+  readonly agentLeafUsage?: LeafUsage;
+}
+
 /** Starts an agent; `cleanup` stops it (if still running) and removes every temporary file. */
-export async function startAgentFixture(overrides: Partial<AgentServerOptions> = {}): Promise<AgentFixture> {
+export async function startAgentFixture(
+  overrides: Partial<AgentServerOptions> = {},
+  setup: AgentFixtureSetup = {},
+): Promise<AgentFixture> {
   const root = await mkdtemp(join(tmpdir(), "sumac-agent-"));
   const runId = "run-test";
   const targetId = "target-1";
@@ -43,12 +60,12 @@ export async function startAgentFixture(overrides: Partial<AgentServerOptions> =
   await mkdir(programDir, { recursive: true });
   await writeFile(join(programDir, "agent.mjs"), "// the agent bundle would be here\n");
 
-  const ca = createRunCa({ runId, validForMs: 3_600_000 });
+  const ca = setup.ca ?? createRunCa({ runId, validForMs: 3_600_000 });
   const agentKeys = createKeyPair();
   const agentCert = issueLeaf(ca, {
     commonName: "agent-target-1",
     subjectAltNames: ["127.0.0.1", "localhost"],
-    usage: "server",
+    usage: setup.agentLeafUsage ?? "server",
     publicKey: agentKeys.publicKeyPem,
   });
   const workstation = issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client" });
