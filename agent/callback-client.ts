@@ -10,7 +10,7 @@
  * messages are dropped unsent for a short back-off, so an unreachable workstation costs one
  * deadline, not one per output line.
  */
-import { request } from "node:http";
+import { postSigned, type SignedAnswer } from "./signed-http.ts";
 import type { TLSSocket } from "node:tls";
 import type { AgentLog } from "./agent-log.ts";
 import { type CallbackMessage, notifyEnvelope } from "./callback-messages.ts";
@@ -26,7 +26,6 @@ import {
   FAULT_OPERATION,
   NOTIFY_OPERATION,
   responseOperation,
-  SECURITY_HEADER,
 } from "./protocol.ts";
 import { bodyElement } from "./soap-envelope.ts";
 import { childElement, parseXmlTree } from "./xml-tree.ts";
@@ -63,11 +62,7 @@ export interface CallbackWire {
 }
 
 /** The answer to a request, unverified. */
-export interface CallbackWireResponse {
-  readonly status: number;
-  readonly body: Buffer;
-  readonly securityHeader: string | undefined;
-}
+export type CallbackWireResponse = Readonly<SignedAnswer>;
 
 interface Connection {
   readonly socket: TLSSocket;
@@ -240,43 +235,13 @@ export class CallbackClient {
 }
 
 function post(http: OneSocketAgent, wire: CallbackWire, timeoutMs: number): Promise<CallbackWireResponse> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent: http,
-        method: "POST",
-        path: CALLBACK_PATH,
-        headers: {
-          "content-type": "text/xml; charset=utf-8",
-          "content-length": wire.body.byteLength,
-          soapaction: `"${AGENT_NAMESPACE}#${NOTIFY_OPERATION}"`,
-          [SECURITY_HEADER]: wire.securityHeader,
-        },
-        signal: AbortSignal.timeout(timeoutMs),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.byteLength;
-          if (size > MAX_ANSWER_BYTES) {
-            req.destroy(new AgentResponseError(`answer over ${MAX_ANSWER_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on("end", () => {
-          const header = res.headers[SECURITY_HEADER];
-          resolve({
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks),
-            securityHeader: typeof header === "string" ? header : undefined,
-          });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(wire.body);
+  const soapAction = `${AGENT_NAMESPACE}#${NOTIFY_OPERATION}`;
+  return postSigned({
+    agent: http,
+    path: CALLBACK_PATH,
+    soapAction,
+    ...wire,
+    timeoutMs,
+    maxBytes: MAX_ANSWER_BYTES,
   });
 }

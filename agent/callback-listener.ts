@@ -12,6 +12,7 @@
  * exporter key and its distinct context already keep callback and agent sessions apart. Every
  * answer, acknowledgement or fault, is signed; every rejection is logged with its code.
  */
+import { mutualTlsServerOptions, sendSigned } from "./signed-http.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server as HttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
@@ -31,7 +32,6 @@ import {
   CALLBACK_PATH,
   callbackContext,
   decodeSecurityHeader,
-  encodeSecurityHeader,
   FAULT_OPERATION,
   NOTIFY_OPERATION,
   operationFromSoapAction,
@@ -101,15 +101,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_CALLBACK_MAX_BODY_BYTES;
   const sessions = new WeakMap<TLSSocket, CallbackSession>();
 
-  const server = createServer({
-    key: options.keyPem,
-    cert: options.certPem,
-    ca: options.caCertPem,
-    minVersion: "TLSv1.3",
-    requestCert: true,
-    rejectUnauthorized: true,
-    handshakeTimeout: 10_000,
-  });
+  const server = createServer(mutualTlsServerOptions(options));
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
 
@@ -179,7 +171,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       } catch (cause) {
         throw new InternalAgentError(`onMessage failed: ${(cause as Error).message}`, { cause });
       }
-      send(res, session, 200, responseOperation(NOTIFY_OPERATION), notifyAckEnvelope());
+      sendSigned(res, session, 200, responseOperation(NOTIFY_OPERATION), notifyAckEnvelope());
     } catch (error) {
       const failure =
         error instanceof AgentProtocolError
@@ -194,7 +186,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
         { code: failure.code, retryable: failure.retryable, message: failure.message },
         failure.code === "INTERNAL" ? "Server" : "Client",
       );
-      send(res, session, status, FAULT_OPERATION, xml);
+      sendSigned(res, session, status, FAULT_OPERATION, xml);
     }
   }
 
@@ -213,21 +205,4 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
         server.closeAllConnections();
       }),
   };
-}
-
-function send(
-  res: ServerResponse,
-  session: ConnectionSession,
-  status: number,
-  macOperation: string,
-  xml: string,
-): void {
-  const bytes = Buffer.from(xml, "utf8");
-  const header = session.signer.sign(macOperation, bytes);
-  res.writeHead(status, {
-    "content-type": "text/xml; charset=utf-8",
-    "content-length": bytes.byteLength,
-    [SECURITY_HEADER]: encodeSecurityHeader(header),
-  });
-  res.end(bytes);
 }

@@ -9,7 +9,7 @@
  * would need a custom HTTP client to keep the one session socket and see the bytes. Building the
  * few envelopes of this WSDL takes ~30 lines and no dependency on the workstation's hot path.
  */
-import { request } from "node:http";
+import { postSigned, type SignedAnswer } from "./signed-http.ts";
 import type { TLSSocket } from "node:tls";
 import { AgentConnectionError, AgentFaultError, AgentResponseError } from "./client-errors.ts";
 import { type AgentConnectOptions, connectToAgent, OneSocketAgent } from "./client-connection.ts";
@@ -20,7 +20,6 @@ import {
   encodeSecurityHeader,
   FAULT_OPERATION,
   responseOperation,
-  SECURITY_HEADER,
   soapAction,
   type OperationName,
 } from "./protocol.ts";
@@ -48,11 +47,7 @@ export interface WireRequest {
 }
 
 /** An answer as it came off the wire. */
-export interface WireResponse {
-  readonly status: number;
-  readonly body: Buffer;
-  readonly securityHeader: string | undefined;
-}
+export type WireResponse = Readonly<SignedAnswer>;
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
@@ -176,45 +171,13 @@ export class AgentClient {
   }
 
   #sendNow(wire: WireRequest, timeoutMs: number): Promise<WireResponse> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          agent: this.#http,
-          method: "POST",
-          path: AGENT_PATH,
-          headers: {
-            "content-type": "text/xml; charset=utf-8",
-            "content-length": wire.body.byteLength,
-            soapaction: `"${wire.soapAction}"`,
-            [SECURITY_HEADER]: wire.securityHeader,
-          },
-          signal: AbortSignal.timeout(timeoutMs),
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on("data", (chunk: Buffer) => {
-            size += chunk.byteLength;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(new AgentResponseError(`answer over ${MAX_RESPONSE_BYTES} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on("end", () => {
-            const header = res.headers[SECURITY_HEADER];
-            resolve({
-              status: res.statusCode ?? 0,
-              body: Buffer.concat(chunks),
-              securityHeader: typeof header === "string" ? header : undefined,
-            });
-          });
-          res.on("error", (error) => reject(wrap(error)));
-        },
-      );
-      req.on("error", (error) => reject(wrap(error)));
-      req.end(wire.body);
-    });
+    return postSigned({
+      agent: this.#http,
+      path: AGENT_PATH,
+      ...wire,
+      timeoutMs,
+      maxBytes: MAX_RESPONSE_BYTES,
+    }).catch((error: Error) => Promise.reject(wrap(error)));
   }
 }
 

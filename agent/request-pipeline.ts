@@ -16,6 +16,7 @@
  * workstation can trust a fault as much as a result. Every rejection is logged with its code,
  * reason and peer.
  */
+import { sendSigned } from "./signed-http.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import {
@@ -33,7 +34,6 @@ import { AgentProtocolError } from "./errors.ts";
 import {
   AGENT_PATH,
   decodeSecurityHeader,
-  encodeSecurityHeader,
   FAULT_OPERATION,
   isOperation,
   operationFromSoapAction,
@@ -114,7 +114,7 @@ async function answer(
   if (!outcome.ok) throw outcome.error;
   deps.log.write("info", `${operation} from ${session.peer}: ok`);
   if (operation === "Shutdown") res.once("finish", deps.onShutdownAnswered);
-  send(res, session, 200, responseOperation(operation), outcome.body);
+  sendSigned(res, session, 200, responseOperation(operation), outcome.body);
 }
 
 function reject(
@@ -145,24 +145,7 @@ function reject(
       setTimeout(() => socket.destroy(), 2000).unref();
     });
   }
-  send(res, session, status, FAULT_OPERATION, body);
-}
-
-function send(
-  res: ServerResponse,
-  session: ConnectionSession,
-  status: number,
-  macOperation: string,
-  xml: string,
-): void {
-  const bytes = Buffer.from(xml, "utf8");
-  const header = session.signer.sign(macOperation, bytes);
-  res.writeHead(status, {
-    "content-type": "text/xml; charset=utf-8",
-    "content-length": bytes.byteLength,
-    [SECURITY_HEADER]: encodeSecurityHeader(header),
-  });
-  res.end(bytes);
+  sendSigned(res, session, status, FAULT_OPERATION, body);
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

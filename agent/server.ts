@@ -3,6 +3,7 @@
  * CA, a message-security session per connection, the request pipeline (`request-pipeline.ts`),
  * orphan protection, and the stop that removes the agent and keeps its log.
  */
+import { mutualTlsServerOptions } from "./signed-http.ts";
 import { createServer, type Server as HttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
@@ -137,15 +138,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   );
 
   const sessions = new WeakMap<TLSSocket, ConnectionSession>();
-  const https = createServer({
-    key: options.keyPem,
-    cert: options.certPem,
-    ca: options.caCertPem,
-    minVersion: "TLSv1.3",
-    requestCert: true,
-    rejectUnauthorized: true,
-    handshakeTimeout: 10_000,
-  });
+  const https = createServer(mutualTlsServerOptions(options));
   // The session outlives idle gaps between calls: keep the connection as long as the agent would.
   https.keepAliveTimeout = options.idleTimeoutMs + 1000;
   https.requestTimeout = 60_000;
