@@ -14,43 +14,22 @@ import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import ssh2 from "ssh2";
 import { buildAgent, type BuiltAgent } from "../../agent/build.ts";
 import { containerSkipReason } from "../support/engine.ts";
 import { startLinuxTarget, type LinuxTarget } from "../support/linux-target.ts";
+import { sftpPut, sshLogin } from "../support/ssh.ts";
 
 const run = promisify(execFile);
 const probeEntry = fileURLToPath(new URL("../fixtures/agent-probe.ts", import.meta.url));
 
 /** Uploads `local` to `remote` over SFTP as root, pinning the container's host key. */
-function upload(target: LinuxTarget, local: string, remote: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const client = new ssh2.Client();
-    const fail = (error: Error): void => {
-      client.destroy();
-      reject(error);
-    };
-    client
-      .on("ready", () => {
-        client.sftp((error, sftp) => {
-          if (error) return fail(error);
-          sftp.fastPut(local, remote, { mode: 0o644 }, (putError) => {
-            client.end();
-            if (putError) reject(putError);
-            else resolve();
-          });
-        });
-      })
-      .on("error", fail)
-      .connect({
-        host: target.host,
-        port: target.port,
-        username: target.users.root.name,
-        privateKey: target.users.root.privateKey,
-        readyTimeout: 15_000,
-        hostVerifier: (key: Buffer) => createHash("sha256").update(key).digest().equals(target.hostKeySha256),
-      });
-  });
+async function upload(target: LinuxTarget, local: string, remote: string): Promise<void> {
+  const ssh = await sshLogin(target);
+  try {
+    await sftpPut(ssh, local, remote);
+  } finally {
+    ssh.end();
+  }
 }
 
 describe("agent bundle", () => {

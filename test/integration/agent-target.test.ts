@@ -11,79 +11,17 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import ssh2 from "ssh2";
+import type ssh2 from "ssh2";
 import { buildAgent, type BuiltAgent } from "../../agent/build.ts";
 import { AgentClient } from "../../agent/client.ts";
 import { createRunCa, issueLeaf, type RunCa } from "../../agent/credentials.ts";
+import { deadline } from "../support/container.ts";
 import { containerSkipReason } from "../support/engine.ts";
+import { sftpPut, sshLogin } from "../support/ssh.ts";
 import { startLinuxTarget, type LinuxTarget } from "../support/linux-target.ts";
 
 const BASE_PORT = 62286;
 const STEP_MS = 15_000;
-
-/** `promise`, or a rejection naming `what` after `ms`. */
-async function deadline<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Logs in as root over SSH, the container's host key pinned. */
-function sshConnect(target: LinuxTarget): Promise<ssh2.Client> {
-  return new Promise((resolve, reject) => {
-    const client = new ssh2.Client();
-    client
-      .once("ready", () => resolve(client))
-      .once("error", (error) => {
-        client.destroy();
-        reject(error);
-      })
-      .connect({
-        host: target.host,
-        port: target.port,
-        username: target.users.root.name,
-        privateKey: target.users.root.privateKey,
-        readyTimeout: STEP_MS,
-        hostVerifier: (key: Buffer) => createHash("sha256").update(key).digest().equals(target.hostKeySha256),
-      });
-  });
-}
-
-/** Copies `local` to `remote` over SFTP on `ssh`. */
-function upload(ssh: ssh2.Client, local: string, remote: string): Promise<void> {
-  const put = new Promise<void>((resolve, reject) => {
-    ssh.sftp((error, sftp) => {
-      if (error) return reject(error);
-      sftp.fastPut(local, remote, { mode: 0o644 }, (putError) => {
-        sftp.end();
-        if (putError) reject(putError);
-        else resolve();
-      });
-    });
-  });
-  return deadline(`SFTP upload of ${remote}`, STEP_MS, put);
-}
-
-/** Writes `content` to `remote` over SFTP on `ssh`. */
-function uploadBytes(ssh: ssh2.Client, content: Buffer, remote: string, mode: number): Promise<void> {
-  const put = new Promise<void>((resolve, reject) => {
-    ssh.sftp((error, sftp) => {
-      if (error) return reject(error);
-      sftp.writeFile(remote, content, { mode }, (writeError) => {
-        sftp.end();
-        if (writeError) reject(writeError);
-        else resolve();
-      });
-    });
-  });
-  return deadline(`SFTP write of ${remote}`, STEP_MS, put);
-}
 
 /** Runs `sh -c cmd` in the container; fails unless it exits 0. */
 async function sh(target: LinuxTarget, cmd: string): Promise<string> {
@@ -173,9 +111,9 @@ describe("agent target", async () => {
     const logDir = `/var/log/sumac/${runId}`;
     const bundle = `${runDir}/${basename(built.path)}`;
     await sh(t, `mkdir -p ${stagingDir}`);
-    const ssh = await sshConnect(t);
+    const ssh = await sshLogin(t, STEP_MS);
     cleanups.push(() => ssh.destroy());
-    await upload(ssh, built.path, bundle);
+    await sftpPut(ssh, built.path, bundle, 0o644, STEP_MS);
 
     const channel = await deadline(
       "SSH exec of the agent",
@@ -308,7 +246,7 @@ describe("agent target", async () => {
       const payload = Buffer.from(
         `#!/bin/sh\necho installing on "$(uname -s)"\necho done > ${agent.runDir}/installed.txt\nexit 0\n`,
       );
-      await uploadBytes(agent.ssh, payload, `${agent.stagingDir}/install.sh`, 0o755);
+      await sftpPut(agent.ssh, payload, `${agent.stagingDir}/install.sh`, 0o755, STEP_MS);
       const sha256 = createHash("sha256").update(payload).digest("hex");
       const staged = await client.call("Stage", { name: "install.sh", size: payload.byteLength, sha256 });
       assert.deepEqual(staged, { name: "install.sh", size: payload.byteLength, sha256 });
