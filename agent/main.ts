@@ -18,12 +18,31 @@ import { createAgentKeyPair } from "./agent-key.ts";
 import { createNftRunner, deregisterAgentPort, registerAgentPort, type AgentPortRule } from "./firewall.ts";
 import { listenOn } from "./listen.ts";
 import { bindByStrategy } from "./port-binding.ts";
+import { withDeadline } from "./deadline.ts";
 import { createAgentServer } from "./server.ts";
+
+/** The start-up dialogue is two short lines: more than this on stdin is not a workstation. */
+const DIALOGUE_MAX_BYTES = 256 * 1024;
+/** A workstation that started the agent answers at once; without it the agent must not linger. */
+const DIALOGUE_LINE_DEADLINE_MS = 60_000;
 
 async function main(): Promise<void> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  let seen = 0;
+  let onData: ((chunk: Buffer) => void) | undefined;
+  const overflow = new Promise<never>((_, reject) => {
+    onData = (chunk) => {
+      seen += chunk.byteLength;
+      if (seen > DIALOGUE_MAX_BYTES)
+        reject(new Error(`over ${DIALOGUE_MAX_BYTES} bytes on stdin during start-up`));
+    };
+    process.stdin.on("data", onData);
+  });
+  overflow.catch(() => undefined);
   const next = async (what: string): Promise<unknown> => {
-    const line = await lines.next();
+    const line = await withDeadline(`the ${what} line`, DIALOGUE_LINE_DEADLINE_MS, () =>
+      Promise.race([lines.next(), overflow]),
+    );
     if (line.done === true) throw new Error(`stdin closed before the ${what}`);
     try {
       return JSON.parse(line.value) as unknown;
@@ -37,6 +56,7 @@ async function main(): Promise<void> {
   emit({ event: "publicKey", publicKeyPem: keys.publicKeyPem });
   const issued = (await next("certificate")) as { certPem?: unknown };
   if (typeof issued.certPem !== "string") throw new Error("the certificate line has no certPem");
+  if (onData !== undefined) process.stdin.off("data", onData);
 
   const nft = createNftRunner();
   let rule: AgentPortRule | undefined;

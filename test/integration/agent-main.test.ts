@@ -117,6 +117,30 @@ describe("agent main", () => {
   });
 });
 
+describe("agent main - bad input", () => {
+  it("agent main - more than 256 KiB on stdin during start-up fails the agent, with the reason", async () => {
+    const child = spawn(process.execPath, [new URL("../../agent/main.ts", import.meta.url).pathname], {
+      stdio: ["pipe", "pipe", "ignore"],
+    });
+    const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      child.stdin.on("error", () => undefined); // the agent may exit before reading it all
+      child.stdin.end(Buffer.alloc(300 * 1024, "a"));
+      assert.equal(await exited, 1);
+      assert.deepEqual(JSON.parse(out.trim()), {
+        event: "failed",
+        message: "over 262144 bytes on stdin during start-up",
+      });
+    } finally {
+      clearTimeout(kill);
+      child.kill("SIGKILL");
+    }
+  });
+});
+
 function listens(server: Server, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     server.once("error", () => resolve(false));
