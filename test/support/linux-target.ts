@@ -56,6 +56,8 @@ export interface LinuxTargetOptions {
   withNode?: boolean;
   /** How long sshd may take to accept a login after the container starts (default 30 s). */
   readyTimeoutMs?: number;
+  /** Linux capabilities to add, e.g. NET_ADMIN so nft works inside the container. */
+  capAdd?: string[];
 }
 
 const secretsDir = "/etc/sumac-target";
@@ -154,6 +156,7 @@ export async function startLinuxTarget(options: LinuxTargetOptions = {}): Promis
     image: withNode ? "linux-target-node" : "linux-target",
     ports: [22],
     files: secrets,
+    ...(options.capAdd === undefined ? {} : { capAdd: options.capAdd }),
     // sshd logs this once the entrypoint has set up keys and accounts; the login below is the check.
     waitForLog: /Server listening on/,
     startupTimeoutMs: 30_000,
