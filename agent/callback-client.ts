@@ -36,6 +36,10 @@ export interface CallbackTarget {
   readonly port: number;
   /** SHA-256 fingerprint of the listener's certificate (AB:CD:…): pinned. */
   readonly fingerprint256: string;
+  /** Heartbeat period (`workstation-watch.ts`); default 15 s. */
+  readonly heartbeatMs?: number;
+  /** No acknowledgement for this long: the workstation is gone and the agent stops; default 60 s. */
+  readonly lostAfterMs?: number;
 }
 
 export interface CallbackClientOptions {
@@ -79,6 +83,7 @@ export class CallbackClient {
   #queued = 0;
   #backoffUntil = 0;
   #closed = false;
+  #lastAcknowledged: number | undefined;
 
   constructor(options: CallbackClientOptions) {
     this.#options = options;
@@ -106,6 +111,11 @@ export class CallbackClient {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#queue, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
     clearTimeout(timer);
+  }
+
+  /** When the listener last acknowledged a message (ms since the epoch, on `now`), if ever. */
+  get lastAcknowledged(): number | undefined {
+    return this.#lastAcknowledged;
   }
 
   /** Drops the connection; later messages are dropped. */
@@ -139,6 +149,7 @@ export class CallbackClient {
     });
     try {
       await Promise.race([this.#exchange(message), expired]);
+      this.#lastAcknowledged = now();
       return true;
     } catch (error) {
       const code = (error as { code?: unknown }).code;

@@ -9,8 +9,12 @@ import { AGENT_NAMESPACE, NOTIFY_OPERATION, responseOperation } from "./protocol
 import { bodyElement, requestEnvelope } from "./soap-envelope.ts";
 import { childElement, parseXmlTree } from "./xml-tree.ts";
 
-/** One message from an agent: install progress, an output line, or an install's outcome. */
+/**
+ * One message from an agent: install progress, an output line, an install's outcome, or a
+ * heartbeat (the agent checks that its workstation still answers, `workstation-watch.ts`).
+ */
 export type CallbackMessage =
+  | { readonly kind: "heartbeat" }
   | { readonly kind: "progress"; readonly step: string; readonly percent: number }
   | { readonly kind: "log"; readonly line: string }
   | {
@@ -65,6 +69,9 @@ export function parseNotify(xml: string): CallbackMessage {
   };
   const kind = text("kind");
   switch (kind) {
+    case "heartbeat":
+      only();
+      return { kind };
     case "progress":
       only("step", "percent");
       return { kind, step: text("step"), percent: int("percent", 0, 100) };

@@ -8,6 +8,7 @@ import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
 import type { PortStrategy } from "./port-binding.ts";
 import type { CallbackTarget } from "./callback-client.ts";
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS } from "./workstation-watch.ts";
 
 export interface AgentConfig {
   readonly runId: string;
@@ -125,7 +126,22 @@ function callbackTarget(
     throw new AgentConfigError("config.callback.host must be a non-empty string");
   if (typeof c.fingerprint256 !== "string" || !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(c.fingerprint256))
     throw new AgentConfigError("config.callback.fingerprint256 must be a SHA-256 fingerprint (AB:CD:…)");
-  return { host: c.host, port: int(c.port, "callback.port", 1, 65535), fingerprint256: c.fingerprint256 };
+  const heartbeatMs = int(c.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, "callback.heartbeatMs", 100, 3_600_000);
+  const lostAfterMs = int(
+    c.lostAfterMs ?? DEFAULT_LOST_AFTER_MS,
+    "callback.lostAfterMs",
+    100,
+    24 * 3_600_000,
+  );
+  if (lostAfterMs < heartbeatMs)
+    throw new AgentConfigError("config.callback.lostAfterMs must be at least callback.heartbeatMs");
+  return {
+    host: c.host,
+    port: int(c.port, "callback.port", 1, 65535),
+    fingerprint256: c.fingerprint256,
+    heartbeatMs,
+    lostAfterMs,
+  };
 }
 
 function strategy(v: unknown): PortStrategy {

@@ -13,6 +13,7 @@ import { type ConnectionSession, openConnectionSession } from "./connection-sess
 import { CallbackClient, type CallbackTarget } from "./callback-client.ts";
 import { withDeadline } from "./deadline.ts";
 import { IdleWatch, type IdleTimers } from "./idle-watch.ts";
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS, WorkstationWatch } from "./workstation-watch.ts";
 import type { BindListener } from "./listen.ts";
 import {
   type AgentLimits,
@@ -182,6 +183,23 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     options.idleTimers,
   );
 
+  const watch =
+    callback === undefined
+      ? undefined
+      : new WorkstationWatch(
+          callback,
+          {
+            heartbeatMs: options.callback?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+            lostAfterMs: options.callback?.lostAfterMs ?? DEFAULT_LOST_AFTER_MS,
+            ...(options.now === undefined ? {} : { now: options.now }),
+            ...(options.idleTimers === undefined ? {} : { timers: options.idleTimers }),
+          },
+          (silentMs) =>
+            void stop(
+              `the workstation's callback listener has acknowledged nothing for ${silentMs} ms: the workstation is presumed gone`,
+            ),
+        );
+
   https.on("request", (req, res) => {
     void handleAgentRequest(req, res, {
       sessionOf: (socket) => sessions.get(socket),
@@ -199,6 +217,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     stopRun ??= (async () => {
       stopping = true;
       idle.stop();
+      watch?.stop();
       log.write("info", `stopping: ${reason}`);
       if (installs.current !== undefined) {
         log.write("info", "stopping: waiting for the install in progress");
@@ -229,6 +248,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       port = await bind(https);
       log.write("info", `listening on port ${port}, run ${options.runId}, target ${options.targetId}`);
       idle.start();
+      watch?.start();
       return port;
     },
     stop,

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { CallbackMessage } from "../../agent/callback-messages.ts";
+import { WorkstationWatch } from "../../agent/workstation-watch.ts";
+
+/** A clock and timers run by hand; `advance` fires what is due and lets its promises settle. */
+function manualClock() {
+  let now = 1_000_000;
+  let next = 1;
+  const due = new Map<number, { at: number; callback: () => void }>();
+  return {
+    now: () => now,
+    timers: {
+      setTimeout: (callback: () => void, ms: number) => {
+        due.set(next, { at: now + ms, callback });
+        return next++;
+      },
+      clearTimeout: (handle: unknown) => void due.delete(handle as number),
+    },
+    pending: () => due.size,
+    async advance(ms: number) {
+      const until = now + ms;
+      for (;;) {
+        const first = [...due].sort((a, b) => a[1].at - b[1].at)[0];
+        if (first === undefined || first[1].at > until) break;
+        due.delete(first[0]);
+        now = first[1].at;
+        first[1].callback();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      now = until;
+    },
+  };
+}
+
+/** A callback channel whose listener answers while `answering` is true. */
+function channel(clock: { now(): number }) {
+  const sent: CallbackMessage[] = [];
+  const state = {
+    answering: true,
+    sent,
+    lastAcknowledged: undefined as number | undefined,
+    send(message: CallbackMessage) {
+      sent.push(message);
+      if (state.answering) state.lastAcknowledged = clock.now();
+      return Promise.resolve(state.answering);
+    },
+  };
+  return state;
+}
+
+describe("workstation watch", () => {
+  it("workstation watch - sends a heartbeat every period while the workstation answers", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    let lost: number | undefined;
+    const watch = new WorkstationWatch(ch, { heartbeatMs: 1000, lostAfterMs: 3000, ...clock }, (ms) => {
+      lost = ms;
+    });
+    watch.start();
+    await clock.advance(10_000);
+    assert.equal(ch.sent.length, 10);
+    assert.ok(ch.sent.every((m) => m.kind === "heartbeat"));
+    assert.equal(lost, undefined);
+  });
+
+  it("workstation watch - declares the workstation lost once nothing was acknowledged for lostAfterMs", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    const lost: number[] = [];
+    const watch = new WorkstationWatch(ch, { heartbeatMs: 1000, lostAfterMs: 3000, ...clock }, (ms) =>
+      lost.push(ms),
+    );
+    watch.start();
+    await clock.advance(2000);
+    ch.answering = false;
+    await clock.advance(2999);
+    assert.deepEqual(lost, [], "2 s of silence after the last acknowledgement is not yet lost");
+    await clock.advance(1);
+    assert.deepEqual(lost, [3000]);
+    await clock.advance(60_000);
+    assert.deepEqual(lost, [3000], "reported once");
+    assert.equal(clock.pending(), 0, "no heartbeat armed after it is lost");
+  });
+
+  it("workstation watch - counts from the start when the workstation never answered", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    ch.answering = false;
+    const lost: number[] = [];
+    new WorkstationWatch(ch, { heartbeatMs: 500, lostAfterMs: 1500, ...clock }, (ms) =>
+      lost.push(ms),
+    ).start();
+    await clock.advance(1000);
+    assert.deepEqual(lost, []);
+    await clock.advance(500);
+    assert.deepEqual(lost, [1500]);
+  });
+
+  it("workstation watch - other acknowledged messages keep it alive, stop disarms it", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    ch.answering = false;
+    const lost: number[] = [];
+    const watch = new WorkstationWatch(ch, { heartbeatMs: 1000, lostAfterMs: 2000, ...clock }, (ms) =>
+      lost.push(ms),
+    );
+    watch.start();
+    await clock.advance(1500);
+    ch.lastAcknowledged = clock.now(); // an install's output line got through
+    await clock.advance(1500);
+    assert.deepEqual(lost, []);
+    watch.stop();
+    await clock.advance(10_000);
+    assert.deepEqual(lost, []);
+    assert.equal(clock.pending(), 0);
+  });
+
+  it("workstation watch - refuses a lost time shorter than the heartbeat", () => {
+    assert.throws(
+      () =>
+        new WorkstationWatch(channel({ now: () => 0 }), { heartbeatMs: 1000, lostAfterMs: 500 }, () => {}),
+      /lostAfterMs at least heartbeatMs/,
+    );
+  });
+});
