@@ -13,6 +13,11 @@ import type { OperationContext, OperationHandler } from "./context.ts";
 export const REBOOT_EXIT_CODES: readonly number[] = [3010, 1641];
 /** A stdout line that says the same from a command that cannot choose its exit code. */
 export const REBOOT_MARKER = "sumac:reboot-required";
+/**
+ * A stdout line `sumac:progress <0-100>` from an install command is sent back as its progress; the
+ * agent itself only knows the start (0) and the end (100).
+ */
+export const PROGRESS_MARKER = /^sumac:progress (\d{1,3})$/;
 
 /**
  * Install: runs the component's install command in the staging directory with a deadline,
@@ -47,6 +52,10 @@ export function installOperation(context: OperationContext): OperationHandler {
         maxOutputBytes: limits.maxOutputBytes,
         onLine: (stream, line) => {
           if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
+          const progress = stream === "stdout" ? PROGRESS_MARKER.exec(line.trim()) : null;
+          const percent = Number(progress?.[1] ?? NaN);
+          if (percent >= 0 && percent <= 100)
+            callback?.send({ kind: "progress", step: `install ${componentId}`, percent });
           log.write("info", `install ${id} ${stream}: ${line}`);
           callback?.send({ kind: "log", line: `${stream}: ${line}` });
         },
@@ -61,6 +70,7 @@ export function installOperation(context: OperationContext): OperationHandler {
         `install ${id}: exit ${result.exitCode}${result.signal === null ? "" : ` (${result.signal})`} in ${result.durationMs} ms` +
           (rebootRequired ? ", reboot required" : ""),
       );
+      callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 100 });
       callback?.send({
         kind: "installResult",
         component: componentId,

@@ -85,7 +85,7 @@ describe("agent callback", () => {
     const client = await fixture.connect();
     const install = await client.call("Install", {
       componentId: "comp-1",
-      command: "echo first line; echo second line >&2; exit 3",
+      command: "echo first line; echo sumac:progress 40; echo second line >&2; exit 3",
       timeoutMs: 10_000,
     });
     assert.equal(install.exitCode, 3);
@@ -97,8 +97,13 @@ describe("agent callback", () => {
       rebootRequired: false,
     });
     const lines = received.flatMap((m) => (m.kind === "log" ? [m.line] : []));
-    assert.deepEqual([...lines].sort(), ["stderr: second line", "stdout: first line"]);
-    assert.ok(received.some((m) => m.kind === "progress" && m.percent === 0));
+    assert.deepEqual([...lines].sort(), [
+      "stderr: second line",
+      "stdout: first line",
+      "stdout: sumac:progress 40",
+    ]);
+    const percents = received.flatMap((m) => (m.kind === "progress" ? [m.percent] : []));
+    assert.deepEqual(percents, [0, 40, 100], "start, the command's own marker, end");
   });
 
   it("agent callback - a replayed message is rejected with REPLAYED", async () => {
