@@ -2,7 +2,9 @@
  * The real agent bundle on a Linux target: built from agent/main.ts, copied over SFTP into a
  * `linux-target-node` container (Debian 12, Node 18), started with `node` over an SSH exec
  * channel, and driven through its start-up dialogue on that channel's stdin/stdout, as the push
- * channel will. The workstation then calls it over mutual TLS at the container's bridge address.
+ * channel will. The workstation then calls it over mutual TLS at the container's bridge address,
+ * and the agent calls back to a listener on this host's bridge address. The container has
+ * NET_ADMIN, so the agent's nft registration runs for real.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -14,6 +16,8 @@ import { after, before, describe, it } from "node:test";
 import type ssh2 from "ssh2";
 import { buildAgent, type BuiltAgent } from "../../agent/build.ts";
 import { AgentClient } from "../../agent/client.ts";
+import { type CallbackListener, startCallbackListener } from "../../agent/callback-listener.ts";
+import type { CallbackMessage } from "../../agent/callback-messages.ts";
 import { createRunCa, issueLeaf, type RunCa } from "../../agent/credentials.ts";
 import { deadline } from "../support/container.ts";
 import { containerSkipReason } from "../support/engine.ts";
@@ -74,6 +78,9 @@ interface RunningAgent {
   listening: { event: string; port: number; busy: number[]; fingerprint256: string };
   /** Resolves with the exit code the SSH channel reports. */
   exited: Promise<number | undefined>;
+  /** With `callback`: the run's listener on this host and what it received. */
+  listener?: CallbackListener;
+  received: CallbackMessage[];
   connect(): Promise<AgentClient>;
 }
 
@@ -89,7 +96,7 @@ describe("agent target", async () => {
     if (skip !== undefined) return;
     outDir = await mkdtemp(join(tmpdir(), "sumac-agent-target-"));
     built = await buildAgent({ outDir });
-    target = await startLinuxTarget({ withNode: true });
+    target = await startLinuxTarget({ withNode: true, capAdd: ["NET_ADMIN"] });
     workstationAddress = await gatewayOf(target);
   });
   after(async () => {
@@ -98,11 +105,16 @@ describe("agent target", async () => {
     if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
   });
 
-  /** Uploads the bundle to /var/tmp/sumac/<runId>/, starts it over SSH and does the start-up dialogue. */
+  /**
+   * Uploads the bundle to /var/tmp/sumac/<runId>/, starts it over SSH and does the start-up
+   * dialogue. With `callback`, the run's callback listener is started on this host first and the
+   * agent is told to call it back (with those heartbeat settings).
+   */
   async function startAgent(
     runId: string,
     targetId: string,
     config: Record<string, unknown>,
+    callback?: { heartbeatMs: number; lostAfterMs: number },
   ): Promise<RunningAgent> {
     assert.ok(target);
     const t = target;
@@ -136,6 +148,37 @@ describe("agent target", async () => {
     };
 
     const ca = createRunCa({ runId, validForMs: 3_600_000 });
+    const received: CallbackMessage[] = [];
+    let listener: CallbackListener | undefined;
+    let agentFingerprint = "";
+    if (callback !== undefined) {
+      const leaf = issueLeaf(ca, {
+        commonName: "workstation-callback",
+        subjectAltNames: [workstationAddress],
+        usage: "server",
+      });
+      const started = await startCallbackListener({
+        host: workstationAddress,
+        caCertPem: ca.certPem,
+        certPem: leaf.certPem,
+        keyPem: leaf.keyPem,
+        agentFingerprints: (fp) => fp === agentFingerprint,
+        runId,
+        onMessage: (message) => received.push(message),
+        log: () => undefined,
+      });
+      listener = started;
+      cleanups.push(() => void started.close());
+      config = {
+        ...config,
+        callback: {
+          host: workstationAddress,
+          port: started.port,
+          fingerprint256: leaf.fingerprint256,
+          ...callback,
+        },
+      };
+    }
     channel.write(
       `${JSON.stringify({
         runId,
@@ -154,9 +197,11 @@ describe("agent target", async () => {
     const cert = issueLeaf(ca, {
       commonName: `agent-${targetId}`,
       subjectAltNames: [t.address],
-      usage: "server",
+      // The agent is a TLS client too when it calls back.
+      usage: "server-and-client",
       publicKey: key.publicKeyPem as string,
     });
+    agentFingerprint = cert.fingerprint256;
     channel.write(`${JSON.stringify({ certPem: cert.certPem })}\n`);
     const listening = (await next("listening")) as unknown as RunningAgent["listening"];
     assert.equal(listening.event, "listening", JSON.stringify(listening));
@@ -193,13 +238,15 @@ describe("agent target", async () => {
       listening,
       exited,
       connect,
+      ...(listener === undefined ? {} : { listener }),
+      received,
     };
   }
 
   const exists = async (path: string) => (await target?.exec(`test -e ${path}`, STEP_MS))?.exitCode === 0;
 
   it(
-    "agent target - with 62286 and 62287 taken it listens on 62288, and a full exchange leaves only its log",
+    "agent target - with 62286 and 62287 taken it listens on 62288, registers it in nft, calls back, and a full exchange leaves only its log",
     { skip },
     async () => {
       assert.ok(target);
@@ -212,12 +259,19 @@ describe("agent target", async () => {
       for (const port of [BASE_PORT, BASE_PORT + 1])
         await eventually(`port ${port} taken in the container`, STEP_MS, () => listeningIn(t, port));
 
-      const agent = await startAgent("run-target-full", "web01", {
-        idleTimeoutMs: 60_000,
-        listen: { host: "0.0.0.0", basePort: BASE_PORT },
-      });
+      const agent = await startAgent(
+        "run-target-full",
+        "web01",
+        { idleTimeoutMs: 60_000, listen: { host: "0.0.0.0", basePort: BASE_PORT }, firewall: "nft" },
+        { heartbeatMs: 1_000, lostAfterMs: 30_000 },
+      );
       assert.equal(agent.listening.port, BASE_PORT + 2);
       assert.deepEqual(agent.listening.busy, [BASE_PORT, BASE_PORT + 1]);
+      const ruleset = await sh(t, "nft list table inet sumac_agent");
+      assert.match(
+        ruleset,
+        new RegExp(`ip saddr ${workstationAddress.replaceAll(".", "\\.")} tcp dport ${BASE_PORT + 2} accept`),
+      );
 
       const client = await agent.connect();
       const hello = await client.call("Hello", {});
@@ -259,6 +313,15 @@ describe("agent target", async () => {
       assert.equal(install.exitCode, 0);
       assert.equal(install.rebootRequired, false);
       assert.equal((await sh(t, `cat ${agent.runDir}/installed.txt`)).trim(), "done");
+      // The same install, as the workstation's callback listener heard it from the target.
+      await eventually("the install result called back", STEP_MS, () =>
+        Promise.resolve(agent.received.some((m) => m.kind === "installResult")),
+      );
+      assert.deepEqual(
+        agent.received.find((m) => m.kind === "installResult"),
+        { kind: "installResult", component: "comp-1", exitCode: 0, rebootRequired: false },
+      );
+      assert.ok(agent.received.some((m) => m.kind === "log" && m.line === "stdout: installing on Linux"));
 
       const logs = await client.call("Logs", {});
       const log = logs.files.find((f) => f.name === `${agent.targetId}.log`);
@@ -277,8 +340,12 @@ describe("agent target", async () => {
       assert.equal(await exists(agent.bundle), false, "bundle removed");
       assert.equal(await exists(agent.stagingDir), false, "staging directory removed");
       assert.equal(await exists(agent.runDir), false, "run directory removed");
+      const tables = await sh(t, "nft list tables");
+      assert.doesNotMatch(tables, /sumac_agent/, "firewall rule and table removed");
       const kept = await sh(t, `cat ${agent.logFile}`);
       assert.match(kept, /stopped: Shutdown from .*run finished/);
+      assert.match(kept, /firewall: \{"status":"registered"/);
+      assert.match(kept, /firewall: \{"status":"removed"/);
       agent.ssh.end();
     },
   );
@@ -326,6 +393,37 @@ describe("agent target", async () => {
       assert.equal(await exists(agent.stagingDir), false, "staging directory removed");
       const kept = await sh(t, `cat ${agent.logFile}`);
       assert.match(kept, /stopped: no authenticated request for 2000 ms \(idle timeout\)/);
+    },
+  );
+
+  it(
+    "agent target - when the workstation stops answering callbacks the agent removes itself before its idle deadline",
+    { skip },
+    async () => {
+      assert.ok(target);
+      const t = target;
+      const agent = await startAgent(
+        "run-target-lost",
+        "web04",
+        { idleTimeoutMs: 600_000, listen: { host: "0.0.0.0", basePort: 62_600 } },
+        { heartbeatMs: 300, lostAfterMs: 2_000 },
+      );
+      const client = await agent.connect();
+      const hello = await client.call("Hello", {});
+      await eventually("a heartbeat acknowledged", STEP_MS, () =>
+        Promise.resolve(agent.received.some((m) => m.kind === "heartbeat")),
+      );
+
+      // The workstation dies; the SSH session stays, so only the missing answers can tell.
+      client.socket.destroy();
+      await agent.listener?.close();
+      await eventually("the agent's process gone", 20_000, async () => !(await exists(`/proc/${hello.pid}`)));
+      assert.equal(await exists(agent.bundle), false, "bundle removed");
+      assert.equal(await exists(agent.stagingDir), false, "staging directory removed");
+      const kept = await sh(t, `cat ${agent.logFile}`);
+      assert.match(kept, /stopped: the workstation's callback listener has acknowledged nothing for \d+ ms/);
+      assert.match(kept, /callback heartbeat not delivered/);
+      agent.ssh.end();
     },
   );
 });
