@@ -1,0 +1,180 @@
+/**
+ * The Bus: everything sumac's actors say to each other goes through this one interface
+ * (DESIGN.md "Shape"). Two adapters implement it with the same behaviour: NATS JetStream
+ * (`bus/nats.ts`) for several hosts, and an in-process one (`bus/memory.ts`) for the embedded
+ * default. One contract suite (`test/support/bus-contract.ts`) runs against both.
+ *
+ * Payloads are bytes at this level; `bus/subjects.ts` defines the subjects and the validated JSON
+ * schemas that travel on them. Every call that waits on the network takes a deadline.
+ */
+
+/** One message as a subscriber or a request handler sees it. */
+export interface BusMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+}
+
+/** Stops a subscription, a request handler or a consumer; idempotent. */
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}
+
+/** Options of a call that waits for an answer. */
+export interface Deadline {
+  /** Milliseconds before the call fails with `BusError` code `timeout`. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface Bus {
+  /** Fire and forget (core NATS semantics: no delivery to subscribers that are not listening). */
+  publish(subject: string, data: Uint8Array): Promise<void>;
+  /**
+   * Calls `handler` for every message on a subject matching `pattern`; `*` matches one token,
+   * `>` one or more trailing tokens (NATS wildcards). `queue` spreads messages over the members of
+   * a queue group instead of copying them to each.
+   */
+  subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => void,
+    options?: { readonly queue?: string },
+  ): Promise<Subscription>;
+  /** Sends a request and waits for the first reply; `no-responders` when nobody serves `subject`. */
+  request(subject: string, data: Uint8Array, deadline: Deadline): Promise<BusMessage>;
+  /**
+   * Serves requests on `subject` (wildcards allowed); the handler's result is the reply. Members of
+   * the same `queue` share the requests. A handler that throws answers nothing (the caller times out).
+   */
+  serve(
+    subject: string,
+    handler: (message: BusMessage) => Promise<Uint8Array>,
+    options?: { readonly queue?: string },
+  ): Promise<Subscription>;
+  /** A key-value bucket, created when missing. */
+  kv(bucket: string, options?: KvOptions): Promise<KvStore>;
+  /** A durable event stream over `subjects` (wildcards allowed), created when missing. */
+  stream(name: string, options: StreamOptions): Promise<EventStream>;
+  /** A durable work queue, created when missing. */
+  workQueue(name: string, options: WorkQueueOptions): Promise<WorkQueue>;
+  /** Flushes what was published and closes; later calls fail with code `closed`. */
+  close(): Promise<void>;
+}
+
+export interface KvOptions {
+  /** Values kept per key (history); default 1. */
+  readonly history?: number;
+}
+
+export interface KvEntry {
+  readonly key: string;
+  readonly value: Uint8Array;
+  /** Increases with every write to the bucket; compare-and-set works on it. */
+  readonly revision: number;
+}
+
+/**
+ * Keys are dot-separated tokens of `[A-Za-z0-9_=-]` (NATS KV rules). No per-key TTL: Debian's
+ * nats-server 2.9.10 ignores it, so expiry times live in the values.
+ */
+export interface KvStore {
+  get(key: string): Promise<KvEntry | undefined>;
+  /** Writes unconditionally; returns the new revision. */
+  put(key: string, value: Uint8Array): Promise<number>;
+  /** Writes only if the key does not exist (or was deleted); else `BusError` code `revision-mismatch`. */
+  create(key: string, value: Uint8Array): Promise<number>;
+  /** Writes only if the key's revision is `expected`; else `BusError` code `revision-mismatch`. */
+  update(key: string, value: Uint8Array, expected: number): Promise<number>;
+  /** Deletes; with `expected`, only if the key's revision is that (else `revision-mismatch`). */
+  delete(key: string, expected?: number): Promise<void>;
+  /** The live keys, optionally those matching a filter with wildcards (`leases.>`). */
+  keys(filter?: string): Promise<string[]>;
+}
+
+export interface StreamOptions {
+  readonly subjects: readonly string[];
+  /** Oldest events are dropped beyond this many; default unlimited. */
+  readonly maxEvents?: number;
+}
+
+export interface StoredEvent {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Position in the stream, from 1, increasing. */
+  readonly sequence: number;
+  /** When the stream stored it, ms since the epoch. */
+  readonly time: number;
+}
+
+export interface EventStream {
+  /** Stores an event on a subject the stream covers; returns its sequence once it is durable. */
+  append(subject: string, data: Uint8Array): Promise<number>;
+  /**
+   * Reads stored events from a point (a sequence, or a time; default the first), optionally only
+   * subjects matching `filter`, in order, ending at the last event stored when the read started.
+   */
+  read(from?: {
+    readonly sequence?: number;
+    readonly time?: number;
+    readonly filter?: string;
+  }): AsyncIterable<StoredEvent>;
+  /** The sequence of the last stored event, 0 when empty. */
+  lastSequence(): Promise<number>;
+}
+
+export interface WorkQueueOptions {
+  /** A job not acknowledged within this many ms is delivered again. */
+  readonly ackWaitMs: number;
+  /** After this many deliveries a job is dropped (and reported through `onDropped`, when given). */
+  readonly maxDeliver: number;
+}
+
+export interface Job {
+  readonly data: Uint8Array;
+  /** 1 on the first delivery. */
+  readonly deliveryCount: number;
+  /** Done: never delivered again. */
+  ack(): Promise<void>;
+  /** Failed now: deliver again (after `delayMs`, default at once) unless `maxDeliver` is reached. */
+  nak(delayMs?: number): Promise<void>;
+  /** Still working: restarts the ack deadline. */
+  working(): Promise<void>;
+}
+
+export interface WorkQueue {
+  /** Adds a job; resolves once it is durable. */
+  push(data: Uint8Array): Promise<void>;
+  /** Takes the next job, waiting up to `timeoutMs`; undefined when none came. */
+  next(deadline: Deadline): Promise<Job | undefined>;
+  /** Jobs waiting or unacknowledged. */
+  pending(): Promise<number>;
+}
+
+export type BusErrorCode =
+  | "timeout"
+  | "no-responders"
+  | "revision-mismatch"
+  | "closed"
+  | "bad-subject"
+  | "too-large"
+  | "unavailable";
+
+/** The one error class of the bus: guards branch on `code`. */
+export class BusError extends Error {
+  override readonly name = "BusError";
+  readonly code: BusErrorCode;
+  readonly retryable: boolean;
+  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.retryable = code === "timeout" || code === "no-responders" || code === "unavailable";
+  }
+}
+
+/** UTF-8 JSON, the encoding of every schema'd message on the bus. */
+export function encodeJson(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value));
+}
+
+export function decodeJson(data: Uint8Array): unknown {
+  return JSON.parse(new TextDecoder().decode(data)) as unknown;
+}
