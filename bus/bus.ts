@@ -150,13 +150,7 @@ export interface WorkQueue {
 }
 
 export type BusErrorCode =
-  | "timeout"
-  | "no-responders"
-  | "revision-mismatch"
-  | "closed"
-  | "bad-subject"
-  | "too-large"
-  | "unavailable";
+  "timeout" | "no-responders" | "revision-mismatch" | "closed" | "bad-subject" | "too-large" | "unavailable";
 
 /** The one error class of the bus: guards branch on `code`. */
 export class BusError extends Error {
