@@ -1,0 +1,202 @@
+/**
+ * The nftables backend: sumac's own table, `inet sumac` (the agent's on targets is
+ * `inet sumac_agent`), with one base chain on the input hook, policy accept. Each open port gets
+ * two rules, both commented with the lease's tag:
+ *
+ *     ip saddr PEER tcp dport PORT accept    (inserted at the top of the chain)
+ *     tcp dport PORT drop                    (appended at the end)
+ *
+ * Why a drop: an `accept` ends a packet's walk through one base chain only; it cannot override a
+ * `drop` in another table, and where no other table filters, everything is admitted anyway. The
+ * drop makes the port reachable from the peer only, whatever else the host runs; accepts go first
+ * and drops last so that two leases on one port (never granted, but harmless) both work.
+ *
+ * The nft input is built by pure functions (tested on exact text) and fed to `nft -f -`, one
+ * transaction per call, so a rule pair is added or removed whole.
+ */
+import { isIP } from "node:net";
+import { createCommandRunner, createSerialQueue, toolFailure, type CommandRunner } from "./command.ts";
+import {
+  checkRef,
+  checkRule,
+  FirewallError,
+  type CallOptions,
+  type CloseResult,
+  type Firewall,
+  type IsLive,
+  type OpenResult,
+  type PortRule,
+  type RuleRef,
+  type SweepResult,
+  type TaggedRule,
+} from "./firewall.ts";
+
+export const NFT_FAMILY = "inet";
+export const NFT_TABLE = "sumac";
+export const NFT_CHAIN = "input";
+/** Cap on the listing parsed: our chain holds two rules per open port, far below this. */
+export const MAX_LIST_BYTES = 16 * 1024 * 1024;
+const NOT_PERMITTED = /Operation not permitted|Permission denied/;
+
+/** argv listing sumac's chain as JSON with rule handles. */
+export const NFT_LIST_ARGV: readonly string[] = [
+  "nft",
+  "-j",
+  "-a",
+  "list",
+  "chain",
+  NFT_FAMILY,
+  NFT_TABLE,
+  NFT_CHAIN,
+];
+/** argv of the harmless probe used by auto selection. */
+export const NFT_PROBE_ARGV: readonly string[] = ["nft", "list", "tables"];
+const NFT_APPLY_ARGV: readonly string[] = ["nft", "-f", "-"];
+
+/** The comment on both rules of a lease: `sumac run=RUN lease=LEASE port=PORT` (ids are checked). */
+export function nftTag(ref: RuleRef): string {
+  return `sumac run=${ref.runId} lease=${ref.leaseId} port=${ref.port}`;
+}
+
+const TAG =
+  /^sumac run=([A-Za-z0-9][A-Za-z0-9._-]{0,47}) lease=([A-Za-z0-9][A-Za-z0-9._-]{0,47}) port=(\d{1,5})$/;
+
+/** The owner and port a comment names, or undefined when it is not a sumac tag. */
+export function parseNftTag(comment: string): TaggedRule | undefined {
+  const m = TAG.exec(comment);
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { runId: m[1] ?? "", leaseId: m[2] ?? "", port };
+}
+
+/**
+ * The `nft -f -` input that declares table and chain (a no-op when they exist), deletes the rules
+ * in `replace` (an earlier open of the same lease) and adds the lease's pair.
+ */
+export function openRuleset(rule: PortRule, replace: readonly number[] = []): string {
+  const r = checkRule(rule);
+  const saddr = isIP(r.peer) === 4 ? "ip saddr" : "ip6 saddr";
+  const where = `${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN}`;
+  const comment = `comment "${nftTag(r)}"`;
+  return [
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    `\tchain ${NFT_CHAIN} {`,
+    `\t\ttype filter hook input priority filter; policy accept;`,
+    `\t}`,
+    `}`,
+    ...replace.map((h) => `delete rule ${where} handle ${h}`),
+    `insert rule ${where} ${saddr} ${r.peer} tcp dport ${r.port} accept ${comment}`,
+    `add rule ${where} tcp dport ${r.port} drop ${comment}`,
+    ``,
+  ].join("\n");
+}
+
+/** The `nft -f -` input deleting rules by handle; empty when there are none. */
+export function deleteRuleset(handles: readonly number[]): string {
+  return handles.map((h) => `delete rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} handle ${h}\n`).join("");
+}
+
+/** One rule of the chain as listed: its handle and comment (if any). */
+export interface ListedRule {
+  readonly handle: number;
+  readonly comment?: string;
+}
+
+/** The rules in `nft -j -a list chain` output. Throws `tool-error` on output it cannot read. */
+export function parseChainListing(json: string): ListedRule[] {
+  if (json.length > MAX_LIST_BYTES)
+    throw new FirewallError("tool-error", `nft listing is over ${MAX_LIST_BYTES} bytes`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch (cause) {
+    throw new FirewallError("tool-error", "nft printed a listing that is not JSON", { cause });
+  }
+  const items = (doc as { nftables?: unknown } | null)?.nftables;
+  if (!Array.isArray(items)) throw new FirewallError("tool-error", "nft listing has no nftables array");
+  const rules: ListedRule[] = [];
+  for (const item of items as Array<{ rule?: { handle?: unknown; comment?: unknown } } | null>) {
+    const handle = item?.rule?.handle;
+    if (typeof handle !== "number" || !Number.isSafeInteger(handle)) continue;
+    const comment = item?.rule?.comment;
+    rules.push(typeof comment === "string" ? { handle, comment } : { handle });
+  }
+  return rules;
+}
+
+/**
+ * The nftables backend. `run` defaults to real processes with a 10 s deadline; the integration
+ * test passes one prefixed with `ip netns exec NS`.
+ */
+export function createNftablesFirewall(options: { readonly run?: CommandRunner } = {}): Firewall {
+  const run = options.run ?? createCommandRunner();
+  const serial = createSerialQueue();
+
+  async function list(signal?: AbortSignal): Promise<ListedRule[]> {
+    const out = await run(NFT_LIST_ARGV, { signal });
+    if (out.exitCode === 0) return parseChainListing(out.stdout);
+    // No table or chain yet (never opened, or deleted by an administrator): nothing of ours.
+    if (out.missing !== true && /No such file or directory/.test(out.stderr)) return [];
+    throw toolFailure("nft list chain", out, NOT_PERMITTED);
+  }
+
+  async function apply(what: string, ruleset: string, signal?: AbortSignal): Promise<void> {
+    const out = await run(NFT_APPLY_ARGV, { stdin: ruleset, signal });
+    if (out.exitCode !== 0 || out.missing === true)
+      throw toolFailure(`nft -f - (${what})`, out, NOT_PERMITTED);
+  }
+
+  const handlesOf = (rules: readonly ListedRule[], tag: string): number[] =>
+    rules.filter((r) => r.comment === tag).map((r) => r.handle);
+
+  return {
+    backend: "nftables",
+
+    async open(rule: PortRule, { signal }: CallOptions = {}): Promise<OpenResult> {
+      const checked = checkRule(rule);
+      const tag = nftTag(checked);
+      return serial(async () => {
+        const stale = handlesOf(await list(signal), tag);
+        await apply("open", openRuleset(checked, stale), signal);
+        return { backend: "nftables", registered: true, tag };
+      });
+    },
+
+    async close(ref: RuleRef, { signal }: CallOptions = {}): Promise<CloseResult> {
+      checkRef(ref);
+      const tag = nftTag(ref);
+      return serial(async () => {
+        const handles = handlesOf(await list(signal), tag);
+        if (handles.length === 0) return { backend: "nftables", removed: false };
+        await apply("close", deleteRuleset(handles), signal);
+        return { backend: "nftables", removed: true };
+      });
+    },
+
+    async sweep(isLive: IsLive, { signal }: CallOptions = {}): Promise<SweepResult> {
+      return serial(async () => {
+        const byTag = new Map<string, { owner: TaggedRule; handles: number[] }>();
+        for (const r of await list(signal)) {
+          const owner = r.comment === undefined ? undefined : parseNftTag(r.comment);
+          if (owner === undefined || r.comment === undefined) continue; // not ours: leave it
+          const entry = byTag.get(r.comment) ?? { owner, handles: [] };
+          entry.handles.push(r.handle);
+          byTag.set(r.comment, entry);
+        }
+        const removed: TaggedRule[] = [];
+        const kept: TaggedRule[] = [];
+        const dead: number[] = [];
+        for (const { owner, handles } of byTag.values()) {
+          if (await isLive({ runId: owner.runId, leaseId: owner.leaseId })) kept.push(owner);
+          else {
+            removed.push(owner);
+            dead.push(...handles);
+          }
+        }
+        if (dead.length > 0) await apply("sweep", deleteRuleset(dead), signal);
+        return { removed, kept };
+      });
+    },
+  };
+}

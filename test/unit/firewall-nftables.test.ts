@@ -1,0 +1,276 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { CommandOutcome, CommandRunner } from "../../actors/firewall/command.ts";
+import { FirewallError, type PortRule } from "../../actors/firewall/firewall.ts";
+import {
+  createNftablesFirewall,
+  deleteRuleset,
+  NFT_LIST_ARGV,
+  openRuleset,
+  parseChainListing,
+} from "../../actors/firewall/nftables.ts";
+
+const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
+const TAG = "sumac run=run-7 lease=lease-42 port=61004";
+
+/** Answers tool calls from a script and records them. */
+function scripted(...answers: CommandOutcome[]) {
+  const calls: Array<{ argv: readonly string[]; stdin: string | undefined }> = [];
+  const run: CommandRunner = (argv, options) => {
+    calls.push({ argv, stdin: options?.stdin });
+    const answer = answers.shift();
+    if (answer === undefined) return Promise.reject(new Error(`unexpected call ${argv.join(" ")}`));
+    return Promise.resolve(answer);
+  };
+  return { run, calls };
+}
+
+const ok = (stdout = ""): CommandOutcome => ({ exitCode: 0, stdout, stderr: "" });
+const failed = (stderr: string, more: Partial<CommandOutcome> = {}): CommandOutcome => ({
+  exitCode: 1,
+  stdout: "",
+  stderr,
+  ...more,
+});
+const NO_TABLE = failed(
+  "Error: No such file or directory\nlist chain inet sumac input\n                ^^^^^\n",
+);
+
+/** `nft -j -a list chain inet sumac input` as nftables 1.0.6 prints it, expressions trimmed. */
+function listing(rules: Array<{ handle: number; comment?: string }>): string {
+  return JSON.stringify({
+    nftables: [
+      { metainfo: { version: "1.0.6", release_name: "Lester Gooch #5", json_schema_version: 1 } },
+      {
+        chain: {
+          family: "inet",
+          table: "sumac",
+          name: "input",
+          handle: 1,
+          type: "filter",
+          hook: "input",
+          prio: 0,
+          policy: "accept",
+        },
+      },
+      ...rules.map((r) => ({ rule: { family: "inet", table: "sumac", chain: "input", ...r, expr: [] } })),
+    ],
+  });
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (error: unknown) => {
+    assert.ok(error instanceof FirewallError);
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+describe("firewall nftables", () => {
+  it("firewall nftables - the open ruleset inserts the peer's accept and appends the port's drop", () => {
+    assert.equal(
+      openRuleset(rule),
+      [
+        "table inet sumac {",
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy accept;",
+        "\t}",
+        "}",
+        `insert rule inet sumac input ip saddr 10.0.0.7 tcp dport 61004 accept comment "${TAG}"`,
+        `add rule inet sumac input tcp dport 61004 drop comment "${TAG}"`,
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("firewall nftables - an IPv6 peer is matched with ip6 saddr, and earlier handles are deleted first", () => {
+    const text = openRuleset({ ...rule, peer: "fd00::7" }, [4, 5]);
+    const lines = text.split("\n");
+    assert.deepEqual(lines.slice(5), [
+      "delete rule inet sumac input handle 4",
+      "delete rule inet sumac input handle 5",
+      `insert rule inet sumac input ip6 saddr fd00::7 tcp dport 61004 accept comment "${TAG}"`,
+      `add rule inet sumac input tcp dport 61004 drop comment "${TAG}"`,
+      "",
+    ]);
+  });
+
+  it("firewall nftables - a mapped IPv4 peer is registered as IPv4", () => {
+    assert.match(
+      openRuleset({ ...rule, peer: "::ffff:10.0.0.7" }),
+      /insert rule inet sumac input ip saddr 10\.0\.0\.7 /,
+    );
+  });
+
+  it("firewall nftables - the delete ruleset names each handle, and is empty for none", () => {
+    assert.equal(
+      deleteRuleset([2, 3]),
+      "delete rule inet sumac input handle 2\ndelete rule inet sumac input handle 3\n",
+    );
+    assert.equal(deleteRuleset([]), "");
+  });
+
+  it("firewall nftables - the listing gives handles and comments, and bad output is a tool error", () => {
+    assert.deepEqual(parseChainListing(listing([{ handle: 2, comment: TAG }, { handle: 9 }])), [
+      { handle: 2, comment: TAG },
+      { handle: 9 },
+    ]);
+    assert.throws(() => parseChainListing("Error: no"), { name: "FirewallError", code: "tool-error" });
+    assert.throws(() => parseChainListing("{}"), { code: "tool-error", message: /no nftables array/ });
+    assert.throws(() => parseChainListing(" ".repeat(16 * 1024 * 1024 + 1)), {
+      code: "tool-error",
+      message: /over/,
+    });
+  });
+
+  it("firewall nftables - open lists the chain then adds the pair in one nft -f - transaction", async () => {
+    const { run, calls } = scripted(NO_TABLE, ok());
+    const fw = createNftablesFirewall({ run });
+    assert.deepEqual(await fw.open(rule), { backend: "nftables", registered: true, tag: TAG });
+    assert.deepEqual(calls, [
+      { argv: NFT_LIST_ARGV, stdin: undefined },
+      { argv: ["nft", "-f", "-"], stdin: openRuleset(rule) },
+    ]);
+  });
+
+  it("firewall nftables - opening a lease again replaces its rules rather than adding a second pair", async () => {
+    const { run, calls } = scripted(
+      ok(listing([{ handle: 2, comment: TAG }, { handle: 3, comment: TAG }, { handle: 7 }])),
+      ok(),
+    );
+    await createNftablesFirewall({ run }).open(rule);
+    assert.equal(calls[1]?.stdin, openRuleset(rule, [2, 3]));
+  });
+
+  it("firewall nftables - close deletes the lease's rules only, and closing again is not an error", async () => {
+    const other = "sumac run=run-7 lease=lease-43 port=61005";
+    const { run, calls } = scripted(
+      ok(
+        listing([
+          { handle: 2, comment: TAG },
+          { handle: 3, comment: other },
+          { handle: 4, comment: TAG },
+        ]),
+      ),
+      ok(),
+      ok(listing([{ handle: 3, comment: other }])),
+      NO_TABLE,
+    );
+    const fw = createNftablesFirewall({ run });
+    assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: true });
+    assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
+    assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: false });
+    assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: false });
+    assert.equal(calls.length, 4);
+  });
+
+  it("firewall nftables - sweep removes the rules of dead leases, keeps live ones and foreign rules", async () => {
+    const dead = "sumac run=run-1 lease=lease-1 port=61000";
+    const live = "sumac run=run-7 lease=lease-42 port=61004";
+    const { run, calls } = scripted(
+      ok(
+        listing([
+          { handle: 2, comment: dead },
+          { handle: 3, comment: live },
+          { handle: 4, comment: dead },
+          { handle: 5, comment: live },
+          { handle: 6, comment: "admin: ssh" },
+          { handle: 8 },
+        ]),
+      ),
+      ok(),
+    );
+    const asked: string[] = [];
+    const result = await createNftablesFirewall({ run }).sweep(({ runId, leaseId }) => {
+      asked.push(`${runId}/${leaseId}`);
+      return Promise.resolve(leaseId === "lease-42");
+    });
+    assert.deepEqual(result, {
+      removed: [{ runId: "run-1", leaseId: "lease-1", port: 61000 }],
+      kept: [{ runId: "run-7", leaseId: "lease-42", port: 61004 }],
+    });
+    assert.deepEqual(asked, ["run-1/lease-1", "run-7/lease-42"]);
+    assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
+  });
+
+  it("firewall nftables - sweep with nothing dead changes nothing, and a failing isLive removes nothing", async () => {
+    const { run, calls } = scripted(
+      ok(listing([{ handle: 3, comment: TAG }])),
+      ok(listing([{ handle: 3, comment: TAG }])),
+    );
+    const fw = createNftablesFirewall({ run });
+    assert.deepEqual(await fw.sweep(() => true), {
+      removed: [],
+      kept: [{ runId: "run-7", leaseId: "lease-42", port: 61004 }],
+    });
+    await assert.rejects(
+      fw.sweep(() => Promise.reject(new Error("bus down"))),
+      /bus down/,
+    );
+    assert.equal(calls.length, 2);
+  });
+
+  it("firewall nftables - tool failures become errors with stable codes", async () => {
+    const perm = failed(
+      "Operation not permitted (you must be root)\nnetlink: Error: cache initialization failed: Operation not permitted\n",
+    );
+    await rejectsWith(
+      createNftablesFirewall({ run: scripted(perm).run }).open(rule),
+      "not-permitted",
+      /nft list chain: Operation not permitted/,
+    );
+    const missing: CommandOutcome = { exitCode: null, stdout: "", stderr: "spawn nft ENOENT", missing: true };
+    await rejectsWith(
+      createNftablesFirewall({ run: scripted(missing).run }).close(rule),
+      "missing-tool",
+      /ENOENT/,
+    );
+    const slow: CommandOutcome = {
+      exitCode: null,
+      stdout: "",
+      stderr: "nft did not finish within 10000 ms",
+      timedOut: true,
+    };
+    await assert.rejects(createNftablesFirewall({ run: scripted(NO_TABLE, slow).run }).open(rule), {
+      code: "timeout",
+      retryable: true,
+    });
+    const syntax = failed("/dev/stdin:6:1-6: Error: Could not process rule: No such file or directory\n");
+    await rejectsWith(
+      createNftablesFirewall({ run: scripted(NO_TABLE, syntax).run }).open(rule),
+      "tool-error",
+      /nft -f - \(open\): \/dev\/stdin/,
+    );
+  });
+
+  it("firewall nftables - a bad rule is refused before nft runs", async () => {
+    const { run, calls } = scripted();
+    await rejectsWith(
+      createNftablesFirewall({ run }).open({ ...rule, peer: "10.0.0.0/8" }),
+      "bad-rule",
+      /peer/,
+    );
+    await rejectsWith(
+      createNftablesFirewall({ run }).close({ ...rule, leaseId: "a b" }),
+      "bad-rule",
+      /leaseId/,
+    );
+    assert.equal(calls.length, 0);
+  });
+
+  it("firewall nftables - concurrent calls on one instance run one at a time", async () => {
+    let running = 0;
+    let most = 0;
+    const run: CommandRunner = async (argv) => {
+      running += 1;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setImmediate(resolve));
+      running -= 1;
+      return argv.includes("list") ? NO_TABLE : ok();
+    };
+    const fw = createNftablesFirewall({ run });
+    await Promise.all([1, 2, 3, 4].map((i) => fw.open({ ...rule, leaseId: `lease-${i}`, port: 61000 + i })));
+    assert.equal(most, 1);
+  });
+});
