@@ -1,16 +1,18 @@
 /**
  * Registering the agent's port with the target's firewall while it runs (DESIGN.md "Firewalls"),
- * with nftables: a table of sumac's own, `inet sumac_agent`, whose `input` chain holds one rule per
- * agent accepting TCP to its port from the workstation's address, tagged with a comment naming run,
- * target and port. Removal deletes that rule, and the table when no rule is left.
+ * with nftables: a table of sumac's own, `inet sumac_agent`, whose `input` chain holds two rules per
+ * agent: accept TCP to its port from the workstation's address, then drop it from anyone else, both
+ * tagged with a comment naming run, target and port (the same pair as the workstation's own
+ * backend, `actors/firewall/nftables.ts`). Removal deletes the pair, and the table when no rule is
+ * left.
  *
  * The nft input is built by pure functions (tested on exact text) and fed to `nft -f -` on stdin;
  * every nft call has a deadline. Where nft is missing or not permitted, the result says so and the
  * caller logs it and goes on: the agent can still serve where nothing filters its port.
  *
  * Limit of this design: in nftables an `accept` ends a packet's walk through one base chain only;
- * a `drop` in another table's input chain (a distribution's own firewall) still drops it. Our rule
- * opens the port where sumac's table is the only filter, and records intent everywhere.
+ * a `drop` in another table's input chain (a distribution's own firewall) still drops it. Our pair
+ * narrows the port to the workstation everywhere, and opens it where nothing else drops it.
  */
 import { spawn } from "node:child_process";
 import { isIP } from "node:net";
@@ -80,6 +82,7 @@ export function registerRuleset(rule: AgentPortRule): string {
     `\t}`,
     `}`,
     `add rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} ${saddr} ${rule.source} tcp dport ${rule.port} accept comment "${ruleComment(rule)}"`,
+    `add rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} tcp dport ${rule.port} drop comment "${ruleComment(rule)}"`,
     ``,
   ].join("\n");
 }

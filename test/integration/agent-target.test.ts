@@ -273,6 +273,16 @@ describe("agent target", async () => {
         new RegExp(`ip saddr ${workstationAddress.replaceAll(".", "\\.")} tcp dport ${BASE_PORT + 2} accept`),
       );
 
+      // Any other source is dropped: the container itself, over loopback, gets no answer.
+      const probe = await t.exec(
+        `node -e "const s=require('net').connect(${BASE_PORT + 2},'127.0.0.1');` +
+          `s.on('connect',()=>{console.log('connected');process.exit(0)});` +
+          `s.on('error',e=>{console.log(e.code);process.exit(0)});` +
+          `setTimeout(()=>{console.log('no answer');process.exit(0)},1500)"`,
+        STEP_MS,
+      );
+      assert.equal(probe.stdout.trim(), "no answer");
+
       const client = await agent.connect();
       const hello = await client.call("Hello", {});
       assert.equal(hello.port, BASE_PORT + 2);

@@ -63,7 +63,7 @@ describe("firewall nft", { skip }, () => {
   const a: AgentPortRule = { runId: "run-a", targetId: "web01", port: 62288, source: "10.0.0.1" };
   const b: AgentPortRule = { runId: "run-b", targetId: "web01", port: 62289, source: "fd00::1" };
 
-  it("firewall nft - registers each agent's port with a tagged rule in sumac's table", async () => {
+  it("firewall nft - registers each agent's port with a tagged accept and drop pair in sumac's table", async () => {
     assert.deepEqual(await registerAgentPort(a, nft), { status: "registered", comment: ruleComment(a) });
     assert.deepEqual(await registerAgentPort(b, nft), { status: "registered", comment: ruleComment(b) });
     const text = await ruleset();
@@ -79,6 +79,7 @@ describe("firewall nft", { skip }, () => {
       text,
       /ip6 saddr fd00::1 tcp dport 62289 accept comment "sumac run=run-b target=web01 port=62289"/,
     );
+    assert.match(text, /tcp dport 62288 drop comment "sumac run=run-a target=web01 port=62288"/);
   });
 
   it("firewall nft - removing one agent's rule keeps the other's and the table", async () => {

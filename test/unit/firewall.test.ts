@@ -66,7 +66,7 @@ describe("firewall", () => {
     assert.ok(ruleComment({ ...rule, runId: "r".repeat(300) }).length <= 128);
   });
 
-  it("firewall - the register ruleset declares sumac's table and chain and adds one tagged rule", () => {
+  it("firewall - the register ruleset declares sumac's table and chain and adds the tagged accept for the workstation and drop for the rest", () => {
     assert.equal(
       registerRuleset(rule),
       "table inet sumac_agent {\n" +
@@ -74,7 +74,8 @@ describe("firewall", () => {
         "\t\ttype filter hook input priority filter; policy accept;\n" +
         "\t}\n" +
         "}\n" +
-        'add rule inet sumac_agent input ip saddr 10.0.0.1 tcp dport 62288 accept comment "sumac run=run-7 target=web01 port=62288"\n',
+        'add rule inet sumac_agent input ip saddr 10.0.0.1 tcp dport 62288 accept comment "sumac run=run-7 target=web01 port=62288"\n' +
+        'add rule inet sumac_agent input tcp dport 62288 drop comment "sumac run=run-7 target=web01 port=62288"\n',
     );
     assert.match(registerRuleset({ ...rule, source: "fd00::1" }), /ip6 saddr fd00::1 tcp dport 62288 accept/);
   });
