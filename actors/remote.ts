@@ -1,0 +1,139 @@
+/**
+ * What the target actors need of a remote host, whatever the transport (STYLE.md item 4): a shell
+ * that runs commands (optionally as root) and a file channel that puts files into the run's
+ * directory on the target and removes them again. The SSH transport (`actors/ssh/`) implements
+ * both; tests of the machines provide fakes.
+ *
+ * Every call takes a deadline and an AbortSignal. Aborting rejects with the signal's reason and
+ * stops the remote work; failures reject with an error carrying a {@link RemoteErrorCode}.
+ */
+import type { Readable, Writable } from "node:stream";
+
+/**
+ * Stable codes of transport failures. Machines branch on these (never on message text):
+ * `unreachable` and `connection-lost` are worth a retry, the host key codes never are.
+ */
+export type RemoteErrorCode =
+  | "unreachable"
+  | "host-key-mismatch"
+  | "host-key-unknown"
+  | "host-key-revoked"
+  | "handshake-failed"
+  | "auth-failed"
+  | "bad-private-key"
+  | "known-hosts-invalid"
+  | "become-failed"
+  | "timeout"
+  | "connection-lost"
+  | "command-failed"
+  | "output-too-large"
+  | "upload-failed"
+  | "hash-mismatch"
+  | "path-refused"
+  | "config-invalid";
+
+/** The shape every transport error has (the SSH classes are in `actors/ssh/errors.ts`). */
+export interface RemoteError extends Error {
+  readonly code: RemoteErrorCode;
+  readonly retryable: boolean;
+}
+
+/** True for errors of the transports, so callers can tell them from programming errors. */
+export function isRemoteError(error: unknown): error is RemoteError {
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<RemoteError>).code === "string" &&
+    typeof (error as Partial<RemoteError>).retryable === "boolean"
+  );
+}
+
+export interface ExecOptions {
+  /** Bytes fed to the command's stdin, then end of file. Without it stdin is closed at once. */
+  readonly stdin?: string | Buffer;
+  /** The command is stopped on the target (TERM, then KILL) and the call fails with `timeout`. */
+  readonly timeoutMs: number;
+  /** Aborting stops the command on the target and rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Run as root (through `sudo` when the login is not root). */
+  readonly become?: boolean;
+  /** Cap on stdout and on stderr, each; past it the command is stopped (`output-too-large`). */
+  readonly maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  /** The command's exit status; null when it ended by a signal. */
+  readonly exitCode: number | null;
+  /** The signal that ended it (`"TERM"`, `"KILL"`, ...), or null. */
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface SpawnOptions {
+  /** Deadline for the process to start (login shell and, with `become`, sudo's answer). */
+  readonly startTimeoutMs: number;
+  /** Aborting stops the process (TERM) and closes its streams. */
+  readonly signal?: AbortSignal;
+  readonly become?: boolean;
+}
+
+/** A long-running remote process whose stdin and stdout stay open for a dialogue. */
+export interface RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Settles when the process has ended and its streams are closed. */
+  readonly exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  /** Sends a signal to the process (TERM by default) and closes its channel. */
+  kill(signal?: "TERM" | "KILL" | "INT" | "HUP"): void;
+}
+
+/** Runs commands on a target. */
+export interface RemoteShell {
+  exec(command: string, options: ExecOptions): Promise<ExecResult>;
+  spawn(command: string, options: SpawnOptions): Promise<RemoteProcess>;
+  close(): Promise<void>;
+}
+
+export interface PutOptions {
+  /** Permission bits the file ends up with (e.g. 0o755 for the agent bundle). */
+  readonly mode: number;
+  readonly signal?: AbortSignal;
+  /** Deadline for the transfer and its verification (default 5 minutes). */
+  readonly timeoutMs?: number;
+  /** SHA-256 (hex) the content must have, e.g. from a package manifest. */
+  readonly sha256?: string;
+}
+
+export interface PutResult {
+  readonly bytes: number;
+  /** SHA-256 (hex) of what was sent, confirmed on the target. */
+  readonly sha256: string;
+}
+
+/** Options of the small file operations. */
+export interface FileOpOptions {
+  readonly signal?: AbortSignal;
+  /** Deadline (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Puts files into the run's directory on a target. Every path must be inside the configured run
+ * root (`/var/tmp/sumac` by default); anything else is refused with `path-refused`.
+ */
+export interface FileChannel {
+  /** The directory that holds every run's directory on the target. */
+  readonly runRoot: string;
+  /**
+   * Creates (or, when it exists and is safe, reuses) `<runRoot>/<run>`, private to the login user
+   * and readable by root, and returns its path.
+   */
+  createRunDir(run: string, options?: FileOpOptions): Promise<string>;
+  mkdir(remotePath: string, options?: FileOpOptions & { mode?: number }): Promise<void>;
+  /** Uploads with several writes in flight, then checks the SHA-256 on the target. */
+  put(source: string | Buffer, remotePath: string, options: PutOptions): Promise<PutResult>;
+  /** Removes a file or a directory tree (as root with `become`); a missing path is no error. */
+  remove(remotePath: string, options?: FileOpOptions & { become?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}

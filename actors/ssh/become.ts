@@ -1,0 +1,148 @@
+/**
+ * Running a command as root through sudo, and the remote command line around every command.
+ *
+ * With a sudo password: `sudo -S -p PROMPT -- sh -c 'echo MARKER >&2; exec "$@"' ...`. sudo prints
+ * PROMPT (a per-call random string) on stderr when, and only when, it wants the password; the
+ * password line is written to stdin only then. So it never reaches the command's stdin (as it would
+ * with a NOPASSWD rule or cached credentials if written blindly), and a second PROMPT means sudo
+ * refused it. Without a password: `sudo -n`, which fails at once where one is needed.
+ *
+ * MARKER is printed by the shell sudo started, so seeing it means sudo is done: only then is the
+ * command's own stdin written, and everything on stderr before it (prompts, sudo's lecture) is
+ * sudo's, not the command's. The password goes over the encrypted channel's stdin only, never argv.
+ *
+ * Every command also runs under coreutils `timeout` on the target, a backstop to the caller's
+ * deadline when the connection is lost: `exec` makes it the session's process, so a TERM sent over
+ * the channel reaches it (through sudo, which relays signals), and it ends the command's whole
+ * process group, then KILLs what is left.
+ */
+import { randomBytes } from "node:crypto";
+
+/** POSIX shell single quoting: safe for any string without NUL. */
+export function shellQuote(s: string): string {
+  if (s.includes("\0")) throw new TypeError("a shell argument cannot contain NUL");
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** How to become root on the host; `password` is the login user's sudo password, if it needs one. */
+export interface BecomeConfig {
+  readonly password?: string;
+}
+
+export interface WrapOptions {
+  /** Run as root through sudo (false: as the login user). */
+  readonly become: false | BecomeConfig;
+  /** Remote backstop deadline; none for long-running processes. */
+  readonly remoteTimeoutMs?: number;
+  /** Grace between the backstop's TERM and KILL (default 5 s). */
+  readonly killAfterMs?: number;
+}
+
+export interface WrappedCommand {
+  /** The command line the login shell runs. */
+  readonly line: string;
+  /** Present with `become`: the strings to watch for on stderr. */
+  readonly sudo?: { readonly prompt: string; readonly marker: string; readonly sendsPassword: boolean };
+}
+
+function seconds(ms: number): string {
+  return `${(Math.max(ms, 1) / 1000).toFixed(3)}s`;
+}
+
+/** Builds the remote command line for `command` (run by `sh -c`). */
+export function wrapCommand(command: string, options: WrapOptions): WrappedCommand {
+  const inner =
+    options.remoteTimeoutMs === undefined
+      ? ["sh", "-c", command]
+      : [
+          "timeout",
+          "-k",
+          seconds(options.killAfterMs ?? 5_000),
+          seconds(options.remoteTimeoutMs),
+          "sh",
+          "-c",
+          command,
+        ];
+  if (options.become === false) return { line: `exec ${inner.map(shellQuote).join(" ")}` };
+  const tag = randomBytes(9).toString("hex");
+  const prompt = `[sumac-sudo-prompt-${tag}]`;
+  const marker = `[sumac-sudo-ok-${tag}]`;
+  const sendsPassword = options.become.password !== undefined;
+  const sudo = sendsPassword ? ["sudo", "-S", "-p", prompt, "--"] : ["sudo", "-n", "--"];
+  const announce = ["sh", "-c", `printf '%s\\n' "$0" >&2; exec "$@"`, marker];
+  return {
+    line: `exec ${[...sudo, ...announce, ...inner].map(shellQuote).join(" ")}`,
+    sudo: { prompt, marker, sendsPassword },
+  };
+}
+
+/** What to do after a chunk of stderr arrived while sudo was still deciding. */
+export type HandshakeStep =
+  | { readonly kind: "wait" }
+  | { readonly kind: "send-password" }
+  /** sudo is done; `rest` is the command's own stderr that came in the same chunk. */
+  | { readonly kind: "ready"; readonly rest: Buffer }
+  | { readonly kind: "refused"; readonly reason: string };
+
+/** Most sudo prints before the marker (lecture, prompts, complaints); more is refused. */
+export const MAX_HANDSHAKE_BYTES = 64 * 1024;
+
+/**
+ * Follows sudo's stderr until the marker: pure, fed chunk by chunk (strings may span chunks).
+ *
+ * @example
+ * const hs = new SudoHandshake(wrapped.sudo);
+ * stream.stderr.on("data", (c) => { const step = hs.feed(c); ... });
+ */
+export class SudoHandshake {
+  readonly #prompt: Buffer;
+  readonly #marker: Buffer;
+  readonly #sendsPassword: boolean;
+  #seen = Buffer.alloc(0);
+  #prompts = 0;
+  #done = false;
+
+  constructor(sudo: { prompt: string; marker: string; sendsPassword: boolean }) {
+    this.#prompt = Buffer.from(sudo.prompt);
+    this.#marker = Buffer.from(`${sudo.marker}\n`);
+    this.#sendsPassword = sudo.sendsPassword;
+  }
+
+  feed(chunk: Buffer): HandshakeStep {
+    if (this.#done) return { kind: "ready", rest: chunk };
+    this.#seen = Buffer.concat([this.#seen, chunk]);
+    const at = this.#seen.indexOf(this.#marker);
+    if (at >= 0) {
+      this.#done = true;
+      return { kind: "ready", rest: this.#seen.subarray(at + this.#marker.length) };
+    }
+    if (this.#seen.length > MAX_HANDSHAKE_BYTES) {
+      return {
+        kind: "refused",
+        reason: `sudo printed more than ${MAX_HANDSHAKE_BYTES} bytes without starting`,
+      };
+    }
+    const prompts = count(this.#seen, this.#prompt);
+    if (prompts > this.#prompts) {
+      this.#prompts = prompts;
+      if (!this.#sendsPassword)
+        return { kind: "refused", reason: "sudo asked for a password and none is configured" };
+      if (prompts === 1) return { kind: "send-password" };
+      return { kind: "refused", reason: `sudo did not accept the sudo password (${this.said()})` };
+    }
+    return { kind: "wait" };
+  }
+
+  /** What sudo printed, without the prompt strings, for messages. */
+  said(): string {
+    const text = this.#seen.toString("utf8").replaceAll(this.#prompt.toString(), "").trim();
+    const line = text.split("\n").filter(Boolean).slice(-2).join("; ");
+    return line.length > 300 ? `${line.slice(0, 300)}...` : line || "no message";
+  }
+}
+
+function count(haystack: Buffer, needle: Buffer): number {
+  let n = 0;
+  for (let i = haystack.indexOf(needle); i >= 0; i = haystack.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
