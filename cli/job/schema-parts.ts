@@ -1,0 +1,169 @@
+/**
+ * The small schemas a job file is built from (ports, durations, host names, fingerprints, secret
+ * references), each with a description for editors (it goes into the JSON Schema) and the words an
+ * error uses for it: what it is and what is expected.
+ */
+import { isIP } from "node:net";
+import { z } from "zod";
+import { versionProblem } from "../../machines/target-components.ts";
+
+/** How errors speak of a schema: `"70000" is not a valid <what> (expected <expected>)`. */
+export interface Expectation {
+  readonly expected: string;
+  readonly what?: string;
+  /** A secret reference: a plain value here is a secret typed into the file, never echoed back. */
+  readonly secret?: boolean;
+}
+
+/** The words errors use per schema; read back by the issue mapper (`issues.ts`). */
+export const expectations = z.registry<Expectation>();
+
+/** `schema` with its description (for editors) and its error words. */
+export function described<T extends z.ZodType>(
+  schema: T,
+  description: string,
+  expectation: Expectation,
+  jsonSchema: Record<string, unknown> = {},
+): T {
+  const withMeta = schema.meta({ description, ...jsonSchema });
+  expectations.add(withMeta, expectation);
+  return withMeta;
+}
+
+/** An integer in [min, max]; errors call it `what`. */
+export function integer(min: number, max: number, what: string): z.ZodInt {
+  return described(z.int().min(min).max(max), `An integer from ${min} to ${max}.`, {
+    expected: `an integer from ${min} to ${max}`,
+    what,
+  });
+}
+
+export const Port = described(z.int().min(1).max(65535), "A TCP port.", {
+  expected: "an integer from 1 to 65535",
+  what: "port",
+});
+
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** A DNS name, an IPv4 or IPv6 address (without brackets), or `local` (this machine). */
+export const Host = described(
+  z.string().refine((h) => isIP(h) !== 0 || HOST_NAME.test(h)),
+  "The target's DNS name or IP address, or `local` for this machine (local mode: the agent runs as a local process, no SSH).",
+  { expected: 'a DNS name, an IPv4 or IPv6 address, or "local"', what: "host" },
+  { minLength: 1, maxLength: 253 },
+);
+
+/** Target ids become parts of log lines, file names and event subjects: keep them plain. */
+export const TargetName = described(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@[\]-]{0,127}$/),
+  "The target's id in reports and events; unique in the job. Default: host, or host:port when the port is not the default.",
+  { expected: "1 to 128 of A-Z a-z 0-9 . _ - : @ [ ], starting with a letter or digit", what: "target name" },
+);
+
+export const User = described(
+  z.string().regex(/^[^\s\x00-\x1f\x7f]{1,256}$/),
+  "The login name. Default: root.",
+  { expected: "a user name of 1 to 256 characters without spaces", what: "user name" },
+);
+
+export const Os = described(
+  z.enum(["linux", "windows"]),
+  "The target's operating system. Default: linux. (Windows targets are accepted here; deploying to them is not supported yet.)",
+  { expected: 'one of "linux", "windows"', what: "os" },
+);
+
+/** OpenSSH's `SHA256:` fingerprint: 32 bytes of base64 without padding (a trailing `=` is allowed). */
+export const Fingerprint = described(
+  z.string().regex(/^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/),
+  "The SSH host key's fingerprint, pinned: SHA256:<base64>, as `ssh-keygen -lf <key>` prints it.",
+  {
+    expected: "SHA256: followed by 43 base64 characters, as `ssh-keygen -lf` prints it",
+    what: "host key fingerprint",
+  },
+);
+
+export const Tag = described(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  "A tag to select targets by.",
+  {
+    expected: "1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+    what: "tag",
+  },
+);
+
+/** A path as written: resolved against the job file's directory, `~/` against the home directory. */
+export const FilePath = described(
+  z.string().regex(/^[^\x00]{1,4096}$/),
+  "A file path, relative to the job file's directory (or absolute, or starting with ~/).",
+  { expected: "a path of 1 to 4096 characters", what: "path" },
+);
+
+const EnvName = described(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/),
+  "An environment variable's name.",
+  {
+    expected: "an environment variable name such as ROOT_PASSWORD",
+    what: "environment variable name",
+  },
+);
+
+/**
+ * A secret, by reference only: `{ file: path }` (its content, less one final newline) or
+ * `{ env: NAME }`. Exactly one of the two; checked after the shape (see `normalise.ts`).
+ */
+export const SecretRef = described(
+  z.strictObject({ file: FilePath.optional(), env: EnvName.optional() }),
+  "A secret, never written in the job: { file: path } (relative to the job file) or { env: NAME }.",
+  { expected: "{ env: NAME } or { file: path }", what: "secret reference", secret: true },
+  { oneOf: [{ required: ["file"] }, { required: ["env"] }] },
+);
+
+export const MAX_DURATION_MS = 7 * 24 * 3600 * 1000;
+const DURATION = /^(?:\d{1,9}(?:ms|s|m|h|d))+$/;
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds of a duration as written: a number of seconds, or `1h30m`, `90s`, `500ms`. */
+export function durationMs(value: number | string): number {
+  if (typeof value === "number") return Math.round(value * 1000);
+  let total = 0;
+  for (const [, n, unit] of value.matchAll(/(\d+)(ms|s|m|h|d)/g))
+    total += Number(n) * (UNIT_MS[unit ?? "s"] ?? 0);
+  return total;
+}
+
+export const Duration = described(
+  z.union([z.number().positive(), z.string().regex(DURATION)]).refine((v) => {
+    const ms = durationMs(v);
+    return ms >= 1 && ms <= MAX_DURATION_MS;
+  }),
+  "A duration: a number of seconds, or a string such as 90s, 10m, 1h30m, 500ms.",
+  { expected: "a number of seconds or a duration such as 90s, 10m or 1h30m, up to 7d", what: "duration" },
+);
+
+export const Command = described(
+  z.string().regex(/^[^\x00]{1,8192}$/),
+  "A shell command, run in the staging directory where the component's files are.",
+  { expected: "a command of 1 to 8192 characters", what: "command" },
+);
+
+export const ComponentId = described(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  "The component's id; unique in the package.",
+  { expected: "1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit", what: "component id" },
+);
+
+export const Version = described(
+  z.string().refine((v) => versionProblem(v) === null),
+  'The component\'s version, compared with what its detect command prints. Quote it: "1.0", not 1.0.',
+  {
+    expected: 'a version string such as "1.2.0", of letters, digits and . _ + ~ -',
+    what: "version",
+  },
+  { pattern: "^[A-Za-z0-9._+~-]{1,64}$" },
+);
+
+export const Name = described(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), "A name for reports.", {
+  expected: "1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+  what: "name",
+});
