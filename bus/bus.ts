@@ -124,7 +124,7 @@ export interface EventStream {
 export interface WorkQueueOptions {
   /** A job not acknowledged within this many ms is delivered again. */
   readonly ackWaitMs: number;
-  /** After this many deliveries a job is dropped (and reported through `onDropped`, when given). */
+  /** After this many deliveries a job is dropped (terminated: it is not delivered again). */
   readonly maxDeliver: number;
 }
 

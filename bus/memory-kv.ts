@@ -1,0 +1,205 @@
+/**
+ * Key-value buckets of the in-process Bus, with NATS KV semantics: one revision counter per bucket
+ * (the bucket stream's sequence), a delete leaves a marker that takes a revision, `create` succeeds
+ * on a missing or deleted key, `update` compares against the key's last revision.
+ *
+ * Log records (`memory-log.ts`): `["P", revision, key, base64]` a put, `["D", revision, key]` a
+ * delete marker, `["S", revision]` the bucket's last revision (last line of a snapshot).
+ */
+import { BusError, type KvEntry, type KvOptions, type KvStore } from "./bus.ts";
+import { checkKey, checkSize, closedError, copy, settle, tokensMatch } from "./memory-common.ts";
+import { AppendLog, fromBase64, int, loadLog, str, toBase64 } from "./memory-log.ts";
+
+interface Entry {
+  readonly value: Uint8Array;
+  readonly revision: number;
+  readonly live: boolean;
+}
+
+/** Records written since the last snapshot before the log is compacted (and 4x the keys). */
+const COMPACT_AFTER = 4096;
+
+/** The state of one bucket, shared by every handle on it. */
+export class KvBucket {
+  readonly name: string;
+  #revision = 0;
+  readonly #entries = new Map<string, Entry>();
+  readonly #log: AppendLog | undefined;
+  #records = 0;
+
+  /** A bucket kept in memory only, or loaded from (and logged to) `path`. */
+  constructor(name: string, path?: string) {
+    this.name = name;
+    if (path === undefined) {
+      this.#log = undefined;
+      return;
+    }
+    this.#records = loadLog(path, (r) => this.#replay(r));
+    this.#log = new AppendLog(path);
+    if (this.#records > this.#entries.size * 2 + 64) void this.#compact().catch(() => undefined);
+  }
+
+  #replay(r: unknown[]): void {
+    const revision = int(r[1]);
+    if (revision < this.#revision) throw new TypeError(`revision ${revision} after ${this.#revision}`);
+    this.#revision = revision;
+    switch (r[0]) {
+      case "P":
+        this.#entries.set(str(r[2]), { value: fromBase64(r[3]), revision, live: true });
+        return;
+      case "D":
+        this.#entries.set(str(r[2]), { value: EMPTY, revision, live: false });
+        return;
+      case "S":
+        return;
+      default:
+        throw new TypeError(`unknown record ${String(r[0])}`);
+    }
+  }
+
+  get(key: string): KvEntry | undefined {
+    const e = this.#entries.get(key);
+    return e?.live ? { key, value: copy(e.value), revision: e.revision } : undefined;
+  }
+
+  /** The key's last entry, delete markers included. */
+  last(key: string): Entry | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** Stores `value` (already copied) under a new revision; resolves when durable. */
+  write(key: string, value: Uint8Array): Promise<number> | number {
+    const revision = ++this.#revision;
+    this.#entries.set(key, { value, revision, live: true });
+    if (!this.#log) return revision;
+    return this.#persist(["P", revision, key, toBase64(value)]).then(() => revision);
+  }
+
+  /** Leaves a delete marker under a new revision; resolves when durable. */
+  remove(key: string): Promise<void> | undefined {
+    const revision = ++this.#revision;
+    this.#entries.set(key, { value: EMPTY, revision, live: false });
+    return this.#log ? this.#persist(["D", revision, key]) : undefined;
+  }
+
+  keys(filter: readonly string[] | undefined): string[] {
+    const out: string[] = [];
+    for (const [key, e] of this.#entries) {
+      if (e.live && (filter === undefined || tokensMatch(filter, key.split(".")))) out.push(key);
+    }
+    return out.sort();
+  }
+
+  #persist(record: readonly unknown[]): Promise<void> {
+    const log = this.#log as AppendLog;
+    const written = log.append(record);
+    if (++this.#records > COMPACT_AFTER && this.#records > this.#entries.size * 4) {
+      // The snapshot is queued behind this write; its failure fails later writes, not this one.
+      void this.#compact().catch(() => undefined);
+    }
+    return written;
+  }
+
+  /** Replaces the log by the live entries (delete markers are not needed to go on). */
+  #compact(): Promise<void> {
+    // In revision order, as the log was written, and the last revision at the end (it may be a
+    // delete marker's, which is not kept).
+    const live = [...this.#entries].filter(([, e]) => e.live).sort((a, b) => a[1].revision - b[1].revision);
+    const records: unknown[][] = live.map(([key, e]) => ["P", e.revision, key, toBase64(e.value)]);
+    records.push(["S", this.#revision]);
+    this.#records = records.length;
+    return (this.#log as AppendLog).snapshot(records);
+  }
+
+  close(): Promise<void> {
+    return this.#log?.close() ?? Promise.resolve();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Checks the options the NATS adapter checks, so both refuse the same ones. */
+export function checkKvOptions(options: KvOptions | undefined): void {
+  const history = options?.history ?? 1;
+  if (!Number.isInteger(history) || history < 1 || history > 64) {
+    throw new RangeError(`kv history must be an integer from 1 to 64, got ${history}`);
+  }
+}
+
+/** A handle on a bucket; fails with `closed` once the bus is closed. */
+export class MemoryKv implements KvStore {
+  readonly #bucket: KvBucket;
+  readonly #isClosed: () => boolean;
+
+  constructor(bucket: KvBucket, isClosed: () => boolean) {
+    this.#bucket = bucket;
+    this.#isClosed = isClosed;
+  }
+
+  #check(what: string, key: string): void {
+    if (this.#isClosed()) throw closedError(`kv ${this.#bucket.name}: ${what}`);
+    checkKey(key);
+  }
+
+  get(key: string): Promise<KvEntry | undefined> {
+    return settle(() => {
+      this.#check("get", key);
+      return this.#bucket.get(key);
+    });
+  }
+
+  async put(key: string, value: Uint8Array): Promise<number> {
+    this.#check("put", key);
+    checkSize(value);
+    return await this.#bucket.write(key, copy(value));
+  }
+
+  async create(key: string, value: Uint8Array): Promise<number> {
+    this.#check("create", key);
+    checkSize(value);
+    const last = this.#bucket.last(key);
+    if (last?.live) {
+      throw new BusError(
+        "revision-mismatch",
+        `kv ${this.#bucket.name}: create ${key}: exists at revision ${last.revision}`,
+      );
+    }
+    return await this.#bucket.write(key, copy(value));
+  }
+
+  async update(key: string, value: Uint8Array, expected: number): Promise<number> {
+    this.#check("update", key);
+    checkSize(value);
+    // NATS compares with the key's last entry, a delete marker included.
+    const last = this.#bucket.last(key);
+    if (last?.revision !== expected) {
+      throw new BusError(
+        "revision-mismatch",
+        `kv ${this.#bucket.name}: update ${key}: revision is ${last?.revision ?? "none"}, not ${expected}`,
+      );
+    }
+    return await this.#bucket.write(key, copy(value));
+  }
+
+  async delete(key: string, expected?: number): Promise<void> {
+    this.#check("delete", key);
+    if (expected !== undefined) {
+      const last = this.#bucket.last(key);
+      if (!last?.live || last.revision !== expected) {
+        throw new BusError(
+          "revision-mismatch",
+          `kv ${this.#bucket.name}: delete ${key}: revision is ${last?.live ? last.revision : "none"}, not ${expected}`,
+        );
+      }
+    }
+    await this.#bucket.remove(key);
+  }
+
+  keys(filter?: string): Promise<string[]> {
+    return settle(() => {
+      if (this.#isClosed()) throw closedError(`kv ${this.#bucket.name}: keys`);
+      if (filter !== undefined) checkKey(filter, true);
+      return this.#bucket.keys(filter === undefined || filter === ">" ? undefined : filter.split("."));
+    });
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The Bus on NATS (DESIGN.md "Shape"): publish, subscribe, request and serve on core NATS; the
+ * key-value store, event streams and work queues on JetStream (`nats-kv.ts`, `nats-stream.ts`,
+ * `nats-queue.ts`). Works with Debian's nats-server 2.9.10: no per-key TTL, single-filter
+ * consumers, no consumer metadata.
+ *
+ * The client reconnects forever with a bounded wait between attempts, so one Bus object outlives
+ * server restarts: core subscriptions are renewed by nats.js, calls made while the server is away
+ * wait for it up to their deadline and then fail with the retryable code `unavailable`, and durable
+ * writes are retried with the same message id, so an acknowledged write is stored exactly once.
+ */
+import {
+  connect,
+  type Msg,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type {
+  Bus,
+  BusMessage,
+  Deadline,
+  EventStream,
+  KvOptions,
+  KvStore,
+  StreamOptions,
+  Subscription,
+  WorkQueue,
+  WorkQueueOptions,
+} from "./bus.ts";
+import { BusError } from "./bus.ts";
+import {
+  checkPattern,
+  checkSize,
+  checkSubject,
+  remaining,
+  settle,
+  toBusError,
+  withDeadline,
+} from "./nats-common.ts";
+import { NatsLink } from "./nats-link.ts";
+import { openNatsKv } from "./nats-kv.ts";
+import { openNatsQueue } from "./nats-queue.ts";
+import { openNatsStream } from "./nats-stream.ts";
+
+export interface NatsBusOptions {
+  /** One URL or several of the same cluster, e.g. `nats://127.0.0.1:4222`. */
+  readonly servers: string | string[];
+  /** The connection name the server shows (monitoring, logs). */
+  readonly name?: string;
+  /** Deadline of the first connection and of calls that take none; default 5000 ms. */
+  readonly timeoutMs?: number;
+}
+
+/** Wait between two reconnection attempts (plus up to 100 ms of jitter), kept short and bounded. */
+const RECONNECT_WAIT_MS = 250;
+
+/**
+ * Connects to NATS and returns a Bus over it; fails with `unavailable` when no server answers
+ * within `timeoutMs` or JetStream is not enabled there (`nats-server -js`).
+ *
+ * @example
+ * const bus = await openNatsBus({ servers: "nats://127.0.0.1:4222", name: "sumac-worker" });
+ * const leases = await bus.kv("leases");
+ */
+export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      name: options.name ?? "sumac",
+      timeout: timeoutMs,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: RECONNECT_WAIT_MS,
+      reconnectJitter: 100,
+      // A half-open connection is noticed within about 15 s.
+      pingInterval: 5_000,
+      maxPingOut: 3,
+    });
+  } catch (err) {
+    throw new BusError("unavailable", `cannot connect to NATS at ${String(options.servers)}`, { cause: err });
+  }
+  try {
+    const jsm = await withDeadline(
+      "JetStream account info",
+      timeoutMs,
+      jetstreamManager(nc, { timeout: timeoutMs }),
+    );
+    const js = jetstream(nc, { timeout: timeoutMs });
+    return new NatsBus(new NatsLink(nc, js, jsm, timeoutMs));
+  } catch (err) {
+    await nc.close();
+    throw new BusError(
+      "unavailable",
+      `NATS at ${String(options.servers)} has no JetStream (start it with -js)`,
+      { cause: err },
+    );
+  }
+}
+
+class NatsBus implements Bus {
+  readonly #link: NatsLink;
+  readonly #subs = new Set<NatsSubscription>();
+
+  constructor(link: NatsLink) {
+    this.#link = link;
+  }
+
+  publish(subject: string, data: Uint8Array): Promise<void> {
+    return settle(() => {
+      this.#link.checkOpen(`publish ${subject}`);
+      checkSubject(subject);
+      checkSize(data);
+      // While disconnected nats.js buffers the message and sends it on reconnection.
+      this.#link.nc.publish(subject, data);
+    });
+  }
+
+  async subscribe(
+    pattern: string,
+    handler: (message: BusMessage) => void,
+    options: { readonly queue?: string } = {},
+  ): Promise<Subscription> {
+    this.#link.checkOpen(`subscribe ${pattern}`);
+    checkPattern(pattern);
+    return await this.#track(
+      this.#link.nc.subscribe(pattern, {
+        ...(options.queue === undefined ? {} : { queue: options.queue }),
+        callback: (err, m) => {
+          if (err) return;
+          try {
+            handler({ subject: m.subject, data: m.data });
+          } catch {
+            // A throwing subscriber must not end the subscription for the others' messages.
+          }
+        },
+      }),
+    );
+  }
+
+  async request(subject: string, data: Uint8Array, deadline: Deadline): Promise<BusMessage> {
+    const what = `request ${subject}`;
+    checkSubject(subject);
+    checkSize(data);
+    deadline.signal?.throwIfAborted();
+    const until = performance.now() + deadline.timeoutMs;
+    await this.#link.connected(what, until);
+    const left = remaining(until);
+    try {
+      // Sent once: a request is not known to be idempotent, so it is never repeated here.
+      const m = await withDeadline(
+        what,
+        left + 50,
+        this.#link.untilClosed(this.#link.nc.request(subject, data, { timeout: Math.max(1, left) })),
+        deadline.signal,
+      );
+      return { subject: m.subject, data: m.data };
+    } catch (err) {
+      if (deadline.signal?.aborted && err === deadline.signal.reason) throw err;
+      if (this.#link.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+      throw toBusError(what, err, false);
+    }
+  }
+
+  async serve(
+    subject: string,
+    handler: (message: BusMessage) => Promise<Uint8Array>,
+    options: { readonly queue?: string } = {},
+  ): Promise<Subscription> {
+    this.#link.checkOpen(`serve ${subject}`);
+    checkPattern(subject);
+    const answer = async (m: Msg): Promise<void> => {
+      const reply = await handler({ subject: m.subject, data: m.data });
+      // An answer over the limit is not sent; the caller times out as with a failed handler.
+      if (reply.length <= 1024 * 1024 && !this.#link.closed) m.respond(reply);
+    };
+    return await this.#track(
+      this.#link.nc.subscribe(subject, {
+        ...(options.queue === undefined ? {} : { queue: options.queue }),
+        callback: (err, m) => {
+          if (err || !m.reply) return;
+          answer(m).catch(() => undefined);
+        },
+      }),
+    );
+  }
+
+  /**
+   * Keeps the subscription for `close` and waits until the server has it (a round trip), so that
+   * a message published from another connection after this resolves is delivered. While the server
+   * is away the subscription is renewed on reconnection; the wait is bounded.
+   */
+  async #track(sub: NatsSubscription): Promise<Subscription> {
+    this.#subs.add(sub);
+    if (this.#link.isConnected) {
+      await withDeadline("subscribe", this.#link.timeoutMs, this.#link.nc.flush()).catch(() => undefined);
+    }
+    return {
+      unsubscribe: () =>
+        settle(() => {
+          this.#subs.delete(sub);
+          if (!sub.isClosed() && !this.#link.nc.isClosed()) sub.unsubscribe();
+        }),
+    };
+  }
+
+  async kv(bucket: string, options?: KvOptions): Promise<KvStore> {
+    this.#link.checkOpen(`kv ${bucket}`);
+    return await openNatsKv(this.#link, bucket, options);
+  }
+
+  async stream(name: string, options: StreamOptions): Promise<EventStream> {
+    this.#link.checkOpen(`stream ${name}`);
+    return await openNatsStream(this.#link, name, options);
+  }
+
+  async workQueue(name: string, options: WorkQueueOptions): Promise<WorkQueue> {
+    this.#link.checkOpen(`queue ${name}`);
+    return await openNatsQueue(this.#link, name, options);
+  }
+
+  async close(): Promise<void> {
+    if (this.#link.closed) return;
+    this.#link.markClosed();
+    const nc = this.#link.nc;
+    if (nc.isClosed()) return;
+    // Drain sends what is buffered; when the server is away it cannot finish, so it is bounded.
+    try {
+      await withDeadline("close", this.#link.timeoutMs, nc.drain());
+    } catch {
+      await nc.close();
+    }
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Subjects and message schemas of the central port-lease service (docs/port-leases.md). Requests
+ * and replies are UTF-8 JSON validated with zod on both sides; the `v1` in every subject is the
+ * schema version, so a later incompatible change gets new subjects next to these.
+ *
+ * `bus/subjects.ts` re-exports everything here.
+ */
+import { z } from "zod";
+
+/** Request subjects (request/reply, served by the one active lease service). */
+export const LEASE_SUBJECTS = {
+  acquire: "sumac.v1.lease.acquire",
+  renew: "sumac.v1.lease.renew",
+  conflict: "sumac.v1.lease.conflict",
+  release: "sumac.v1.lease.release",
+  status: "sumac.v1.lease.status",
+} as const;
+
+/** Event subjects (published by the active service, for outside subscribers). */
+export const LEASE_EVENT_SUBJECTS = {
+  /** A holder found a granted port taken by something outside sumac: {@link LeaseConflictEvent}. */
+  conflict: "sumac.v1.lease.event.conflict",
+  /** A lease was reclaimed because it was not renewed in time: {@link LeaseExpiredEvent}. */
+  expired: "sumac.v1.lease.event.expired",
+  /** An instance became the active lease service: {@link LeaseActiveEvent}. */
+  active: "sumac.v1.lease.event.active",
+} as const;
+
+/** The KV bucket holding the leases, the busy ports and the lock of the active instance. */
+export const LEASE_BUCKET = "sumac-leases";
+
+/** Lease ids are chosen by the client (a UUID), so a retried request cannot grant twice. */
+export const LeaseId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "lease id: 1 to 64 of [A-Za-z0-9_-]");
+/** A configured range of the service (`workstation`, `callback`, ...). */
+export const RangeName = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "range: 1 to 32 of [A-Za-z0-9_-]");
+/** The worker host the port is on: leases are per worker host. */
+export const WorkerHost = z.string().min(1).max(253);
+/** How long a lease lasts unless renewed, in ms (100 ms to 24 h). */
+export const LeaseMs = z.int().min(100).max(86_400_000);
+export const Port = z.int().min(1).max(65535);
+/** Milliseconds since the epoch. */
+export const EpochMs = z.int().min(0);
+
+/** Who holds a lease: the run and the target it serves. */
+export const LeaseHolder = z.object({
+  run: z.string().min(1).max(128),
+  target: z.string().min(1).max(256),
+});
+export type LeaseHolder = z.infer<typeof LeaseHolder>;
+
+export const AcquireRequest = z.object({
+  leaseId: LeaseId,
+  workerHost: WorkerHost,
+  range: RangeName,
+  holder: LeaseHolder,
+  leaseMs: LeaseMs,
+});
+export type AcquireRequest = z.infer<typeof AcquireRequest>;
+
+/** Renews several leases of one holder process at once (a client renews all it holds together). */
+export const RenewRequest = z.object({
+  leaseIds: z.array(LeaseId).min(1).max(4096),
+  leaseMs: LeaseMs,
+});
+export type RenewRequest = z.infer<typeof RenewRequest>;
+
+/**
+ * The port of `leaseId` was found taken (EADDRINUSE): mark it busy for the cool-down, end that
+ * lease and grant the next port under `nextLeaseId` (chosen by the client, for idempotent retries).
+ */
+export const ConflictRequest = z.object({
+  leaseId: LeaseId,
+  nextLeaseId: LeaseId,
+  leaseMs: LeaseMs,
+});
+export type ConflictRequest = z.infer<typeof ConflictRequest>;
+
+/** Ends leases; idempotent (an unknown or already released id is not an error). */
+export const ReleaseRequest = z.object({
+  leaseIds: z.array(LeaseId).min(1).max(4096),
+});
+export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
+
+export const StatusRequest = z.object({
+  workerHost: WorkerHost.optional(),
+});
+export type StatusRequest = z.infer<typeof StatusRequest>;
+
+/** A granted lease, as replied and as persisted (one KV key per lease). */
+export const Lease = z.object({
+  leaseId: LeaseId,
+  workerHost: WorkerHost,
+  range: RangeName,
+  port: Port,
+  holder: LeaseHolder,
+  grantedAt: EpochMs,
+  expiresAt: EpochMs,
+});
+export type Lease = z.infer<typeof Lease>;
+
+/** A port found taken outside sumac: not granted again before `until`. */
+export const BusyPort = z.object({
+  workerHost: WorkerHost,
+  range: RangeName,
+  port: Port,
+  until: EpochMs,
+});
+export type BusyPort = z.infer<typeof BusyPort>;
+
+/** Stable error codes of lease replies; clients branch on these. */
+export const LeaseErrorCode = z.enum([
+  "exhausted",
+  "unknown-range",
+  "unknown-lease",
+  "not-active",
+  "invalid-request",
+  "internal",
+]);
+export type LeaseErrorCode = z.infer<typeof LeaseErrorCode>;
+
+export const LeaseFailure = z.object({
+  ok: z.literal(false),
+  error: z.object({ code: LeaseErrorCode, message: z.string().max(1000) }),
+});
+export type LeaseFailure = z.infer<typeof LeaseFailure>;
+
+function reply<T extends z.ZodRawShape>(shape: T) {
+  return z.discriminatedUnion("ok", [z.object({ ok: z.literal(true), ...shape }), LeaseFailure]);
+}
+
+/** Reply to acquire and to conflict: the lease granted. */
+export const GrantReply = reply({ lease: Lease });
+export type GrantReply = z.infer<typeof GrantReply>;
+
+export const RenewReply = reply({
+  renewed: z.array(z.object({ leaseId: LeaseId, expiresAt: EpochMs })),
+  /** Ids the service does not know (expired and reclaimed, or released). */
+  unknown: z.array(LeaseId),
+});
+export type RenewReply = z.infer<typeof RenewReply>;
+
+export const ReleaseReply = reply({ released: z.int().min(0) });
+export type ReleaseReply = z.infer<typeof ReleaseReply>;
+
+export const StatusReply = reply({
+  /** The id of the instance that answered. */
+  instance: z.string(),
+  leases: z.array(Lease),
+  busy: z.array(BusyPort),
+  /** Conflicts reported since the service state was created (survives failover). */
+  conflicts: z.int().min(0),
+  /** True when more leases exist than the reply lists (at most {@link STATUS_LIMIT}). */
+  truncated: z.boolean(),
+});
+export type StatusReply = z.infer<typeof StatusReply>;
+
+/** Most leases a status reply lists, keeping it well under the 1 MiB payload limit. */
+export const STATUS_LIMIT = 2000;
+
+export const LeaseConflictEvent = z.object({
+  busy: BusyPort,
+  leaseId: LeaseId,
+  holder: LeaseHolder,
+  at: EpochMs,
+});
+export type LeaseConflictEvent = z.infer<typeof LeaseConflictEvent>;
+
+export const LeaseExpiredEvent = z.object({ lease: Lease, at: EpochMs });
+export type LeaseExpiredEvent = z.infer<typeof LeaseExpiredEvent>;
+
+export const LeaseActiveEvent = z.object({ instance: z.string(), leases: z.int().min(0), at: EpochMs });
+export type LeaseActiveEvent = z.infer<typeof LeaseActiveEvent>;
+
+/** The value of the lock key: the active instance and when its claim ends unless renewed. */
+export const LeaseLock = z.object({ owner: z.string().min(1).max(200), expiresAt: EpochMs });
+export type LeaseLock = z.infer<typeof LeaseLock>;
+
+/**
+ * The value of a block key (`leases.<host base64url>.<port / 16>`): the leases and busy ports of one
+ * worker host in a block of consecutive ports (16 since v1; at most 256 accepted).
+ */
+export const LeaseBlock = z.object({
+  leases: z.array(Lease).max(256),
+  busy: z.array(BusyPort).max(256),
+});
+export type LeaseBlock = z.infer<typeof LeaseBlock>;
+
+/** The value of the counters key (state that is not a lease or a busy port). */
+export const LeaseCounters = z.object({ conflicts: z.int().min(0) });
+export type LeaseCounters = z.infer<typeof LeaseCounters>;
