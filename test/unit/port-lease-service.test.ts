@@ -1,0 +1,237 @@
+/**
+ * The lease service and client over an in-process Bus: replies wait for durable writes, a second
+ * instance resumes from what the first persisted, the lock decides which instance serves, and the
+ * client's errors, deadlines and renewals.
+ */
+import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
+import { after, describe, it } from "node:test";
+import { setImmediate as tick } from "node:timers/promises";
+import type { Bus, KvStore } from "../../bus/bus.ts";
+import { LEASE_BUCKET, LeaseBlock } from "../../bus/schemas/lease.ts";
+import { blockKey } from "../../actors/lease/store.ts";
+import { fromJson } from "../../actors/lease/transport.ts";
+import { bindLeased } from "../../actors/lease/bind.ts";
+import { createLeaseClient } from "../../actors/lease/client.ts";
+import {
+  LeaseBindError,
+  LeaseConflictLimitError,
+  LeaseInvalidRequestError,
+  LeaseUnavailableError,
+  LeaseUnknownError,
+  LeaseUnknownRangeError,
+} from "../../actors/lease/errors.ts";
+import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
+import { openTestBus } from "../support/lease-fixtures.ts";
+
+const holder = { run: "run-1", target: "t1" };
+const cleanup: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+async function bus(): Promise<Bus> {
+  const b = await openTestBus();
+  cleanup.push(() => b.close());
+  return b;
+}
+
+async function service(
+  b: Bus,
+  options: Partial<Parameters<typeof startLeaseService>[0]> = {},
+): Promise<LeaseService> {
+  const s = await startLeaseService({ bus: b, lockMs: 600, tickMs: 50, ...options });
+  cleanup.push(() => s.stop());
+  return s;
+}
+
+/** Wraps a bus so that KV writes to the lease bucket wait until `open()` is called. */
+function gated(b: Bus): { bus: Bus; open: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const wrap = (kv: KvStore): KvStore => ({
+    ...kv,
+    get: (k) => kv.get(k),
+    keys: (f) => kv.keys(f),
+    create: (k, v) => kv.create(k, v),
+    update: (k, v, r) => kv.update(k, v, r),
+    delete: (k, r) => kv.delete(k, r),
+    put: async (k, v) => (await gate, kv.put(k, v)),
+  });
+  const proxy: Bus = Object.create(b) as Bus;
+  proxy.kv = async (name, o) => (name === LEASE_BUCKET ? wrap(await b.kv(name, o)) : b.kv(name, o));
+  proxy.serve = (s, h, o) => b.serve(s, h, o);
+  proxy.request = (s, d, dl) => b.request(s, d, dl);
+  proxy.publish = (s, d) => b.publish(s, d);
+  return { bus: proxy, open };
+}
+
+describe("port lease service", () => {
+  it("port lease service - replies to an acquire only once its lease is written", async () => {
+    const b = await bus();
+    const { bus: slow, open } = gated(b);
+    await (await service(slow)).whenActive();
+    const client = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => client.close());
+    let granted = false;
+    const pending = client.acquire("workstation", holder).then((lease) => ((granted = true), lease));
+    for (let i = 0; i < 20; i++) await tick();
+    assert.equal(granted, false, "no reply before the KV write");
+    open();
+    const lease = await pending;
+    assert.equal(lease.port, 60000);
+    const stored = await (await b.kv(LEASE_BUCKET)).get(blockKey("w1", 60000));
+    assert.ok(stored, "the lease's block is in the KV");
+    assert.deepEqual(LeaseBlock.parse(fromJson(stored.value)).leases, [lease]);
+  });
+
+  it("port lease service - a new instance resumes with the leases, busy ports and conflicts persisted", async () => {
+    const b = await bus();
+    const first = await service(b, { instance: "first" });
+    await first.whenActive();
+    const client = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => client.close());
+    const a = await client.acquire("workstation", holder);
+    const c = await client.acquire("callback", holder);
+    const moved = await client.reportConflict(a.leaseId);
+    assert.deepEqual([a.port, c.port, moved.port], [60000, 61000, 60001]);
+    await first.stop();
+    const second = await service(b, { instance: "second" });
+    await second.whenActive();
+    const status = await client.status();
+    assert.equal(status.instance, "second");
+    assert.deepEqual(
+      status.leases.map((l) => [l.leaseId, l.port]),
+      [
+        [c.leaseId, 61000],
+        [moved.leaseId, 60001],
+      ],
+    );
+    assert.deepEqual(
+      status.busy.map((p) => p.port),
+      [60000],
+    );
+    assert.equal(status.conflicts, 1);
+    assert.equal((await client.acquire("workstation", holder)).port, 60002);
+  });
+
+  it("port lease service - a standby takes over when the active lock expires, and the old one stands down", async () => {
+    const b = await bus();
+    let skew = 0;
+    const active = await service(b, { instance: "a" });
+    await active.whenActive();
+    const standby = await service(b, { instance: "b", now: () => Date.now() + skew });
+    assert.equal(standby.state(), "standby");
+    const client = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => client.close());
+    const lease = await client.acquire("workstation", holder);
+    // By the standby's clock, the active instance's claim has run out (but not the 30 s lease).
+    skew = 5_000;
+    await standby.whenActive();
+    for (let i = 0; i < 1000 && active.state() === "active"; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(active.state(), "standby", "the old instance lost its compare-and-set");
+    const status = await client.status();
+    assert.equal(status.instance, "b");
+    assert.deepEqual(
+      status.leases.map((l) => l.leaseId),
+      [lease.leaseId],
+    );
+  });
+
+  it("port lease service - the client maps failure replies and missing services to error classes", async () => {
+    const b = await bus();
+    const nobody = createLeaseClient({ bus: b, workerHost: "w1", timeoutMs: 150, attemptMs: 50 });
+    cleanup.push(() => nobody.close());
+    await assert.rejects(nobody.acquire("workstation", holder), (err: unknown) => {
+      assert.ok(err instanceof LeaseUnavailableError);
+      assert.deepEqual([err.code, err.retryable], ["LEASE_UNAVAILABLE", true]);
+      return true;
+    });
+    await (await service(b)).whenActive();
+    const client = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => client.close());
+    await assert.rejects(client.acquire("nowhere", holder), LeaseUnknownRangeError);
+    await assert.rejects(client.acquire("bad range!", holder), (err: unknown) => {
+      assert.ok(err instanceof LeaseInvalidRequestError);
+      assert.match(err.message, /range: 1 to 32 of \[A-Za-z0-9_-\]/);
+      return true;
+    });
+    await assert.rejects(client.reportConflict("never-granted"), LeaseUnknownError);
+    assert.equal(await client.release("never-granted"), 0);
+  });
+
+  it("port lease service - the client renews what it holds and reports a lease it lost", async () => {
+    const b = await bus();
+    await (await service(b)).whenActive();
+    const lost: string[] = [];
+    const client = createLeaseClient({
+      bus: b,
+      workerHost: "w1",
+      leaseMs: 60_000,
+      renewEveryMs: 20,
+      onLost: (id) => void lost.push(id),
+    });
+    cleanup.push(() => client.close());
+    const kept = await client.acquire("workstation", holder);
+    const gone = await client.acquire("workstation", holder);
+    const other = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => other.close());
+    await other.release(gone.leaseId);
+    for (let i = 0; i < 1000 && (lost.length === 0 || client.held()[0]!.expiresAt === kept.expiresAt); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(lost, [gone.leaseId]);
+    assert.deepEqual(
+      client.held().map((l) => l.leaseId),
+      [kept.leaseId],
+    );
+    assert.ok(client.held()[0]!.expiresAt > kept.expiresAt, "renewed");
+  });
+
+  it("port lease service - lease-and-bind gives up after too many conflicts, and releases on a bind error", async () => {
+    // A port this test holds, as the first port of a range: its grant conflicts.
+    const held = createServer();
+    await new Promise<void>((r) => held.listen({ host: "127.0.0.1", port: 0 }, r));
+    cleanup.push(() => new Promise((r) => held.close(() => r())));
+    const port = (held.address() as AddressInfo).port;
+    const b = await bus();
+    await (
+      await service(b, { ranges: { one: { base: port, cap: port + 1 }, workstation: { base: 60000 } } })
+    ).whenActive();
+    const client = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => client.close());
+    await assert.rejects(
+      bindLeased(client, {
+        range: "one",
+        holder,
+        host: "127.0.0.1",
+        server: () => createServer(),
+        maxConflicts: 1,
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof LeaseConflictLimitError);
+        assert.deepEqual([err.code, err.busy], ["LEASE_CONFLICT_LIMIT", [port]]);
+        return true;
+      },
+    );
+    assert.deepEqual(client.held(), [], "the last grant was released");
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: EADDRNOTAVAIL, not a conflict.
+    await assert.rejects(
+      bindLeased(client, { range: "workstation", holder, host: "192.0.2.1", server: () => createServer() }),
+      (err: unknown) => {
+        assert.ok(err instanceof LeaseBindError);
+        assert.equal((err.cause as NodeJS.ErrnoException).code, "EADDRNOTAVAIL");
+        return true;
+      },
+    );
+    const status = await client.status();
+    assert.deepEqual(
+      status.leases.map((l) => l.port),
+      [],
+      "nothing stays leased",
+    );
+    assert.deepEqual(
+      status.busy.map((p) => p.port),
+      [port],
+    );
+  });
+});
