@@ -1,8 +1,11 @@
 /**
- * The `sumac` command line, without process globals (testable). Today it answers `--help` and `--version`; `deploy` and `inventory` arrive
- * with the target machines (issue 5) and say so until then.
+ * The `sumac` command line, without process globals (testable). It answers `--help` and
+ * `--version`; `deploy` and `inventory` check the job file (errors as file:line:column, exit 254),
+ * and the run itself arrives with issue 5's step actors: until then a valid job is reported and
+ * the command says that deploying is not available yet.
  */
 import { readFileSync } from "node:fs";
+import { JobFileError, loadJob } from "./job/load.ts";
 
 /** Exit codes, following HP SUM's (see README). */
 export const ExitCode = {
@@ -21,8 +24,9 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 export const usage = `sumac ${pkg.version}: remote update and deployment for server fleets
 
 Usage:
-  sumac deploy <job.yaml>      deploy a package to the job's targets (not available yet)
-  sumac inventory <job.yaml>   report what would be installed, change nothing (not available yet)
+  sumac deploy <job.yaml>      deploy a package to the job's targets (checks the job; the run
+                               itself is not available yet)
+  sumac inventory <job.yaml>   report what would be installed, change nothing (as above)
   sumac --help | --version
 
 Exit codes:
@@ -32,7 +36,11 @@ Exit codes:
 `;
 
 /** Runs the command line and resolves with the exit code; output goes to the given streams. */
-export function main(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+export async function main(
+  argv: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     out(usage);
@@ -43,8 +51,24 @@ export function main(argv: string[], out: (s: string) => void, err: (s: string) 
     return ExitCode.ok;
   }
   if (cmd === "deploy" || cmd === "inventory") {
-    err(`sumac: '${cmd}' is not available in this version yet${rest[0] ? ` (job: ${rest[0]})` : ""}\n`);
-    return ExitCode.otherFailure;
+    const file = rest[0];
+    if (file === undefined || file.startsWith("-")) {
+      err(`sumac: '${cmd}' needs a job file: sumac ${cmd} <job.yaml>; see 'sumac --help'\n`);
+      return ExitCode.badInput;
+    }
+    try {
+      const job = await loadJob(file);
+      const components = job.package.components.length;
+      err(
+        `sumac: ${file}: a valid job (${job.targets.length} target(s), ${components} component(s)); ` +
+          `'${cmd}' itself is not available in this version yet\n`,
+      );
+      return ExitCode.otherFailure;
+    } catch (error) {
+      if (!(error instanceof JobFileError)) throw error;
+      err(`${error.format()}\n`);
+      return ExitCode.badInput;
+    }
   }
   err(`sumac: unknown command '${cmd}'; see 'sumac --help'\n`);
   return ExitCode.badInput;

@@ -214,8 +214,9 @@ export function issuesToProblems(issues: readonly Issue[], source: JobSource, ro
       case "too_small":
       case "too_big": {
         if (issue.origin === "array") {
-          const n = issue.code === "too_small" ? `at least ${issue.minimum}` : `at most ${issue.maximum}`;
-          add(path, "value", `${issue.code === "too_small" ? "too few" : "too many"} items`, `${n} items`);
+          const bound = Number(issue.code === "too_small" ? issue.minimum : issue.maximum);
+          const n = `${issue.code === "too_small" ? "at least" : "at most"} ${bound} ${bound === 1 ? "item" : "items"}`;
+          add(path, "value", `${issue.code === "too_small" ? "too few" : "too many"} items`, n);
           return;
         }
         break;
