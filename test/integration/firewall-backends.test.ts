@@ -15,31 +15,11 @@ import { createCommandRunner } from "../../actors/firewall/command.ts";
 import { FirewallError, type PortRule } from "../../actors/firewall/firewall.ts";
 import { createNftablesFirewall, nftTag } from "../../actors/firewall/nftables.ts";
 import { selectFirewall } from "../../actors/firewall/select.ts";
-import { inCI } from "../support/engine.ts";
+import { netnsSkipReason } from "../support/netns.ts";
 
 const run = promisify(execFile);
 
-async function skipReason(): Promise<string | undefined> {
-  let why: string | undefined;
-  if (process.getuid?.() !== 0) why = "network namespaces need root";
-  else {
-    for (const tool of [
-      ["ip", "-V"],
-      ["nft", "--version"],
-    ] as const) {
-      try {
-        await run(tool[0], [tool[1]], { timeout: 5_000 });
-      } catch {
-        why = `no \`${tool[0]}\` on PATH (Debian: apt-get install ${tool[0] === "ip" ? "iproute2" : "nftables"})`;
-        break;
-      }
-    }
-  }
-  if (why !== undefined && inCI()) throw new Error(`the firewall backend test cannot run in CI: ${why}`);
-  return why;
-}
-
-const skip = await skipReason();
+const skip = await netnsSkipReason("the firewall backend test");
 const id = randomBytes(4).toString("hex");
 const server = `sumac-fwb-${id}-s`;
 const client = `sumac-fwb-${id}-c`;

@@ -15,31 +15,11 @@ import {
   ruleComment,
   type AgentPortRule,
 } from "../../agent/firewall.ts";
-import { inCI } from "../support/engine.ts";
+import { netnsSkipReason } from "../support/netns.ts";
 
 const run = promisify(execFile);
 
-async function skipReason(): Promise<string | undefined> {
-  let why: string | undefined;
-  if (process.getuid?.() !== 0) why = "network namespaces need root";
-  else {
-    for (const tool of [
-      ["ip", "-V"],
-      ["nft", "--version"],
-    ] as const) {
-      try {
-        await run(tool[0], [tool[1]], { timeout: 5_000 });
-      } catch {
-        why = `no \`${tool[0]}\` on PATH (Debian: apt-get install ${tool[0] === "ip" ? "iproute2" : "nftables"})`;
-        break;
-      }
-    }
-  }
-  if (why !== undefined && inCI()) throw new Error(`the nft test cannot run in CI: ${why}`);
-  return why;
-}
-
-const skip = await skipReason();
+const skip = await netnsSkipReason("the nft test");
 const ns = `sumac-fw-${randomBytes(4).toString("hex")}`;
 const inNs = ["ip", "netns", "exec", ns];
 const nft = createNftRunner({ command: [...inNs, "nft"] });
