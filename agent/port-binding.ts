@@ -146,8 +146,11 @@ export function bindByStrategy(
   };
 }
 
-/** One listen: "bound", "busy" on EADDRINUSE, or a rejection for anything else or at the deadline. */
-function listenOnce(
+/**
+ * One exclusive listen: "bound", "busy" on EADDRINUSE, or a PortBindFailedError for anything else
+ * or a PortBindTimeoutError at the deadline. Also used by the lease client's `bindLeased`.
+ */
+export function listenOnce(
   server: Server,
   host: string,
   port: number,

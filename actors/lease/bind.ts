@@ -6,6 +6,7 @@
 import type { Server } from "node:net";
 import type { Lease, LeaseHolder } from "../../bus/schemas/lease.ts";
 import type { CallOptions, LeaseClient } from "./client.ts";
+import { listenOnce as listenOnceOn } from "../../agent/port-binding.ts";
 import { LeaseBindError, LeaseConflictLimitError } from "./errors.ts";
 
 export interface BindLeasedOptions extends CallOptions {
@@ -72,38 +73,17 @@ export async function bindLeased(client: LeaseClient, options: BindLeasedOptions
   }
 }
 
-/** One listen: "bound", "busy" on EADDRINUSE, or a LeaseBindError for anything else or at the deadline. */
-function listenOnce(
+/** One listen (agent/port-binding.ts), its failures as LeaseBindError. */
+async function listenOnce(
   server: Server,
   host: string,
   port: number,
   timeoutMs: number,
 ): Promise<"bound" | "busy"> {
-  // Made when the timer is armed, so the stack names this bind (STYLE.md item 7).
-  const timeout = new LeaseBindError(`binding ${host}:${port} took longer than ${timeoutMs} ms`);
-  return new Promise((resolve, reject) => {
-    const settle = (): void => {
-      clearTimeout(timer);
-      server.off("error", onError);
-      server.off("listening", onListening);
-    };
-    const onError = (error: NodeJS.ErrnoException): void => {
-      settle();
-      if (error.code === "EADDRINUSE") resolve("busy");
-      else reject(new LeaseBindError(`cannot bind ${host}:${port}: ${error.message}`, { cause: error }));
-    };
-    const onListening = (): void => {
-      settle();
-      resolve("bound");
-    };
-    const timer = setTimeout(() => {
-      settle();
-      server.close();
-      reject(timeout);
-    }, timeoutMs);
-    server.once("error", onError);
-    server.once("listening", onListening);
-    // exclusive: a port held by a sibling cluster worker must count as taken, not be shared.
-    server.listen({ host, port, exclusive: true });
-  });
+  try {
+    return await listenOnceOn(server, host, port, timeoutMs);
+  } catch (error) {
+    // The cause stays the system error (EADDRNOTAVAIL, ...) where there is one.
+    throw new LeaseBindError((error as Error).message, { cause: (error as Error).cause ?? error });
+  }
 }
