@@ -1,88 +1,26 @@
 /**
- * What the parts of the in-process Bus share: the checks on names, subjects and sizes (the same
- * rules as the NATS adapter, so a subject that works embedded works on NATS), subject matching, and
- * the errors. Kept apart from `nats-common.ts` so the embedded default never loads the NATS client.
+ * What the parts of the in-process Bus share: the size check, the errors and payload copies; the
+ * rules on names and subjects come from `subject-rules.ts`, shared with the NATS adapter.
  */
 import { BusError } from "./bus.ts";
+import { MAX_PAYLOAD } from "./subject-rules.ts";
 
-/** The payload limit of both adapters (NATS' default `max_payload`). */
-export const MAX_PAYLOAD = 1024 * 1024;
-
-const NAME = /^[A-Za-z0-9_-]+$/;
-const TOKEN = /^[A-Za-z0-9_-]+$/;
-const KEY_TOKEN = /^[A-Za-z0-9_=-]+$/;
-
-/** Subjects and keys already found valid; bounded so that a stream of unique subjects cannot grow it. */
-const validated = new Set<string>();
-const VALIDATED_MAX = 50_000;
-
-/** Stream, bucket and queue names: `[A-Za-z0-9_-]+` (also safe as file names). */
-export function checkName(kind: string, name: string): void {
-  if (!NAME.test(name))
-    throw new BusError("bad-subject", `${kind} name ${JSON.stringify(name)} is not [A-Za-z0-9_-]+`);
-}
-
-function checkTokens(what: string, value: string, token: RegExp, wildcards: boolean): void {
-  const parts = value.split(".");
-  for (let i = 0; i < parts.length; i++) {
-    const t = parts[i] ?? "";
-    if (token.test(t)) continue;
-    if (wildcards && (t === "*" || (t === ">" && i === parts.length - 1))) continue;
-    throw new BusError(
-      "bad-subject",
-      `${what} ${JSON.stringify(value)} has an invalid token ${JSON.stringify(t)}`,
-    );
-  }
-}
-
-function remember(cacheKey: string): void {
-  if (validated.size >= VALIDATED_MAX) validated.clear();
-  validated.add(cacheKey);
-}
-
-/** A concrete subject: tokens of `[A-Za-z0-9_-]` separated by dots. */
-export function checkSubject(subject: string): void {
-  if (validated.has(subject)) return;
-  checkTokens("subject", subject, TOKEN, false);
-  remember(subject);
-}
-
-/** A subject pattern: like a subject, and `*` tokens or a last `>` token. */
-export function checkPattern(pattern: string): void {
-  checkTokens("subject pattern", pattern, TOKEN, true);
-}
-
-/** A KV key (`wildcards` for a key filter): tokens of `[A-Za-z0-9_=-]`. */
-export function checkKey(key: string, wildcards = false): void {
-  if (wildcards) return checkTokens("key filter", key, KEY_TOKEN, true);
-  // Prefixed so that a cached subject does not pass as a key or the other way round.
-  const cacheKey = `\u0000${key}`;
-  if (validated.has(cacheKey)) return;
-  checkTokens("key", key, KEY_TOKEN, false);
-  remember(cacheKey);
-}
+export {
+  checkKey,
+  checkName,
+  checkPattern,
+  checkSubject,
+  MAX_PAYLOAD,
+  settle,
+  subjectMatches,
+  tokensMatch,
+} from "./subject-rules.ts";
 
 /** `too-large` above the payload limit. */
 export function checkSize(data: Uint8Array): void {
   if (data.length > MAX_PAYLOAD) {
     throw new BusError("too-large", `payload of ${data.length} bytes is over the ${MAX_PAYLOAD}-byte limit`);
   }
-}
-
-/** Whether `subject` matches the NATS pattern `pattern`, both split into tokens. */
-export function tokensMatch(pattern: readonly string[], subject: readonly string[]): boolean {
-  for (let i = 0; i < pattern.length; i++) {
-    const p = pattern[i];
-    if (p === ">") return subject.length > i;
-    if (i >= subject.length || (p !== "*" && p !== subject[i])) return false;
-  }
-  return pattern.length === subject.length;
-}
-
-/** Whether `subject` matches the NATS pattern `pattern`. */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  if (pattern === subject) return true;
-  return tokensMatch(pattern.split("."), subject.split("."));
 }
 
 /** The `closed` error of a call made after `close()`. */
@@ -114,11 +52,6 @@ export function copy(data: Uint8Array): Uint8Array {
   // 8-byte alignment, so that a caller may lay a typed array of any width over the bytes.
   poolOffset = (poolOffset + n + 7) & ~7;
   return out;
-}
-
-/** Runs `fn` now and turns what it returns or throws into a promise. */
-export function settle<T>(fn: () => T | Promise<T>): Promise<T> {
-  return new Promise((resolve) => resolve(fn()));
 }
 
 /** An abort reason as an Error (the reason itself when it is one, as callers compare it). */

@@ -1,6 +1,7 @@
 /**
- * What the parts of the NATS adapter share: input checks (names, subjects, sizes), deadlines, and
- * the mapping of the nats.js 3.x error classes to `BusError` codes.
+ * What the parts of the NATS adapter share: the size check (with headers and the server's limit),
+ * deadlines, and the mapping of the nats.js 3.x error classes to `BusError` codes; the rules on
+ * names and subjects come from `subject-rules.ts`, shared with the in-process adapter.
  */
 import {
   ClosedConnectionError,
@@ -13,59 +14,20 @@ import {
 } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { BusError } from "./bus.ts";
+import { MAX_PAYLOAD } from "./subject-rules.ts";
 
-/** The payload limit of both adapters (NATS' default `max_payload`). */
-export const MAX_PAYLOAD = 1024 * 1024;
+export {
+  checkKey,
+  checkName,
+  checkPattern,
+  checkSubject,
+  MAX_PAYLOAD,
+  settle,
+  subjectMatches,
+} from "./subject-rules.ts";
 
-const NAME = /^[A-Za-z0-9_-]+$/;
-const TOKEN = /^[A-Za-z0-9_-]+$/;
-const KEY_TOKEN = /^[A-Za-z0-9_=-]+$/;
 /** JetStream API error 10054: "message size exceeds maximum allowed". */
 const MESSAGE_TOO_LARGE = 10054;
-
-/** Stream, bucket and queue names. */
-export function checkName(kind: string, name: string): void {
-  if (!NAME.test(name))
-    throw new BusError("bad-subject", `${kind} name ${JSON.stringify(name)} is not [A-Za-z0-9_-]+`);
-}
-
-function checkTokens(what: string, value: string, token: RegExp, wildcards: boolean): void {
-  const parts = value.split(".");
-  parts.forEach((t, i) => {
-    if (token.test(t)) return;
-    if (wildcards && (t === "*" || (t === ">" && i === parts.length - 1))) return;
-    throw new BusError(
-      "bad-subject",
-      `${what} ${JSON.stringify(value)} has an invalid token ${JSON.stringify(t)}`,
-    );
-  });
-}
-
-/** A concrete subject: tokens of `[A-Za-z0-9_-]` separated by dots. */
-export function checkSubject(subject: string): void {
-  checkTokens("subject", subject, TOKEN, false);
-}
-
-/** A subject pattern: like a subject, and `*` tokens or a last `>` token. */
-export function checkPattern(pattern: string): void {
-  checkTokens("subject pattern", pattern, TOKEN, true);
-}
-
-/** A KV key (`wildcards` for a key filter). */
-export function checkKey(key: string, wildcards = false): void {
-  checkTokens("key", key, KEY_TOKEN, wildcards);
-}
-
-/** Whether `subject` matches the NATS pattern `pattern`. */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === ">") return s.length > i;
-    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
 
 /** `too-large` before anything is sent. */
 export function checkSize(data: Uint8Array, headerBytes = 0, serverMax = MAX_PAYLOAD): void {
@@ -85,11 +47,6 @@ export function checkSize(data: Uint8Array, headerBytes = 0, serverMax = MAX_PAY
 /** Milliseconds left until `at` (an absolute `performance.now()` time), at least 0. */
 export function remaining(at: number): number {
   return Math.max(0, at - performance.now());
-}
-
-/** Runs `fn` now and turns what it returns or throws into a promise. */
-export function settle<T>(fn: () => T): Promise<T> {
-  return new Promise((resolve) => resolve(fn()));
 }
 
 export function sleep(ms: number): Promise<void> {

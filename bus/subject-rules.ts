@@ -1,0 +1,84 @@
+/**
+ * The rules both Bus adapters apply to names, subjects and keys (NATS' own, so a subject that works
+ * embedded works on NATS), subject matching, and the payload limit. No NATS import here: the
+ * embedded default loads this without the NATS client.
+ */
+import { BusError } from "./bus.ts";
+
+/** The payload limit of both adapters (NATS' default `max_payload`). */
+export const MAX_PAYLOAD = 1024 * 1024;
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+const KEY_TOKEN = /^[A-Za-z0-9_=-]+$/;
+
+/** Subjects and keys already found valid; bounded so that a stream of unique subjects cannot grow it. */
+const validated = new Set<string>();
+const VALIDATED_MAX = 50_000;
+
+/** Stream, bucket and queue names: `[A-Za-z0-9_-]+` (also safe as file names). */
+export function checkName(kind: string, name: string): void {
+  if (!NAME.test(name))
+    throw new BusError("bad-subject", `${kind} name ${JSON.stringify(name)} is not [A-Za-z0-9_-]+`);
+}
+
+function checkTokens(what: string, value: string, token: RegExp, wildcards: boolean): void {
+  const parts = value.split(".");
+  for (let i = 0; i < parts.length; i++) {
+    const t = parts[i] ?? "";
+    if (token.test(t)) continue;
+    if (wildcards && (t === "*" || (t === ">" && i === parts.length - 1))) continue;
+    throw new BusError(
+      "bad-subject",
+      `${what} ${JSON.stringify(value)} has an invalid token ${JSON.stringify(t)}`,
+    );
+  }
+}
+
+function remember(cacheKey: string): void {
+  if (validated.size >= VALIDATED_MAX) validated.clear();
+  validated.add(cacheKey);
+}
+
+/** A concrete subject: tokens of `[A-Za-z0-9_-]` separated by dots. */
+export function checkSubject(subject: string): void {
+  if (validated.has(subject)) return;
+  checkTokens("subject", subject, TOKEN, false);
+  remember(subject);
+}
+
+/** A subject pattern: like a subject, and `*` tokens or a last `>` token. */
+export function checkPattern(pattern: string): void {
+  checkTokens("subject pattern", pattern, TOKEN, true);
+}
+
+/** A KV key (`wildcards` for a key filter): tokens of `[A-Za-z0-9_=-]`. */
+export function checkKey(key: string, wildcards = false): void {
+  if (wildcards) return checkTokens("key filter", key, KEY_TOKEN, true);
+  // Prefixed so that a cached subject does not pass as a key or the other way round.
+  const cacheKey = `\u0000${key}`;
+  if (validated.has(cacheKey)) return;
+  checkTokens("key", key, KEY_TOKEN, false);
+  remember(cacheKey);
+}
+
+/** Whether `subject` matches the NATS pattern `pattern`, both split into tokens. */
+export function tokensMatch(pattern: readonly string[], subject: readonly string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p === ">") return subject.length > i;
+    if (i >= subject.length || (p !== "*" && p !== subject[i])) return false;
+  }
+  return pattern.length === subject.length;
+}
+
+/** Whether `subject` matches the NATS pattern `pattern`. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  if (pattern === subject) return true;
+  return tokensMatch(pattern.split("."), subject.split("."));
+}
+
+/** Runs `fn` now and turns what it returns or throws into a promise. */
+export function settle<T>(fn: () => T | Promise<T>): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}
