@@ -10,25 +10,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import type { BusyPort, Lease } from "../../bus/schemas/lease.ts";
-import { inCI } from "../support/engine.ts";
+import { netnsSkipReason } from "../support/netns.ts";
 import { spawnRole } from "../support/lease-fixtures.ts";
 
 const netns = `sumac-lease-${process.pid}`;
-
-/** Why namespaces cannot be used here, or undefined when they can (in CI that is an error). */
-function netnsSkipReason(): string | undefined {
-  let why: string | undefined;
-  if (process.getuid?.() !== 0) why = "creating a network namespace needs root";
-  else {
-    try {
-      execFileSync("ip", ["netns", "list"], { stdio: "ignore", timeout: 10_000 });
-    } catch (err) {
-      why = `'ip netns' does not work: ${String(err)}`;
-    }
-  }
-  if (why !== undefined && inCI()) throw new Error(`the lease conflict test cannot run in CI: ${why}`);
-  return why;
-}
 
 interface ConflictReport {
   port: number;
@@ -36,7 +21,7 @@ interface ConflictReport {
   status: { leases: Lease[]; busy: BusyPort[]; conflicts: number };
 }
 
-const skip = netnsSkipReason();
+const skip = await netnsSkipReason("the lease conflict test");
 
 describe("port lease conflict", { skip }, () => {
   before(() => {
