@@ -10,7 +10,8 @@ export interface IdleTimers {
   clearTimeout(handle: unknown): void;
 }
 
-const REAL_TIMERS: IdleTimers = {
+/** Real timers, unref'd: a pending watch alone does not keep the agent alive. */
+export const REAL_TIMERS: IdleTimers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };

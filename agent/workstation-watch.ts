@@ -7,7 +7,7 @@
  * workstation is presumed gone and `onLost` runs once: the agent stops exactly as on Shutdown.
  */
 import type { CallbackMessage } from "./callback-messages.ts";
-import type { IdleTimers } from "./idle-watch.ts";
+import { REAL_TIMERS, type IdleTimers } from "./idle-watch.ts";
 
 /** The part of the callback client the watch needs. */
 export interface HeartbeatChannel {
@@ -26,11 +26,6 @@ export interface WorkstationWatchOptions {
 /** Defaults: a heartbeat every 15 s; lost after 60 s without any acknowledgement. */
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const DEFAULT_LOST_AFTER_MS = 60_000;
-
-const REAL_TIMERS: IdleTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 /**
  * Sends heartbeats and calls `onLost(silentForMs)` once the workstation has not acknowledged
