@@ -25,7 +25,9 @@ export type StepImpls = { [S in StepName]: StepImpl<S> };
 /** The target machine with the given steps as its actors. */
 export function provideSteps(impls: StepImpls) {
   const actor = <S extends StepName>(step: S) =>
-    fromPromise<StepActorTypes[S][1], StepActorTypes[S][0]>(({ input, signal }) => impls[step](input, signal));
+    fromPromise<StepActorTypes[S][1], StepActorTypes[S][0]>(({ input, signal }) =>
+      impls[step](input, signal),
+    );
   return targetMachine.provide({
     actors: {
       connect: actor("connect"),
