@@ -55,6 +55,13 @@ export interface CallbackListenerOptions {
   readonly host: string;
   /** Default {@link DEFAULT_CALLBACK_PORT}; the next free port is taken when it is busy. */
   readonly basePort?: number;
+  /**
+   * Binds the listener's server instead of the search from `basePort`, e.g. on a port leased from
+   * the lease service (actors/lease/bind.ts); resolves with the port and the ports found taken.
+   */
+  readonly bind?: (
+    server: HttpsServer,
+  ) => Promise<{ readonly port: number; readonly busy: readonly number[] }>;
   readonly caCertPem: string;
   /** The workstation's leaf for this listener (serverAuth, issued by the run CA) and its key. */
   readonly certPem: string;
@@ -190,10 +197,10 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     }
   }
 
-  const bound = await bindPort(server, {
-    host: options.host,
-    basePort: options.basePort ?? DEFAULT_CALLBACK_PORT,
-  });
+  const bound =
+    options.bind !== undefined
+      ? await options.bind(server)
+      : await bindPort(server, { host: options.host, basePort: options.basePort ?? DEFAULT_CALLBACK_PORT });
   log("info", `listening on ${options.host}:${bound.port}`);
   return {
     port: bound.port,

@@ -24,6 +24,12 @@ export interface AgentConnectOptions {
   /** The name checked against the agent's certificate; default `host`. */
   readonly servername?: string;
   readonly connectTimeoutMs?: number;
+  /**
+   * The workstation's end of the connection: the leased 60000+ port (DESIGN.md "Ports": the
+   * sending side of data paths to targets). A port that is taken fails with `EADDRINUSE` as the
+   * error's cause, so the caller can report the conflict and try the next lease.
+   */
+  readonly localPort?: number;
 }
 
 /** Opens the TLS connection; rejects when the handshake fails, the pin does not match, or time runs out. */
@@ -35,6 +41,7 @@ export function connectToAgent(options: AgentConnectOptions): Promise<TLSSocket>
     const socket = connect({
       host: options.host,
       port: options.port,
+      ...(options.localPort === undefined ? {} : { localPort: options.localPort }),
       ...(isIP(name) === 0 ? { servername: name } : {}),
       ca: options.caCertPem,
       cert: options.certPem,

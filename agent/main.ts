@@ -103,6 +103,10 @@ async function main(): Promise<void> {
     // Missing nft or no permission is said and the agent goes on: the port may be open already.
     agent.log.write(result.status === "registered" ? "info" : "warn", `firewall: ${JSON.stringify(result)}`);
   }
+  // Stopped by a signal (the workstation gave up waiting for Shutdown, or an operator): the same
+  // stop as Shutdown, so the program files and the firewall rule go and the log stays.
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
+    process.once(signal, () => void agent.stop(`signal ${signal}`));
   emit({ event: "listening", port, busy, fingerprint256: agent.fingerprint256 });
   const reason = await agent.stopped;
   emit({ event: "stopped", reason });

@@ -68,6 +68,14 @@ export class SessionRegistry {
     return sessionId === null ? undefined : this.#sessions.get(sessionId);
   }
 
+  /** The newest open session of a target (steps whose input names no session use it). */
+  forTarget(targetId: string): TargetSession {
+    let found: TargetSession | undefined;
+    for (const session of this.#sessions.values()) if (session.targetId === targetId) found = session;
+    if (found === undefined) throw new SessionLostError(`of target ${targetId}`);
+    return found;
+  }
+
   delete(sessionId: string): void {
     this.#sessions.delete(sessionId);
   }
