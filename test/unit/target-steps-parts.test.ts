@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { describe, it } from "node:test";
+import { LocalSession } from "../../actors/local/session.ts";
+import { parseProbe } from "../../actors/target/agent-push.ts";
+import { LineReader } from "../../actors/target/line-reader.ts";
+import { unameOfThisRuntime } from "../../actors/target/artifacts.ts";
+
+describe("target steps - push probe", () => {
+  it("target steps - the first Node of major 18 or later is taken, older ones are passed over", () => {
+    const facts = parseProbe(
+      [
+        "node /usr/local/bin/node v16.20.2",
+        "node /usr/bin/node v18.19.0",
+        "node /opt/node v22.1.0",
+        "uname Linux x86_64",
+        "gzip yes",
+      ].join("\n"),
+    );
+    assert.deepEqual(facts, {
+      node: { path: "/usr/bin/node", version: "v18.19.0" },
+      uname: "Linux x86_64",
+      gzip: true,
+    });
+  });
+
+  it("target steps - no usable Node and no gzip are reported as such", () => {
+    assert.deepEqual(parseProbe("node /usr/bin/node v12.0.0\nuname Linux aarch64\ngzip no\n"), {
+      uname: "Linux aarch64",
+      gzip: false,
+    });
+    assert.deepEqual(parseProbe("node /usr/bin/node garbage\nuname Linux x86_64\n"), {
+      uname: "Linux x86_64",
+      gzip: false,
+    });
+  });
+
+  it("target steps - this runtime's uname matches the machine it runs on", () => {
+    const uname = unameOfThisRuntime();
+    if (process.platform === "linux" && process.arch === "x64") assert.equal(uname, "Linux x86_64");
+    if (process.platform !== "linux") assert.equal(uname, undefined);
+  });
+});
+
+describe("target steps - line reader", () => {
+  it("target steps - lines come one at a time, split across chunks", async () => {
+    const stream = new PassThrough();
+    const reader = new LineReader(stream);
+    stream.write('{"a":');
+    stream.write('1}\n{"b":2}\n');
+    assert.equal(await reader.next("first", 1000), '{"a":1}');
+    assert.equal(await reader.next("second", 1000), '{"b":2}');
+  });
+
+  it("target steps - a line over the limit, an ended stream and a deadline are errors that say so", async () => {
+    const long = new PassThrough();
+    const reader = new LineReader(long, 16);
+    long.write("x".repeat(40));
+    await assert.rejects(reader.next("the key", 1000), /more than 16 bytes/);
+    const ended = new PassThrough();
+    const early = new LineReader(ended);
+    ended.end("partial");
+    await assert.rejects(early.next("the listening line", 1000), /ended before the listening line/);
+    const silent = new LineReader(new PassThrough());
+    await assert.rejects(silent.next("its public key", 50), /no its public key within 50 ms/);
+  });
+});
+
+describe("target steps - local session", () => {
+  it("target steps - exec, put with its hash, path refusal, remove", async () => {
+    const root = await mkdtemp(join(tmpdir(), "sumac-local-"));
+    const runRoot = join(root, "runs");
+    const local = new LocalSession(runRoot);
+    try {
+      const run = await local.createRunDir("r1");
+      assert.equal(run, join(runRoot, "r1"));
+      assert.equal((await stat(run)).mode & 0o777, 0o700);
+      const put = await local.put(Buffer.from("hello\n"), `${run}/f.txt`, { mode: 0o640 });
+      assert.equal(put.sha256, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+      assert.equal(await readFile(`${run}/f.txt`, "utf8"), "hello\n");
+      await assert.rejects(
+        local.put(Buffer.from("x"), `${run}/g.txt`, { mode: 0o600, sha256: "0".repeat(64) }),
+        (e: Error & { code?: string }) => e.code === "hash-mismatch",
+      );
+      await assert.rejects(
+        local.put(Buffer.from("x"), "/etc/sumac-test", { mode: 0o600 }),
+        (e: Error & { code?: string }) => e.code === "path-refused",
+      );
+      await assert.rejects(
+        local.remove(`${runRoot}/../outside`),
+        (e: Error & { code?: string }) => e.code === "path-refused",
+      );
+      const r = await local.exec("cat; echo err >&2; exit 3", { timeoutMs: 5000, stdin: "in" });
+      assert.deepEqual(r, { exitCode: 3, signal: null, stdout: "in", stderr: "err\n" });
+      await assert.rejects(
+        local.exec("sleep 5", { timeoutMs: 100 }),
+        (e: Error & { code?: string }) => e.code === "timeout",
+      );
+      await local.remove(run);
+      await assert.rejects(stat(run), /ENOENT/);
+      await local.remove(run);
+    } finally {
+      await local.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("target steps - a spawned process keeps a dialogue on stdin and stdout", async () => {
+    const local = new LocalSession("/var/tmp/sumac-unit");
+    const child = await local.spawn('read line; echo "got $line"', { startTimeoutMs: 5000 });
+    child.stdin.write("ping\n");
+    const reader = new LineReader(child.stdout);
+    assert.equal(await reader.next("the answer", 5000), "got ping");
+    assert.deepEqual(await child.exited, { exitCode: 0, signal: null });
+  });
+});
