@@ -1,21 +1,21 @@
 /**
- * The `sumac` command line, without process globals (testable). It answers `--help` and
- * `--version`; `deploy` and `inventory` check the job file (errors as file:line:column, exit 254),
- * and the run itself arrives with issue 5's step actors: until then a valid job is reported and
- * the command says that deploying is not available yet.
+ * The `sumac` command line, without process globals (testable): `deploy` and `inventory` run a
+ * job (cli/run/), `--help` and `--version` answer. Output goes to the injected streams and the
+ * exit code is returned, never passed to `process.exit`.
+ *
+ * The step implementations of a run are given by the caller (`cli/sumac.ts` passes the real ones
+ * from actors/target/compose.ts; tests pass fakes). Without them a valid job is reported and the
+ * command says that running it is not wired.
  */
 import { readFileSync } from "node:fs";
-import { JobFileError, loadJob } from "./job/load.ts";
+import { DEPLOY_HELP, INVENTORY_HELP, parseRunArgs, UsageError } from "./run/args.ts";
+import { runCommand } from "./run/command.ts";
+import { EXIT_CODES_HELP, ExitCode } from "./run/exit-codes.ts";
+import type { CliIo } from "./run/io.ts";
+import type { StepsFactory } from "./run/types.ts";
 
-/** Exit codes, following HP SUM's (see README). */
-export const ExitCode = {
-  ok: 0,
-  okRebootNeeded: 1,
-  nothingNeeded: 3,
-  componentFailed: 253,
-  badInput: 254,
-  otherFailure: 255,
-} as const;
+export { ExitCode } from "./run/exit-codes.ts";
+export type { CliIo } from "./run/io.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -24,52 +24,64 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 export const usage = `sumac ${pkg.version}: remote update and deployment for server fleets
 
 Usage:
-  sumac deploy <job.yaml>      deploy a package to the job's targets (checks the job; the run
-                               itself is not available yet)
-  sumac inventory <job.yaml>   report what would be installed, change nothing (as above)
+  sumac deploy <job.yaml> [options]      deploy a package to the job's targets
+  sumac inventory <job.yaml> [options]   report what would be installed, change nothing
+  sumac <command> --help                 the command's options, where its report goes
   sumac --help | --version
 
-Exit codes:
-  0    success                         1    success, a reboot is needed
-  3    nothing needed                  253  a component failed
-  254  bad input (job file, options)   255  other failures (unreachable targets, ...)
-`;
+Options of deploy and inventory: --rewrite, --downgrade, --json, --nats URL, --state-dir DIR.
+Without --nats (or SUMAC_NATS_URL) everything runs in this process (embedded default), keeping
+its state in $XDG_STATE_HOME/sumac (default ~/.local/state/sumac).
 
-/** Runs the command line and resolves with the exit code; output goes to the given streams. */
-export async function main(
-  argv: string[],
-  out: (s: string) => void,
-  err: (s: string) => void,
-): Promise<number> {
+${EXIT_CODES_HELP}`;
+
+/**
+ * Runs the command line and resolves with the exit code.
+ *
+ * @param steps makes the step implementations of a run; without it `deploy` and `inventory` stop
+ *   after checking the job (exit 255, saying so).
+ * @example
+ * const code = await main(["deploy", "job.yaml", "--json"], { out, err }, createRunSteps);
+ */
+export async function main(argv: readonly string[], io: CliIo, steps?: StepsFactory): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
-    out(usage);
+    const topic = cmd === "help" ? rest[0] : undefined;
+    if (topic === "deploy" || topic === "inventory") {
+      io.out(topic === "deploy" ? DEPLOY_HELP : INVENTORY_HELP);
+      return ExitCode.ok;
+    }
+    io.out(usage);
     return cmd === undefined ? ExitCode.badInput : ExitCode.ok;
   }
   if (cmd === "--version" || cmd === "-V") {
-    out(`${pkg.version}\n`);
+    io.out(`${pkg.version}\n`);
     return ExitCode.ok;
   }
   if (cmd === "deploy" || cmd === "inventory") {
-    const file = rest[0];
-    if (file === undefined || file.startsWith("-")) {
-      err(`sumac: '${cmd}' needs a job file: sumac ${cmd} <job.yaml>; see 'sumac --help'\n`);
-      return ExitCode.badInput;
-    }
     try {
-      const job = await loadJob(file);
-      const components = job.package.components.length;
-      err(
-        `sumac: ${file}: a valid job (${job.targets.length} target(s), ${components} component(s)); ` +
-          `'${cmd}' itself is not available in this version yet\n`,
+      const args = parseRunArgs(cmd, rest);
+      if (args === "help") {
+        io.out(cmd === "deploy" ? DEPLOY_HELP : INVENTORY_HELP);
+        return ExitCode.ok;
+      }
+      return await runCommand(args, io, steps);
+    } catch (error) {
+      if (error instanceof UsageError) {
+        io.err(`${error.message}\n`);
+        return ExitCode.badInput;
+      }
+      // A bug in sumac: say so with what is known, and exit as for any other failure.
+      io.err(
+        `sumac: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
       );
       return ExitCode.otherFailure;
-    } catch (error) {
-      if (!(error instanceof JobFileError)) throw error;
-      err(`${error.format()}\n`);
-      return ExitCode.badInput;
     }
   }
-  err(`sumac: unknown command '${cmd}'; see 'sumac --help'\n`);
+  if (cmd.startsWith("-")) {
+    io.err(`sumac: unknown option '${cmd}'; see 'sumac --help'\n`);
+    return ExitCode.badInput;
+  }
+  io.err(`sumac: unknown command '${cmd}'; see 'sumac --help'\n`);
   return ExitCode.badInput;
 }

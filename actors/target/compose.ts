@@ -5,51 +5,31 @@
  */
 import { join } from "node:path";
 import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
-import type { Bus } from "../../bus/bus.ts";
-import type { Job, JobComponent, JobTarget } from "../../cli/job/types.ts";
+import { hostname } from "node:os";
+import type { JobComponent, JobTarget } from "../../cli/job/types.ts";
+import type { RunContext, RunSteps } from "../../cli/run/types.ts";
 import { selectFirewall } from "../firewall/select.ts";
 import { createLeaseClient, type LeaseClient } from "../lease/client.ts";
-import type { LeaseTransport } from "../lease/transport.ts";
 import { prepareArtifacts } from "./artifacts.ts";
 import { createExchangeSteps } from "./exchange-steps.ts";
 import { SessionRegistry } from "./sessions.ts";
-import type { StepImpls } from "./steps.ts";
 import { createTransportSteps, defaultLocalRunRoot } from "./transport-steps.ts";
 
-export interface RunStepsContext {
-  readonly runId: string;
-  readonly job: Job;
-  /** `<stateDir>/runs/<runId>`: log copies go under it. */
-  readonly runDir: string;
-  readonly stateDir: string;
-  readonly bus: Bus;
-  /** A direct transport to an in-process lease service, when there is one (else over the bus). */
-  readonly leaseTransport?: LeaseTransport;
-  /** This worker host's name for its leases. */
-  readonly workerHost: string;
-  readonly log: (targetId: string, level: "info" | "warn" | "error", line: string) => void;
-  readonly progress: (targetId: string, componentId: string, percent: number) => void;
-  /** Run-wide messages (firewall choice, sweep). */
-  readonly note: (line: string) => void;
-  readonly env?: NodeJS.ProcessEnv;
-}
-
-export interface RunSteps {
-  readonly steps: StepImpls;
-  /** Stops renewing leases and releases what is still held; closes any session left open. */
-  close(): Promise<void>;
-}
-
 /** The real steps of a run. */
-export async function createRunSteps(run: RunStepsContext): Promise<RunSteps> {
+export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   const { job } = run;
+  const env = process.env;
+  const log = (targetId: string, level: "info" | "warn" | "error", line: string) =>
+    run.events.log(targetId, level, line);
+  // Run-wide notes: the firewall chosen, rules swept.
+  const note = (line: string) => run.events.note(line);
   const sessions = new SessionRegistry();
   const leases: LeaseClient = createLeaseClient({
-    bus: run.leaseTransport ?? run.bus,
-    workerHost: run.workerHost,
+    bus: run.leases.transport,
+    workerHost: hostname() || "localhost",
     leaseMs: 60_000,
   });
-  const firewall = await selectFirewall({ mode: job.options.firewall, log: run.note });
+  const firewall = await selectFirewall({ mode: job.options.firewall, log: note });
   // A crashed earlier run may have left rules: remove those whose leases are gone.
   const live = await leases.status({ allHosts: true }).catch(() => undefined);
   if (live !== undefined) {
@@ -57,11 +37,11 @@ export async function createRunSteps(run: RunStepsContext): Promise<RunSteps> {
     const swept = await firewall
       .sweep((owner) => ids.has(owner.leaseId))
       .catch((error: unknown) => {
-        run.note(`firewall sweep failed: ${(error as Error).message}`);
+        note(`firewall sweep failed: ${(error as Error).message}`);
         return undefined;
       });
     if (swept !== undefined && swept.removed.length > 0)
-      run.note(`firewall: removed ${swept.removed.length} rule(s) left by earlier runs`);
+      note(`firewall: removed ${swept.removed.length} rule(s) left by earlier runs`);
   }
   const ca = createRunCa({ runId: run.runId, validForMs: 24 * 3_600_000 });
   const client = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
@@ -73,15 +53,15 @@ export async function createRunSteps(run: RunStepsContext): Promise<RunSteps> {
     targets,
     sessions,
     hostKeyPolicy: job.options.hostKeyPolicy,
-    localRunRoot: defaultLocalRunRoot(run.env),
+    localRunRoot: defaultLocalRunRoot(env),
     agentCache: job.options.agentCache,
     artifacts: () =>
       (artifacts ??= prepareArtifacts({
         bundleDir: join(run.stateDir, "cache", "agent"),
         cacheDir: join(run.stateDir, "cache", "runtime"),
       })),
-    log: run.log,
-    ...(run.env === undefined ? {} : { env: run.env }),
+    log,
+    env,
   });
   const exchange = createExchangeSteps({
     runId: run.runId,
@@ -93,9 +73,9 @@ export async function createRunSteps(run: RunStepsContext): Promise<RunSteps> {
     components,
     ports: job.options.ports,
     firewallMode: job.options.firewall,
-    runDir: run.runDir,
-    log: run.log,
-    progress: run.progress,
+    logDir: (targetId) => run.targetLogDir(targetId),
+    log,
+    progress: (targetId, componentId, percent) => run.events.progress(targetId, componentId, percent),
   });
   return {
     steps: { ...transport, ...exchange },

@@ -5,7 +5,7 @@
  * for that target only), one agent process, and one TLS session whose local end is a leased
  * 60000+ port. See docs/target-steps.md.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { basename, join } from "node:path";
 import { AgentClient } from "../../agent/client.ts";
@@ -47,8 +47,8 @@ export interface ExchangeDeps {
   readonly components: ReadonlyMap<string, JobComponent>;
   readonly ports: JobOptions["ports"];
   readonly firewallMode: JobOptions["firewall"];
-  /** The run's directory on this machine (log copies go under targets/<id>/logs). */
-  readonly runDir: string;
+  /** Where a target's logs are copied on this machine (created by the call). */
+  readonly logDir: (targetId: string) => Promise<string>;
   readonly log: (targetId: string, level: "info" | "warn" | "error", line: string) => void;
   readonly progress: (targetId: string, componentId: string, percent: number) => void;
   /** Told which ports a target uses once they are known (for the report). */
@@ -394,8 +394,7 @@ export function createExchangeSteps(
     async logs({ target }) {
       const client = clientOf(target.id);
       const result = await client.call("Logs", {});
-      const dir = join(deps.runDir, "targets", target.id, "logs");
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const dir = await deps.logDir(target.id);
       let bytes = 0;
       for (const file of result.files) {
         await writeFile(join(dir, basename(file.name)), file.content, { mode: 0o600 });
