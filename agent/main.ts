@@ -27,6 +27,19 @@ const DIALOGUE_MAX_BYTES = 256 * 1024;
 const DIALOGUE_LINE_DEADLINE_MS = 60_000;
 
 async function main(): Promise<void> {
+  // A stop by signal (the workstation gave up, or an operator) is the same stop as Shutdown: the
+  // program files and the firewall rule go, the log stays. Before the server exists there is
+  // nothing registered yet, so the process just ends; while the port is being registered the stop
+  // waits until it is, so that it is removed again.
+  const stopper: { stop?: (reason: string) => void } = {};
+  let pendingStop: string | undefined;
+  let serverStarting = false;
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
+    process.once(signal, () => {
+      if (stopper.stop !== undefined) stopper.stop(`signal ${signal}`);
+      else if (serverStarting) pendingStop = `signal ${signal}`;
+      else process.exit(143);
+    });
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
   let seen = 0;
   let onData: ((chunk: Buffer) => void) | undefined;
@@ -60,6 +73,7 @@ async function main(): Promise<void> {
 
   const nft = createNftRunner();
   let rule: AgentPortRule | undefined;
+  serverStarting = true;
   const agent = await createAgentServer({
     runId: config.runId,
     targetId: config.targetId,
@@ -103,10 +117,8 @@ async function main(): Promise<void> {
     // Missing nft or no permission is said and the agent goes on: the port may be open already.
     agent.log.write(result.status === "registered" ? "info" : "warn", `firewall: ${JSON.stringify(result)}`);
   }
-  // Stopped by a signal (the workstation gave up waiting for Shutdown, or an operator): the same
-  // stop as Shutdown, so the program files and the firewall rule go and the log stays.
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
-    process.once(signal, () => void agent.stop(`signal ${signal}`));
+  stopper.stop = (reason) => void agent.stop(reason);
+  if (pendingStop !== undefined) stopper.stop(pendingStop);
   emit({ event: "listening", port, busy, fingerprint256: agent.fingerprint256 });
   const reason = await agent.stopped;
   emit({ event: "stopped", reason });

@@ -102,23 +102,29 @@ export async function pushAgentTo(session: TargetSession, options: PushOptions):
   const files = session.files;
   const runDir = await files.createRunDir(options.runId, { signal });
   const stagingDir = `${runDir}/staging`;
-  await files.mkdir(stagingDir, { signal, mode: 0o700 });
-  const facts = parseProbe(await run(session, PROBE, signal));
   const cacheDir = `${files.runRoot}/cache`;
   if (options.cache) await files.mkdir(cacheDir, { signal, mode: 0o700 });
 
-  // The bundle.
+  // The probe, the staging directory and the bundle's upload go at once: each is a round trip.
   const bundleName = basename(artifacts.bundle.path);
   const bundlePath = options.cache ? `${cacheDir}/${bundleName}` : `${runDir}/${bundleName}`;
-  if (options.cache && (await hasFile(session, bundlePath, artifacts.bundle.sha256, signal))) {
-    options.log(`agent bundle ${bundleName} reused from the cache`);
-  } else {
+  const putBundle = async () => {
+    if (options.cache && (await hasFile(session, bundlePath, artifacts.bundle.sha256, signal))) {
+      options.log(`agent bundle ${bundleName} reused from the cache`);
+      return;
+    }
     await files.put(artifacts.bundle.path, bundlePath, {
       mode: 0o644,
       sha256: artifacts.bundle.sha256,
       signal,
     });
-  }
+  };
+  const [probe] = await Promise.all([
+    run(session, PROBE, signal),
+    files.mkdir(stagingDir, { signal, mode: 0o700 }),
+    putBundle(),
+  ]);
+  const facts = parseProbe(probe);
 
   // The runtime.
   let nodePath: string;

@@ -66,6 +66,8 @@ interface TargetAgent {
   fingerprint256?: string;
   client?: AgentClient;
   installing?: string;
+  /** Files already put into the staging directory by inventory, per component. */
+  uploaded?: Map<string, { name: string; size: number; sha256: string }[]>;
 }
 
 const START_LINE_MS = 30_000;
@@ -336,7 +338,11 @@ export function createExchangeSteps(
       const client = clientOf(target.id);
       // The component files go first, so that detect commands can use them (they run in the
       // staging directory, as installs do).
-      for (const id of componentIds) await uploadFiles(session, componentOf(id), signal);
+      const uploaded = new Map<string, { name: string; size: number; sha256: string }[]>();
+      await Promise.all(
+        componentIds.map(async (id) => uploaded.set(id, await uploadFiles(session, componentOf(id), signal))),
+      );
+      stateOf(target.id).uploaded = uploaded;
       const result = await client.call("Inventory", {
         component: componentIds.map((id) => {
           const c = componentOf(id);
@@ -357,8 +363,11 @@ export function createExchangeSteps(
       const client = clientOf(target.id);
       let files = 0;
       let bytes = 0;
+      const uploaded = stateOf(target.id).uploaded;
       for (const spec of components) {
-        for (const staged of await uploadFiles(session, componentOf(spec.id), signal)) {
+        // Put there by inventory already (same run, same session); otherwise put them now.
+        const toStage = uploaded?.get(spec.id) ?? (await uploadFiles(session, componentOf(spec.id), signal));
+        for (const staged of toStage) {
           const answer = await client.call("Stage", staged);
           files++;
           bytes += answer.size;
