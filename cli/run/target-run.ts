@@ -74,7 +74,10 @@ export class TargetRun {
         const at = now();
         const change = this.#tracker.observe(snapshot, at);
         if (change) this.#options.onChange(change, at);
-        writer.save(() => actor.getPersistedSnapshot());
+        // Kept at every change of state, step, attempt or retry, and at the end: a restore from
+        // there runs the current step again (steps are idempotent), so the transitions in between
+        // (timers armed, results assigned) are not worth a write each.
+        if (change !== null || snapshot.status === "done") writer.save(() => actor.getPersistedSnapshot());
         if (snapshot.status === "done") this.#done(snapshot.output, snapshot.context);
       },
       error: (error) => this.#broken(error, actor.getSnapshot().context ?? null),
