@@ -19,7 +19,7 @@ import { createTransportSteps, defaultLocalRunRoot } from "./transport-steps.ts"
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   const { job } = run;
   const env = process.env;
-  const log = (targetId: string, level: "info" | "warn" | "error", line: string) =>
+  const log = (targetId: string, level: "debug" | "info" | "warn" | "error", line: string) =>
     run.events.log(targetId, level, line);
   // Run-wide notes: the firewall chosen, rules swept.
   const note = (line: string) => run.events.note(line);

@@ -49,7 +49,7 @@ export interface ExchangeDeps {
   readonly firewallMode: JobOptions["firewall"];
   /** Where a target's logs are copied on this machine (created by the call). */
   readonly logDir: (targetId: string) => Promise<string>;
-  readonly log: (targetId: string, level: "info" | "warn" | "error", line: string) => void;
+  readonly log: (targetId: string, level: "debug" | "info" | "warn" | "error", line: string) => void;
   readonly progress: (targetId: string, componentId: string, percent: number) => void;
   /** Told which ports a target uses once they are known (for the report). */
   readonly onPorts?: (targetId: string, ports: { conflicts: readonly number[] }) => void;
@@ -132,7 +132,9 @@ export function createExchangeSteps(
               deps.progress(target.id, state.installing, message.percent);
             else if (message.kind === "log") deps.log(target.id, "info", message.line);
           },
-          log: (level, line) => deps.log(target.id, level, `callback listener: ${line}`),
+          // Connections and acknowledgements are detail; refusals (warn, error) are news.
+          log: (level, line) =>
+            deps.log(target.id, level === "info" ? "debug" : level, `callback listener: ${line}`),
           bind: async (server) => {
             const bound = await bindLeased(deps.leases, {
               range: "callback",
@@ -285,7 +287,7 @@ export function createExchangeSteps(
         "info",
         `agent listening on ${listening.port}${busy === "" ? "" : ` (busy: ${busy})`}`,
       );
-      lines.drain((line) => deps.log(target.id, "info", `agent: ${line.slice(0, 2000)}`));
+      lines.drain((line) => deps.log(target.id, "debug", `agent: ${line.slice(0, 2000)}`));
       return { agentPort: listening.port };
     },
 
