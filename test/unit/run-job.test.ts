@@ -5,7 +5,14 @@ import { after, before, describe, it } from "node:test";
 import { runJob } from "../../cli/run/run-job.ts";
 import type { RunReport } from "../../cli/run/report-types.ts";
 import type { RunEvent, RunFlags } from "../../cli/run/types.ts";
-import { fakeSteps, makeJob, ManualClock, STEP_MS, tempDir, type TargetScript } from "../support/run-fakes.ts";
+import {
+  fakeSteps,
+  makeJob,
+  ManualClock,
+  STEP_MS,
+  tempDir,
+  type TargetScript,
+} from "../support/run-fakes.ts";
 
 const DEPLOY: RunFlags = { inventoryOnly: false, rewrite: false, downgrade: false };
 
