@@ -196,19 +196,15 @@ export class LeaseTable {
     }
   }
 
-  /** The leases and busy ports of a worker host in [from, to], by port. */
-  ports(workerHost: string, from: number, to: number): { leases: Lease[]; busy: BusyPort[] } {
-    const leases: Lease[] = [];
-    const busy: BusyPort[] = [];
-    const host = this.hosts.get(workerHost);
-    if (host !== undefined)
-      for (let port = from; port <= to; port++) {
-        const leaseId = host.leased.get(port);
-        if (leaseId !== undefined) leases.push(this.leases.get(leaseId)!);
-        const b = host.busy.get(port);
-        if (b !== undefined) busy.push(b);
-      }
-    return { leases, busy };
+  /** The lease on a port of a worker host, if any. */
+  leaseOn(workerHost: string, port: number): Lease | undefined {
+    const leaseId = this.hosts.get(workerHost)?.leased.get(port);
+    return leaseId === undefined ? undefined : this.leases.get(leaseId);
+  }
+
+  /** The cool-down of a port of a worker host, if it is busy. */
+  busyOn(workerHost: string, port: number): BusyPort | undefined {
+    return this.hosts.get(workerHost)?.busy.get(port);
   }
 
   /** The leases (of one worker host, or all) by host, range and port, and the busy ports. */
@@ -239,10 +235,12 @@ export class LeaseTable {
       const cap = pool.config?.cap ?? 65535;
       return failure("exhausted", `no free port left in range ${of.range} on ${of.workerHost} (cap ${cap})`);
     }
+    // The host's and pool's own strings, not the request's: one copy of each per host, however
+    // many leases it holds.
     const lease: Lease = {
       leaseId,
-      workerHost: of.workerHost,
-      range: of.range,
+      workerHost: pool.host.workerHost,
+      range: pool.range,
       port,
       holder: of.holder,
       grantedAt: now,

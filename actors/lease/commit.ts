@@ -1,8 +1,13 @@
 /**
  * Group commit for the lease service (docs/port-leases.md "Persistence and group commit"): the
- * replies of handled requests wait until the blocks their changes touched are durable in the KV.
- * Batches that pile up while a write is in flight are written together next, so the number of KV
- * round trips follows the write latency, not the request rate.
+ * replies of handled requests wait until the keys their changes touched are durable in the KV.
+ *
+ * Pipelined: what is added while earlier batches are being written forms the next batch, and its
+ * writes start at once (up to {@link MAX_IN_FLIGHT} batches), instead of after the earlier writes
+ * end; so the service handles requests while the KV (a JetStream round trip, or an fsync) works.
+ * Replies stay in order: a batch's replies go out once it and every batch before it are durable.
+ * A batch that touches a key an earlier batch is still writing waits for that batch: two writes of
+ * one key are never in flight together, so a retried write can never land after a newer one.
  */
 import type { KvStore } from "../../bus/bus.ts";
 import { LEASE_EVENT_SUBJECTS, type LeaseFailure } from "../../bus/schemas/lease.ts";
@@ -16,7 +21,7 @@ export type Reply = (reply: unknown) => void;
 /** What the commit needs from its service. */
 export interface GroupCommitHost {
   readonly kv: KvStore;
-  /** The machine's table now: a block is written with its current contents. */
+  /** The machine's table now: a key is written with its current value. */
   table(): LeaseTable;
   /** Only the active instance writes: a table forgotten on losing the lock must not be stored. */
   active(): boolean;
@@ -32,86 +37,132 @@ const lostLock: LeaseFailure = {
   error: { code: "not-active", message: "the lease service instance lost its lock" },
 };
 
+/** Most batches written at once. */
+const MAX_IN_FLIGHT = 4;
+
+/** One batch: what it writes, the replies and events waiting on it, and how its write ended. */
+interface Batch {
+  readonly writes: PendingWrites;
+  readonly replies: [Reply, unknown][];
+  readonly events: [string, Uint8Array][];
+  /** Undefined while being written; then whether it became durable. */
+  durable: boolean | undefined;
+}
+
+/** Whether two batches write a key in common (at most a few batches are in flight to compare with). */
+function overlap(a: Batch, b: Batch): boolean {
+  if (a.writes.conflicts !== undefined && b.writes.conflicts !== undefined) return true;
+  const [small, large] = a.writes.ports.size <= b.writes.ports.size ? [a, b] : [b, a];
+  for (const key of small.writes.ports.keys()) if (large.writes.ports.has(key)) return true;
+  return false;
+}
+
+function newBatch(): Batch {
+  return { writes: pendingWrites(), replies: [], events: [], durable: undefined };
+}
+
 export class GroupCommit {
   private readonly host: GroupCommitHost;
-  private writes: PendingWrites = pendingWrites();
-  private replies: [Reply, unknown][] = [];
-  private events: [string, Uint8Array][] = [];
-  private flushing: Promise<void> | undefined;
+  /** What is being gathered for the next batch. */
+  private next: Batch = newBatch();
+  /** Batches being written or waiting for an earlier one, oldest first. */
+  private readonly inFlight: Batch[] = [];
+  private startScheduled = false;
+  /** Told whenever a batch is replied to (`drained`). */
+  private onReplied: (() => void)[] = [];
 
   constructor(host: GroupCommitHost) {
     this.host = host;
   }
 
-  /** Queues replies and the changes they wait for; starts writing unless a write is in flight. */
+  /** Queues replies and the changes they wait for; their batch starts writing soon. */
   add(replies: readonly [Reply, unknown][], changes: readonly LeaseChange[]): void {
-    this.replies.push(...replies);
-    noteChanges(changes, this.writes);
-    this.collectEvents(changes);
-    this.kick();
+    const next = this.next;
+    for (const reply of replies) next.replies.push(reply);
+    noteChanges(changes, next.writes);
+    this.collectEvents(changes, next.events);
+    this.scheduleStart();
   }
 
   /** Resolves once everything added so far is written and replied to. */
   async drained(): Promise<void> {
-    while (this.flushing !== undefined) await this.flushing;
-  }
-
-  private pending(): boolean {
-    return this.writes.blocks.size > 0 || this.writes.conflicts !== undefined || this.replies.length > 0;
-  }
-
-  /** Starts the flush loop unless it runs; work added as it ends starts it again. */
-  private kick(): void {
-    if (this.flushing !== undefined) return;
-    // Started from a microtask: an outcome emitted on entering `active` is added before the service
-    // has seen the new state, and what arrives in the same turn joins the batch.
-    this.flushing = Promise.resolve()
-      .then(() => this.flush())
-      .finally(() => {
-        this.flushing = undefined;
-        if (this.pending()) this.kick();
-      });
-  }
-
-  /** Writes pending changes, then sends the replies and events waiting on them; until none are left. */
-  private async flush(): Promise<void> {
-    while (this.pending()) {
-      const writes = this.writes;
-      const replies = this.replies;
-      const events = this.events;
-      this.writes = pendingWrites();
-      this.replies = [];
-      this.events = [];
-      const count = writes.blocks.size + (writes.conflicts === undefined ? 0 : 1);
-      let durable = count === 0;
-      for (let attempt = 0; !durable && this.host.active(); attempt++) {
-        try {
-          await writePending(this.host.kv, this.host.table(), writes);
-          durable = true;
-        } catch (err) {
-          this.host.log(`lease: persisting ${count} keys failed (attempt ${attempt + 1}): ${String(err)}`);
-          await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
-        }
-      }
-      // Fenced: an instance whose lock ran out may have been replaced; its replies could contradict
-      // the new active instance's, so the clients are told to ask again.
-      const valid = durable && this.host.lockHeld();
-      for (const [resolve, reply] of replies) resolve(valid ? reply : lostLock);
-      if (valid) for (const [subject, data] of events) this.host.publish(subject, data);
+    while (this.inFlight.length > 0 || this.pending()) {
+      this.scheduleStart();
+      await new Promise<void>((resolve) => this.onReplied.push(resolve));
     }
   }
 
+  private pending(): boolean {
+    const { writes, replies } = this.next;
+    return writes.ports.size > 0 || writes.conflicts !== undefined || replies.length > 0;
+  }
+
+  private scheduleStart(): void {
+    if (this.startScheduled) return;
+    this.startScheduled = true;
+    // From a microtask: an outcome emitted on entering `active` is added before the service has
+    // seen the new state, and what is added in the same turn joins the batch.
+    queueMicrotask(() => {
+      this.startScheduled = false;
+      this.start();
+    });
+  }
+
+  /** Starts writing the gathered batch, unless too many are in flight or a key is still being written. */
+  private start(): void {
+    if (!this.pending() || this.inFlight.length >= MAX_IN_FLIGHT) return;
+    const batch = this.next;
+    for (const other of this.inFlight) if (other.durable === undefined && overlap(batch, other)) return;
+    this.next = newBatch();
+    this.inFlight.push(batch);
+    void this.write(batch).then((durable) => {
+      batch.durable = durable;
+      this.reply();
+    });
+  }
+
+  /** Writes a batch, retrying while this instance is active; resolves to whether it is durable. */
+  private async write(batch: Batch): Promise<boolean> {
+    const { writes } = batch;
+    const count = writes.ports.size + (writes.conflicts === undefined ? 0 : 1);
+    if (count === 0) return true;
+    for (let attempt = 0; this.host.active(); attempt++) {
+      try {
+        await writePending(this.host.kv, this.host.table(), writes);
+        return true;
+      } catch (err) {
+        this.host.log(`lease: persisting ${count} keys failed (attempt ${attempt + 1}): ${String(err)}`);
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
+      }
+    }
+    return false;
+  }
+
+  /** Sends the replies and events of the oldest batches that are done, in order. */
+  private reply(): void {
+    while (this.inFlight.length > 0 && this.inFlight[0]!.durable !== undefined) {
+      const batch = this.inFlight.shift()!;
+      // Fenced: an instance whose lock ran out may have been replaced; its replies could
+      // contradict the new active instance's, so the clients are told to ask again.
+      const valid = batch.durable === true && this.host.lockHeld();
+      for (const [resolve, reply] of batch.replies) resolve(valid ? reply : lostLock);
+      if (valid) for (const [subject, data] of batch.events) this.host.publish(subject, data);
+    }
+    for (const resolve of this.onReplied.splice(0)) resolve();
+    this.start();
+  }
+
   /** Events for outside subscribers, published once their changes are durable. */
-  private collectEvents(changes: readonly LeaseChange[]): void {
+  private collectEvents(changes: readonly LeaseChange[], events: [string, Uint8Array][]): void {
     let conflicted: LeaseChange | undefined;
     const at = this.host.now();
     for (const change of changes) {
       if (change.type === "lease-gone" && change.reason === "expired")
-        this.events.push([LEASE_EVENT_SUBJECTS.expired, toJson({ lease: change.lease, at })]);
+        events.push([LEASE_EVENT_SUBJECTS.expired, toJson({ lease: change.lease, at })]);
       if (change.type === "lease-gone" && change.reason === "conflict") conflicted = change;
       if (change.type === "busy" && conflicted?.type === "lease-gone") {
         const { leaseId, holder } = conflicted.lease;
-        this.events.push([LEASE_EVENT_SUBJECTS.conflict, toJson({ busy: change.busy, leaseId, holder, at })]);
+        events.push([LEASE_EVENT_SUBJECTS.conflict, toJson({ busy: change.busy, leaseId, holder, at })]);
       }
     }
   }

@@ -29,7 +29,10 @@ export const LEASE_EVENT_SUBJECTS = {
 /** The KV bucket holding the leases, the busy ports and the lock of the active instance. */
 export const LEASE_BUCKET = "sumac-leases";
 
-/** Lease ids are chosen by the client (a UUID), so a retried request cannot grant twice. */
+/**
+ * Lease ids are chosen by the client (a random per-client prefix starting with a letter, and a
+ * counter), so a retried request cannot grant twice.
+ */
 export const LeaseId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "lease id: 1 to 64 of [A-Za-z0-9_-]");
 /** A configured range of the service (`workstation`, `callback`, ...). */
 export const RangeName = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "range: 1 to 32 of [A-Za-z0-9_-]");
@@ -176,15 +179,9 @@ export const LeaseLock = z.object({ owner: z.string().min(1).max(200), expiresAt
 export type LeaseLock = z.infer<typeof LeaseLock>;
 
 /**
- * The value of a block key (`leases.<host base64url>.<port / 16>`): the leases and busy ports of one
- * worker host in a block of consecutive ports (16 since v1; at most 256 accepted).
+ * The values of the lease keys: `lease.<host base64url>.<port>` holds that port's `Lease`,
+ * `busy.<host base64url>.<port>` its `BusyPort` (actors/lease/store.ts).
  */
-export const LeaseBlock = z.object({
-  leases: z.array(Lease).max(256),
-  busy: z.array(BusyPort).max(256),
-});
-export type LeaseBlock = z.infer<typeof LeaseBlock>;
-
 /** The value of the counters key (state that is not a lease or a busy port). */
 export const LeaseCounters = z.object({ conflicts: z.int().min(0) });
 export type LeaseCounters = z.infer<typeof LeaseCounters>;

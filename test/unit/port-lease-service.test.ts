@@ -8,8 +8,11 @@ import { createServer, type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import type { Bus, KvStore } from "../../bus/bus.ts";
-import { LEASE_BUCKET, LeaseBlock } from "../../bus/schemas/lease.ts";
-import { blockKey } from "../../actors/lease/store.ts";
+import { LEASE_BUCKET, Lease } from "../../bus/schemas/lease.ts";
+import { leaseKey } from "../../actors/lease/store.ts";
+import { GroupCommit } from "../../actors/lease/commit.ts";
+import { leaseTableConfig } from "../../actors/lease/config.ts";
+import { LeaseTable, type LeaseChange } from "../../machines/port-lease-table.ts";
 import { fromJson } from "../../actors/lease/transport.ts";
 import { bindLeased } from "../../actors/lease/bind.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";
@@ -80,9 +83,9 @@ describe("port lease service", () => {
     open();
     const lease = await pending;
     assert.equal(lease.port, 60000);
-    const stored = await (await b.kv(LEASE_BUCKET)).get(blockKey("w1", 60000));
-    assert.ok(stored, "the lease's block is in the KV");
-    assert.deepEqual(LeaseBlock.parse(fromJson(stored.value)).leases, [lease]);
+    const stored = await (await b.kv(LEASE_BUCKET)).get(leaseKey("w1", 60000));
+    assert.ok(stored, "the lease's key is in the KV");
+    assert.deepEqual(Lease.parse(fromJson(stored.value)), lease);
   });
 
   it("port lease service - a new instance resumes with the leases, busy ports and conflicts persisted", async () => {
@@ -233,5 +236,121 @@ describe("port lease service", () => {
       status.busy.map((p) => p.port),
       [port],
     );
+  });
+
+  it("port lease service - the client checks requests on the direct transport, and a grant keeps its own holder", async () => {
+    const b = await bus();
+    const s = await service(b);
+    await s.whenActive();
+    const client = createLeaseClient({ bus: s.transport(), workerHost: "w1" });
+    cleanup.push(() => client.close());
+    await assert.rejects(client.acquire("bad range!", holder), (err: unknown) => {
+      assert.ok(err instanceof LeaseInvalidRequestError);
+      assert.match(err.message, /^acquire: .*range: 1 to 32 of \[A-Za-z0-9_-\]/s);
+      return true;
+    });
+    await assert.rejects(
+      client.acquire("workstation", { run: "run-1", target: "x".repeat(257) }),
+      LeaseInvalidRequestError,
+    );
+    await assert.rejects(client.acquire("workstation", holder, { leaseMs: 5 }), LeaseInvalidRequestError);
+    const nameless = createLeaseClient({ bus: s.transport(), workerHost: "" });
+    cleanup.push(() => nameless.close());
+    await assert.rejects(nameless.acquire("workstation", holder), LeaseInvalidRequestError);
+    const mine = { run: "run-1", target: "t1" };
+    await client.acquire("workstation", mine);
+    mine.target = "t2";
+    await client.acquire("workstation", mine);
+    const status = await client.status();
+    assert.deepEqual(
+      status.leases.map((l) => [l.port, l.holder.target]),
+      [
+        [60000, "t1"],
+        [60001, "t2"],
+      ],
+      "nothing granted for the refused requests, and a holder changed later is not the first lease's",
+    );
+    const stored = await (await b.kv(LEASE_BUCKET)).get(leaseKey("w1", 60000));
+    assert.deepEqual(Lease.parse(fromJson(stored!.value)).holder, { run: "run-1", target: "t1" });
+  });
+
+  it("port lease service - a direct call keeps its deadline while its write does not end", async () => {
+    const b = await bus();
+    const { bus: slow, open } = gated(b);
+    const s = await service(slow);
+    await s.whenActive();
+    const client = createLeaseClient({ bus: s.transport(), workerHost: "w1", timeoutMs: 150, attemptMs: 50 });
+    cleanup.push(() => client.close());
+    await assert.rejects(client.acquire("workstation", holder), (err: unknown) => {
+      assert.ok(err instanceof LeaseUnavailableError);
+      assert.match((err.cause as Error).message, /lease acquire: no reply in time/);
+      return true;
+    });
+    open();
+  });
+
+  it("port lease service - group commit writes a batch while another is in flight, replies in order, one write per key at a time", async () => {
+    const table = new LeaseTable(leaseTableConfig());
+    const writes: { key: string; op: string; done: () => void }[] = [];
+    const pending = (key: string, op: string): Promise<number> =>
+      new Promise((resolve) => writes.push({ key, op, done: () => resolve(writes.length) }));
+    const kv = {
+      put: (key: string) => pending(key, "put"),
+      delete: (key: string) => pending(key, "delete").then(() => undefined),
+    } as unknown as KvStore;
+    const commit = new GroupCommit({
+      kv,
+      table: () => table,
+      active: () => true,
+      lockHeld: () => true,
+      now: () => 0,
+      log: () => undefined,
+      publish: () => undefined,
+    });
+    const replied: string[] = [];
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await tick();
+    };
+    const grant = (leaseId: string, workerHost: string): void => {
+      const changes: LeaseChange[] = [];
+      table.acquire({ leaseId, workerHost, range: "workstation", holder, leaseMs: 1000 }, 0, 0, changes);
+      commit.add([[() => void replied.push(leaseId), null]], changes);
+    };
+    grant("a", "w1");
+    await settle();
+    grant("b", "w2");
+    await settle();
+    assert.deepEqual(
+      writes.map((w) => w.key),
+      [leaseKey("w1", 60000), leaseKey("w2", 60000)],
+      "the second batch is written while the first is in flight",
+    );
+    writes[1]!.done();
+    await settle();
+    assert.deepEqual([...replied], [], "b is durable, but its reply waits for a's batch");
+    writes[0]!.done();
+    await settle();
+    assert.deepEqual([...replied], ["a", "b"]);
+
+    grant("c", "w3");
+    await settle();
+    const changes: LeaseChange[] = [];
+    table.release({ leaseIds: ["c"] }, changes);
+    commit.add([[() => void replied.push("release c"), null]], changes);
+    await settle();
+    assert.deepEqual(
+      writes.slice(2).map((w) => [w.op, w.key]),
+      [["put", leaseKey("w3", 60000)]],
+      "the release of c waits until the write of its key ends",
+    );
+    writes[2]!.done();
+    await settle();
+    assert.deepEqual(
+      writes.slice(3).map((w) => [w.op, w.key]),
+      [["delete", leaseKey("w3", 60000)]],
+    );
+    writes[3]!.done();
+    await commit.drained();
+    assert.deepEqual(replied, ["a", "b", "c", "release c"]);
   });
 });
