@@ -72,14 +72,17 @@ export class KvBucket {
     const revision = ++this.#revision;
     this.#entries.set(key, { value, revision, live: true });
     if (!this.#log) return revision;
-    return this.#persist(["P", revision, key, toBase64(value)]).then(() => revision);
+    // The record's JSON built directly: keys and base64 need no escaping beyond JSON.stringify(key).
+    return this.#persist(`["P",${revision},${JSON.stringify(key)},"${toBase64(value)}"]`).then(
+      () => revision,
+    );
   }
 
   /** Leaves a delete marker under a new revision; resolves when durable. */
   remove(key: string): Promise<void> | undefined {
     const revision = ++this.#revision;
     this.#entries.set(key, { value: EMPTY, revision, live: false });
-    return this.#log ? this.#persist(["D", revision, key]) : undefined;
+    return this.#log ? this.#persist(`["D",${revision},${JSON.stringify(key)}]`) : undefined;
   }
 
   keys(filter: readonly string[] | undefined): string[] {
@@ -90,9 +93,10 @@ export class KvBucket {
     return out.sort();
   }
 
-  #persist(record: readonly unknown[]): Promise<void> {
+  /** Appends one record, given as its JSON text. */
+  #persist(record: string): Promise<void> {
     const log = this.#log as AppendLog;
-    const written = log.append(record);
+    const written = log.appendLine(record);
     if (++this.#records > COMPACT_AFTER && this.#records > this.#entries.size * 4) {
       // The snapshot is queued behind this write; its failure fails later writes, not this one.
       void this.#compact().catch(() => undefined);
@@ -148,10 +152,13 @@ export class MemoryKv implements KvStore {
     });
   }
 
-  async put(key: string, value: Uint8Array): Promise<number> {
-    this.#check("put", key);
-    checkSize(value);
-    return await this.#bucket.write(key, copy(value));
+  put(key: string, value: Uint8Array): Promise<number> {
+    // Not an async function: a put of a bucket kept in memory resolves without an extra turn.
+    return settle(() => {
+      this.#check("put", key);
+      checkSize(value);
+      return this.#bucket.write(key, copy(value));
+    });
   }
 
   async create(key: string, value: Uint8Array): Promise<number> {

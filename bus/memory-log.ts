@@ -4,7 +4,8 @@
  *
  * Durability: a write's promise resolves only after its line is written and `fdatasync`ed. Writes
  * that arrive while a sync is under way are written and synced together by the next one (group
- * commit), so concurrent writers share the cost of a sync and a lone writer waits for one.
+ * commit), so concurrent writers share the cost of a sync and a lone writer waits for one; they
+ * share one promise too, not one each.
  *
  * Crashes: a last line that is cut short (or otherwise unreadable) is a write that was never
  * acknowledged; loading ignores it and truncates the file to the last whole line, so later appends
@@ -155,19 +156,32 @@ export function loadLog(path: string, onRecord: (record: unknown[]) => void): nu
   }
 }
 
-interface Pending {
-  readonly line: Buffer | undefined;
-  /** Replaces the file with these lines before the lines queued after it. */
-  readonly snapshot: Buffer | undefined;
+/**
+ * The writes queued for one flush: lines to append, after replacing the file with `snapshot` when
+ * one was queued. Every write of a batch shares its promise (one per flush, not one per write).
+ */
+interface Batch {
+  snapshot: Buffer | undefined;
+  lines: string[];
+  readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  // A batch whose writers all went away must not report an unhandled rejection.
+  done.catch(() => undefined);
+  return { snapshot: undefined, lines: [], done, resolve, reject };
 }
 
 /** An append-only log file with group commit; see the file comment. */
 export class AppendLog {
   readonly #path: string;
   #fd: number;
-  #queue: Pending[] = [];
+  #queued: Batch | undefined;
   #flushing: Promise<void> | undefined;
   #failed: Error | undefined;
   #closed = false;
@@ -181,60 +195,67 @@ export class AppendLog {
 
   /** Appends one record; resolves once it is on disk. */
   append(record: readonly unknown[]): Promise<void> {
-    return this.#enqueue(Buffer.from(`${JSON.stringify(record)}\n`), undefined);
+    return this.appendLine(JSON.stringify(record));
+  }
+
+  /**
+   * Appends one record given as its JSON text (a JSON array, no newline), for callers that build
+   * the text themselves; resolves once it is on disk.
+   */
+  appendLine(json: string): Promise<void> {
+    const batch = this.#batch();
+    if (batch === undefined) return this.#refusal();
+    batch.lines.push(json);
+    return batch.done;
   }
 
   /** Replaces the file with `records` (the whole current state); resolves once that is on disk. */
   snapshot(records: readonly (readonly unknown[])[]): Promise<void> {
-    const text = records.map((r) => `${JSON.stringify(r)}\n`).join("");
-    return this.#enqueue(undefined, Buffer.from(text));
+    const batch = this.#batch();
+    if (batch === undefined) return this.#refusal();
+    // The snapshot holds the effect of the lines queued before it: they need not be written.
+    batch.snapshot = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    batch.lines = [];
+    return batch.done;
   }
 
-  #enqueue(line: Buffer | undefined, snapshot: Buffer | undefined): Promise<void> {
+  /** The batch the next flush writes; undefined once the log failed or closed. */
+  #batch(): Batch | undefined {
+    if (this.#failed || this.#closed) return undefined;
+    const batch = (this.#queued ??= newBatch());
+    this.#flushing ??= this.#flush();
+    return batch;
+  }
+
+  #refusal(): Promise<void> {
     if (this.#failed) {
       return Promise.reject(
         new BusError("unavailable", `${this.#path}: an earlier write failed`, { cause: this.#failed }),
       );
     }
-    if (this.#closed) return Promise.reject(new BusError("closed", `${this.#path}: closed`));
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ line, snapshot, resolve, reject });
-      this.#flushing ??= this.#flush();
-    });
+    return Promise.reject(new BusError("closed", `${this.#path}: closed`));
   }
 
   async #flush(): Promise<void> {
     // Lets the writes of the current turn of the event loop join the first batch.
     await Promise.resolve();
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
+    for (let batch = this.#queued; batch !== undefined; batch = this.#queued) {
+      this.#queued = undefined;
       try {
-        let from = 0;
-        for (let i = batch.length - 1; i >= 0; i--) {
-          const snap = batch[i]?.snapshot;
-          if (snap) {
-            await this.#replace(snap);
-            from = i + 1;
-            break;
-          }
-        }
-        const lines: Buffer[] = [];
-        for (let i = from; i < batch.length; i++) {
-          const line = batch[i]?.line;
-          if (line) lines.push(line);
-        }
-        if (lines.length > 0) {
-          let buf = lines.length === 1 ? (lines[0] as Buffer) : Buffer.concat(lines);
+        if (batch.snapshot) await this.#replace(batch.snapshot);
+        if (batch.lines.length > 0) {
+          let buf = Buffer.from(`${batch.lines.join("\n")}\n`);
           while (buf.length > 0) buf = buf.subarray(await writeAsync(this.#fd, buf));
           await fdatasyncAsync(this.#fd);
         }
-        for (const p of batch) p.resolve();
+        batch.resolve();
       } catch (err) {
         this.#failed = err instanceof Error ? err : new Error(String(err));
         const failure = new BusError("unavailable", `${this.#path}: write failed`, { cause: err });
-        for (const p of [...batch, ...this.#queue]) p.reject(failure);
-        this.#queue = [];
+        batch.reject(failure);
+        // Queued while this batch was written (the awaits above): refused as well.
+        (this.#queued as Batch | undefined)?.reject(failure);
+        this.#queued = undefined;
       }
     }
     this.#flushing = undefined;

@@ -220,19 +220,26 @@ class MemoryBus implements Bus {
   }
 
   request(subject: string, data: Uint8Array, deadline: Deadline): Promise<BusMessage> {
-    return settle(() => {
+    let route: Route;
+    try {
       checkSubject(subject);
       checkSize(data);
       if (this.#closed) throw closedError(`request ${subject}`);
       deadline.signal?.throwIfAborted();
-      const route = this.#route(subject);
+      route = this.#route(subject);
       if (route.plain.length === 0 && route.groups.length === 0) {
         throw new BusError("no-responders", `request ${subject}: nobody serves it`);
       }
-      return new Promise<BusMessage>((resolve, reject) => {
-        const pending = new PendingRequest(this.#requests, subject, deadline, resolve, reject);
-        this.#deliver(route, subject, data, pending.reply);
+    } catch (err) {
+      // A signal's reason may be anything; it is passed on as it is, as `throwIfAborted` threw it.
+      return settle(() => {
+        throw err;
       });
+    }
+    // Not through `settle`: the lease service's clients make every request through here.
+    return new Promise<BusMessage>((resolve, reject) => {
+      const pending = new PendingRequest(this.#requests, subject, deadline, resolve, reject);
+      this.#deliver(route, subject, data, pending.reply);
     });
   }
 

@@ -11,23 +11,36 @@ import {
   type MsgHdrs,
   type NatsConnection,
 } from "@nats-io/transport-node";
-import { PubHeaders, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
+import {
+  JetStreamApiError,
+  PubHeaders,
+  type ApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import { BusError } from "./bus.ts";
+import { RequestMux } from "./nats-mux.ts";
 import {
   checkSize,
   isTransient,
   MAX_PAYLOAD,
   remaining,
+  settle,
   sleep,
   toBusError,
   withDeadline,
 } from "./nats-common.ts";
+
+/** Bytes of a NATS header block around its entries (`NATS/1.0\r\n`, a blank line); each entry adds `Key: value\r\n`. */
+const HEADER_FRAME = 10 + 2;
 
 /** The connection and JetStream handles with the connection's state, shared by the adapter's parts. */
 export class NatsLink {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  /** Request/reply for `Bus.request` and for the acknowledged publishes of `write`. */
+  readonly mux: RequestMux;
   /** Default deadline of calls that take none. */
   readonly timeoutMs: number;
   #closed = false;
@@ -40,6 +53,7 @@ export class NatsLink {
     this.nc = nc;
     this.js = js;
     this.jsm = jsm;
+    this.mux = new RequestMux(nc);
     this.timeoutMs = timeoutMs;
     void this.#watch();
   }
@@ -50,6 +64,7 @@ export class NatsLink {
         this.#connected = false;
         const lost = new ConnectionError("disconnected from the NATS server");
         for (const f of this.#lost) f(lost);
+        this.mux.lost(lost);
       } else if (s.type === "reconnect") {
         this.#connected = true;
         for (const f of this.#waiters) f();
@@ -123,6 +138,7 @@ export class NatsLink {
     this.#closed = true;
     const err = new BusError("closed", "the bus was closed while the call waited");
     for (const f of this.#closers) f(err);
+    this.mux.close(err);
     for (const f of this.#waiters) f();
   }
 
@@ -161,7 +177,7 @@ export class NatsLink {
    * still have been stored: a caller's compare-and-set retry then meets `revision-mismatch` and
    * re-reads, as after any lost race.
    */
-  async write(
+  write(
     what: string,
     subject: string,
     data: Uint8Array,
@@ -169,23 +185,101 @@ export class NatsLink {
       readonly expectLastSubjectSequence?: number;
       readonly header?: readonly [string, string];
     } = {},
-  ): Promise<PubAck> {
-    this.checkOpen(what);
-    const h: MsgHdrs = natsHeaders();
-    const entries: [string, string][] = [[PubHeaders.MsgIdHdr, nuid.next()]];
-    if (options.expectLastSubjectSequence !== undefined) {
-      entries.push([PubHeaders.ExpectedLastSubjectSequenceHdr, String(options.expectLastSubjectSequence)]);
+  ): Promise<{ readonly seq: number }> {
+    let h: MsgHdrs;
+    try {
+      this.checkOpen(what);
+      // A fresh header block: `append`, as `set` would first look for the key to replace.
+      h = natsHeaders();
+      const id = nuid.next();
+      h.append(PubHeaders.MsgIdHdr, id);
+      let headerBytes = HEADER_FRAME + PubHeaders.MsgIdHdr.length + id.length + 4;
+      if (options.expectLastSubjectSequence !== undefined) {
+        const expected = String(options.expectLastSubjectSequence);
+        h.append(PubHeaders.ExpectedLastSubjectSequenceHdr, expected);
+        headerBytes += PubHeaders.ExpectedLastSubjectSequenceHdr.length + expected.length + 4;
+      }
+      if (options.header) {
+        h.append(options.header[0], options.header[1]);
+        headerBytes += options.header[0].length + options.header[1].length + 4;
+      }
+      checkSize(data, headerBytes, this.nc.info?.max_payload ?? MAX_PAYLOAD);
+    } catch (err) {
+      return settle(() => {
+        throw err;
+      });
     }
-    if (options.header) entries.push([...options.header]);
-    for (const [k, v] of entries) h.set(k, v);
-    checkSize(data, headerBytes(entries), this.nc.info?.max_payload ?? MAX_PAYLOAD);
-    return this.retry(what, this.timeoutMs, (ms) =>
-      this.js.publish(subject, data, { headers: h, timeout: ms, retries: 1 }),
+    const until = performance.now() + this.timeoutMs;
+    if (!this.#connected || this.closed) return this.#writeAgain(what, subject, data, h, until, 0, undefined);
+    // The first attempt without the loop below (an async function): nearly every write ends here.
+    return this.mux.request(what, subject, data, this.timeoutMs, { headers: h, failOnLost: true }).then(
+      (reply) => {
+        try {
+          return pubAck(reply.data);
+        } catch (err) {
+          return this.#failed(what, err, () => this.#writeAgain(what, subject, data, h, until, 1, err));
+        }
+      },
+      (err: unknown) =>
+        this.#failed(what, err, () => this.#writeAgain(what, subject, data, h, until, 1, err)),
     );
+  }
+
+  /** After a failed attempt: throws what is not worth a retry, else runs `again`. */
+  #failed<T>(what: string, err: unknown, again: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+    // No responders: JetStream is not up yet after a restart.
+    const transient = err instanceof BusError && err.code === "no-responders";
+    if (!transient && !isTransient(err)) throw toBusError(what, err, this.closed);
+    return again();
+  }
+
+  /**
+   * The retries of `write`: like `retry`, without its per-attempt timer and races, as the mux
+   * request has its own deadline and fails at once when the connection drops.
+   */
+  async #writeAgain(
+    what: string,
+    subject: string,
+    data: Uint8Array,
+    h: MsgHdrs,
+    until: number,
+    round: number,
+    last: unknown,
+  ): Promise<{ readonly seq: number }> {
+    for (; ; round++) {
+      if (round > 0) {
+        // A bounded pause: JetStream may answer "no responders" for a moment after a restart.
+        await sleep(Math.min(25 * 2 ** Math.min(round - 1, 4), remaining(until)));
+        if (remaining(until) <= 0) break;
+      }
+      if (!this.#connected || this.closed) await this.connected(what, until);
+      const left = remaining(until);
+      if (left <= 0) break;
+      try {
+        const reply = await this.mux.request(what, subject, data, left, { headers: h, failOnLost: true });
+        return pubAck(reply.data);
+      } catch (err) {
+        await this.#failed(what, err, () => Promise.resolve());
+        last = err;
+      }
+    }
+    const lost = last === undefined || (last instanceof BusError && last.code === "unavailable");
+    throw new BusError(lost ? "unavailable" : "timeout", `${what}: gave up after ${this.timeoutMs} ms`, {
+      cause: last,
+    });
   }
 }
 
-/** Bytes of a NATS header block: `NATS/1.0\r\n`, `Key: value\r\n` each, and a blank line. */
-function headerBytes(entries: readonly (readonly [string, string])[]): number {
-  return entries.reduce((n, [k, v]) => n + k.length + 2 + v.length + 2, 10 + 2);
+/** The sequence of a JetStream publish acknowledgement; throws its API error (`toBusError` maps it). */
+function pubAck(data: Uint8Array): { readonly seq: number } {
+  const ack = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")) as {
+    readonly stream?: string;
+    readonly seq?: number;
+    readonly error?: ApiError;
+  };
+  if (ack.error) throw new JetStreamApiError(ack.error);
+  if (!ack.stream || typeof ack.seq !== "number")
+    throw new BusError("unavailable", "invalid JetStream publish acknowledgement");
+  return { seq: ack.seq };
 }

@@ -11,10 +11,12 @@ export const MAX_PAYLOAD = 1024 * 1024;
 const NAME = /^[A-Za-z0-9_-]+$/;
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 const KEY_TOKEN = /^[A-Za-z0-9_=-]+$/;
-
-/** Subjects and keys already found valid; bounded so that a stream of unique subjects cannot grow it. */
-const validated = new Set<string>();
-const VALIDATED_MAX = 50_000;
+/**
+ * Whole subjects and keys in one match: what the per-token checks accept, without splitting. These
+ * run on every message and KV write, so only a value that fails is split to name its bad token.
+ */
+const SUBJECT = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+const KEY = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/;
 
 /** Stream, bucket and queue names: `[A-Za-z0-9_-]+` (also safe as file names). */
 export function checkName(kind: string, name: string): void {
@@ -35,16 +37,9 @@ function checkTokens(what: string, value: string, token: RegExp, wildcards: bool
   }
 }
 
-function remember(cacheKey: string): void {
-  if (validated.size >= VALIDATED_MAX) validated.clear();
-  validated.add(cacheKey);
-}
-
 /** A concrete subject: tokens of `[A-Za-z0-9_-]` separated by dots. */
 export function checkSubject(subject: string): void {
-  if (validated.has(subject)) return;
-  checkTokens("subject", subject, TOKEN, false);
-  remember(subject);
+  if (!SUBJECT.test(subject)) checkTokens("subject", subject, TOKEN, false);
 }
 
 /** A subject pattern: like a subject, and `*` tokens or a last `>` token. */
@@ -55,11 +50,7 @@ export function checkPattern(pattern: string): void {
 /** A KV key (`wildcards` for a key filter): tokens of `[A-Za-z0-9_=-]`. */
 export function checkKey(key: string, wildcards = false): void {
   if (wildcards) return checkTokens("key filter", key, KEY_TOKEN, true);
-  // Prefixed so that a cached subject does not pass as a key or the other way round.
-  const cacheKey = `\u0000${key}`;
-  if (validated.has(cacheKey)) return;
-  checkTokens("key", key, KEY_TOKEN, false);
-  remember(cacheKey);
+  if (!KEY.test(key)) checkTokens("key", key, KEY_TOKEN, false);
 }
 
 /** Whether `subject` matches the NATS pattern `pattern`, both split into tokens. */
