@@ -32,6 +32,9 @@ async function main(): Promise<void> {
   // nothing registered yet, so the process just ends; while the port is being registered the stop
   // waits until it is, so that it is removed again.
   const stopper: { stop?: (reason: string) => void } = {};
+  // A workstation that gave up closes the channel: writing the listening or stopped line then
+  // fails with EPIPE, which must not crash the agent before it has removed its files and rule.
+  process.stdout.on("error", () => undefined);
   let pendingStop: string | undefined;
   let serverStarting = false;
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)

@@ -1,14 +1,17 @@
 /**
- * This machine as a target (`host: local`, HP SUM's local deployment): the same RemoteShell and
- * FileChannel contracts as the SSH transport (actors/remote.ts), over child processes and node:fs.
- * Commands run through `/bin/sh -c`; `become` runs them as they are when this process is root and
- * through `sudo -n` (never asking a password) otherwise. Paths are held to the run root exactly as
- * over SSH.
+ * This machine as a target (`host: local`, HP SUM's local deployment): the RemoteShell and
+ * FileChannel of actors/remote.ts over child processes (exec.ts) and node:fs (files.ts), with the
+ * SSH transport's contracts: deadlines, AbortSignals, paths held to the run root, and `become` as
+ * root (this process already is) or through `sudo -n` (never asking a password).
+ *
+ * @example
+ * const local = new LocalSession(localRoots().runRoot);
+ * const dir = await local.createRunDir(runId, { signal });
+ * await local.put(bundle.path, `${dir}/agent.js`, { mode: 0o644, sha256: bundle.sha256, signal });
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { posix } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import type {
   ExecOptions,
   ExecResult,
@@ -20,169 +23,96 @@ import type {
   RemoteShell,
   SpawnOptions,
 } from "../remote.ts";
-import { checkRunName, checkRunRoot, insideRunRoot } from "../ssh/files.ts";
-import {
-  SshCommandError,
-  SshHashMismatchError,
-  SshOutputTooLargeError,
-  SshTimeoutError,
-  SshUploadError,
-} from "../ssh/errors.ts";
-import { DEFAULT_MAX_OUTPUT_BYTES } from "../ssh/exec.ts";
+import { shellQuote } from "../ssh/become.ts";
+import { checkRunRoot } from "../ssh/files.ts";
+import { LocalCommandError } from "./errors.ts";
+import { execLocal, spawnLocal, stopChild, type LocalBecome } from "./exec.ts";
+import { DEFAULT_OP_TIMEOUT_MS, createRunDir, makeDir, putFile, removable, removeOwn } from "./files.ts";
 
-const isRoot = () => process.getuid?.() === 0;
-
-function argv(command: string, become: boolean | undefined): [string, string[]] {
-  return become === true && !isRoot()
-    ? ["sudo", ["-n", "--", "/bin/sh", "-c", command]]
-    : ["/bin/sh", ["-c", command]];
+/** Where local mode keeps run directories and the agent's logs. */
+export interface LocalRoots {
+  readonly runRoot: string;
+  readonly logRoot: string;
 }
 
-/** Stops a child and the processes it started (it leads its own process group). */
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    child.kill(signal);
-  }
+/**
+ * As root: `/var/tmp/sumac` and `/var/log/sumac`, as on any target. Otherwise under the user's
+ * state directory (`$XDG_STATE_HOME`, default `~/.local/state`): `sumac/targets` and
+ * `sumac/target-logs`, since a user cannot write the system's directories.
+ */
+export function localRoots(
+  env: NodeJS.ProcessEnv = process.env,
+  isRoot = process.getuid?.() === 0,
+): LocalRoots {
+  if (isRoot) return { runRoot: "/var/tmp/sumac", logRoot: "/var/log/sumac" };
+  const xdg = env.XDG_STATE_HOME;
+  const state =
+    xdg !== undefined && xdg.startsWith("/") ? xdg : join(env.HOME ?? homedir(), ".local", "state");
+  return { runRoot: join(state, "sumac", "targets"), logRoot: join(state, "sumac", "target-logs") };
 }
 
-/** The local target's shell and files. */
+export interface LocalSessionOptions {
+  /** Default: this process's uid is 0. */
+  readonly isRoot?: boolean;
+  /** The sudo program for `become` when not root (default `sudo` on PATH). */
+  readonly sudo?: string;
+}
+
+/** The local target's shell and files; `close()` stops the commands it started. */
 export class LocalSession implements RemoteShell, FileChannel {
   readonly runRoot: string;
+  readonly #become: LocalBecome;
   readonly #children = new Set<ChildProcess>();
+  #closed = false;
 
-  constructor(runRoot: string) {
+  constructor(runRoot: string, options: LocalSessionOptions = {}) {
     this.runRoot = checkRunRoot(runRoot);
+    this.#become = { isRoot: options.isRoot ?? process.getuid?.() === 0, sudo: options.sudo ?? "sudo" };
   }
 
-  exec(command: string, options: ExecOptions): Promise<ExecResult> {
-    const [file, args] = argv(command, options.become);
-    const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    return new Promise((resolve, reject) => {
-      options.signal?.throwIfAborted();
-      const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
-      this.#children.add(child);
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let outBytes = 0;
-      let errBytes = 0;
-      let failure: Error | undefined;
-      const fail = (error: Error) => {
-        failure ??= error;
-        stopChild(child);
-        setTimeout(() => stopChild(child, "SIGKILL"), 2_000).unref();
-      };
-      const timer = setTimeout(
-        () => fail(new SshTimeoutError(`local command did not finish within ${options.timeoutMs} ms`)),
-        options.timeoutMs,
-      );
-      const onAbort = () =>
-        fail(options.signal?.reason instanceof Error ? options.signal.reason : new Error("aborted"));
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      child.stdout.on("data", (chunk: Buffer) => {
-        outBytes += chunk.byteLength;
-        if (outBytes > max) fail(new SshOutputTooLargeError(`local command wrote more than ${max} bytes`));
-        else out.push(chunk);
-      });
-      child.stderr.on("data", (chunk: Buffer) => {
-        errBytes += chunk.byteLength;
-        if (errBytes > max) fail(new SshOutputTooLargeError(`local command wrote more than ${max} bytes`));
-        else err.push(chunk);
-      });
-      child.on("error", (error) =>
-        fail(new SshCommandError(`cannot run ${file}: ${error.message}`, { cause: error })),
-      );
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-        this.#children.delete(child);
-        if (failure !== undefined) return reject(failure);
-        resolve({
-          exitCode: code,
-          signal: signal === null ? null : signal.replace(/^SIG/, ""),
-          stdout: Buffer.concat(out).toString("utf8"),
-          stderr: Buffer.concat(err).toString("utf8"),
-        });
-      });
-      child.stdin.on("error", () => undefined);
-      child.stdin.end(options.stdin ?? "");
-    });
+  #open(): void {
+    if (this.#closed) throw new LocalCommandError("the local session is closed");
+  }
+
+  async exec(command: string, options: ExecOptions): Promise<ExecResult> {
+    this.#open();
+    return execLocal(command, options, this.#become, this.#children);
   }
 
   async spawn(command: string, options: SpawnOptions): Promise<RemoteProcess> {
-    options.signal?.throwIfAborted();
-    const [file, args] = argv(command, options.become);
-    const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
-    this.#children.add(child);
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", (error) =>
-        reject(new SshCommandError(`cannot run ${file}: ${error.message}`, { cause: error })),
-      );
-    });
-    const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
-      child.once("close", (code, signal) => {
-        this.#children.delete(child);
-        resolve({ exitCode: code, signal: signal === null ? null : signal.replace(/^SIG/, "") });
-      }),
-    );
-    options.signal?.addEventListener("abort", () => stopChild(child), { once: true });
-    child.stdin.on("error", () => undefined);
-    return {
-      stdin: child.stdin,
-      stdout: child.stdout,
-      stderr: child.stderr,
-      exited,
-      kill: (signal = "TERM") => stopChild(child, `SIG${signal}`),
-    };
+    this.#open();
+    return spawnLocal(command, options, this.#become, this.#children);
   }
 
   async createRunDir(run: string, options?: FileOpOptions): Promise<string> {
-    options?.signal?.throwIfAborted();
-    const dir = insideRunRoot(this.runRoot, posix.join(this.runRoot, checkRunName(run)));
-    await mkdir(this.runRoot, { recursive: true, mode: 0o755 });
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-    return dir;
+    return createRunDir(this.runRoot, run, options);
   }
 
   async mkdir(remotePath: string, options?: FileOpOptions & { mode?: number }): Promise<void> {
-    options?.signal?.throwIfAborted();
-    await mkdir(insideRunRoot(this.runRoot, remotePath), { recursive: true, mode: options?.mode ?? 0o700 });
+    return makeDir(this.runRoot, remotePath, options);
   }
 
   async put(source: string | Buffer, remotePath: string, options: PutOptions): Promise<PutResult> {
-    options.signal?.throwIfAborted();
-    const path = insideRunRoot(this.runRoot, remotePath);
-    let content: Buffer;
-    try {
-      content = typeof source === "string" ? await readFile(source) : source;
-    } catch (cause) {
-      throw new SshUploadError(`cannot read ${String(source)}`, { cause });
-    }
-    const sha256 = createHash("sha256").update(content).digest("hex");
-    if (options.sha256 !== undefined && options.sha256 !== sha256)
-      throw new SshHashMismatchError(
-        `${remotePath}: content has SHA-256 ${sha256}, expected ${options.sha256}`,
-      );
-    await writeFile(path, content, { mode: options.mode });
-    await chmod(path, options.mode);
-    // Read back, as the SSH transport checks on the target.
-    const written = createHash("sha256")
-      .update(await readFile(path))
-      .digest("hex");
-    if (written !== sha256) throw new SshHashMismatchError(`${remotePath}: written content differs`);
-    return { bytes: content.byteLength, sha256 };
+    return putFile(this.runRoot, source, remotePath, options);
   }
 
+  /** With `become` as a user other than root, `rm -rf` runs through `sudo -n` (root's files). */
   async remove(remotePath: string, options?: FileOpOptions & { become?: boolean }): Promise<void> {
-    options?.signal?.throwIfAborted();
-    await rm(insideRunRoot(this.runRoot, remotePath), { recursive: true, force: true });
+    if (options?.become !== true || this.#become.isRoot) return removeOwn(this.runRoot, remotePath, options);
+    const p = await removable(this.runRoot, remotePath);
+    if (p === undefined) return;
+    const result = await this.exec(`rm -rf -- ${shellQuote(p)}`, {
+      become: true,
+      timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (result.exitCode !== 0)
+      throw new LocalCommandError(`cannot remove ${p}: ${result.stderr.trim().slice(0, 300)}`);
   }
 
+  /** Stops every command still running (their process groups, TERM). */
   close(): Promise<void> {
+    this.#closed = true;
     for (const child of this.#children) stopChild(child);
     return Promise.resolve();
   }

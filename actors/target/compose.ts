@@ -1,7 +1,7 @@
 /**
  * The one place where a run's step actors are put together (STYLE.md: composition root): the
  * session registry, the agent artifacts, the run's CA and workstation leaf, the lease client, the
- * firewall, and the step groups of transport-steps.ts and exchange-steps.ts over them.
+ * firewall, and the step groups of connect.ts, push.ts and exchange-steps.ts over them.
  */
 import { join } from "node:path";
 import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
@@ -10,10 +10,12 @@ import type { JobComponent, JobTarget } from "../../cli/job/types.ts";
 import type { RunContext, RunSteps } from "../../cli/run/types.ts";
 import { selectFirewall } from "../firewall/select.ts";
 import { createLeaseClient, type LeaseClient } from "../lease/client.ts";
-import { prepareArtifacts } from "./artifacts.ts";
+import { agentBundleOnce } from "./agent-bundle.ts";
+import { createConnectSteps } from "./connect.ts";
+import { createPushSteps } from "./push.ts";
+import { runtimeOnce } from "./runtime.ts";
 import { createExchangeSteps } from "./exchange-steps.ts";
 import { SessionRegistry } from "./sessions.ts";
-import { createTransportSteps, defaultLocalRunRoot } from "./transport-steps.ts";
 
 /** The real steps of a run. */
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
@@ -45,23 +47,22 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   }
   const ca = createRunCa({ runId: run.runId, validForMs: 24 * 3_600_000 });
   const client = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
-  let artifacts: ReturnType<typeof prepareArtifacts> | undefined;
   const targets = new Map<string, JobTarget>(job.targets.map((t) => [t.id, t]));
   const components = new Map<string, JobComponent>(job.package.components.map((c) => [c.id, c]));
 
-  const transport = createTransportSteps({
+  const connect = createConnectSteps({
     targets,
     sessions,
     hostKeyPolicy: job.options.hostKeyPolicy,
-    localRunRoot: defaultLocalRunRoot(env),
-    agentCache: job.options.agentCache,
-    artifacts: () =>
-      (artifacts ??= prepareArtifacts({
-        bundleDir: join(run.stateDir, "cache", "agent"),
-        cacheDir: join(run.stateDir, "cache", "runtime"),
-      })),
     log,
     env,
+  });
+  const push = createPushSteps({
+    sessions,
+    agentCache: job.options.agentCache,
+    bundle: agentBundleOnce({ outDir: join(run.stateDir, "cache", "agent") }),
+    runtime: runtimeOnce(join(run.stateDir, "cache", "runtime")),
+    log,
   });
   const exchange = createExchangeSteps({
     runId: run.runId,
@@ -78,7 +79,7 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     progress: (targetId, componentId, percent) => run.events.progress(targetId, componentId, percent),
   });
   return {
-    steps: { ...transport, ...exchange },
+    steps: { ...connect, ...push, ...exchange },
     async close() {
       await leases.close({ release: true, timeoutMs: 5_000 }).catch(() => undefined);
     },

@@ -5,45 +5,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { LocalSession } from "../../actors/local/session.ts";
-import { parseProbe } from "../../actors/target/agent-push.ts";
 import { LineReader } from "../../actors/target/line-reader.ts";
-import { unameOfThisRuntime } from "../../actors/target/artifacts.ts";
-
-describe("target steps - push probe", () => {
-  it("target steps - the first Node of major 18 or later is taken, older ones are passed over", () => {
-    const facts = parseProbe(
-      [
-        "node /usr/local/bin/node v16.20.2",
-        "node /usr/bin/node v18.19.0",
-        "node /opt/node v22.1.0",
-        "uname Linux x86_64",
-        "gzip yes",
-      ].join("\n"),
-    );
-    assert.deepEqual(facts, {
-      node: { path: "/usr/bin/node", version: "v18.19.0" },
-      uname: "Linux x86_64",
-      gzip: true,
-    });
-  });
-
-  it("target steps - no usable Node and no gzip are reported as such", () => {
-    assert.deepEqual(parseProbe("node /usr/bin/node v12.0.0\nuname Linux aarch64\ngzip no\n"), {
-      uname: "Linux aarch64",
-      gzip: false,
-    });
-    assert.deepEqual(parseProbe("node /usr/bin/node garbage\nuname Linux x86_64\n"), {
-      uname: "Linux x86_64",
-      gzip: false,
-    });
-  });
-
-  it("target steps - this runtime's uname matches the machine it runs on", () => {
-    const uname = unameOfThisRuntime();
-    if (process.platform === "linux" && process.arch === "x64") assert.equal(uname, "Linux x86_64");
-    if (process.platform !== "linux") assert.equal(uname, undefined);
-  });
-});
 
 describe("target steps - line reader", () => {
   it("target steps - lines come one at a time, split across chunks", async () => {

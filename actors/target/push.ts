@@ -1,0 +1,278 @@
+/**
+ * The steps `pushAgent` and `removeFiles`. pushAgent makes the run directory `<runRoot>/<runId>`
+ * with `staging/`, probes the target for Node >= 18 (runtime.ts), uploads the agent bundle
+ * (checked by SHA-256 on the target) and, where no usable Node is found, this workstation's own
+ * Node binary, gzip-compressed, unpacked with `gzip -dc` and checked again. With the agent cache,
+ * bundle and runtime live in `<runRoot>/cache/<sha256>/` and are reused while their hash matches.
+ * removeFiles removes the run directory; the agent's log directory is outside it and stays.
+ */
+import { basename, posix } from "node:path";
+import type { BuiltAgent } from "../../agent/build.ts";
+import { localRoots } from "../local/session.ts";
+import { shellQuote } from "../ssh/become.ts";
+import { checkRunName } from "../ssh/files.ts";
+import type { StepLog } from "./connect.ts";
+import { parseProbe, probeCommand, runtimeFits, MIN_NODE_MAJOR, type RuntimeArtifact } from "./runtime.ts";
+import type { PushedAgent, SessionRegistry, TargetSession } from "./sessions.ts";
+import type { StepImpls } from "./steps.ts";
+
+/** The target has no Node >= 18 and this workstation's Node cannot run there. */
+export class NoRuntimeError extends Error {
+  override readonly name = "NoRuntimeError";
+  readonly code = "NO_RUNTIME";
+  readonly retryable = false;
+}
+
+/** The target has no Node >= 18 and no gzip to unpack the runtime pushed to it. */
+export class NoGzipError extends Error {
+  override readonly name = "NoGzipError";
+  readonly code = "NO_GZIP";
+  readonly retryable = false;
+}
+
+/** A command of the push (probe, unpacking) failed on the target. */
+export class PushCommandError extends Error {
+  override readonly name = "PushCommandError";
+  readonly code = "PUSH_COMMAND_FAILED";
+  readonly retryable = false;
+}
+
+/** The runtime unpacked on the target is not the binary sent (a damaged transfer or disk). */
+export class RuntimeHashError extends Error {
+  override readonly name = "RuntimeHashError";
+  readonly code = "hash-mismatch";
+  readonly retryable = true;
+}
+
+/** The agent bundle could not be built on this workstation. */
+export class AgentBuildError extends Error {
+  override readonly name = "AgentBuildError";
+  readonly code = "AGENT_BUILD_FAILED";
+  readonly retryable = false;
+}
+
+export interface PushDeps {
+  readonly sessions: SessionRegistry;
+  /** Keep bundle and runtime on targets by hash (job option `agentCache`); default: remove them. */
+  readonly agentCache: boolean;
+  /** The run's agent bundle, built once (agent-bundle.ts `agentBundleOnce`). */
+  readonly bundle: () => Promise<BuiltAgent>;
+  /** This workstation's Node, compressed once (runtime.ts `runtimeOnce`); called only when needed. */
+  readonly runtime: () => Promise<RuntimeArtifact>;
+  readonly log: StepLog;
+  /** Where the agent's logs go on SSH targets; default `/var/log/sumac` (`<logRoot>/<runId>`). */
+  readonly logRoot?: string;
+  /** Where they go in local mode; default {@link localRoots}. */
+  readonly localLogRoot?: string;
+  /** Deadline of each command (probe, unpacking, removal); default 60 s. */
+  readonly commandTimeoutMs?: number;
+  /** Deadline of each upload; default 10 minutes (the runtime is tens of MB). */
+  readonly uploadTimeoutMs?: number;
+}
+
+const COMMAND_MS = 60_000;
+const UPLOAD_MS = 10 * 60_000;
+
+/** Why a target got no Node: what was found, and what to configure. */
+export function noNodeMessage(targetId: string, found: readonly string[]): string {
+  const seen = found.length === 0 ? "no Node found" : `found only ${found.join(", ")}`;
+  return `${targetId} has no Node >= ${MIN_NODE_MAJOR} (${seen})`;
+}
+
+export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "removeFiles"> {
+  const commandMs = deps.commandTimeoutMs ?? COMMAND_MS;
+  const uploadMs = deps.uploadTimeoutMs ?? UPLOAD_MS;
+
+  async function run(
+    session: TargetSession,
+    command: string,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const result = await session.shell.exec(command, { timeoutMs: commandMs, signal });
+    if (result.exitCode !== 0)
+      throw new PushCommandError(
+        `${what} on ${session.targetId} failed (exit ${String(result.exitCode ?? result.signal)}): ${result.stderr.trim().slice(0, 300)}`,
+      );
+    return result.stdout;
+  }
+
+  /** Puts the runtime at `nodePath` (gzip'd on the wire); returns nothing until it is checked. */
+  async function pushRuntime(
+    session: TargetSession,
+    runtime: RuntimeArtifact,
+    nodePath: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const gz = `${nodePath}.gz`;
+    const part = `${nodePath}.part`;
+    await session.files.put(runtime.gzPath, gz, {
+      mode: 0o600,
+      sha256: runtime.gzSha256,
+      signal,
+      timeoutMs: uploadMs,
+    });
+    const q = shellQuote;
+    const out = await run(
+      session,
+      `gzip -dc ${q(gz)} > ${q(part)} && rm -f ${q(gz)} && chmod 755 ${q(part)} && mv -f ${q(part)} ${q(nodePath)} && sha256sum ${q(nodePath)}`,
+      "unpacking the runtime",
+      signal,
+    );
+    if (out.split(" ")[0] !== runtime.sha256)
+      throw new RuntimeHashError(
+        `the runtime unpacked on ${session.targetId} at ${nodePath} is not the binary sent`,
+      );
+    // The binary may still not run there (a C library too old, libstdc++ missing): say so now.
+    const tried = await session.shell.exec(`${q(nodePath)} --version`, { timeoutMs: commandMs, signal });
+    if (tried.exitCode !== 0 || tried.stdout.trim() !== runtime.version)
+      throw new NoRuntimeError(
+        `${session.targetId}: the pushed Node ${runtime.version} does not run there (${(tried.stderr.trim() || tried.stdout.trim()).slice(0, 300)}): install Node ${MIN_NODE_MAJOR} or later on the target`,
+      );
+  }
+
+  /**
+   * Makes `<runRoot>/cache/<sha256>`. The run root may be root's (made through sudo for a login
+   * that is not root), so where the login cannot make `cache` there, root makes it for the login.
+   */
+  async function cacheDirFor(session: TargetSession, dir: string, signal: AbortSignal): Promise<void> {
+    try {
+      await session.files.mkdir(dir, { signal, mode: 0o700 });
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "command-failed") throw error;
+    }
+    const cache = shellQuote(posix.dirname(dir));
+    const made = await session.shell.exec(
+      `mkdir -p -m 0700 -- ${cache} && { [ -z "\${SUDO_UID:-}" ] || chown -- "$SUDO_UID" ${cache}; }`,
+      { timeoutMs: commandMs, signal, become: true },
+    );
+    if (made.exitCode !== 0)
+      throw new PushCommandError(
+        `cannot make the agent cache ${posix.dirname(dir)} on ${session.targetId}: ${made.stderr.trim().slice(0, 300)}`,
+      );
+    await session.files.mkdir(dir, { signal, mode: 0o700 });
+  }
+
+  return {
+    async pushAgent({ runId, target, sessionId }, signal) {
+      const session = deps.sessions.get(sessionId);
+      const log = (line: string): void => deps.log(target.id, "info", line);
+      const bundle = await deps.bundle().catch((cause: unknown) => {
+        throw new AgentBuildError(`cannot build the agent bundle: ${(cause as Error).message}`, { cause });
+      });
+      const { files } = session;
+      const runDir = await files.createRunDir(runId, { signal });
+      const stagingDir = `${runDir}/staging`;
+      const cacheDir = `${files.runRoot}/cache`;
+      const bundleName = basename(bundle.path);
+      const bundlePath = deps.agentCache
+        ? `${cacheDir}/${bundle.sha256}/${bundleName}`
+        : `${runDir}/${bundleName}`;
+      const putBundle = (): Promise<unknown> =>
+        files.put(bundle.path, bundlePath, {
+          mode: 0o644,
+          sha256: bundle.sha256,
+          signal,
+          timeoutMs: uploadMs,
+        });
+
+      // Probe, staging directory and (without the cache) the bundle go at once: each is a round trip.
+      const probe = probeCommand(
+        session.local ? [process.execPath] : [],
+        deps.agentCache ? [[bundlePath, bundle.sha256]] : [],
+      );
+      const [out] = await Promise.all([
+        run(session, probe, "looking for Node", signal),
+        files.mkdir(stagingDir, { signal, mode: 0o700 }),
+        deps.agentCache ? undefined : putBundle(),
+      ]);
+      const facts = parseProbe(out);
+      if (deps.agentCache) {
+        if (facts.cached.has(bundlePath)) log(`agent bundle ${bundleName} reused from the cache`);
+        else {
+          await cacheDirFor(session, `${cacheDir}/${bundle.sha256}`, signal);
+          await putBundle();
+        }
+      }
+
+      let nodePath: string;
+      let runtimePushed = false;
+      if (facts.node !== undefined) {
+        nodePath = facts.node.path;
+        log(`Node ${facts.node.version} at ${nodePath}`);
+      } else {
+        const runtime = await deps.runtime().catch((cause: unknown) => {
+          throw new NoRuntimeError(
+            `${noNodeMessage(target.id, facts.rejected)}, and this workstation's Node cannot be prepared for pushing (${(cause as Error).message}): install Node ${MIN_NODE_MAJOR} or later on the target`,
+            { cause },
+          );
+        });
+        if (!runtimeFits(facts.uname, runtime.platform, runtime.arch))
+          throw new NoRuntimeError(
+            `${noNodeMessage(target.id, facts.rejected)}, and it is '${facts.uname || "unknown"}' while this workstation's Node is for ${runtime.platform}/${runtime.arch}, so it cannot be pushed: install Node ${MIN_NODE_MAJOR} or later on the target`,
+          );
+        if (!facts.gzip)
+          throw new NoGzipError(
+            `${noNodeMessage(target.id, facts.rejected)}, and no gzip to unpack the pushed runtime: install gzip, or Node ${MIN_NODE_MAJOR} or later, on the target`,
+          );
+        const dir = deps.agentCache ? `${cacheDir}/${runtime.sha256}` : runDir;
+        nodePath = `${dir}/node`;
+        let reused = false;
+        if (deps.agentCache) {
+          const check = parseProbe(
+            await run(session, probeCommand([], [[nodePath, runtime.sha256]]), "checking the cache", signal),
+          );
+          reused = check.cached.has(nodePath);
+          if (!reused) await cacheDirFor(session, dir, signal);
+        }
+        if (reused) log(`runtime Node ${runtime.version} reused from the cache`);
+        else {
+          await pushRuntime(session, runtime, nodePath, signal);
+          log(`runtime Node ${runtime.version} pushed (no Node >= ${MIN_NODE_MAJOR} there)`);
+        }
+        runtimePushed = true;
+      }
+
+      const logRoot = session.local
+        ? (deps.localLogRoot ?? localRoots().logRoot)
+        : (deps.logRoot ?? "/var/log/sumac");
+      const pushed: PushedAgent = {
+        runDir,
+        bundlePath,
+        nodePath,
+        runtimePushed,
+        stagingDir,
+        logDir: `${logRoot}/${checkRunName(runId)}`,
+        extraPaths: [],
+      };
+      session.pushed = pushed;
+      return { agentDir: runDir };
+    },
+
+    async removeFiles({ runId, target, sessionId }, signal) {
+      const session = deps.sessions.find(sessionId) ?? findForTarget(deps.sessions, target.id);
+      if (session === undefined) return;
+      const runDir = session.pushed?.runDir ?? `${session.files.runRoot}/${checkRunName(runId)}`;
+      for (const path of [runDir, ...(session.pushed?.extraPaths ?? [])]) {
+        // As root: the agent (root) may have written into staging. A login that cannot become
+        // root removes what it can as itself, which is everything it made.
+        try {
+          await session.files.remove(path, { become: true, signal, timeoutMs: commandMs });
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== "become-failed") throw error;
+          await session.files.remove(path, { signal, timeoutMs: commandMs });
+        }
+      }
+      delete session.pushed;
+    },
+  };
+}
+
+function findForTarget(sessions: SessionRegistry, targetId: string): TargetSession | undefined {
+  try {
+    return sessions.forTarget(targetId);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Node on a target: which one runs the agent bundle, and the runtime pushed where there is none.
+ * The probe (one command) lists the Node binaries found (`command -v node` and common paths) with
+ * their versions, `uname -sm`, and whether gzip is there; the first Node >= 18 wins. Without one,
+ * this workstation's own Node binary (`process.execPath`) can be pushed when the target's OS and
+ * architecture are the same, gzip-compressed once and cached by hash under the state directory.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { shellQuote } from "../ssh/become.ts";
+
+/** The oldest Node the agent bundle runs on (agent/build.ts builds for `node18`). */
+export const MIN_NODE_MAJOR = 18;
+
+/** Where Node is looked for besides `command -v node` (PATH of a non-login shell is short). */
+export const COMMON_NODE_PATHS: readonly string[] = [
+  "/usr/bin/node",
+  "/usr/local/bin/node",
+  "/usr/bin/nodejs",
+  "/opt/node/bin/node",
+  "/snap/bin/node",
+];
+
+/** `vMAJOR.MINOR.PATCH` as `node --version` prints it, or undefined. */
+export function parseNodeVersion(text: string): { major: number; minor: number; patch: number } | undefined {
+  const m = /^v(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?:[-+][0-9A-Za-z.-]*)?$/.exec(text.trim());
+  if (m === null) return undefined;
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]) };
+}
+
+/** Node's `process.platform` and `process.arch` for a `uname -sm` line, or undefined. */
+export function platformOfUname(uname: string): { platform: string; arch: string } | undefined {
+  const [system = "", machine = ""] = uname.trim().split(/\s+/);
+  const platform = ({ Linux: "linux", Darwin: "darwin", FreeBSD: "freebsd" } as Record<string, string>)[
+    system
+  ];
+  const arch = (
+    {
+      x86_64: "x64",
+      amd64: "x64",
+      aarch64: "arm64",
+      arm64: "arm64",
+      armv7l: "arm",
+      ppc64le: "ppc64",
+      s390x: "s390x",
+      riscv64: "riscv64",
+    } as Record<string, string>
+  )[machine];
+  return platform === undefined || arch === undefined ? undefined : { platform, arch };
+}
+
+/** Can a Node binary built for `platform`/`arch` run on a host with this `uname -sm`? */
+export function runtimeFits(
+  uname: string,
+  platform: string = process.platform,
+  arch: string = process.arch,
+): boolean {
+  const target = platformOfUname(uname);
+  return target !== undefined && target.platform === platform && target.arch === arch;
+}
+
+/** What the probe found on a target. */
+export interface TargetFacts {
+  /** The first Node >= {@link MIN_NODE_MAJOR} found. */
+  readonly node?: { readonly path: string; readonly version: string };
+  /** Nodes found that are too old or did not answer, for the message when none fits. */
+  readonly rejected: readonly string[];
+  /** `uname -sm`, e.g. `Linux x86_64`. */
+  readonly uname: string;
+  readonly gzip: boolean;
+  /** Paths (asked with `cached`) whose SHA-256 matched. */
+  readonly cached: ReadonlySet<string>;
+}
+
+/**
+ * The probe: one shell command. `extraNodes` are tried first (local mode: this process's own
+ * Node); `cached` are `[path, sha256]` pairs checked with `sha256sum` (the agent cache).
+ */
+export function probeCommand(
+  extraNodes: readonly string[] = [],
+  cached: readonly (readonly [string, string])[] = [],
+): string {
+  const q = shellQuote;
+  const lines = [
+    `for n in ${[...extraNodes.map(q), '"$(command -v node 2>/dev/null)"', ...COMMON_NODE_PATHS.map(q)].join(" ")}; do`,
+    // The version first: a path may hold spaces. An empty version means it did not answer.
+    '  if [ -n "$n" ] && [ -f "$n" ] && [ -x "$n" ]; then v=$("$n" --version 2>/dev/null | head -n 1); echo "node ${v:-none} $n"; fi',
+    "done",
+    'echo "uname $(uname -sm)"',
+    'if command -v gzip >/dev/null 2>&1; then echo "gzip yes"; else echo "gzip no"; fi',
+  ];
+  for (const [path, sha256] of cached)
+    lines.push(
+      `if [ -f ${q(path)} ] && [ "$(sha256sum ${q(path)} 2>/dev/null | cut -d' ' -f1)" = ${q(sha256)} ]; then echo "cached ${path}"; fi`,
+    );
+  return lines.join("\n");
+}
+
+/** Reads the probe's output (bounded by the shell's output cap). */
+export function parseProbe(stdout: string): TargetFacts {
+  let node: TargetFacts["node"];
+  const rejected: string[] = [];
+  const cached = new Set<string>();
+  let uname = "";
+  let gzip = false;
+  for (const line of stdout.split("\n")) {
+    const [kind = "", ...rest] = line.trim().split(" ");
+    if (kind === "node" && rest.length >= 2) {
+      const [version = "", ...words] = rest;
+      const path = words.join(" ");
+      const parsed = parseNodeVersion(version);
+      if (parsed !== undefined && parsed.major >= MIN_NODE_MAJOR) node ??= { path, version };
+      else rejected.push(`${path} (${version === "none" ? "no version" : version})`);
+    } else if (kind === "uname") uname = rest.join(" ");
+    else if (kind === "gzip") gzip = rest[0] === "yes";
+    else if (kind === "cached") cached.add(rest.join(" "));
+  }
+  return { ...(node === undefined ? {} : { node }), rejected, uname, gzip, cached };
+}
+
+/** This workstation's Node binary, compressed for transfer. */
+export interface RuntimeArtifact {
+  /** The gzip file on this machine. */
+  readonly gzPath: string;
+  readonly gzSha256: string;
+  /** SHA-256 of the binary, checked on the target after `gzip -dc`. */
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly version: string;
+  readonly platform: string;
+  readonly arch: string;
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(createReadStream(path), hash);
+  return hash.digest("hex");
+}
+
+/**
+ * Compresses `binary` (default this process's Node) into `cacheDir/<sha256>.gz`, or reuses the
+ * one made before for the same binary (found by its hash, described by `<sha256>.json`).
+ */
+export async function compressRuntime(
+  cacheDir: string,
+  binary: string = process.execPath,
+): Promise<RuntimeArtifact> {
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  const sha256 = await sha256Of(binary);
+  const gzPath = join(cacheDir, `${sha256}.gz`);
+  const metaPath = join(cacheDir, `${sha256}.json`);
+  try {
+    const known = JSON.parse(await readFile(metaPath, "utf8")) as RuntimeArtifact;
+    if (known.sha256 === sha256 && known.gzPath === gzPath && (await sha256Of(gzPath)) === known.gzSha256)
+      return known;
+  } catch {
+    // Not made yet, or damaged: made again below.
+  }
+  const partial = `${gzPath}.${process.pid}.part`;
+  try {
+    await pipeline(
+      createReadStream(binary),
+      createGzip({ level: 6 }),
+      createWriteStream(partial, { mode: 0o600 }),
+    );
+    await rename(partial, gzPath);
+  } finally {
+    await rm(partial, { force: true });
+  }
+  const artifact: RuntimeArtifact = {
+    gzPath,
+    gzSha256: await sha256Of(gzPath),
+    sha256,
+    bytes: (await stat(binary)).size,
+    version: process.version,
+    platform: process.platform,
+    arch: process.arch,
+  };
+  await writeFile(metaPath, JSON.stringify(artifact), { mode: 0o600 });
+  return artifact;
+}
+
+/** The runtime of one run: compressed on first use (most fleets have Node), once; a failure is not kept. */
+export function runtimeOnce(cacheDir: string, binary?: string): () => Promise<RuntimeArtifact> {
+  let made: Promise<RuntimeArtifact> | undefined;
+  return () => {
+    made ??= compressRuntime(cacheDir, binary);
+    made.catch(() => (made = undefined));
+    return made;
+  };
+}

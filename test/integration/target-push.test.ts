@@ -1,0 +1,190 @@
+/**
+ * connect, pushAgent, removeFiles and disconnect against real linux-target containers (one with
+ * Debian's Node, one with none): the target's own Node is used where there is one; elsewhere this
+ * workstation's Node is pushed (gzip'd) and runs the bundle; removeFiles leaves nothing in the run
+ * root but keeps the agent's log; the agent cache skips the second upload; a wrong host key is
+ * refused before any file is touched.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import ssh2 from "ssh2";
+import { agentBundleOnce } from "../../actors/target/agent-bundle.ts";
+import { createConnectSteps } from "../../actors/target/connect.ts";
+import { createPushSteps } from "../../actors/target/push.ts";
+import { runtimeOnce } from "../../actors/target/runtime.ts";
+import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
+import type { SshTarget } from "../../cli/job/types.ts";
+import type { CleanupInput } from "../../machines/target-step-io.ts";
+import type { TargetRef } from "../../machines/target-types.ts";
+import { containerSkipReason } from "../support/engine.ts";
+import { fingerprintOf, startLinuxTarget, type LinuxTarget } from "../support/linux-target.ts";
+
+const skip = await containerSkipReason();
+const never = new AbortController().signal;
+
+describe("target push - against linux-target containers", { skip }, () => {
+  let withNode: LinuxTarget;
+  let plain: LinuxTarget;
+  let tmp: string;
+  let bundle: ReturnType<typeof agentBundleOnce>;
+  let runtime: ReturnType<typeof runtimeOnce>;
+  const env: NodeJS.ProcessEnv = {};
+
+  before(async () => {
+    [withNode, plain] = await Promise.all([startLinuxTarget({ withNode: true }), startLinuxTarget()]);
+    tmp = await mkdtemp(join(tmpdir(), "sumac-push-"));
+    bundle = agentBundleOnce({ outDir: join(tmp, "agent") });
+    runtime = runtimeOnce(join(tmp, "runtime"));
+    for (const [name, t] of [
+      ["NODE", withNode],
+      ["PLAIN", plain],
+    ] as const) {
+      env[`KEY_${name}_ROOT`] = t.users.root.privateKey;
+      env[`KEY_${name}_DEPLOY`] = t.users.deploy.privateKey;
+    }
+  });
+  after(async () => {
+    await Promise.all([withNode?.stop(), plain?.stop()]);
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  function jobTarget(t: LinuxTarget, user: "root" | "deploy", hostKey = t.hostKeyFingerprint): SshTarget {
+    const name = t === withNode ? "NODE" : "PLAIN";
+    return {
+      id: `${name.toLowerCase()}-${user}`,
+      transport: "ssh",
+      host: t.host,
+      port: t.port,
+      os: "linux",
+      user,
+      auth: { method: "key", key: { kind: "env", name: `KEY_${name}_${user.toUpperCase()}` } },
+      ...(user === "root" ? {} : { become: { method: "sudo" as const } }),
+      hostKey,
+      tags: [],
+    };
+  }
+
+  function steps(target: SshTarget, agentCache = false) {
+    const sessions = new SessionRegistry();
+    const lines: string[] = [];
+    const log = (_: string, __: string, line: string) => void lines.push(line);
+    const ref: TargetRef = { id: target.id, host: target.host, os: "linux", port: target.port };
+    const connect = createConnectSteps({
+      targets: new Map([[target.id, target]]),
+      sessions,
+      hostKeyPolicy: "strict",
+      knownHostsPath: join(tmp, "known_hosts"),
+      log,
+      env,
+      connectTimeoutMs: 20_000,
+    });
+    const push = createPushSteps({ sessions, agentCache, bundle, runtime, log });
+    const cleanup = (runId: string, sessionId: string | null): CleanupInput => ({
+      runId,
+      target: ref,
+      attempt: 0,
+      sessionId,
+      agentDir: null,
+      leases: null,
+      agentPort: null,
+    });
+    return { ...connect, ...push, sessions, lines, ref, cleanup };
+  }
+
+  /** Runs a command over the session, as the agent would be run, and returns its stdout. */
+  async function over(session: TargetSession, command: string): Promise<string> {
+    const r = await session.shell.exec(command, { timeoutMs: 30_000, become: true });
+    assert.equal(r.exitCode, 0, `${command}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  const sh = async (t: LinuxTarget, cmd: string) => (await t.exec(cmd)).stdout.trim();
+
+  it("target push - a wrong host key is refused with its code before any file is touched", async () => {
+    const other = fingerprintOf(ssh2.utils.generateKeyPairSync("ed25519").public).fingerprint;
+    const s = steps(jobTarget(withNode, "root", other));
+    await assert.rejects(s.connect({ runId: "run-key", target: s.ref, attempt: 0 }, never), (e: Error) => {
+      const err = e as Error & { code?: string; retryable?: boolean };
+      assert.equal(err.code, "host-key-mismatch");
+      assert.equal(err.retryable, false);
+      assert.match(err.message, new RegExp(`${withNode.host}.*${withNode.port}|${withNode.port}`));
+      return true;
+    });
+    assert.equal(s.sessions.size, 0);
+    assert.equal(await sh(withNode, "test -e /var/tmp/sumac && echo there || echo absent"), "absent");
+  });
+
+  it("target push - a target with Node >= 18 runs the bundle with its own Node", async () => {
+    const s = steps(jobTarget(withNode, "root"));
+    const { sessionId } = await s.connect({ runId: "run-n", target: s.ref, attempt: 0 }, never);
+    const session = s.sessions.get(sessionId);
+    assert.match(session.remoteAddress, /^\d+\.\d+\.\d+\.\d+$/);
+    assert.match(session.localAddress, /^\d+\.\d+\.\d+\.\d+$/);
+    const { agentDir } = await s.pushAgent({ runId: "run-n", target: s.ref, attempt: 0, sessionId }, never);
+    assert.equal(agentDir, "/var/tmp/sumac/run-n");
+    const pushed = session.pushed;
+    assert.ok(pushed);
+    assert.equal(pushed.runtimePushed, false);
+    assert.equal(pushed.nodePath, await sh(withNode, "command -v node"));
+    const built = await bundle();
+    assert.equal((await over(session, `sha256sum ${pushed.bundlePath}`)).split(" ")[0], built.sha256);
+    await over(session, `${pushed.nodePath} --check ${pushed.bundlePath}`);
+
+    await withNode.exec("mkdir -p /var/log/sumac/run-n && echo kept > /var/log/sumac/run-n/t.log");
+    await s.removeFiles(s.cleanup("run-n", sessionId), never);
+    assert.equal(await sh(withNode, "find /var/tmp/sumac -mindepth 1"), "");
+    assert.equal(await sh(withNode, "cat /var/log/sumac/run-n/t.log"), "kept");
+    await s.removeFiles(s.cleanup("run-n", sessionId), never);
+    await s.disconnect(s.cleanup("run-n", sessionId), never);
+    assert.equal(s.sessions.size, 0);
+  });
+
+  it("target push - without Node the workstation's Node is pushed and runs the bundle", async () => {
+    const s = steps(jobTarget(plain, "deploy"));
+    assert.equal(await sh(plain, "command -v node || echo none"), "none");
+    const { sessionId } = await s.connect({ runId: "run-p", target: s.ref, attempt: 0 }, never);
+    const session = s.sessions.get(sessionId);
+    await s.pushAgent({ runId: "run-p", target: s.ref, attempt: 0, sessionId }, never);
+    const pushed = session.pushed;
+    assert.ok(pushed);
+    assert.equal(pushed.runtimePushed, true);
+    assert.equal(pushed.nodePath, "/var/tmp/sumac/run-p/node");
+    assert.equal((await over(session, `${pushed.nodePath} --version`)).trim(), process.version);
+    await over(session, `${pushed.nodePath} --check ${pushed.bundlePath}`);
+    assert.equal(await sh(plain, "ls /var/tmp/sumac/run-p | grep -c '\\.gz$' || true"), "0");
+    // The agent (root) writes into staging; removal must still take everything.
+    await over(session, `touch ${pushed.stagingDir}/written-by-root`);
+    await s.removeFiles(s.cleanup("run-p", sessionId), never);
+    assert.equal(await sh(plain, "find /var/tmp/sumac -mindepth 1"), "");
+    await s.disconnect(s.cleanup("run-p", sessionId), never);
+  });
+
+  it("target push - with the agent cache a second push uploads nothing", async () => {
+    const s = steps(jobTarget(plain, "deploy"), true);
+    const stats = (path: string) => sh(plain, `stat -c '%i %y' ${path}`);
+    const { sessionId } = await s.connect({ runId: "run-c1", target: s.ref, attempt: 0 }, never);
+    const session = s.sessions.get(sessionId);
+    await s.pushAgent({ runId: "run-c1", target: s.ref, attempt: 0, sessionId }, never);
+    const first = session.pushed;
+    assert.ok(first);
+    assert.match(first.bundlePath, /^\/var\/tmp\/sumac\/cache\/[0-9a-f]{64}\/sumac-agent-/);
+    assert.match(first.nodePath, /^\/var\/tmp\/sumac\/cache\/[0-9a-f]{64}\/node$/);
+    const before = [await stats(first.bundlePath), await stats(first.nodePath)];
+    await s.removeFiles(s.cleanup("run-c1", sessionId), never);
+
+    await s.pushAgent({ runId: "run-c2", target: s.ref, attempt: 0, sessionId }, never);
+    const second = session.pushed;
+    assert.ok(second);
+    assert.deepEqual([second.bundlePath, second.nodePath], [first.bundlePath, first.nodePath]);
+    assert.deepEqual([await stats(second.bundlePath), await stats(second.nodePath)], before);
+    assert.equal(s.lines.filter((l) => /reused from the cache/.test(l)).length, 2, s.lines.join("\n"));
+    assert.equal((await over(session, `${second.nodePath} --version`)).trim(), process.version);
+    await s.removeFiles(s.cleanup("run-c2", sessionId), never);
+    assert.equal(await sh(plain, "ls /var/tmp/sumac"), "cache");
+    await s.disconnect(s.cleanup("run-c2", sessionId), never);
+    await plain.exec("rm -rf /var/tmp/sumac/cache");
+  });
+});
