@@ -6,16 +6,15 @@
  * nats-server's).
  *
  * Rows (all by default; name some to run only those):
- * - `embedded`, the headline in-process figure: sumac's embedded configuration, the in-process Bus
- *   with a state directory (under the system temp directory), the lease service on it and clients
- *   sending JSON requests over that Bus; every grant is in the KV's log, fsync'd, before its reply.
- *   With 64 clients each waiting for a sync, the rate is at most 64 / (sync time + CPU time of 64
- *   grants): 64,000/s for syncs of 1 ms even if the CPU time were nothing (here a write and
- *   fdatasync of a batch took 0.4 to 1.1 ms, several ms while other work used the disk).
- * - `direct`: the same, clients on `service.transport()` (no encoding, same queue, machine and
- *   persistence).
- * - `memory`, `direct-memory`: the same two without a state directory: the KV is kept in memory
- *   only (nothing survives a restart), so these measure the CPU path alone.
+ * - `embedded`, the headline in-process figure: what `sumac deploy` runs with no NATS URL, the
+ *   in-process Bus with a state directory (under the system temp directory), the lease service on
+ *   it, and clients on `service.transport()` (cli/run/backend.ts). Every grant is written to the
+ *   lease bucket's log before its reply; that bucket is not synced per write (`durability:
+ *   "process"`, docs/bus.md), so no fdatasync bounds the rate.
+ * - `bus`: the same, clients sending JSON requests over the in-process Bus, as any other component
+ *   on the bus would.
+ * - `memory`, `bus-memory`: the same two without a state directory: the KV is kept in memory only
+ *   (nothing survives a restart), so these measure the CPU path alone.
  * - `nats`, `nats4`: a local nats-server, 64 worker hosts or 4 hosts x 16 clients.
  *
  * Clients acquire in a loop, each its own worker host (64 hosts), or 16 to a host (4 hosts: grants
@@ -137,12 +136,12 @@ function print(name: string, f: Figures): void {
   );
 }
 
-type InProcessRow = "embedded" | "direct" | "memory" | "direct-memory";
+type InProcessRow = "embedded" | "bus" | "memory" | "bus-memory";
 const IN_PROCESS: Record<InProcessRow, string> = {
-  embedded: "in-process, embedded (bus+state)",
-  direct: "in-process, direct, state dir",
-  memory: "in-process, bus, no state dir",
-  "direct-memory": "in-process, direct, no state dir",
+  embedded: "in-process, embedded (state dir)",
+  bus: "in-process, JSON on bus, state dir",
+  memory: "in-process, no state dir",
+  "bus-memory": "in-process, JSON on bus, no state",
 };
 const NATS_ROWS = { nats: 64, nats4: 4 } as const;
 const ROWS = [...Object.keys(IN_PROCESS), ...Object.keys(NATS_ROWS)];
@@ -150,14 +149,14 @@ const ROWS = [...Object.keys(IN_PROCESS), ...Object.keys(NATS_ROWS)];
 /** One in-process row: a fresh Bus (and state directory) and service. */
 async function inProcess(row: InProcessRow, seconds: number): Promise<Figures> {
   const dir =
-    row === "memory" || row === "direct-memory"
+    row === "memory" || row === "bus-memory"
       ? undefined
       : await mkdtemp(join(tmpdir(), "sumac-bench-lease-"));
   try {
     const bus = await openMemoryBus(dir === undefined ? {} : { stateDir: dir });
     const service = await startLeaseService({ bus });
     await service.whenActive();
-    const direct = row === "direct" || row === "direct-memory";
+    const direct = row === "embedded" || row === "memory";
     const clients = clientsOn(() => (direct ? service.transport() : bus), CLIENTS);
     const figures = await load(clients, CLIENTS, seconds);
     await service.stop();

@@ -63,6 +63,27 @@ export interface Bus {
 export interface KvOptions {
   /** Values kept per key (history); default 1. */
   readonly history?: number;
+  /**
+   * When a write resolves. `disk` (default): in the in-process Bus with a state directory, once its
+   * log line is written and fdatasync'ed. `process`: once the line is written to the file, not
+   * synced: it outlives the process but not the machine, which is enough for state that means
+   * nothing after a reboot (port leases: their holders and firewall rules die with the machine)
+   * and costs no disk flush per write. The NATS adapter ignores it: nats-server's own storage
+   * settings decide when its files are synced.
+   */
+  readonly durability?: "disk" | "process";
+}
+
+/** Refuses options outside their ranges (both adapters call it, so both refuse the same ones). */
+export function checkKvOptions(options: KvOptions | undefined): void {
+  const durability = options?.durability ?? "disk";
+  if (durability !== "disk" && durability !== "process") {
+    throw new RangeError(`kv durability must be "disk" or "process", got ${String(durability)}`);
+  }
+  const history = options?.history ?? 1;
+  if (!Number.isInteger(history) || history < 1 || history > 64) {
+    throw new RangeError(`kv history must be an integer from 1 to 64, got ${history}`);
+  }
 }
 
 export interface KvEntry {

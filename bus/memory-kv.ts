@@ -27,16 +27,24 @@ export class KvBucket {
   readonly #log: AppendLog | undefined;
   #records = 0;
 
-  /** A bucket kept in memory only, or loaded from (and logged to) `path`. */
-  constructor(name: string, path?: string) {
+  /**
+   * A bucket kept in memory only, or loaded from (and logged to) `path`, its writes synced to disk
+   * or only written to the file (`durability`, see `KvOptions`).
+   */
+  constructor(name: string, path?: string, durability: KvOptions["durability"] = "disk") {
     this.name = name;
     if (path === undefined) {
       this.#log = undefined;
       return;
     }
     this.#records = loadLog(path, (r) => this.#replay(r));
-    this.#log = new AppendLog(path);
+    this.#log = new AppendLog(path, { sync: durability === "disk" });
     if (this.#records > this.#entries.size * 2 + 64) void this.#compact().catch(() => undefined);
+  }
+
+  /** Another opener's durability: the stronger of the two holds for every handle from now on. */
+  require(durability: KvOptions["durability"] = "disk"): void {
+    if (durability === "disk") this.#log?.syncFromNowOn();
   }
 
   #replay(r: unknown[]): void {
@@ -72,17 +80,16 @@ export class KvBucket {
     const revision = ++this.#revision;
     this.#entries.set(key, { value, revision, live: true });
     if (!this.#log) return revision;
-    // The record's JSON built directly: keys and base64 need no escaping beyond JSON.stringify(key).
-    return this.#persist(`["P",${revision},${JSON.stringify(key)},"${toBase64(value)}"]`).then(
-      () => revision,
-    );
+    // The record's JSON built directly: base64 needs no escaping, nor do keys (callers checked
+    // them: only [A-Za-z0-9_=.-]).
+    return this.#persist(`["P",${revision},"${key}","${toBase64(value)}"]`).then(() => revision);
   }
 
   /** Leaves a delete marker under a new revision; resolves when durable. */
   remove(key: string): Promise<void> | undefined {
     const revision = ++this.#revision;
     this.#entries.set(key, { value: EMPTY, revision, live: false });
-    return this.#log ? this.#persist(`["D",${revision},${JSON.stringify(key)}]`) : undefined;
+    return this.#log ? this.#persist(`["D",${revision},"${key}"]`) : undefined;
   }
 
   keys(filter: readonly string[] | undefined): string[] {
@@ -122,14 +129,6 @@ export class KvBucket {
 
 const EMPTY = new Uint8Array(0);
 
-/** Checks the options the NATS adapter checks, so both refuse the same ones. */
-export function checkKvOptions(options: KvOptions | undefined): void {
-  const history = options?.history ?? 1;
-  if (!Number.isInteger(history) || history < 1 || history > 64) {
-    throw new RangeError(`kv history must be an integer from 1 to 64, got ${history}`);
-  }
-}
-
 /** A handle on a bucket; fails with `closed` once the bus is closed. */
 export class MemoryKv implements KvStore {
   readonly #bucket: KvBucket;
@@ -153,12 +152,17 @@ export class MemoryKv implements KvStore {
   }
 
   put(key: string, value: Uint8Array): Promise<number> {
-    // Not an async function: a put of a bucket kept in memory resolves without an extra turn.
-    return settle(() => {
+    // Neither an async function nor `settle`: resolving a promise with the log's promise would
+    // cost two more turns of the microtask queue per put.
+    let written: Promise<number> | number;
+    try {
       this.#check("put", key);
       checkSize(value);
-      return this.#bucket.write(key, copy(value));
-    });
+      written = this.#bucket.write(key, copy(value));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return typeof written === "number" ? Promise.resolve(written) : written;
   }
 
   async create(key: string, value: Uint8Array): Promise<number> {

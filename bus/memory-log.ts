@@ -5,7 +5,9 @@
  * Durability: a write's promise resolves only after its line is written and `fdatasync`ed. Writes
  * that arrive while a sync is under way are written and synced together by the next one (group
  * commit), so concurrent writers share the cost of a sync and a lone writer waits for one; they
- * share one promise too, not one each.
+ * share one promise too, not one each. With `sync: false` a write resolves once its line is
+ * written to the file (it survives the process, not a crash of the machine); snapshots are still
+ * synced before they replace the file, so a compaction never loses what was there.
  *
  * Crashes: a last line that is cut short (or otherwise unreadable) is a write that was never
  * acknowledged; loading ignores it and truncates the file to the last whole line, so later appends
@@ -29,6 +31,7 @@ import {
   rename,
   close,
   write,
+  writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
@@ -185,12 +188,19 @@ export class AppendLog {
   #flushing: Promise<void> | undefined;
   #failed: Error | undefined;
   #closed = false;
+  #sync: boolean;
 
-  constructor(path: string) {
+  constructor(path: string, options: { readonly sync?: boolean } = {}) {
     privateDir(dirname(path));
     this.#path = path;
+    this.#sync = options.sync ?? true;
     this.#fd = openSync(path, "a", 0o600);
     chmodSync(path, 0o600);
+  }
+
+  /** Makes later flushes sync (fdatasync) their lines before they resolve. */
+  syncFromNowOn(): void {
+    this.#sync = true;
   }
 
   /** Appends one record; resolves once it is on disk. */
@@ -245,8 +255,14 @@ export class AppendLog {
         if (batch.snapshot) await this.#replace(batch.snapshot);
         if (batch.lines.length > 0) {
           let buf = Buffer.from(`${batch.lines.join("\n")}\n`);
-          while (buf.length > 0) buf = buf.subarray(await writeAsync(this.#fd, buf));
-          await fdatasyncAsync(this.#fd);
+          if (this.#sync) {
+            while (buf.length > 0) buf = buf.subarray(await writeAsync(this.#fd, buf));
+            await fdatasyncAsync(this.#fd);
+          } else {
+            // Into the page cache, a few µs: no round trip through the thread pool, whose wait
+            // left the event loop idle while every writer waited for the batch.
+            while (buf.length > 0) buf = buf.subarray(writeSync(this.#fd, buf));
+          }
         }
         batch.resolve();
       } catch (err) {

@@ -17,6 +17,7 @@
 import { join } from "node:path";
 import {
   BusError,
+  checkKvOptions,
   type Bus,
   type BusMessage,
   type Deadline,
@@ -38,7 +39,7 @@ import {
   settle,
   tokensMatch,
 } from "./memory-common.ts";
-import { KvBucket, MemoryKv, checkKvOptions } from "./memory-kv.ts";
+import { KvBucket, MemoryKv } from "./memory-kv.ts";
 import { MemoryQueue, QueueState, checkQueueOptions } from "./memory-queue.ts";
 import { MemoryStream, StreamState, checkStreamOptions } from "./memory-stream.ts";
 import { privateDir } from "./memory-log.ts";
@@ -247,8 +248,9 @@ class MemoryBus implements Bus {
     return this.#open("kv", bucket, () => {
       checkKvOptions(options);
       let state = this.#buckets.get(bucket);
-      if (!state) {
-        state = new KvBucket(bucket, this.#file("kv", bucket));
+      if (state) state.require(options?.durability);
+      else {
+        state = new KvBucket(bucket, this.#file("kv", bucket), options?.durability);
         this.#buckets.set(bucket, state);
       }
       return new MemoryKv(state, this.#isClosed);

@@ -5,7 +5,7 @@
  * (`NatsLink.write`). Compare-and-set is the `Nats-Expected-Last-Subject-Sequence` header.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { BusError, type KvEntry, type KvOptions, type KvStore } from "./bus.ts";
+import { BusError, checkKvOptions, type KvEntry, type KvOptions, type KvStore } from "./bus.ts";
 import { checkKey, checkName, checkSize } from "./nats-common.ts";
 import type { NatsLink } from "./nats-link.ts";
 
@@ -16,10 +16,8 @@ const EMPTY = new Uint8Array(0);
 /** Opens (creating when missing) the bucket `bucket`. */
 export async function openNatsKv(link: NatsLink, bucket: string, options: KvOptions = {}): Promise<KvStore> {
   checkName("bucket", bucket);
+  checkKvOptions(options);
   const history = options.history ?? 1;
-  if (!Number.isInteger(history) || history < 1 || history > 64) {
-    throw new RangeError(`kv history must be an integer from 1 to 64, got ${history}`);
-  }
   const kv = await link.retry(`kv ${bucket}: open`, link.timeoutMs, () =>
     new Kvm(link.js).create(bucket, { history }),
   );

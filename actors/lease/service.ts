@@ -84,7 +84,9 @@ const failure = (code: LeaseFailure["error"]["code"], message: string): LeaseFai
 
 /** Starts a lease service instance; it becomes active when it wins the lock (at once if free). */
 export async function startLeaseService(options: LeaseServiceOptions): Promise<LeaseService> {
-  const kv = await options.bus.kv(LEASE_BUCKET);
+  // Leases mean nothing after a reboot of the machine whose bus keeps them in-process (their holders
+  // and firewall rules die with it): written to the file before a reply, not synced per grant.
+  const kv = await options.bus.kv(LEASE_BUCKET, { durability: "process" });
   const service = new Service(options, kv);
   service.start();
   return service;

@@ -278,6 +278,61 @@ describe("bus memory - state directory", () => {
     assert.equal(code, 0);
   });
 
+  it("bus memory - a process-durable bucket keeps what a killed process had written", async () => {
+    // The child puts keys in a bucket opened with durability "process" (no fdatasync per write)
+    // and is killed with SIGKILL once the puts resolved: no close, no flush at exit.
+    const dir = stateDir();
+    const script = `
+      const { openMemoryBus } = await import(${JSON.stringify(new URL("../../bus/memory.ts", import.meta.url).href)});
+      const bus = await openMemoryBus({ stateDir: ${JSON.stringify(dir)} });
+      const kv = await bus.kv("leases", { durability: "process" });
+      await Promise.all(Array.from({ length: 100 }, (_, i) => kv.put("k" + i, new TextEncoder().encode("v" + i))));
+      await kv.delete("k7");
+      process.stdout.write("written\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    const written = new Promise<void>((resolve) =>
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("written\n")) resolve();
+      }),
+    );
+    const exited = once(child, "exit");
+    await deadline("the child to write", 20_000, Promise.race([written, exited]));
+    assert.equal(out, "written\n");
+    child.kill("SIGKILL");
+    const [, signal] = (await exited) as [number | null, string | null];
+    assert.equal(signal, "SIGKILL");
+
+    const bus = await openMemoryBus({ stateDir: dir });
+    try {
+      const kv = await bus.kv("leases");
+      const keys = await kv.keys();
+      assert.equal(keys.length, 99);
+      assert.ok(!keys.includes("k7"), "the delete was kept too");
+      assert.equal(dec((await kv.get("k99"))?.value), "v99");
+      assert.equal(await kv.put("next", enc("x")), 102, "revisions go on after the 101 written");
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("bus memory - kv durability other than disk or process is refused", async () => {
+    const bus = await openMemoryBus();
+    try {
+      await assert.rejects(bus.kv("d", { durability: "eventually" as never }), {
+        name: "RangeError",
+        message: 'kv durability must be "disk" or "process", got eventually',
+      });
+    } finally {
+      await bus.close();
+    }
+  });
+
   it("bus memory - a publish on a stream's subject is stored, as JetStream does", async () => {
     const bus = await openMemoryBus();
     try {
