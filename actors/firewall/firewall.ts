@@ -54,7 +54,10 @@ export interface SweepResult {
 }
 
 export interface CallOptions {
-  /** Aborting kills the firewall tool; the rule may then exist or not, so close it. */
+  /**
+   * Aborting ends the call at once (a backend kills its tool, or lets a run shared with other calls
+   * finish within its deadline); the rule may then exist or not, so close it.
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -12,7 +12,13 @@
  * and drops last so that two leases on one port (never granted, but harmless) both work.
  *
  * The nft input is built by pure functions (tested on exact text) and fed to `nft -f -`, one
- * transaction per call, so a rule pair is added or removed whole.
+ * transaction at a time, so a rule pair is added or removed whole.
+ *
+ * Batching: opens and closes that arrive while nft runs wait, then go together, one listing and one
+ * transaction for all of them. Each nft run costs a process (tens of ms on a busy workstation, and
+ * a fork of this process): one pair of runs per call, one call after the other, made 20 targets
+ * starting together wait over a second for their rules. When a batch's transaction fails, each of
+ * its calls is run again alone, so that each gets the error it caused, or none.
  */
 import { isIP } from "node:net";
 import { createCommandRunner, createSerialQueue, toolFailure, type CommandRunner } from "./command.ts";
@@ -75,21 +81,35 @@ export function parseNftTag(comment: string): TaggedRule | undefined {
  * in `replace` (an earlier open of the same lease) and adds the lease's pair.
  */
 export function openRuleset(rule: PortRule, replace: readonly number[] = []): string {
-  const r = checkRule(rule);
-  const saddr = isIP(r.peer) === 4 ? "ip saddr" : "ip6 saddr";
+  return batchRuleset([rule], replace);
+}
+
+/**
+ * One transaction for a batch: the table and chain declared (when something is opened), the rules
+ * in `deletes` deleted, each rule of `opens` added as its pair.
+ */
+export function batchRuleset(opens: readonly PortRule[], deletes: readonly number[]): string {
   const where = `${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN}`;
-  const comment = `comment "${nftTag(r)}"`;
-  return [
-    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
-    `\tchain ${NFT_CHAIN} {`,
-    `\t\ttype filter hook input priority filter; policy accept;`,
-    `\t}`,
-    `}`,
-    ...replace.map((h) => `delete rule ${where} handle ${h}`),
-    `insert rule ${where} ${saddr} ${r.peer} tcp dport ${r.port} accept ${comment}`,
-    `add rule ${where} tcp dport ${r.port} drop ${comment}`,
-    ``,
-  ].join("\n");
+  const lines =
+    opens.length === 0
+      ? []
+      : [
+          `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+          `\tchain ${NFT_CHAIN} {`,
+          `\t\ttype filter hook input priority filter; policy accept;`,
+          `\t}`,
+          `}`,
+        ];
+  for (const h of deletes) lines.push(`delete rule ${where} handle ${h}`);
+  for (const rule of opens) {
+    const r = checkRule(rule);
+    const saddr = isIP(r.peer) === 4 ? "ip saddr" : "ip6 saddr";
+    const comment = `comment "${nftTag(r)}"`;
+    lines.push(`insert rule ${where} ${saddr} ${r.peer} tcp dport ${r.port} accept ${comment}`);
+    lines.push(`add rule ${where} tcp dport ${r.port} drop ${comment}`);
+  }
+  lines.push("");
+  return lines.join("\n");
 }
 
 /** The `nft -f -` input deleting rules by handle; empty when there are none. */
@@ -125,6 +145,20 @@ export function parseChainListing(json: string): ListedRule[] {
   return rules;
 }
 
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
+/** An open or a close waiting for its batch. */
+interface Call {
+  readonly kind: "open" | "close";
+  /** The rule (checked) for an open; for a close, what names the rules. */
+  readonly rule: PortRule | RuleRef;
+  readonly tag: string;
+  /** Settled (by its batch, or at once by an abort). */
+  done: boolean;
+  readonly resolve: (result: OpenResult | CloseResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
  * The nftables backend. `run` defaults to real processes with a 10 s deadline; the integration
  * test passes one prefixed with `ip netns exec NS`.
@@ -132,6 +166,8 @@ export function parseChainListing(json: string): ListedRule[] {
 export function createNftablesFirewall(options: { readonly run?: CommandRunner } = {}): Firewall {
   const run = options.run ?? createCommandRunner();
   const serial = createSerialQueue();
+  /** Calls waiting for the next batch; a batch is queued on `serial` when the first one comes. */
+  let waiting: Call[] = [];
 
   async function list(signal?: AbortSignal): Promise<ListedRule[]> {
     const out = await run(NFT_LIST_ARGV, { signal });
@@ -150,28 +186,103 @@ export function createNftablesFirewall(options: { readonly run?: CommandRunner }
   const handlesOf = (rules: readonly ListedRule[], tag: string): number[] =>
     rules.filter((r) => r.comment === tag).map((r) => r.handle);
 
+  const settle = (call: Call, outcome: { result: OpenResult | CloseResult } | { error: unknown }): void => {
+    if (call.done) return;
+    call.done = true;
+    if ("result" in outcome) call.resolve(outcome.result);
+    else call.reject(outcome.error);
+  };
+
+  /** One listing and one transaction for every call of the batch still wanted. */
+  async function runBatch(calls: readonly Call[]): Promise<void> {
+    const wanted = calls.filter((c) => !c.done);
+    if (wanted.length === 0) return;
+    let rules: ListedRule[];
+    try {
+      rules = await list();
+    } catch (error) {
+      for (const call of wanted) settle(call, { error });
+      return;
+    }
+    const opens: PortRule[] = [];
+    const deletes: number[] = [];
+    const applied: Call[] = [];
+    for (const call of wanted) {
+      const handles = handlesOf(rules, call.tag);
+      if (call.kind === "close" && handles.length === 0) {
+        settle(call, { result: { backend: "nftables", removed: false } });
+        continue;
+      }
+      deletes.push(...handles);
+      if (call.kind === "open") opens.push(call.rule as PortRule);
+      applied.push(call);
+    }
+    if (applied.length === 0) return;
+    try {
+      const what = applied.length > 1 ? `${applied.length} changes` : (applied[0]?.kind ?? "");
+      await apply(what, batchRuleset(opens, deletes));
+    } catch (error) {
+      if (applied.length === 1) settle(applied[0]!, { error });
+      // Which one failed is not known: each alone, so that each gets its own outcome.
+      else for (const call of applied) await runBatch([call]);
+      return;
+    }
+    for (const call of applied) {
+      const result: OpenResult | CloseResult =
+        call.kind === "open"
+          ? { backend: "nftables", registered: true, tag: call.tag }
+          : { backend: "nftables", removed: true };
+      settle(call, { result });
+    }
+  }
+
+  function enqueue(kind: Call["kind"], rule: PortRule | RuleRef, signal?: AbortSignal): Promise<never> {
+    if (signal?.aborted === true) return Promise.reject(asError(signal.reason));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => settle(call, { error: signal?.reason });
+      const call: Call = {
+        kind,
+        rule,
+        tag: nftTag(rule),
+        done: false,
+        resolve: (result) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(result as never);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(asError(error));
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      waiting.push(call);
+      if (waiting.length > 1) return;
+      void serial(() => {
+        const batch = waiting;
+        waiting = [];
+        return runBatch(batch);
+      });
+    });
+  }
+
   return {
     backend: "nftables",
 
-    async open(rule: PortRule, { signal }: CallOptions = {}): Promise<OpenResult> {
-      const checked = checkRule(rule);
-      const tag = nftTag(checked);
-      return serial(async () => {
-        const stale = handlesOf(await list(signal), tag);
-        await apply("open", openRuleset(checked, stale), signal);
-        return { backend: "nftables", registered: true, tag };
-      });
+    open(rule: PortRule, { signal }: CallOptions = {}): Promise<OpenResult> {
+      try {
+        return enqueue("open", checkRule(rule), signal);
+      } catch (error) {
+        return Promise.reject(asError(error));
+      }
     },
 
-    async close(ref: RuleRef, { signal }: CallOptions = {}): Promise<CloseResult> {
-      checkRef(ref);
-      const tag = nftTag(ref);
-      return serial(async () => {
-        const handles = handlesOf(await list(signal), tag);
-        if (handles.length === 0) return { backend: "nftables", removed: false };
-        await apply("close", deleteRuleset(handles), signal);
-        return { backend: "nftables", removed: true };
-      });
+    close(ref: RuleRef, { signal }: CallOptions = {}): Promise<CloseResult> {
+      try {
+        checkRef(ref);
+      } catch (error) {
+        return Promise.reject(asError(error));
+      }
+      return enqueue("close", ref, signal);
     },
 
     async sweep(isLive: IsLive, { signal }: CallOptions = {}): Promise<SweepResult> {

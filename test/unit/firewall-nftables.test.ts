@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { CommandOutcome, CommandRunner } from "../../actors/firewall/command.ts";
 import { FirewallError, type PortRule } from "../../actors/firewall/firewall.ts";
 import {
+  batchRuleset,
   createNftablesFirewall,
   deleteRuleset,
   NFT_LIST_ARGV,
@@ -257,6 +258,86 @@ describe("firewall nftables", () => {
       /leaseId/,
     );
     assert.equal(calls.length, 0);
+  });
+
+  it("firewall nftables - calls made while nft runs go together: one listing, one transaction", async () => {
+    const other = { ...rule, leaseId: "lease-43", port: 61005 };
+    const third = { ...rule, leaseId: "lease-44", port: 61006, peer: "fd00::9" };
+    const OTHER = "sumac run=run-7 lease=lease-43 port=61005";
+    const { run, calls } = scripted(
+      NO_TABLE,
+      ok(),
+      // The second batch: lease-42 is there (to close), lease-43 has a stale pair (replaced).
+      ok(
+        listing([
+          { handle: 2, comment: TAG },
+          { handle: 5, comment: OTHER },
+          { handle: 6, comment: OTHER },
+          { handle: 9 },
+        ]),
+      ),
+      ok(),
+    );
+    const fw = createNftablesFirewall({ run });
+    const first = fw.open(rule);
+    // Made while the first open is queued or running: they wait for it, then go as one batch.
+    await Promise.resolve();
+    const rest = Promise.all([fw.close(rule), fw.open(other), fw.open(third)]);
+    assert.deepEqual(await first, { backend: "nftables", registered: true, tag: TAG });
+    assert.deepEqual(await rest, [
+      { backend: "nftables", removed: true },
+      { backend: "nftables", registered: true, tag: OTHER },
+      { backend: "nftables", registered: true, tag: "sumac run=run-7 lease=lease-44 port=61006" },
+    ]);
+    assert.equal(calls.length, 4);
+    assert.equal(calls[3]?.stdin, batchRuleset([other, third], [2, 5, 6]));
+    const text = calls[3]?.stdin ?? "";
+    assert.match(text, /^table inet sumac \{/);
+    assert.equal(text.split("\n").filter((l) => l.startsWith("delete rule")).length, 3);
+    assert.match(text, /ip6 saddr fd00::9 tcp dport 61006 accept/);
+  });
+
+  it("firewall nftables - a batch nft refuses is run again call by call, each with its own outcome", async () => {
+    const bad = failed("/dev/stdin:8:1-6: Error: Could not process rule: No such file or directory\n");
+    const other = { ...rule, leaseId: "lease-43", port: 61005 };
+    const { run, calls } = scripted(
+      NO_TABLE,
+      bad, // the batch of two
+      NO_TABLE,
+      ok(), // the first alone
+      NO_TABLE,
+      bad, // the second alone
+    );
+    const fw = createNftablesFirewall({ run });
+    const [a, b] = await Promise.allSettled([fw.open(rule), fw.open(other)]);
+    assert.deepEqual(a, { status: "fulfilled", value: { backend: "nftables", registered: true, tag: TAG } });
+    assert.equal(b.status, "rejected");
+    assert.ok(b.status === "rejected" && b.reason instanceof FirewallError);
+    assert.equal(b.reason.code, "tool-error");
+    assert.match(String(b.reason.message), /nft -f - \(open\)/);
+    assert.equal(calls[1]?.stdin, batchRuleset([rule, other], []));
+    assert.equal(calls[3]?.stdin, openRuleset(rule));
+    assert.equal(calls[5]?.stdin, openRuleset(other));
+    assert.equal(calls.length, 6);
+  });
+
+  it("firewall nftables - an aborted call ends at once and a waiting one is left out of its batch", async () => {
+    const { run, calls } = scripted(NO_TABLE, ok(), NO_TABLE, ok());
+    const fw = createNftablesFirewall({ run });
+    const first = fw.open(rule);
+    await Promise.resolve();
+    const abort = new AbortController();
+    const other = { ...rule, leaseId: "lease-43", port: 61005 };
+    const dropped = fw.open(other, { signal: abort.signal });
+    const kept = fw.open({ ...rule, leaseId: "lease-44", port: 61006 });
+    abort.abort(new Error("target cancelled"));
+    await assert.rejects(dropped, /target cancelled/);
+    await first;
+    await kept;
+    assert.equal(calls.length, 4);
+    assert.equal(calls[3]?.stdin, openRuleset({ ...rule, leaseId: "lease-44", port: 61006 }));
+    await assert.rejects(fw.open(other, { signal: abort.signal }), /target cancelled/);
+    assert.equal(calls.length, 4, "an already aborted call runs nothing");
   });
 
   it("firewall nftables - concurrent calls on one instance run one at a time", async () => {
