@@ -103,6 +103,13 @@ export interface PutOptions {
   readonly timeoutMs?: number;
   /** SHA-256 (hex) the content must have, e.g. from a package manifest. */
   readonly sha256?: string;
+  /**
+   * Whether the SHA-256 is checked on the target right after the upload (default true: one more
+   * command run there). False when something on the target checks the file before using it (the
+   * agent's Stage, the agent's start command): the hash of what was sent is still returned and
+   * compared with `sha256`, and the mode is set over the file channel.
+   */
+  readonly checkOnTarget?: boolean;
 }
 
 export interface PutResult {
@@ -129,7 +136,11 @@ export interface FileChannel {
    * Creates (or, when it exists and is safe, reuses) `<runRoot>/<run>`, private to the login user
    * and readable by root, and returns its path.
    */
-  createRunDir(run: string, options?: FileOpOptions): Promise<string>;
+  /**
+   * Makes (or reuses) `<run root>/<run>`, mode 0700, owned by the login user, and `subdirs` in it
+   * (plain names, same mode and owner), in one command; returns its path.
+   */
+  createRunDir(run: string, options?: FileOpOptions & { subdirs?: readonly string[] }): Promise<string>;
   mkdir(remotePath: string, options?: FileOpOptions & { mode?: number }): Promise<void>;
   /** Uploads with several writes in flight, then checks the SHA-256 on the target. */
   put(source: string | Buffer, remotePath: string, options: PutOptions): Promise<PutResult>;

@@ -69,9 +69,14 @@ async function checkRoot(root: string): Promise<void> {
     );
 }
 
-/** Makes (or reuses) `<root>/<run>`, mode 0700, owned by this user; returns its path. */
-export function createRunDir(root: string, run: string, options?: FileOpOptions): Promise<string> {
+/** Makes (or reuses) `<root>/<run>` and its `subdirs`, mode 0700, owned by this user; returns its path. */
+export function createRunDir(
+  root: string,
+  run: string,
+  options?: FileOpOptions & { subdirs?: readonly string[] },
+): Promise<string> {
   const dir = insideRunRoot(root, posix.join(root, checkRunName(run)));
+  const subdirs = (options?.subdirs ?? []).map((s) => insideRunRoot(root, posix.join(dir, checkRunName(s))));
   return bounded(`preparing ${dir}`, options, DEFAULT_OP_TIMEOUT_MS, async () => {
     await checkRoot(root);
     try {
@@ -83,6 +88,15 @@ export function createRunDir(root: string, run: string, options?: FileOpOptions)
         throw new SshPathRefusedError(`${dir} exists and is not this user's directory`, { cause: error });
     }
     await chmod(dir, 0o700);
+    for (const sub of subdirs) {
+      await mkdir(sub, { mode: 0o700 }).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      });
+      const info = await lstat(sub);
+      if (info.isSymbolicLink() || !info.isDirectory() || info.uid !== uid())
+        throw new SshPathRefusedError(`${sub} exists and is not this user's directory`);
+      await chmod(sub, 0o700);
+    }
     return dir;
   });
 }
@@ -145,7 +159,8 @@ export function putFile(
         );
       await chmod(part, options.mode);
       await rename(part, p);
-      // Read back, as the SSH transport checks on the target.
+      // Read back, as the SSH transport checks on the target (unless what uses it checks it).
+      if (options.checkOnTarget === false) return { bytes, sha256 };
       const written = await sha256Of(p, signal);
       if (written !== sha256)
         throw new LocalHashMismatchError(`${p}: the written file differs from what was sent`);

@@ -84,7 +84,10 @@ export class LocalSession implements RemoteShell, FileChannel {
     return spawnLocal(command, options, this.#become, this.#children);
   }
 
-  async createRunDir(run: string, options?: FileOpOptions): Promise<string> {
+  async createRunDir(
+    run: string,
+    options?: FileOpOptions & { subdirs?: readonly string[] },
+  ): Promise<string> {
     return createRunDir(this.runRoot, run, options);
   }
 

@@ -35,6 +35,8 @@ export interface FilesHost {
   useBecomeForRunDir(signal?: AbortSignal): Promise<boolean>;
   /** The login user's numeric uid. */
   uid(signal?: AbortSignal): Promise<number>;
+  /** Tells the session the login user's uid, learnt by a command that ran anyway. */
+  learnUid(uid: number): void;
   exec(command: string, options: ExecOptions): Promise<ExecResult>;
   sftp(signal?: AbortSignal): Promise<SFTPWrapper>;
   /** Ends an SFTP session (so its requests in flight fail) and forgets it. */
@@ -86,6 +88,8 @@ const REFUSED = 21;
 
 const RUN_DIR_SCRIPT = `set -u
 root=$1 dir=$2 uid=$3
+shift 3
+if [ -z "$uid" ]; then uid=$(id -u) || exit 20; fi
 umask 022
 if [ ! -e "$root" ] && [ ! -L "$root" ]; then mkdir -p -m 0755 -- "$root" || exit 20; fi
 if [ -L "$root" ] || [ ! -d "$root" ]; then echo "$root is a symbolic link or not a directory" >&2; exit 21; fi
@@ -98,7 +102,13 @@ else
   mkdir -m 0700 -- "$dir" || exit 20
   if [ "$(id -u)" != "$uid" ]; then chown -- "$uid" "$dir" || exit 20; fi
 fi
-chmod 0700 -- "$dir" || exit 20`;
+chmod 0700 -- "$dir" || exit 20
+for sub in "$@"; do
+  if [ -L "$dir/$sub" ] || { [ -e "$dir/$sub" ] && [ ! -d "$dir/$sub" ]; }; then echo "$dir/$sub exists and is not a directory" >&2; exit 21; fi
+  mkdir -p -m 0700 -- "$dir/$sub" || exit 20
+  if [ "$(id -u)" != "$uid" ]; then chown -- "$uid" "$dir/$sub" || exit 20; fi
+done
+echo "uid $uid"`;
 
 const REMOVE_SCRIPT = `set -u
 p=$1 root=$2
@@ -126,18 +136,26 @@ function scriptError(what: string, result: ExecResult): Error {
 export async function createRunDir(
   host: FilesHost,
   run: string,
-  options: FileOpOptions = {},
+  options: FileOpOptions & { subdirs?: readonly string[] } = {},
 ): Promise<string> {
   const dir = `${host.runRoot}/${checkRunName(run)}`;
+  const subdirs = (options.subdirs ?? []).map(checkRunName);
   const { signal } = options;
-  const uid = await host.uid(signal);
   const become = await host.useBecomeForRunDir(signal);
-  const result = await host.exec(script(RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, String(uid)]), {
-    timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
-    become,
-    ...(signal ? { signal } : {}),
-  });
+  // Without become the script runs as the login user and asks `id -u` itself: no command of its
+  // own for the uid (each costs a round trip and a session on the target).
+  const uid = become ? String(await host.uid(signal)) : "";
+  const result = await host.exec(
+    script(RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, ...subdirs]),
+    {
+      timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+      become,
+      ...(signal ? { signal } : {}),
+    },
+  );
   if (result.exitCode !== 0) throw scriptError(`cannot prepare ${dir} on ${host.label}`, result);
+  const learnt = /^uid (\d{1,10})$/m.exec(result.stdout)?.[1];
+  if (!become && learnt !== undefined) host.learnUid(Number(learnt));
   return dir;
 }
 
@@ -169,7 +187,10 @@ export async function removePath(
   if (result.exitCode !== 0) throw scriptError(`cannot remove ${p} on ${host.label}`, result);
 }
 
-/** Uploads, sets the mode, and compares the SHA-256 `sha256sum` reports on the target. */
+/**
+ * Uploads, sets the mode, and compares the SHA-256 `sha256sum` reports on the target (unless
+ * `checkOnTarget` is false: see `PutOptions`).
+ */
 export async function putFile(
   host: FilesHost,
   source: string | Buffer,
@@ -206,6 +227,17 @@ export async function putFile(
     throw new SshHashMismatchError(
       `the content sent to ${p} has SHA-256 ${sent.sha256}, expected ${expected}`,
     );
+  }
+  if (options.checkOnTarget === false) {
+    // Checked later by what uses the file; the mode is set over the file channel, no command.
+    await new Promise<void>((resolve, reject) =>
+      sftp.chmod(p, options.mode, (error) => (error ? reject(error) : resolve())),
+    ).catch((e: unknown) => {
+      throw signal.aborted
+        ? reason()
+        : new SshCommandError(`cannot set the mode of ${p} on ${host.label}`, { cause: e });
+    });
+    return sent;
   }
   await host.hooks?.beforeVerify?.(p);
   const check = await host

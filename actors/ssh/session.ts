@@ -187,6 +187,10 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
     return spawnProcess(this, command, options, this.#becomeFor(options.become, isRoot));
   }
 
+  learnUid(uid: number): void {
+    if (Number.isSafeInteger(uid) && uid >= 0) this.#uid ??= Promise.resolve(uid);
+  }
+
   uid(signal?: AbortSignal): Promise<number> {
     this.#uid ??= runExec(this, "id -u", { timeoutMs: 30_000 }, false).then((r) => {
       const uid = Number(r.stdout.trim());
@@ -251,7 +255,7 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
     sftp.end();
   }
 
-  createRunDir(run: string, options?: FileOpOptions): Promise<string> {
+  createRunDir(run: string, options?: FileOpOptions & { subdirs?: readonly string[] }): Promise<string> {
     return createRunDir(this, run, options);
   }
 

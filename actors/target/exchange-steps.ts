@@ -19,10 +19,37 @@ import type { LeaseClient } from "../lease/client.ts";
 import type { RemoteProcess } from "../remote.ts";
 import { shellQuote } from "../ssh/become.ts";
 import { LineReader, LineReaderError } from "./line-reader.ts";
-import type { SessionRegistry, TargetSession } from "./sessions.ts";
+import type { PushedAgent, SessionRegistry, TargetSession } from "./sessions.ts";
 import type { StepImpls } from "./steps.ts";
 
 /** A component's install command exited non-zero (HP SUM: the component failed). */
+
+/** What the start command prints when the bundle on the target is not the one sent. */
+const BUNDLE_MISMATCH = "is not the agent bundle that was sent";
+
+/** The bundle on the target is not the one sent (damaged in transfer or on disk, or replaced). */
+export class AgentBundleMismatchError extends Error {
+  override readonly name = "AgentBundleMismatchError";
+  readonly code = "hash-mismatch";
+  readonly retryable = false;
+}
+
+/**
+ * The command that starts the agent: it checks the bundle's SHA-256 first (the upload is not
+ * checked on its own: this command runs anyway), then becomes Node running it.
+ */
+export function startAgentCommand(
+  pushed: Pick<PushedAgent, "nodePath" | "bundlePath" | "bundleSha256">,
+): string {
+  const bundle = shellQuote(pushed.bundlePath);
+  const sha = shellQuote(pushed.bundleSha256.toLowerCase());
+  return (
+    `[ "$(sha256sum -b < ${bundle} 2>/dev/null | cut -c1-64)" = ${sha} ] || ` +
+    `{ echo ${shellQuote(`sumac: ${pushed.bundlePath} ${BUNDLE_MISMATCH}`)} >&2; exit 97; }; ` +
+    `exec ${shellQuote(pushed.nodePath)} ${bundle}`
+  );
+}
+
 export class ComponentFailedError extends Error {
   override readonly name = "ComponentFailedError";
   readonly code = "COMPONENT_FAILED";
@@ -198,14 +225,11 @@ export function createExchangeSteps(
         state.process.kill("TERM");
         state.process = undefined;
       }
-      const agent = await session.shell.spawn(
-        `exec ${shellQuote(pushed.nodePath)} ${shellQuote(pushed.bundlePath)}`,
-        {
-          startTimeoutMs: START_LINE_MS,
-          signal,
-          become: true,
-        },
-      );
+      const agent = await session.shell.spawn(startAgentCommand(pushed), {
+        startTimeoutMs: START_LINE_MS,
+        signal,
+        become: true,
+      });
       state.process = agent;
       let stderr = "";
       agent.stderr.setEncoding("utf8");
@@ -218,6 +242,10 @@ export function createExchangeSteps(
         try {
           line = await lines.next(what, START_LINE_MS, signal);
         } catch (error) {
+          if (stderr.includes(BUNDLE_MISMATCH))
+            throw new AgentBundleMismatchError(`${target.id}: ${stderr.trim().slice(0, 500)}`, {
+              cause: error,
+            });
           throw new LineReaderError(
             `${target.id}: the agent did not start: ${(error as Error).message}${stderr === "" ? "" : `; its stderr: ${stderr.trim().slice(0, 500)}`}`,
             { cause: error },
@@ -477,7 +505,12 @@ async function uploadFiles(
   if (stagingDir === undefined) throw new AgentStateError(`${session.targetId}: no staging directory`);
   const staged = [];
   for (const file of component.files) {
-    const put = await session.files.put(file.source, `${stagingDir}/${file.name}`, { mode: 0o644, signal });
+    // Stage checks each file's SHA-256 on the target: no check of its own after the upload.
+    const put = await session.files.put(file.source, `${stagingDir}/${file.name}`, {
+      mode: 0o644,
+      signal,
+      checkOnTarget: false,
+    });
     staged.push({ name: file.name, size: put.bytes, sha256: put.sha256 });
   }
   return staged;

@@ -162,7 +162,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
         throw new AgentBuildError(`cannot build the agent bundle: ${(cause as Error).message}`, { cause });
       });
       const { files } = session;
-      const runDir = await files.createRunDir(runId, { signal });
+      const runDir = await files.createRunDir(runId, { signal, subdirs: ["staging"] });
       const stagingDir = `${runDir}/staging`;
       const cacheDir = `${files.runRoot}/cache`;
       const bundleName = basename(bundle.path);
@@ -175,16 +175,17 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
           sha256: bundle.sha256,
           signal,
           timeoutMs: uploadMs,
+          // The agent's start command checks it (startAgentCommand), in the command it runs anyway.
+          checkOnTarget: false,
         });
 
-      // Probe, staging directory and (without the cache) the bundle go at once: each is a round trip.
+      // Probe and (without the cache) the bundle go at once: each is a round trip.
       const probe = probeCommand(
         session.local ? [process.execPath] : [],
         deps.agentCache ? [[bundlePath, bundle.sha256]] : [],
       );
       const [out] = await Promise.all([
         run(session, probe, "looking for Node", signal),
-        files.mkdir(stagingDir, { signal, mode: 0o700 }),
         deps.agentCache ? undefined : putBundle(),
       ]);
       const facts = parseProbe(out);
@@ -240,6 +241,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
       const pushed: PushedAgent = {
         runDir,
         bundlePath,
+        bundleSha256: bundle.sha256,
         nodePath,
         runtimePushed,
         stagingDir,

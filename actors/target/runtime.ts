@@ -86,9 +86,19 @@ export function probeCommand(
 ): string {
   const q = shellQuote;
   const lines = [
+    'seen=" "',
     `for n in ${[...extraNodes.map(q), '"$(command -v node 2>/dev/null)"', ...COMMON_NODE_PATHS.map(q)].join(" ")}; do`,
+    '  if [ -n "$n" ] && [ -f "$n" ] && [ -x "$n" ]; then',
+    // Each binary asked once (links resolved; `node --version` costs tens of ms), and none after
+    // the first that is recent enough.
+    '    r=$(readlink -f -- "$n" 2>/dev/null) || r=$n',
+    '    case "$seen" in *" $r "*) continue ;; esac',
+    '    seen="$seen$r "',
     // The version first: a path may hold spaces. An empty version means it did not answer.
-    '  if [ -n "$n" ] && [ -f "$n" ] && [ -x "$n" ]; then v=$("$n" --version 2>/dev/null | head -n 1); echo "node ${v:-none} $n"; fi',
+    '    v=$("$n" --version 2>/dev/null | head -n 1); echo "node ${v:-none} $n"',
+    "    m=${v#v}; m=${m%%.*}",
+    `    case "$m" in ''|*[!0-9]*) ;; *) if [ "$m" -ge ${MIN_NODE_MAJOR} ]; then break; fi ;; esac`,
+    "  fi",
     "done",
     'echo "uname $(uname -sm)"',
     'if command -v gzip >/dev/null 2>&1; then echo "gzip yes"; else echo "gzip no"; fi',

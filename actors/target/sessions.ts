@@ -11,6 +11,8 @@ export interface PushedAgent {
   readonly runDir: string;
   /** The agent bundle (one `.mjs` file). */
   readonly bundlePath: string;
+  /** Its SHA-256 (hex), checked by the command that starts the agent. */
+  readonly bundleSha256: string;
   /** Absolute path of the Node binary that runs the bundle (the target's own, or the pushed one). */
   readonly nodePath: string;
   /** True when the runtime was pushed because the target had no Node >= 18. */

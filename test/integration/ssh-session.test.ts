@@ -360,6 +360,48 @@ describe("ssh session - against a linux-target", { skip }, () => {
       );
     });
 
+    it("ssh files - subdirectories come with the run directory, owned by the login user, with or without become", async () => {
+      const dir = await deploy.createRunDir("run-sub", { subdirs: ["staging", "more"] });
+      const st = await target.exec(`stat -c '%n %U %a' ${dir} ${dir}/staging ${dir}/more`);
+      assert.equal(st.stdout, `${dir} deploy 700\n${dir}/staging deploy 700\n${dir}/more deploy 700\n`);
+      const rootDir = await hooked.createRunDir("run-sub", { subdirs: ["staging"] });
+      const rst = await target.exec(`stat -c '%U %a' ${rootDir}/staging`);
+      assert.equal(rst.stdout, "root 700\n");
+      // Without become the script asked `id -u` itself: the session knows the uid from it.
+      assert.equal(await hooked.uid(), 0);
+      await target.exec(`rm -rf ${dir}/more && ln -s /etc ${dir}/more`);
+      await assert.rejects(
+        deploy.createRunDir("run-sub", { subdirs: ["more"] }),
+        (e: Error & { code?: string }) =>
+          e.code === "path-refused" && /more exists and is not a directory/.test(e.message),
+      );
+      await assert.rejects(
+        deploy.createRunDir("run-sub", { subdirs: ["../escape"] }),
+        /not a safe directory name/,
+      );
+    });
+
+    it("ssh files - an upload left to a later check gets its mode over SFTP, with no command of its own", async () => {
+      const dir = await deploy.createRunDir("run-unchecked");
+      const put = await deploy.put(data, `${dir}/late.bin`, { mode: 0o640, checkOnTarget: false });
+      assert.deepEqual(put, { bytes: data.length, sha256: sha256(data) });
+      const seen = await target.exec(`stat -c '%a %U %s' ${dir}/late.bin && sha256sum ${dir}/late.bin`);
+      assert.equal(seen.stdout, `640 deploy 1048576\n${sha256(data)}  ${dir}/late.bin\n`);
+      // The hook that corrupts before the target's check never runs: nothing checks on the target.
+      const hdir = await hooked.createRunDir("run-unchecked");
+      corrupt = true;
+      try {
+        await hooked.put(data, `${hdir}/late.bin`, { mode: 0o644, checkOnTarget: false });
+      } finally {
+        corrupt = false;
+      }
+      await assert.rejects(
+        hooked.put(data, `${hdir}/late.bin`, { mode: 0o644, checkOnTarget: false, sha256: "1".repeat(64) }),
+        (e: Error & { code?: string }) => e.code === "hash-mismatch",
+        "the hash of what was sent is still compared with the one expected",
+      );
+    });
+
     it("ssh files - 1 MiB from a Buffer and from a file, verified by SHA-256 on the target, mode set", async () => {
       const dir = await deploy.createRunDir("run-2");
       const localFile = join(tmp, "component.bin");

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { LocalSession } from "../../actors/local/session.ts";
 import { LineReader } from "../../actors/target/line-reader.ts";
+import { startAgentCommand } from "../../actors/target/exchange-steps.ts";
 
 describe("target steps - line reader", () => {
   it("target steps - lines come one at a time, split across chunks", async () => {
@@ -77,5 +80,36 @@ describe("target steps - local session", () => {
     const reader = new LineReader(child.stdout);
     assert.equal(await reader.next("the answer", 5000), "got ping");
     assert.deepEqual(await child.exited, { exitCode: 0, signal: null });
+  });
+});
+
+describe("target steps - agent start command", () => {
+  it("target steps - the start command runs the bundle only when its SHA-256 is the one sent", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sumac-start-"));
+    try {
+      // A stand-in for Node that says what it was asked to run.
+      const node = join(dir, "node");
+      await writeFile(node, '#!/bin/sh\necho "ran $1"\n');
+      await chmod(node, 0o755);
+      const bundlePath = join(dir, "agent bundle.js");
+      await writeFile(bundlePath, "the bundle");
+      const bundleSha256 = createHash("sha256").update("the bundle").digest("hex");
+      const run = (sha: string) =>
+        spawnSync("/bin/sh", ["-c", startAgentCommand({ nodePath: node, bundlePath, bundleSha256: sha })], {
+          encoding: "utf8",
+        });
+      const good = run(bundleSha256.toUpperCase());
+      assert.equal(good.status, 0, good.stderr);
+      assert.equal(good.stdout, `ran ${bundlePath}\n`);
+      await writeFile(bundlePath, "the bundle, changed on the target");
+      const bad = run(bundleSha256);
+      assert.equal(bad.status, 97);
+      assert.equal(bad.stdout, "");
+      assert.equal(bad.stderr, `sumac: ${bundlePath} is not the agent bundle that was sent\n`);
+      await rm(bundlePath);
+      assert.equal(run(bundleSha256).status, 97, "a missing bundle is refused too");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -114,6 +114,30 @@ describe("target transport runtime - probe", () => {
     assert.ok(facts.rejected.includes(`${old} (v16.20.2)`), out);
     assert.match(facts.uname, /^Linux /);
     assert.deepEqual([...facts.cached], [hit]);
+  });
+  it("target transport runtime - the probe asks each binary once and none after the first recent one", async () => {
+    // Each fake node notes every time it is asked for its version.
+    const calls = join(tmp, "calls.log");
+    const counted = async (name: string, version: string): Promise<string> => {
+      const path = join(tmp, name);
+      await writeFile(path, `#!/bin/sh\necho ${name} >> '${calls}'\necho ${version}\n`);
+      await chmod(path, 0o755);
+      return path;
+    };
+    const old = await counted("counted-old", "v16.20.2");
+    const good = await counted("counted-good", "v22.1.0");
+    const later = await counted("counted-later", "v24.0.0");
+    const alias = join(tmp, "good-alias");
+    await symlink(good, alias);
+    const out = execFileSync("/bin/sh", ["-c", probeCommand([old, old, alias, good, later])], {
+      encoding: "utf8",
+      env: { PATH: "/usr/bin:/bin" },
+    });
+    const facts = parseProbe(out);
+    assert.deepEqual(facts.node, { path: alias, version: "v22.1.0" });
+    assert.deepEqual(facts.rejected, [`${old} (v16.20.2)`]);
+    assert.deepEqual((await readFile(calls, "utf8")).trim().split("\n"), ["counted-old", "counted-good"]);
+    assert.equal(facts.gzip, true, out);
   });
 });
 
