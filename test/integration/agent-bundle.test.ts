@@ -38,7 +38,7 @@ describe("agent bundle", () => {
 
   before(async () => {
     outDir = await mkdtemp(join(tmpdir(), "sumac-agent-bundle-"));
-    built = await buildAgent({ entry: probeEntry, outDir });
+    built = await buildAgent({ entry: probeEntry, outDir, soapClient: true });
   });
   after(() => rm(outDir, { recursive: true, force: true }));
 
@@ -62,7 +62,7 @@ describe("agent bundle", () => {
   });
 
   it("agent bundle - the same entry builds to the same name", async () => {
-    const again = await buildAgent({ entry: probeEntry, outDir });
+    const again = await buildAgent({ entry: probeEntry, outDir, soapClient: true });
     assert.equal(again.path, built.path);
     assert.equal(again.sha256, built.sha256);
   });
@@ -70,6 +70,27 @@ describe("agent bundle", () => {
   it("agent bundle - the probe answers a SOAP call over TLS 1.3 on this machine's Node", async () => {
     const { stdout } = await run(process.execPath, [built.path], { timeout: 30_000 });
     assert.match(stdout, /^OK .*"tls":"TLSv1\.3 /m);
+  });
+
+  it("agent bundle - by default soap's client transport is left out, and using it says so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sumac-agent-bundle-server-"));
+    try {
+      const server = await buildAgent({ entry: probeEntry, outDir: dir });
+      assert.ok(
+        built.bytes - server.bytes > 300 * 1024,
+        `${built.bytes} bytes with the client transport, ${server.bytes} without`,
+      );
+      const text = await readFile(server.path, "utf8");
+      assert.ok(!text.includes("application/vnd.openxmlformats"), "mime-db is not in the bundle");
+      // The probe also calls itself as a SOAP client: that is where the bundle without it fails.
+      const failed = await run(process.execPath, [server.path], { timeout: 30_000 }).then(
+        () => assert.fail("the probe's client call should fail without axios"),
+        (error: { stdout?: string }) => error.stdout ?? "",
+      );
+      assert.match(failed, /^FAIL .*axios is left out of the agent bundle \(agent\/build\.ts\)/m);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe("agent bundle - on a target", async () => {
