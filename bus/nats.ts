@@ -55,6 +55,12 @@ export interface NatsBusOptions {
 /** Wait between two reconnection attempts (plus up to 100 ms of jitter), kept short and bounded. */
 const RECONNECT_WAIT_MS = 250;
 
+/** The server URLs for a message or a log: users, passwords and tokens replaced by `***`. */
+export function serversForMessages(servers: string | readonly string[]): string {
+  const list = (typeof servers === "string" ? [servers] : servers).flatMap((s) => s.split(","));
+  return list.map((url) => url.trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, "$1***@")).join(", ");
+}
+
 /**
  * Connects to NATS and returns a Bus over it; fails with `unavailable` when no server answers
  * within `timeoutMs` or JetStream is not enabled there (`nats-server -js`).
@@ -82,7 +88,9 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new BusError("unavailable", `cannot connect to NATS at ${String(options.servers)}`, { cause: err });
+    throw new BusError("unavailable", `cannot connect to NATS at ${serversForMessages(options.servers)}`, {
+      cause: err,
+    });
   }
   try {
     const jsm = await withDeadline(
@@ -96,7 +104,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
     await nc.close();
     throw new BusError(
       "unavailable",
-      `NATS at ${String(options.servers)} has no JetStream (start it with -js)`,
+      `NATS at ${serversForMessages(options.servers)} has no JetStream (start it with -js)`,
       { cause: err },
     );
   }

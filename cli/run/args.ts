@@ -71,6 +71,11 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     return typeof v === "string" ? v : undefined;
   };
   const natsUrl = value("--nats");
+  // Any process on the machine can read another's argv (ps, /proc/PID/cmdline).
+  if (natsUrl !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(natsUrl))
+    throw new UsageError(
+      `sumac ${command}: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; ${see}`,
+    );
   const stateDir = value("--state-dir");
   return {
     command,
@@ -89,7 +94,8 @@ const COMMON = `Options:
   --json             print the run's events as JSON, one object per line, on stdout
                      (the summary goes to stderr)
   --nats URL         run on a NATS JetStream server (or SUMAC_NATS_URL); without it the run is
-                     embedded: in-process bus and lease service, no server needed
+                     embedded: in-process bus and lease service, no server needed. A URL with
+                     a user or password goes in SUMAC_NATS_URL only, never on the command line
   --state-dir DIR    where runs and the embedded bus are kept; default $XDG_STATE_HOME/sumac,
                      else ~/.local/state/sumac
   -h, --help         this help

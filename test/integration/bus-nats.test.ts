@@ -374,4 +374,18 @@ describe("bus open - adapter choice", () => {
       code: "unavailable",
     });
   });
+
+  it("bus open - the error names the server without its user, password or token", async () => {
+    const port = await closedPort();
+    await assert.rejects(
+      openBus({ natsUrl: `nats://me:s3cret@127.0.0.1:${port},nats://t0ken@127.0.0.1:${port}` }),
+      (error: Error) => {
+        assert.equal(
+          error.message,
+          `cannot connect to NATS at nats://***@127.0.0.1:${port}, nats://***@127.0.0.1:${port}`,
+        );
+        return true;
+      },
+    );
+  });
 });

@@ -95,6 +95,16 @@ describe("cli args", () => {
       "sumac deploy: option '--nats' needs a value: --nats URL; see 'sumac deploy --help'\n",
     ],
     [
+      "credentials in --nats",
+      ["deploy", "job.yaml", "--nats", "nats://me:s3cret@10.0.0.5:4222"],
+      "sumac deploy: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; see 'sumac deploy --help'\n",
+    ],
+    [
+      "a token in --nats=",
+      ["inventory", "--nats=tls://t0ken@nats.example:4222", "job.yaml"],
+      "sumac inventory: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; see 'sumac inventory --help'\n",
+    ],
+    [
       "an option as the value",
       ["deploy", "--state-dir", "--json", "job.yaml"],
       "sumac deploy: option '--state-dir' needs a value: --state-dir DIR; see 'sumac deploy --help'\n",
