@@ -1,8 +1,36 @@
 #!/usr/bin/env node
 // Entry point of the `sumac` command: the logic is in main.ts, the real step implementations of a
 // run in actors/target/compose.ts.
-import { createRunSteps } from "../actors/target/compose.ts";
-import { main } from "./main.ts";
+import { mkdirSync, statSync } from "node:fs";
+import { enableCompileCache } from "node:module";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * Node's compile cache (compiled code of sumac's modules, TypeScript already stripped), in a
+ * directory of this user's only: it took 0.4 to 0.5 s off each start (2.3 s down to 1.8 s for
+ * `sumac inventory` of the quick start). Not in the shared temp directory, Node's default, where
+ * another account could plant code. `NODE_DISABLE_COMPILE_CACHE=1` turns it off.
+ */
+function compileCache(): void {
+  try {
+    const base = process.env.XDG_CACHE_HOME?.startsWith("/")
+      ? process.env.XDG_CACHE_HOME
+      : join(homedir(), ".cache");
+    const dir = join(base, "sumac", "compile-cache");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = statSync(dir);
+    if (st.uid !== process.getuid?.() || (st.mode & 0o077) !== 0) return;
+    enableCompileCache(dir);
+  } catch {
+    // A cache is an optimisation: without one, sumac starts as it would anyway.
+  }
+}
+
+compileCache();
+// Loaded after the cache is on: static imports would be compiled before it.
+const { createRunSteps } = await import("../actors/target/compose.ts");
+const { main } = await import("./main.ts");
 
 const code = await main(
   process.argv.slice(2),
