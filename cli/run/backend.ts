@@ -9,7 +9,7 @@ import type { Bus, EventStream, KvStore } from "../../bus/bus.ts";
 import { openBus } from "../../bus/open.ts";
 import { EVENT_STREAM } from "../../bus/subjects.ts";
 import type { Job } from "../job/types.ts";
-import { SNAPSHOT_BUCKET } from "./snapshot-store.ts";
+import { EMBEDDED_SNAPSHOT_RUNS, pruneSnapshots, SNAPSHOT_BUCKET } from "./snapshot-store.ts";
 
 /** Events the embedded bus keeps in its state directory (the oldest are dropped beyond it). */
 export const EMBEDDED_EVENT_LIMIT = 100_000;
@@ -69,6 +69,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   let service: LeaseService | undefined;
   try {
     const snapshots = await bus.kv(SNAPSHOT_BUCKET);
+    // On NATS, retention is the server operator's to set, as for the event stream.
+    if (mode === "embedded") await pruneSnapshots(snapshots, EMBEDDED_SNAPSHOT_RUNS);
     // Embedded, the stream lives in the state directory and in this process's memory: keep the
     // latest events only. On NATS its limits are the server operator's to set.
     const events = await bus.stream(EVENT_STREAM.name, {

@@ -18,6 +18,31 @@ export function snapshotKey(runId: string, targetId: string): string {
   return `${subjectToken(runId)}.${subjectToken(targetId)}`;
 }
 
+/**
+ * Runs whose snapshots the embedded state directory keeps. The in-process KV holds every key in
+ * memory and reads its whole file at start, so without a limit each run (a key per target) would
+ * make every later start slower and bigger; a 10,000-target run alone adds 10,000 keys.
+ */
+export const EMBEDDED_SNAPSHOT_RUNS = 20;
+
+/** Keys deleted at once (the in-process KV syncs them together). */
+const PRUNE_BATCH = 512;
+
+/**
+ * Deletes the snapshots of every run but the newest `keep` (run ids, and so their tokens, sort by
+ * start time). Resolves to how many runs' snapshots went.
+ */
+export async function pruneSnapshots(kv: KvStore, keep: number): Promise<number> {
+  const runOf = (key: string): string => key.slice(0, key.indexOf("."));
+  const keys = await kv.keys();
+  const runs = [...new Set(keys.map(runOf))].sort();
+  const old = new Set(runs.slice(0, Math.max(0, runs.length - keep)));
+  const doomed = keys.filter((key) => old.has(runOf(key)));
+  for (let i = 0; i < doomed.length; i += PRUNE_BATCH)
+    await Promise.all(doomed.slice(i, i + PRUNE_BATCH).map((key) => kv.delete(key)));
+  return old.size;
+}
+
 /** Writes one target's snapshots, latest wins; errors go to `onError` (the run goes on). */
 export class SnapshotWriter {
   readonly #kv: KvStore;

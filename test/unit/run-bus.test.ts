@@ -15,7 +15,13 @@ import {
   TargetStateChanged,
 } from "../../bus/subjects.ts";
 import { runJob } from "../../cli/run/run-job.ts";
-import { SNAPSHOT_BUCKET, snapshotKey } from "../../cli/run/snapshot-store.ts";
+import {
+  EMBEDDED_SNAPSHOT_RUNS,
+  pruneSnapshots,
+  SNAPSHOT_BUCKET,
+  snapshotKey,
+} from "../../cli/run/snapshot-store.ts";
+import { newRunId } from "../../cli/run/paths.ts";
 import type { RunContext } from "../../cli/run/types.ts";
 import { fakeSteps, gate, makeJob, ManualClock, tempDir } from "../support/run-fakes.ts";
 
@@ -181,6 +187,48 @@ describe("run bus", () => {
       assert.ok(subjects.includes(`sumac.v1.target.${handle.runId}.t1.state`));
     } finally {
       await bus.close();
+    }
+  });
+  it("run bus - the embedded state keeps the snapshots of the newest runs only", async () => {
+    const bus = await openMemoryBus();
+    try {
+      const kv = await bus.kv("prune-test");
+      const runs = Array.from({ length: 5 }, (_, i) => newRunId(Date.UTC(2026, 0, 1, 0, 0, i)));
+      // Written out of order: what counts is the run id's time, not when its keys were written.
+      for (const run of [...runs].reverse())
+        for (const t of ["a", "b.c"]) await kv.put(snapshotKey(run, t), new Uint8Array([1]));
+      assert.equal(await pruneSnapshots(kv, 3), 2);
+      const left = await kv.keys();
+      assert.equal(left.length, 6);
+      for (const run of runs.slice(2)) assert.ok(left.includes(snapshotKey(run, "b.c")), run);
+      for (const run of runs.slice(0, 2)) assert.ok(!left.some((k) => k.startsWith(`${run}.`)), run);
+      assert.equal(await pruneSnapshots(kv, 3), 0, "nothing more to prune");
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("run bus - a run on the embedded default prunes old runs' snapshots before it starts", async () => {
+    const dir = join(work.dir, "prune");
+    const { job } = await makeJob(dir, ["t1"]);
+    const stateDir = join(dir, "state");
+    const old = Array.from({ length: EMBEDDED_SNAPSHOT_RUNS + 3 }, (_, i) =>
+      newRunId(Date.UTC(2025, 0, 1, 0, 0, i)),
+    );
+    const before = await openMemoryBus({ stateDir });
+    const kv = await before.kv(SNAPSHOT_BUCKET);
+    for (const run of old) await kv.put(snapshotKey(run, "t1"), new Uint8Array([1]));
+    await before.close();
+    const handle = runJob({ job, flags: DEPLOY, steps: fakeSteps({}, new ManualClock()).factory, stateDir });
+    await handle.result;
+    const after = await openMemoryBus({ stateDir });
+    try {
+      const runs = new Set((await (await after.kv(SNAPSHOT_BUCKET)).keys()).map((k) => k.split(".")[0]));
+      assert.equal(runs.size, EMBEDDED_SNAPSHOT_RUNS + 1, "the newest 20 old runs and this one");
+      assert.ok(runs.has(handle.runId));
+      for (const run of old.slice(0, 3)) assert.ok(!runs.has(run), run);
+    } finally {
+      await after.close();
     }
   });
 });
