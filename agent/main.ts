@@ -8,7 +8,10 @@
  * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run CA;
  * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}` (`busy`: the ports
  *    found taken on the way), then the agent serves until Shutdown or the idle timeout, removes
- *    itself (and its firewall rule), keeps its log, and exits 0.
+ *    itself (and its firewall rule), keeps its log, prints `{"event":"stopped","reason":...,
+ *    "removed":true|false}` and exits: 0 when every program file and the staging directory are
+ *    gone (the workstation then has nothing left to remove), 4 when something could not be
+ *    removed, 1 when start-up failed.
  *
  * Kept light: node:crypto makes the key, no ASN.1 library is imported here.
  */
@@ -26,7 +29,10 @@ const DIALOGUE_MAX_BYTES = 256 * 1024;
 /** A workstation that started the agent answers at once; without it the agent must not linger. */
 const DIALOGUE_LINE_DEADLINE_MS = 60_000;
 
-async function main(): Promise<void> {
+/** Exit status of an agent that stopped but could not remove all of its files. */
+const EXIT_FILES_LEFT = 4;
+
+async function main(): Promise<number> {
   // A stop by signal (the workstation gave up, or an operator) is the same stop as Shutdown: the
   // program files and the firewall rule go, the log stays. Before the server exists there is
   // nothing registered yet, so the process just ends; while the port is being registered the stop
@@ -124,7 +130,9 @@ async function main(): Promise<void> {
   if (pendingStop !== undefined) stopper.stop(pendingStop);
   emit({ event: "listening", port, busy, fingerprint256: agent.fingerprint256 });
   const reason = await agent.stopped;
-  emit({ event: "stopped", reason });
+  const removed = agent.filesRemoved();
+  emit({ event: "stopped", reason, removed });
+  return removed ? 0 : EXIT_FILES_LEFT;
 }
 
 function emit(event: Record<string, unknown>): void {
@@ -132,7 +140,7 @@ function emit(event: Record<string, unknown>): void {
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (error: unknown) => {
     emit({ event: "failed", message: error instanceof Error ? error.message : String(error) });
     process.exit(1);

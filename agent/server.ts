@@ -80,6 +80,8 @@ export interface AgentServer {
   stop(reason: string): Promise<void>;
   /** Resolves with the stop reason once the agent has stopped and removed itself. */
   readonly stopped: Promise<string>;
+  /** Once stopped: whether every program file and the staging directory were removed. */
+  filesRemoved(): boolean;
 }
 
 /** Creates the agent's server (not yet listening). */
@@ -122,6 +124,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
   let stopRun: Promise<void> | undefined;
+  let removed = false;
 
   const handlers = {
     Hello: helloOperation(context),
@@ -233,7 +236,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
         .catch((error: unknown) =>
           log.write("error", `stopping: ${error instanceof Error ? error.message : String(error)}`),
         );
-      await removeAgentFiles([...options.programFiles, options.stagingDir], log);
+      removed = await removeAgentFiles([...options.programFiles, options.stagingDir], log);
       log.write("info", `stopped: ${reason}; the log stays at ${log.path}`);
       resolveStopped(reason);
     })();
@@ -253,6 +256,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     },
     stop,
     stopped,
+    filesRemoved: () => removed,
   };
 }
 

@@ -90,6 +90,8 @@ interface TargetAgent {
   listenerFingerprint?: string;
   firewallOpen?: { leaseId: string; port: number };
   process?: RemoteProcess;
+  /** The session the agent runs through (told, at its stop, whether the agent removed its files). */
+  session?: TargetSession;
   fingerprint256?: string;
   client?: AgentClient;
   installing?: string;
@@ -231,6 +233,8 @@ export function createExchangeSteps(
         become: true,
       });
       state.process = agent;
+      state.session = session;
+      session.agentRemovedFiles = false;
       let stderr = "";
       agent.stderr.setEncoding("utf8");
       agent.stderr.on("data", (chunk: string) => {
@@ -461,12 +465,16 @@ export function createExchangeSteps(
       } else state.process?.kill("TERM");
       if (state.process !== undefined) {
         const exited = await Promise.race([
-          state.process.exited.then(() => true),
+          state.process.exited,
           new Promise<false>((resolve) => setTimeout(() => resolve(false), 20_000).unref()),
         ]);
-        if (!exited) {
+        if (exited === false) {
           deps.log(target.id, "warn", "the agent did not exit within 20 s of its stop: killed");
           state.process.kill("KILL");
+        } else if (exited.exitCode === 0 && state.session !== undefined) {
+          // Exit status 0: the agent removed its program files and staging itself (agent/main.ts),
+          // so removeFiles need not run a command for them.
+          state.session.agentRemovedFiles = true;
         }
         state.process = undefined;
       }

@@ -256,7 +256,15 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
       const session = deps.sessions.find(sessionId) ?? findForTarget(deps.sessions, target.id);
       if (session === undefined) return;
       const runDir = session.pushed?.runDir ?? `${session.files.runRoot}/${checkRunName(runId)}`;
-      for (const path of [runDir, ...(session.pushed?.extraPaths ?? [])]) {
+      const extra = session.pushed?.extraPaths ?? [];
+      if (session.agentRemovedFiles === true && extra.length === 0) {
+        // The agent removed the run directory before it exited 0: no command (and no new SSH
+        // session on the target) for what is gone already.
+        deps.log(target.id, "debug", `${runDir} was removed by the agent`);
+        delete session.pushed;
+        return;
+      }
+      for (const path of [runDir, ...extra]) {
         // As root: the agent (root) may have written into staging. A login that cannot become
         // root removes what it can as itself, which is everything it made.
         try {

@@ -38,6 +38,8 @@ export interface TargetSession {
   /** True for `host: local`. */
   readonly local: boolean;
   pushed?: PushedAgent;
+  /** The agent stopped with exit status 0: it removed the run directory itself. */
+  agentRemovedFiles?: boolean;
 }
 
 /** A step that needs a session the run no longer has (the process restarted, or a bug). */

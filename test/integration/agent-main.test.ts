@@ -35,9 +35,10 @@ after(async () => {
 async function startMain(
   runId: string,
   targetId: string,
-  config: Record<string, unknown>,
+  config: Record<string, unknown> | ((root: string) => Record<string, unknown>),
 ): Promise<MainAgent> {
   const root = await mkdtemp(join(tmpdir(), "sumac-main-"));
+  if (typeof config === "function") config = config(root);
   await mkdir(join(root, "staging"));
   const ca = createRunCa({ runId, validForMs: 3_600_000 });
   const child = spawn(process.execPath, [new URL("../../agent/main.ts", import.meta.url).pathname], {
@@ -94,6 +95,27 @@ describe("agent main", () => {
     client.close();
     assert.equal(await agent.exited, 0);
     await assert.rejects(access(join(agent.root, "staging")));
+  });
+
+  it("agent main - a stop that leaves files behind exits 4, one that removes all exits 0", async () => {
+    const listen = { host: "127.0.0.1", port: 0 };
+    // Told to remove the directory that holds its log: it keeps it (the log is the run's record).
+    const left = await startMain("run-left", "t1", (root) => ({
+      programFiles: [root],
+      idleTimeoutMs: 20_000,
+      listen,
+    }));
+    left.child.kill("SIGTERM");
+    assert.equal(await left.exited, 4);
+    await access(join(left.root, "log"));
+    const clean = await startMain("run-clean", "t2", (root) => ({
+      programFiles: [join(root, "program")],
+      idleTimeoutMs: 20_000,
+      listen,
+    }));
+    clean.child.kill("SIGTERM");
+    assert.equal(await clean.exited, 0);
+    await assert.rejects(access(join(clean.root, "staging")));
   });
 
   it("agent main - with its base and the next port taken, it binds the one after and says which were busy", async () => {

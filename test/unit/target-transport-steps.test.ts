@@ -209,6 +209,29 @@ describe("target transport steps - push and remove", () => {
     assert.ok(!(await readdir(runRoot)).includes("cache"));
   });
 
+  it("target transport steps - removeFiles runs nothing when the agent removed the run itself, unless extra paths remain", async () => {
+    const s = steps(false);
+    const { sessionId } = await s.connect({ runId: "run-e", target: ref(localTarget), attempt: 0 }, never);
+    await s.pushAgent({ runId: "run-e", target: ref(localTarget), attempt: 0, sessionId }, never);
+    const session = s.sessions.get(sessionId);
+    const removed: string[] = [];
+    const remove = session.files.remove.bind(session.files);
+    session.files.remove = (path, options) => (removed.push(path), remove(path, options));
+    // As stopAgent records it when the agent exited 0 (it removed its run directory itself).
+    session.agentRemovedFiles = true;
+    await s.removeFiles(cleanup("run-e", sessionId), never);
+    assert.deepEqual(removed, []);
+    assert.equal(session.pushed, undefined);
+
+    await s.pushAgent({ runId: "run-e", target: ref(localTarget), attempt: 0, sessionId }, never);
+    const extra = join(runRoot, "run-e-extra");
+    await mkdir(extra);
+    session.pushed = { ...session.pushed!, extraPaths: [extra] };
+    await s.removeFiles(cleanup("run-e", sessionId), never);
+    assert.deepEqual(removed, [join(runRoot, "run-e"), extra]);
+    await assert.rejects(stat(extra), { code: "ENOENT" });
+  });
+
   it("target transport steps - removeFiles works when push never finished or never connected", async () => {
     const s = steps(false);
     const { sessionId } = await s.connect({ runId: "run-c", target: ref(localTarget), attempt: 0 }, never);
