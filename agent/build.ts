@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build, type Plugin } from "esbuild";
+import type { Plugin } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -39,6 +39,12 @@ export interface BuiltAgent {
   /** SHA-256 of the bundle's bytes, lowercase hex; its first 16 digits are in the file name. */
   readonly sha256: string;
   readonly bytes: number;
+  /**
+   * Absolute paths of every file the bundle was made from: the modules, the files inlined into
+   * them, this build script and esbuild's package.json (a cache of the bundle is stale when one
+   * changes). Set by {@link buildAgent}.
+   */
+  readonly inputs?: readonly string[];
 }
 
 /** The Node version the bundle must run on: Debian 12's `nodejs` package. */
@@ -54,6 +60,8 @@ export const AGENT_NODE_TARGET = "node18";
 export async function buildAgent(options: BuildAgentOptions = {}): Promise<BuiltAgent> {
   const entry = resolve(options.entry ?? join(root, "agent/main.ts"));
   const outDir = resolve(options.outDir ?? join(root, "dist/agent"));
+  const inlined = new Set<string>();
+  const { build } = await import("esbuild");
   const result = await build({
     entryPoints: [entry],
     bundle: true,
@@ -69,7 +77,12 @@ export async function buildAgent(options: BuildAgentOptions = {}): Promise<Built
     banner: { js: "#!/usr/bin/env node" },
     // The agent's own modules import with `.ts` extensions and rely on no tsconfig paths.
     resolveExtensions: [".ts", ".js", ".mjs", ".cjs", ".json"],
-    plugins: [inlineAdjacentFiles(), ...(options.soapClient === true ? [] : [withoutSoapClientTransport()])],
+    plugins: [
+      inlineAdjacentFiles(inlined),
+      ...(options.soapClient === true ? [] : [withoutSoapClientTransport()]),
+    ],
+    metafile: true,
+    absWorkingDir: root,
     // In a CommonJS bundle `import.meta` is `{}`: a URL built from it would break only on the target.
     logOverride: { "empty-import-meta": "error" },
     logLevel: "silent",
@@ -80,7 +93,15 @@ export async function buildAgent(options: BuildAgentOptions = {}): Promise<Built
   const path = join(outDir, `sumac-agent-${sha256.slice(0, 16)}.js`);
   await mkdir(outDir, { recursive: true });
   await writeFile(path, file.contents, { mode: 0o644 });
-  return { path, sha256, bytes: file.contents.byteLength };
+  const inputs = [
+    ...Object.keys(result.metafile.inputs)
+      .filter((input) => !input.includes(":"))
+      .map((input) => resolve(root, input)),
+    ...inlined,
+    fileURLToPath(import.meta.url),
+    join(root, "node_modules/esbuild/package.json"),
+  ];
+  return { path, sha256, bytes: file.contents.byteLength, inputs };
 }
 
 /** `readFileSync(new URL("./name", import.meta.url), "utf8")`, as `wsdl.ts` reads its WSDL. */
@@ -91,7 +112,7 @@ const ADJACENT_READ =
  * Replaces each read of a text file next to a module's source by the file's text, so the bundle
  * needs nothing beside it.
  */
-export function inlineAdjacentFiles(): Plugin {
+export function inlineAdjacentFiles(inlined?: Set<string>): Plugin {
   return {
     name: "sumac-inline-adjacent-files",
     setup(b) {
@@ -106,6 +127,7 @@ export function inlineAdjacentFiles(): Plugin {
         let i = 0;
         const contents = source.replace(ADJACENT_READ, () => JSON.stringify(texts[i++]));
         const watchFiles = reads.map((m) => resolve(dirname(args.path), m[2] ?? ""));
+        for (const f of watchFiles) inlined?.add(f);
         return { contents, loader: "ts", watchFiles };
       });
     },
