@@ -282,7 +282,8 @@ export function createExchangeSteps(
           strategy: deps.ports.agent.strategy === "random" ? "random" : "next",
           window: deps.ports.agent.window,
         },
-        workstationAddress: session.localAddress,
+        // The source the agent's firewall rule admits: what the target sees (NAT), else ours.
+        workstationAddress: session.seenAs ?? session.localAddress,
         firewall: local || deps.firewallMode === "none" ? "none" : "nft",
         callback: {
           host: session.localAddress,

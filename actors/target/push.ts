@@ -189,6 +189,13 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
         deps.agentCache ? undefined : putBundle(),
       ]);
       const facts = parseProbe(out);
+      if (facts.seenAs !== undefined && !session.local) {
+        if (facts.seenAs !== session.localAddress)
+          log(
+            `the target sees this workstation as ${facts.seenAs} (here ${session.localAddress}): its firewall rule admits ${facts.seenAs}`,
+          );
+        session.seenAs = facts.seenAs;
+      }
       if (deps.agentCache) {
         if (facts.cached.has(bundlePath)) log(`agent bundle ${bundleName} reused from the cache`);
         else {

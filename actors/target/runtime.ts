@@ -10,6 +10,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { isIP } from "node:net";
 import { createGzip } from "node:zlib";
 import { shellQuote } from "../ssh/become.ts";
 
@@ -74,6 +75,11 @@ export interface TargetFacts {
   readonly gzip: boolean;
   /** Paths (asked with `cached`) whose SHA-256 matched. */
   readonly cached: ReadonlySet<string>;
+  /**
+   * This workstation's address as the target sees it: the first word of `$SSH_CLIENT` there
+   * (behind NAT it is not this host's own). Absent in local mode or when not an IP address.
+   */
+  readonly seenAs?: string;
 }
 
 /**
@@ -101,6 +107,7 @@ export function probeCommand(
     "  fi",
     "done",
     'echo "uname $(uname -sm)"',
+    'echo "ssh_client ${SSH_CLIENT%% *}"',
     'if command -v gzip >/dev/null 2>&1; then echo "gzip yes"; else echo "gzip no"; fi',
   ];
   for (const [path, sha256] of cached)
@@ -117,6 +124,7 @@ export function parseProbe(stdout: string): TargetFacts {
   const cached = new Set<string>();
   let uname = "";
   let gzip = false;
+  let seenAs: string | undefined;
   for (const line of stdout.split("\n")) {
     const [kind = "", ...rest] = line.trim().split(" ");
     if (kind === "node" && rest.length >= 2) {
@@ -128,8 +136,16 @@ export function parseProbe(stdout: string): TargetFacts {
     } else if (kind === "uname") uname = rest.join(" ");
     else if (kind === "gzip") gzip = rest[0] === "yes";
     else if (kind === "cached") cached.add(rest.join(" "));
+    else if (kind === "ssh_client" && rest.length === 1 && isIP(rest[0] ?? "") !== 0) seenAs = rest[0];
   }
-  return { ...(node === undefined ? {} : { node }), rejected, uname, gzip, cached };
+  return {
+    ...(node === undefined ? {} : { node }),
+    rejected,
+    uname,
+    gzip,
+    cached,
+    ...(seenAs === undefined ? {} : { seenAs: seenAs.replace(/^::ffff:/, "") }),
+  };
 }
 
 /** This workstation's Node binary, compressed for transfer. */

@@ -38,6 +38,11 @@ export interface TargetSession {
   /** True for `host: local`. */
   readonly local: boolean;
   pushed?: PushedAgent;
+  /**
+   * This workstation's address as the target sees it (`$SSH_CLIENT` there, from the push's probe),
+   * when known: the source the agent's firewall rule admits. Differs from `localAddress` behind NAT.
+   */
+  seenAs?: string;
   /** The agent stopped with exit status 0: it removed the run directory itself. */
   agentRemovedFiles?: boolean;
 }

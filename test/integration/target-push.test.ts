@@ -125,6 +125,12 @@ describe("target push - against linux-target containers", { skip }, () => {
     assert.match(session.localAddress, /^\d+\.\d+\.\d+\.\d+$/);
     const { agentDir } = await s.pushAgent({ runId: "run-n", target: s.ref, attempt: 0, sessionId }, never);
     assert.equal(agentDir, "/var/tmp/sumac/run-n");
+    // Reached through the engine's published port on loopback (NAT): the target sees the bridge's
+    // gateway, not this end's 127.0.0.1. Its firewall rule must admit what it sees.
+    assert.equal(session.localAddress, "127.0.0.1");
+    const gatewayHex = await sh(withNode, "awk '$2 == \"00000000\" { print $3; exit }' /proc/net/route");
+    const gateway = [6, 4, 2, 0].map((i) => parseInt(gatewayHex.slice(i, i + 2), 16)).join(".");
+    assert.equal(session.seenAs, gateway);
     const pushed = session.pushed;
     assert.ok(pushed);
     assert.equal(pushed.runtimePushed, false);

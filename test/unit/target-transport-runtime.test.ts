@@ -115,6 +115,18 @@ describe("target transport runtime - probe", () => {
     assert.match(facts.uname, /^Linux /);
     assert.deepEqual([...facts.cached], [hit]);
   });
+  it("target transport runtime - the probe reports the address the target sees this host at", () => {
+    const env = (extra: Record<string, string>) => ({ PATH: "/usr/bin:/bin", ...extra });
+    const probe = (extra: Record<string, string>) =>
+      parseProbe(execFileSync("/bin/sh", ["-c", probeCommand()], { encoding: "utf8", env: env(extra) }));
+    assert.equal(probe({ SSH_CLIENT: "203.0.113.9 51234 22" }).seenAs, "203.0.113.9");
+    assert.equal(probe({ SSH_CLIENT: "2001:db8::7 51234 22" }).seenAs, "2001:db8::7");
+    assert.equal(probe({}).seenAs, undefined, "not over SSH (local mode)");
+    assert.equal(parseProbe("ssh_client ::ffff:10.1.2.3\n").seenAs, "10.1.2.3");
+    assert.equal(parseProbe("ssh_client not-an-address\n").seenAs, undefined);
+    assert.equal(parseProbe("ssh_client 10.0.0.1 10.0.0.2\n").seenAs, undefined);
+  });
+
   it("target transport runtime - the probe asks each binary once and none after the first recent one", async () => {
     // Each fake node notes every time it is asked for its version.
     const calls = join(tmp, "calls.log");
