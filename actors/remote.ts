@@ -134,11 +134,8 @@ export interface FileChannel {
   readonly runRoot: string;
   /**
    * Creates (or, when it exists and is safe, reuses) `<runRoot>/<run>`, private to the login user
-   * and readable by root, and returns its path.
-   */
-  /**
-   * Makes (or reuses) `<run root>/<run>`, mode 0700, owned by the login user, and `subdirs` in it
-   * (plain names, same mode and owner), in one command; returns its path.
+   * and readable by root, and `subdirs` in it (plain names, same mode and owner), in one command;
+   * returns its path.
    */
   createRunDir(run: string, options?: FileOpOptions & { subdirs?: readonly string[] }): Promise<string>;
   mkdir(remotePath: string, options?: FileOpOptions & { mode?: number }): Promise<void>;

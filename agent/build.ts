@@ -155,7 +155,6 @@ export function withoutSoapClientTransport(): Plugin {
       b.onLoad({ filter: /.*/, namespace: "sumac-left-out" }, (args) => ({
         contents: [
           `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is left out of the agent bundle (agent/build.ts)`)}); };`,
-          // No own keys: a CommonJS interop helper that copies them finds none, and uses fail.
           // The names soap's client code takes from these modules are listed as keys, so that the
           // CommonJS interop helpers copy them and a call reaches `fail`.
           "const left = new Proxy(function () {}, { get: (_, key) => (key === '__esModule' ? false : key === 'default' ? left : fail()), apply: fail, construct: fail, ownKeys: () => ['prototype', 'create', 'NtlmClient', 'formidable'], has: () => false });",

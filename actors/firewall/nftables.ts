@@ -77,16 +77,9 @@ export function parseNftTag(comment: string): TaggedRule | undefined {
 }
 
 /**
- * The `nft -f -` input that declares table and chain (a no-op when they exist), deletes the rules
- * in `replace` (an earlier open of the same lease) and adds the lease's pair.
- */
-export function openRuleset(rule: PortRule, replace: readonly number[] = []): string {
-  return batchRuleset([rule], replace);
-}
-
-/**
- * One transaction for a batch: the table and chain declared (when something is opened), the rules
- * in `deletes` deleted, each rule of `opens` added as its pair.
+ * The `nft -f -` input of one transaction: the table and chain declared when something is opened
+ * (a no-op when they exist), the rules in `deletes` deleted (closed leases, and earlier opens of a
+ * lease opened again), then each rule of `opens` added as its pair.
  */
 export function batchRuleset(opens: readonly PortRule[], deletes: readonly number[]): string {
   const where = `${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN}`;

@@ -22,8 +22,6 @@ import { LineReader, LineReaderError } from "./line-reader.ts";
 import type { PushedAgent, SessionRegistry, TargetSession } from "./sessions.ts";
 import type { StepImpls } from "./steps.ts";
 
-/** A component's install command exited non-zero (HP SUM: the component failed). */
-
 /** What the start command prints when the bundle on the target is not the one sent. */
 const BUNDLE_MISMATCH = "is not the agent bundle that was sent";
 
@@ -50,6 +48,7 @@ export function startAgentCommand(
   );
 }
 
+/** A component's install command exited non-zero (HP SUM: the component failed). */
 export class ComponentFailedError extends Error {
   override readonly name = "ComponentFailedError";
   readonly code = "COMPONENT_FAILED";

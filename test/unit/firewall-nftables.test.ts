@@ -7,7 +7,6 @@ import {
   createNftablesFirewall,
   deleteRuleset,
   NFT_LIST_ARGV,
-  openRuleset,
   parseChainListing,
 } from "../../actors/firewall/nftables.ts";
 
@@ -71,7 +70,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): 
 describe("firewall nftables", () => {
   it("firewall nftables - the open ruleset inserts the peer's accept and appends the port's drop", () => {
     assert.equal(
-      openRuleset(rule),
+      batchRuleset([rule], []),
       [
         "table inet sumac {",
         "\tchain input {",
@@ -86,7 +85,7 @@ describe("firewall nftables", () => {
   });
 
   it("firewall nftables - an IPv6 peer is matched with ip6 saddr, and earlier handles are deleted first", () => {
-    const text = openRuleset({ ...rule, peer: "fd00::7" }, [4, 5]);
+    const text = batchRuleset([{ ...rule, peer: "fd00::7" }], [4, 5]);
     const lines = text.split("\n");
     assert.deepEqual(lines.slice(5), [
       "delete rule inet sumac input handle 4",
@@ -99,7 +98,7 @@ describe("firewall nftables", () => {
 
   it("firewall nftables - a mapped IPv4 peer is registered as IPv4", () => {
     assert.match(
-      openRuleset({ ...rule, peer: "::ffff:10.0.0.7" }),
+      batchRuleset([{ ...rule, peer: "::ffff:10.0.0.7" }], []),
       /insert rule inet sumac input ip saddr 10\.0\.0\.7 /,
     );
   });
@@ -131,7 +130,7 @@ describe("firewall nftables", () => {
     assert.deepEqual(await fw.open(rule), { backend: "nftables", registered: true, tag: TAG });
     assert.deepEqual(calls, [
       { argv: NFT_LIST_ARGV, stdin: undefined },
-      { argv: ["nft", "-f", "-"], stdin: openRuleset(rule) },
+      { argv: ["nft", "-f", "-"], stdin: batchRuleset([rule], []) },
     ]);
   });
 
@@ -141,7 +140,7 @@ describe("firewall nftables", () => {
       ok(),
     );
     await createNftablesFirewall({ run }).open(rule);
-    assert.equal(calls[1]?.stdin, openRuleset(rule, [2, 3]));
+    assert.equal(calls[1]?.stdin, batchRuleset([rule], [2, 3]));
   });
 
   it("firewall nftables - close deletes the lease's rules only, and closing again is not an error", async () => {
@@ -316,8 +315,8 @@ describe("firewall nftables", () => {
     assert.equal(b.reason.code, "tool-error");
     assert.match(String(b.reason.message), /nft -f - \(open\)/);
     assert.equal(calls[1]?.stdin, batchRuleset([rule, other], []));
-    assert.equal(calls[3]?.stdin, openRuleset(rule));
-    assert.equal(calls[5]?.stdin, openRuleset(other));
+    assert.equal(calls[3]?.stdin, batchRuleset([rule], []));
+    assert.equal(calls[5]?.stdin, batchRuleset([other], []));
     assert.equal(calls.length, 6);
   });
 
@@ -335,7 +334,7 @@ describe("firewall nftables", () => {
     await first;
     await kept;
     assert.equal(calls.length, 4);
-    assert.equal(calls[3]?.stdin, openRuleset({ ...rule, leaseId: "lease-44", port: 61006 }));
+    assert.equal(calls[3]?.stdin, batchRuleset([{ ...rule, leaseId: "lease-44", port: 61006 }], []));
     await assert.rejects(fw.open(other, { signal: abort.signal }), /target cancelled/);
     assert.equal(calls.length, 4, "an already aborted call runs nothing");
   });
