@@ -185,6 +185,15 @@ export class BusError extends Error {
   }
 }
 
+/**
+ * `text` with the user, password or token of every URL in it (`nats://user:pass@host`,
+ * `tls://token@host`) replaced by `***`: for messages and logs, and to tell whether a URL holds
+ * credentials (it does when this changes it).
+ */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]+@/gi, "$1***@");
+}
+
 /** UTF-8 JSON, the encoding of every schema'd message on the bus. */
 export function encodeJson(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));

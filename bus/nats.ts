@@ -28,7 +28,7 @@ import type {
   WorkQueue,
   WorkQueueOptions,
 } from "./bus.ts";
-import { BusError } from "./bus.ts";
+import { BusError, redactUrlCredentials } from "./bus.ts";
 import {
   checkPattern,
   checkSize,
@@ -58,7 +58,7 @@ const RECONNECT_WAIT_MS = 250;
 /** The server URLs for a message or a log: users, passwords and tokens replaced by `***`. */
 export function serversForMessages(servers: string | readonly string[]): string {
   const list = (typeof servers === "string" ? [servers] : servers).flatMap((s) => s.split(","));
-  return list.map((url) => url.trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, "$1***@")).join(", ");
+  return list.map((url) => redactUrlCredentials(url.trim())).join(", ");
 }
 
 /**

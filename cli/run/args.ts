@@ -3,6 +3,7 @@
  * own rather than `util.parseArgs`, so that every mistake gets sumac's own message (which option,
  * what it needs, where to look) and a stable code.
  */
+import { redactUrlCredentials } from "../../bus/bus.ts";
 import { EXIT_CODES_HELP } from "./exit-codes.ts";
 
 export type RunCommand = "deploy" | "inventory";
@@ -72,7 +73,7 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
   };
   const natsUrl = value("--nats");
   // Any process on the machine can read another's argv (ps, /proc/PID/cmdline).
-  if (natsUrl !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(natsUrl))
+  if (natsUrl !== undefined && redactUrlCredentials(natsUrl) !== natsUrl)
     throw new UsageError(
       `sumac ${command}: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; ${see}`,
     );

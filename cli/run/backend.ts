@@ -5,7 +5,7 @@
  */
 import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
 import { busTransport, type LeaseTransport } from "../../actors/lease/transport.ts";
-import type { Bus, EventStream, KvStore } from "../../bus/bus.ts";
+import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../../bus/bus.ts";
 import { openBus } from "../../bus/open.ts";
 import { EVENT_STREAM } from "../../bus/subjects.ts";
 import type { Job } from "../job/types.ts";
@@ -53,7 +53,7 @@ function withDeadline<T>(what: string, ms: number, promise: Promise<T>): Promise
 
 /** An error's message with the credentials of any URL in it (`nats://user:pass@host`) hidden. */
 const messageOf = (error: unknown): string =>
-  (error instanceof Error ? error.message : String(error)).replace(/(\/\/)[^/@\s]+@/g, "$1***@");
+  redactUrlCredentials(error instanceof Error ? error.message : String(error));
 
 /** Opens the bus and starts the lease service for a run. */
 export async function openBackend(options: BackendOptions): Promise<Backend> {
