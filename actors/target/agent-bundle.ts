@@ -78,8 +78,8 @@ export async function cachedBuild(outDir: string, entry?: string): Promise<Built
 
 async function fromManifest(manifestPath: string, entryKey: string): Promise<BuiltAgent | undefined> {
   try {
+    if ((await stat(manifestPath)).size > MAX_MANIFEST_BYTES) return undefined;
     const text = await readFile(manifestPath, "utf8");
-    if (text.length > MAX_MANIFEST_BYTES) return undefined;
     const m = JSON.parse(text) as Partial<Manifest>;
     if (
       m.version !== MANIFEST_VERSION ||

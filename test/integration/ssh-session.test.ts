@@ -367,7 +367,8 @@ describe("ssh session - against a linux-target", { skip }, () => {
       const rootDir = await hooked.createRunDir("run-sub", { subdirs: ["staging"] });
       const rst = await target.exec(`stat -c '%U %a' ${rootDir}/staging`);
       assert.equal(rst.stdout, "root 700\n");
-      // Without become the script asked `id -u` itself: the session knows the uid from it.
+      // Without become the script asks `id -u` itself (test/unit/ssh-run-dir.test.ts checks that no
+      // command of its own runs); the uid the session holds is the login's.
       assert.equal(await hooked.uid(), 0);
       await target.exec(`rm -rf ${dir}/more && ln -s /etc ${dir}/more`);
       await assert.rejects(
