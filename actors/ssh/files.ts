@@ -230,13 +230,20 @@ export async function putFile(
   }
   if (options.checkOnTarget === false) {
     // Checked later by what uses the file; the mode is set over the file channel, no command.
-    await new Promise<void>((resolve, reject) =>
-      sftp.chmod(p, options.mode, (error) => (error ? reject(error) : resolve())),
-    ).catch((e: unknown) => {
+    // Under the same deadline: ending the SFTP session fails the request if no answer comes.
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) return reject(reason());
+        sftp.chmod(p, options.mode, (error) => (error ? reject(error) : resolve()));
+      });
+    } catch (e) {
       throw signal.aborted
         ? reason()
         : new SshCommandError(`cannot set the mode of ${p} on ${host.label}`, { cause: e });
-    });
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
     return sent;
   }
   await host.hooks?.beforeVerify?.(p);
