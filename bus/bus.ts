@@ -109,7 +109,17 @@ export interface KvStore {
   delete(key: string, expected?: number): Promise<void>;
   /** The live keys, optionally those matching a filter with wildcards (`leases.>`). */
   keys(filter?: string): Promise<string[]>;
+  /**
+   * Puts (a value) or deletes (undefined) several keys unconditionally, in the order given,
+   * pipelined; resolves once all are durable. Every key and size is checked before anything is
+   * written. Not atomic: after a failure in the middle, some of the writes may have happened.
+   * The values are taken over, not copied: the caller must not change them afterwards.
+   */
+  writeMany(writes: readonly KvWrite[]): Promise<void>;
 }
+
+/** One write of `KvStore.writeMany`: a key and its new value, or undefined to delete it. */
+export type KvWrite = readonly [key: string, value: Uint8Array | undefined];
 
 export interface StreamOptions {
   readonly subjects: readonly string[];

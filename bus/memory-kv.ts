@@ -6,14 +6,33 @@
  * Log records (`memory-log.ts`): `["P", revision, key, base64]` a put, `["D", revision, key]` a
  * delete marker, `["S", revision]` the bucket's last revision (last line of a snapshot).
  */
-import { BusError, type KvEntry, type KvOptions, type KvStore } from "./bus.ts";
+import { BusError, type KvEntry, type KvOptions, type KvStore, type KvWrite } from "./bus.ts";
 import { checkKey, checkSize, closedError, copy, settle, tokensMatch } from "./memory-common.ts";
 import { AppendLog, fromBase64, int, loadLog, str, toBase64 } from "./memory-log.ts";
 
-interface Entry {
-  readonly value: Uint8Array;
+/**
+ * A key's last entry. The value's bytes are kept as a range of a (pooled) buffer rather than as a
+ * Uint8Array: a typed array object costs about 100 bytes per key, more than most lease values.
+ */
+class Entry {
+  readonly buffer: ArrayBufferLike;
+  readonly offset: number;
+  readonly length: number;
   readonly revision: number;
   readonly live: boolean;
+
+  constructor(value: Uint8Array, revision: number, live: boolean) {
+    this.buffer = value.buffer;
+    this.offset = value.byteOffset;
+    this.length = value.byteLength;
+    this.revision = revision;
+    this.live = live;
+  }
+
+  /** The value's bytes (a view: copy before handing them out). */
+  get value(): Uint8Array {
+    return new Uint8Array(this.buffer, this.offset, this.length);
+  }
 }
 
 /** Records written since the last snapshot before the log is compacted (and 4x the keys). */
@@ -53,10 +72,10 @@ export class KvBucket {
     this.#revision = revision;
     switch (r[0]) {
       case "P":
-        this.#entries.set(str(r[2]), { value: fromBase64(r[3]), revision, live: true });
+        this.#entries.set(str(r[2]), new Entry(fromBase64(r[3]), revision, true));
         return;
       case "D":
-        this.#entries.set(str(r[2]), { value: EMPTY, revision, live: false });
+        this.#entries.set(str(r[2]), new Entry(EMPTY, revision, false));
         return;
       case "S":
         return;
@@ -78,7 +97,7 @@ export class KvBucket {
   /** Stores `value` (already copied) under a new revision; resolves when durable. */
   write(key: string, value: Uint8Array): Promise<number> | number {
     const revision = ++this.#revision;
-    this.#entries.set(key, { value, revision, live: true });
+    this.#entries.set(key, new Entry(value, revision, true));
     if (!this.#log) return revision;
     // The record's JSON built directly: base64 needs no escaping, nor do keys (callers checked
     // them: only [A-Za-z0-9_=.-]).
@@ -88,7 +107,7 @@ export class KvBucket {
   /** Leaves a delete marker under a new revision; resolves when durable. */
   remove(key: string): Promise<void> | undefined {
     const revision = ++this.#revision;
-    this.#entries.set(key, { value: EMPTY, revision, live: false });
+    this.#entries.set(key, new Entry(EMPTY, revision, false));
     return this.#log ? this.#persist(`["D",${revision},"${key}"]`) : undefined;
   }
 
@@ -204,6 +223,24 @@ export class MemoryKv implements KvStore {
       }
     }
     await this.#bucket.remove(key);
+  }
+
+  writeMany(writes: readonly KvWrite[]): Promise<void> {
+    let last: Promise<unknown> | number | undefined;
+    try {
+      if (this.#isClosed()) throw closedError(`kv ${this.#bucket.name}: writeMany`);
+      for (const [key, value] of writes) {
+        checkKey(key);
+        if (value !== undefined) checkSize(value);
+      }
+      // One log batch takes them all (it is written after this turn), so the last write's promise
+      // settles with every one of them.
+      for (const [key, value] of writes)
+        last = value === undefined ? this.#bucket.remove(key) : this.#bucket.write(key, value);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return typeof last === "object" ? last.then(() => undefined) : Promise.resolve();
   }
 
   keys(filter?: string): Promise<string[]> {

@@ -5,13 +5,15 @@
  * (`NatsLink.write`). Compare-and-set is the `Nats-Expected-Last-Subject-Sequence` header.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { BusError, checkKvOptions, type KvEntry, type KvOptions, type KvStore } from "./bus.ts";
+import { BusError, checkKvOptions, type KvEntry, type KvOptions, type KvStore, type KvWrite } from "./bus.ts";
 import { checkKey, checkName, checkSize } from "./nats-common.ts";
 import type { NatsLink } from "./nats-link.ts";
 
 /** The header `@nats-io/kv` marks deletes with; its readers skip such entries. */
 const OPERATION = "KV-Operation";
 const EMPTY = new Uint8Array(0);
+/** Most writes of one `writeMany` in flight at once: pipelined, but bounded. */
+const PARALLEL = 256;
 
 /** Opens (creating when missing) the bucket `bucket`. */
 export async function openNatsKv(link: NatsLink, bucket: string, options: KvOptions = {}): Promise<KvStore> {
@@ -110,6 +112,20 @@ class NatsKv implements KvStore {
       header: [OPERATION, "DEL"],
       ...(expected === undefined ? {} : { expectLastSubjectSequence: expected }),
     });
+  }
+
+  async writeMany(writes: readonly KvWrite[]): Promise<void> {
+    this.#link.checkOpen(`kv ${this.#bucket}: writeMany`);
+    for (const [key, value] of writes) {
+      checkKey(key);
+      if (value !== undefined) checkSize(value);
+    }
+    const pending: Promise<unknown>[] = [];
+    for (const [key, value] of writes) {
+      pending.push(value === undefined ? this.delete(key) : this.put(key, value));
+      if (pending.length >= PARALLEL) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
   }
 
   async keys(filter = ">"): Promise<string[]> {

@@ -19,7 +19,7 @@ import type {
   RenewRequest,
 } from "../bus/schemas/lease.ts";
 import { MinHeap } from "./port-lease-heap.ts";
-import { PortPool, validateRange, type HostPorts, type RangeConfig } from "./port-lease-pool.ts";
+import { PortPool, PortTable, validateRange, type HostPorts, type RangeConfig } from "./port-lease-pool.ts";
 
 export type { RangeConfig } from "./port-lease-pool.ts";
 
@@ -265,7 +265,7 @@ export class LeaseTable {
   private pool(workerHost: string, range: string): PortPool {
     let host = this.hosts.get(workerHost);
     if (host === undefined) {
-      host = { workerHost, leased: new Map(), busy: new Map(), pools: new Map() };
+      host = { workerHost, leased: new PortTable(), busy: new Map(), pools: new Map() };
       this.hosts.set(workerHost, host);
     }
     let pool = host.pools.get(range);

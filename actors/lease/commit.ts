@@ -11,18 +11,18 @@
  */
 import type { KvStore } from "../../bus/bus.ts";
 import { LEASE_EVENT_SUBJECTS, type LeaseFailure } from "../../bus/schemas/lease.ts";
-import type { LeaseChange, LeaseTable } from "../../machines/port-lease-table.ts";
+import type { LeaseChange } from "../../machines/port-lease-table.ts";
 import { noteChanges, pendingWrites, writePending, type PendingWrites } from "./store.ts";
 import { toJson } from "./transport.ts";
 
-/** Sends one reply (as a plain value; the transport encodes it). */
-export type Reply = (reply: unknown) => void;
+/** Where one request's reply goes (as a plain value; the transport encodes it). */
+export interface Reply {
+  send(reply: unknown): void;
+}
 
 /** What the commit needs from its service. */
 export interface GroupCommitHost {
   readonly kv: KvStore;
-  /** The machine's table now: a key is written with its current value. */
-  table(): LeaseTable;
   /** Only the active instance writes: a table forgotten on losing the lock must not be stored. */
   active(): boolean;
   /** Whether the lock claim is still valid by this instance's clock (the fence before replying). */
@@ -128,7 +128,7 @@ export class GroupCommit {
     if (count === 0) return true;
     for (let attempt = 0; this.host.active(); attempt++) {
       try {
-        await writePending(this.host.kv, this.host.table(), writes);
+        await writePending(this.host.kv, writes);
         return true;
       } catch (err) {
         this.host.log(`lease: persisting ${count} keys failed (attempt ${attempt + 1}): ${String(err)}`);
@@ -145,7 +145,7 @@ export class GroupCommit {
       // Fenced: an instance whose lock ran out may have been replaced; its replies could
       // contradict the new active instance's, so the clients are told to ask again.
       const valid = batch.durable === true && this.host.lockHeld();
-      for (const [resolve, reply] of batch.replies) resolve(valid ? reply : lostLock);
+      for (const [to, reply] of batch.replies) to.send(valid ? reply : lostLock);
       if (valid) for (const [subject, data] of batch.events) this.host.publish(subject, data);
     }
     for (const resolve of this.onReplied.splice(0)) resolve();

@@ -77,6 +77,46 @@ const schemas: Record<LeaseOp, z.ZodType> = {
   status: StatusRequest,
 };
 
+/**
+ * A request waiting for its reply. Settled once: by its reply, or (a direct call) by its deadline;
+ * whatever comes later is dropped.
+ */
+class Call implements Reply {
+  readonly seq: number;
+  readonly op: LeaseOp;
+  /** `performance.now()` time of a direct call's deadline; Infinity for requests over the Bus. */
+  readonly until: number;
+  settled = false;
+  private readonly resolve: (reply: unknown) => void;
+  private readonly reject: (err: Error) => void;
+
+  constructor(
+    seq: number,
+    op: LeaseOp,
+    until: number,
+    resolve: (reply: unknown) => void,
+    reject: (err: Error) => void,
+  ) {
+    this.seq = seq;
+    this.op = op;
+    this.until = until;
+    this.resolve = resolve;
+    this.reject = reject;
+  }
+
+  send(reply: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(reply);
+  }
+
+  fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+}
+
 const failure = (code: LeaseFailure["error"]["code"], message: string): LeaseFailure => ({
   ok: false,
   error: { code, message: message.slice(0, 1000) },
@@ -105,10 +145,14 @@ class Service implements LeaseService {
   private seq = 0;
   private queue: QueuedRequest[] = [];
   private dispatchScheduled = false;
-  /** How to reply to the requests queued or being handled, by arrival number. */
-  private readonly waiting = new Map<number, Reply>();
-  /** Direct calls (`transport()`) waiting for their reply, with their deadlines. */
-  private readonly localCalls = new Set<{ until: number; op: LeaseOp; reject: (err: Error) => void }>();
+  /**
+   * The requests queued or being handled, in arrival order (`waitingHead` is the oldest's index):
+   * every outcome answers requests in that order, so a queue, not a map, finds each its caller.
+   */
+  private waiting: Call[] = [];
+  private waitingHead = 0;
+  /** Direct calls (`transport()`) not known to be settled, whose deadlines the sweeper checks. */
+  private localCalls: Call[] = [];
   private readonly commit: GroupCommit;
   private serving: Promise<Subscription[]> | undefined;
   private lockTimer: NodeJS.Timeout | undefined;
@@ -133,7 +177,6 @@ class Service implements LeaseService {
     );
     this.commit = new GroupCommit({
       kv,
-      table: () => this.actor.getSnapshot().context.table,
       active: () => this.current === "active",
       lockHeld: () => this.lock.held(),
       now: this.now,
@@ -263,12 +306,10 @@ class Service implements LeaseService {
    */
   private sweepLocalCalls(): void {
     const now = performance.now();
-    for (const call of this.localCalls) {
-      if (call.until > now) continue;
-      this.localCalls.delete(call);
-      call.reject(new BusError("timeout", `lease ${call.op}: no reply in time`));
-    }
-    if (this.localCalls.size === 0) {
+    for (const call of this.localCalls)
+      if (call.until <= now) call.fail(new BusError("timeout", `lease ${call.op}: no reply in time`));
+    this.localCalls = this.localCalls.filter((call) => !call.settled);
+    if (this.localCalls.length === 0) {
       clearInterval(this.localSweeper);
       this.localSweeper = undefined;
     }
@@ -292,18 +333,13 @@ class Service implements LeaseService {
       return Promise.resolve(failure("not-active", "the lease service stopped"));
     return new Promise((resolve, reject: (err: Error) => void) => {
       const seq = this.seq++;
-      let reply: Reply = resolve;
+      const call = new Call(seq, op, until, resolve, reject);
+      this.waiting.push(call);
       if (until !== Infinity) {
-        const call = { until, op, reject };
-        this.localCalls.add(call);
+        this.localCalls.push(call);
         // Not unref'd: a call waiting for its deadline keeps the process alive, as a timer would.
         this.localSweeper ??= setInterval(() => this.sweepLocalCalls(), 20);
-        reply = (value) => {
-          this.localCalls.delete(call);
-          resolve(value);
-        };
       }
-      this.waiting.set(seq, reply);
       const random = op === "acquire" || op === "conflict" ? this.draw() : 0;
       this.queue.push({ op, body, seq, random } as QueuedRequest);
       if (!this.dispatchScheduled) {
@@ -341,11 +377,26 @@ class Service implements LeaseService {
 
   private onOutcome(outcome: LeaseOutcome): void {
     const replies: [Reply, unknown][] = [];
+    const waiting = this.waiting;
+    let head = this.waitingHead;
     for (const { seq, reply } of outcome.replies) {
-      const resolve = this.waiting.get(seq);
-      this.waiting.delete(seq);
-      if (resolve !== undefined) replies.push([resolve, reply]);
+      // Requests older than this reply's were never answered (none is, unless the machine
+      // stopped): their callers time out.
+      while (head < waiting.length && waiting[head]!.seq < seq) head++;
+      const call = waiting[head];
+      if (call?.seq !== seq) continue;
+      head++;
+      replies.push([call, reply]);
     }
+    // The answered part is dropped now and then, not per outcome.
+    if (head === waiting.length) {
+      this.waiting = [];
+      head = 0;
+    } else if (head > 1024 && head * 2 > waiting.length) {
+      this.waiting = waiting.slice(head);
+      head = 0;
+    }
+    this.waitingHead = head;
     this.commit.add(replies, outcome.changes);
   }
 

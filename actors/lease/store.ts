@@ -7,25 +7,22 @@
  * (fewer KV writes when grants cluster on a host, but every write re-encodes and re-logs the whole
  * block; the embedded configuration ran about 30 % slower with blocks).
  */
-import type { KvStore } from "../../bus/bus.ts";
+import type { KvStore, KvWrite } from "../../bus/bus.ts";
 import { BusyPort, Lease, LeaseCounters } from "../../bus/schemas/lease.ts";
-import type { LeaseChange, LeaseState, LeaseTable } from "../../machines/port-lease-table.ts";
+import type { LeaseChange, LeaseState } from "../../machines/port-lease-table.ts";
 import { fromJson, toJson } from "./transport.ts";
 
 /** Key of the active instance's lock. */
 export const LOCK_KEY = "lock";
 const COUNTERS_KEY = "counters";
 
-/** A port whose key must be written: a lease's or a busy port's. */
-interface DirtyPort {
-  readonly busy: boolean;
-  readonly workerHost: string;
-  readonly port: number;
-}
-
-/** What a batch must write: the ports changed and the conflict count, if it changed. */
+/**
+ * What a batch must write: the keys of the ports changed, each with its value after the batch's
+ * last change to it (undefined: the port is free now, its key is deleted), and the conflict count,
+ * if it changed.
+ */
 export interface PendingWrites {
-  readonly ports: Map<string, DirtyPort>;
+  readonly ports: Map<string, Lease | BusyPort | undefined>;
   conflicts: number | undefined;
 }
 
@@ -55,38 +52,43 @@ export function busyKey(workerHost: string, port: number): string {
   return `busy.${hostToken(workerHost)}.${port}`;
 }
 
-/** Notes the ports (and counter) that changes touched. */
+/**
+ * Notes the ports (and counter) that changes touched, with their values after the changes (made in
+ * the order given: the last change to a key decides its value, as it did in the table).
+ */
 export function noteChanges(changes: readonly LeaseChange[], into: PendingWrites): void {
   for (const change of changes) {
-    if (change.type === "conflicts") {
-      into.conflicts = change.count;
-      continue;
+    switch (change.type) {
+      case "conflicts":
+        into.conflicts = change.count;
+        break;
+      case "lease":
+        into.ports.set(leaseKey(change.lease.workerHost, change.lease.port), change.lease);
+        break;
+      case "lease-gone":
+        into.ports.set(leaseKey(change.lease.workerHost, change.lease.port), undefined);
+        break;
+      case "busy":
+        into.ports.set(busyKey(change.busy.workerHost, change.busy.port), change.busy);
+        break;
+      case "busy-gone":
+        into.ports.set(busyKey(change.busy.workerHost, change.busy.port), undefined);
+        break;
     }
-    const busy = change.type === "busy" || change.type === "busy-gone";
-    const { workerHost, port } = busy ? change.busy : change.lease;
-    const key = busy ? busyKey(workerHost, port) : leaseKey(workerHost, port);
-    if (!into.ports.has(key)) into.ports.set(key, { busy, workerHost, port });
   }
 }
 
-/** Most KV writes or reads in flight at once: pipelined, but bounded. */
+/** Most KV reads in flight at once: pipelined, but bounded. */
 const PARALLEL = 256;
 
-/**
- * Writes the current state of the pending ports (read from the table now, so a key carries every
- * change made to it so far; a port that is free now is deleted); resolves once all writes are
- * durable.
- */
-export async function writePending(kv: KvStore, table: LeaseTable, pending: PendingWrites): Promise<void> {
-  const writes: Promise<unknown>[] = [];
-  for (const [key, { busy, workerHost, port }] of pending.ports) {
-    const value = busy ? table.busyOn(workerHost, port) : table.leaseOn(workerHost, port);
-    writes.push(value === undefined ? kv.delete(key) : kv.put(key, toJson(value)));
-    if (writes.length >= PARALLEL) await Promise.all(writes.splice(0));
-  }
+/** Writes the pending ports' values (deleting the keys of free ones); resolves once all are durable. */
+export function writePending(kv: KvStore, pending: PendingWrites): Promise<void> {
+  const writes: KvWrite[] = [];
+  for (const [key, value] of pending.ports)
+    writes.push([key, value === undefined ? undefined : toJson(value)]);
   if (pending.conflicts !== undefined)
-    writes.push(kv.put(COUNTERS_KEY, toJson({ conflicts: pending.conflicts } satisfies LeaseCounters)));
-  await Promise.all(writes);
+    writes.push([COUNTERS_KEY, toJson({ conflicts: pending.conflicts } satisfies LeaseCounters)]);
+  return kv.writeMany(writes);
 }
 
 /**

@@ -485,6 +485,43 @@ function defineKv(open: () => Promise<Bus>): void {
     }),
   );
 
+  it("bus contract - kv writeMany puts and deletes in order; a bad key fails it before any write", TEST, () =>
+    withBus(open, async (bus) => {
+      const kv = await bus.kv(unique("kv"));
+      await kv.put("old", enc("o"));
+      const before = await kv.put("twice", enc("0"));
+      await kv.writeMany([
+        ["a", enc("1")],
+        ["twice", enc("first")],
+        ["old", undefined],
+        ["twice", enc("second")],
+        ["never-there", undefined],
+      ]);
+      assert.deepEqual((await kv.keys()).sort(), ["a", "twice"]);
+      const twice = await kv.get("twice");
+      assert.equal(dec(twice?.value ?? enc("")), "second", "the later write of a key wins");
+      assert.ok((twice?.revision ?? 0) > before, "the writes took new revisions");
+      await rejectsWith(
+        kv.writeMany([
+          ["b", enc("2")],
+          ["bad key", enc("3")],
+        ]),
+        "bad-subject",
+        "a key with a space",
+      );
+      await rejectsWith(
+        kv.writeMany([
+          ["c", enc("4")],
+          ["d", new Uint8Array(MAX_PAYLOAD + 1)],
+        ]),
+        "too-large",
+        "a value over the limit",
+      );
+      assert.deepEqual((await kv.keys()).sort(), ["a", "twice"], "nothing of a refused batch was written");
+      await kv.writeMany([]);
+    }),
+  );
+
   it("bus contract - kv handles of one bucket share it; values are copies", TEST, () =>
     withBus(open, async (bus) => {
       const name = unique("kv");
@@ -835,6 +872,7 @@ function defineLimits(open: () => Promise<Bus>): void {
     await rejectsWith(kv.get("k"), "closed", "kv.get");
     await rejectsWith(kv.put("k", enc("x")), "closed", "kv.put");
     await rejectsWith(kv.keys(), "closed", "kv.keys");
+    await rejectsWith(kv.writeMany([]), "closed", "kv.writeMany");
     await rejectsWith(stream.append(`${root}.x`, enc("x")), "closed", "stream.append");
     await rejectsWith(stream.lastSequence(), "closed", "stream.lastSequence");
     await rejectsWith(drain(stream.read()), "closed", "stream.read");

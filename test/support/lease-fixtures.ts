@@ -141,6 +141,12 @@ function standInKv(): KvStore {
       const pattern = filter?.split(".");
       return Promise.resolve([...entries.keys()].filter((k) => !pattern || matches(pattern, k.split("."))));
     },
+    writeMany(writes) {
+      for (const [key, value] of writes)
+        if (value === undefined) entries.delete(key);
+        else write(key, value);
+      return Promise.resolve();
+    },
   };
 }
 

@@ -9,6 +9,7 @@ import {
   type RestoreFailed,
 } from "../../machines/port-lease.machine.ts";
 import { LeaseTable, type LeaseState, type LeaseTableConfig } from "../../machines/port-lease-table.ts";
+import { PortTable } from "../../machines/port-lease-pool.ts";
 
 const config: LeaseTableConfig = {
   cooldownMs: 1_000,
@@ -223,5 +224,29 @@ describe("port lease machine", () => {
       name: "RangeError",
       message: /range wide: cap must be an integer from base \(65000\) to 65535, not 70000/,
     });
+  });
+});
+
+describe("port table", () => {
+  it("port table - keeps a value per port across blocks, counts them, and refuses what is not a port", () => {
+    const ports = new PortTable<string>();
+    for (const port of [0, 255, 256, 60000, 65535]) ports.set(port, `p${port}`);
+    assert.equal(ports.size, 5);
+    assert.equal(ports.get(255), "p255");
+    assert.equal(ports.get(256), "p256", "the first port of the next block");
+    assert.equal(ports.get(65535), "p65535");
+    assert.equal(ports.get(257), undefined);
+    assert.equal(ports.has(60001), false);
+    ports.set(60000, "again");
+    assert.equal(ports.size, 5, "replacing a value adds no port");
+    assert.equal(ports.get(60000), "again");
+    ports.delete(60000);
+    ports.delete(60000);
+    ports.delete(12345);
+    assert.equal(ports.size, 4, "deleting twice, or a port never set, counts once or not at all");
+    assert.equal(ports.has(60000), false);
+    for (const bad of [-1, 65536, 1.5, Number.NaN])
+      assert.throws(() => ports.set(bad, "x"), { name: "RangeError", message: `not a port: ${bad}` });
+    assert.equal(ports.size, 4);
   });
 });

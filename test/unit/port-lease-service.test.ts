@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createServer, type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
-import type { Bus, KvStore } from "../../bus/bus.ts";
+import type { Bus, KvStore, KvWrite } from "../../bus/bus.ts";
 import { LEASE_BUCKET, Lease } from "../../bus/schemas/lease.ts";
 import { leaseKey } from "../../actors/lease/store.ts";
 import { GroupCommit } from "../../actors/lease/commit.ts";
@@ -60,6 +60,7 @@ function gated(b: Bus): { bus: Bus; open: () => void } {
     update: (k, v, r) => kv.update(k, v, r),
     delete: (k, r) => kv.delete(k, r),
     put: async (k, v) => (await gate, kv.put(k, v)),
+    writeMany: async (w) => (await gate, kv.writeMany(w)),
   });
   const proxy: Bus = Object.create(b) as Bus;
   proxy.kv = async (name, o) => (name === LEASE_BUCKET ? wrap(await b.kv(name, o)) : b.kv(name, o));
@@ -295,12 +296,13 @@ describe("port lease service", () => {
     const pending = (key: string, op: string): Promise<number> =>
       new Promise((resolve) => writes.push({ key, op, done: () => resolve(writes.length) }));
     const kv = {
-      put: (key: string) => pending(key, "put"),
-      delete: (key: string) => pending(key, "delete").then(() => undefined),
+      writeMany: (batch: readonly KvWrite[]) =>
+        Promise.all(batch.map(([key, value]) => pending(key, value === undefined ? "delete" : "put"))).then(
+          () => undefined,
+        ),
     } as unknown as KvStore;
     const commit = new GroupCommit({
       kv,
-      table: () => table,
       active: () => true,
       lockHeld: () => true,
       now: () => 0,
@@ -314,7 +316,7 @@ describe("port lease service", () => {
     const grant = (leaseId: string, workerHost: string): void => {
       const changes: LeaseChange[] = [];
       table.acquire({ leaseId, workerHost, range: "workstation", holder, leaseMs: 1000 }, 0, 0, changes);
-      commit.add([[() => void replied.push(leaseId), null]], changes);
+      commit.add([[{ send: () => void replied.push(leaseId) }, null]], changes);
     };
     grant("a", "w1");
     await settle();
@@ -336,7 +338,7 @@ describe("port lease service", () => {
     await settle();
     const changes: LeaseChange[] = [];
     table.release({ leaseIds: ["c"] }, changes);
-    commit.add([[() => void replied.push("release c"), null]], changes);
+    commit.add([[{ send: () => void replied.push("release c") }, null]], changes);
     await settle();
     assert.deepEqual(
       writes.slice(2).map((w) => [w.op, w.key]),
