@@ -7,32 +7,30 @@
  * delete marker, `["S", revision]` the bucket's last revision (last line of a snapshot).
  */
 import { BusError, type KvEntry, type KvOptions, type KvStore, type KvWrite } from "./bus.ts";
-import { checkKey, checkSize, closedError, copy, settle, tokensMatch } from "./memory-common.ts";
+import { checkKey, checkSize, closedError, settle, tokensMatch } from "./memory-common.ts";
 import { AppendLog, fromBase64, int, loadLog, str, toBase64 } from "./memory-log.ts";
 
 /**
- * A key's last entry. The value's bytes are kept as a range of a (pooled) buffer rather than as a
- * Uint8Array: a typed array object costs about 100 bytes per key, more than most lease values.
+ * A key's last entry. The value's bytes are kept as a one-byte string, each byte one latin1
+ * character (lossless both ways), not as a Uint8Array: a typed array object costs about 100 bytes
+ * per key, and bytes in array buffers live outside the heap, where the garbage collector tracks
+ * them one buffer at a time. bench/lease.ts measured about 13 % less CPU per grant with strings.
  */
 class Entry {
-  readonly buffer: ArrayBufferLike;
-  readonly offset: number;
-  readonly length: number;
+  readonly bytes: string;
   readonly revision: number;
   readonly live: boolean;
 
-  constructor(value: Uint8Array, revision: number, live: boolean) {
-    this.buffer = value.buffer;
-    this.offset = value.byteOffset;
-    this.length = value.byteLength;
+  constructor(bytes: string, revision: number, live: boolean) {
+    this.bytes = bytes;
     this.revision = revision;
     this.live = live;
   }
+}
 
-  /** The value's bytes (a view: copy before handing them out). */
-  get value(): Uint8Array {
-    return new Uint8Array(this.buffer, this.offset, this.length);
-  }
+/** Bytes as a one-byte string, one latin1 character per byte. */
+function latin1(value: Uint8Array): string {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1");
 }
 
 /** Records written since the last snapshot before the log is compacted (and 4x the keys). */
@@ -72,10 +70,10 @@ export class KvBucket {
     this.#revision = revision;
     switch (r[0]) {
       case "P":
-        this.#entries.set(str(r[2]), new Entry(fromBase64(r[3]), revision, true));
+        this.#entries.set(str(r[2]), new Entry(latin1(fromBase64(r[3])), revision, true));
         return;
       case "D":
-        this.#entries.set(str(r[2]), new Entry(EMPTY, revision, false));
+        this.#entries.set(str(r[2]), new Entry("", revision, false));
         return;
       case "S":
         return;
@@ -86,7 +84,8 @@ export class KvBucket {
 
   get(key: string): KvEntry | undefined {
     const e = this.#entries.get(key);
-    return e?.live ? { key, value: copy(e.value), revision: e.revision } : undefined;
+    // A fresh buffer: the caller may change it.
+    return e?.live ? { key, value: Buffer.from(e.bytes, "latin1"), revision: e.revision } : undefined;
   }
 
   /** The key's last entry, delete markers included. */
@@ -94,20 +93,30 @@ export class KvBucket {
     return this.#entries.get(key);
   }
 
-  /** Stores `value` (already copied) under a new revision; resolves when durable. */
+  /** Stores a copy of `value` under a new revision; resolves to it when durable. */
   write(key: string, value: Uint8Array): Promise<number> | number {
+    const written = this.store(key, value);
+    const revision = this.#revision;
+    return written === undefined ? revision : written.then(() => revision);
+  }
+
+  /**
+   * Stores a copy of `value` under a new revision; with a log, returns the promise of the log
+   * batch that writes it (shared by every write of that batch).
+   */
+  store(key: string, value: Uint8Array): Promise<void> | undefined {
     const revision = ++this.#revision;
-    this.#entries.set(key, new Entry(value, revision, true));
-    if (!this.#log) return revision;
+    this.#entries.set(key, new Entry(latin1(value), revision, true));
+    if (!this.#log) return undefined;
     // The record's JSON built directly: base64 needs no escaping, nor do keys (callers checked
     // them: only [A-Za-z0-9_=.-]).
-    return this.#persist(`["P",${revision},"${key}","${toBase64(value)}"]`).then(() => revision);
+    return this.#persist(`["P",${revision},"${key}","${toBase64(value)}"]`);
   }
 
   /** Leaves a delete marker under a new revision; resolves when durable. */
   remove(key: string): Promise<void> | undefined {
     const revision = ++this.#revision;
-    this.#entries.set(key, new Entry(EMPTY, revision, false));
+    this.#entries.set(key, new Entry("", revision, false));
     return this.#log ? this.#persist(`["D",${revision},"${key}"]`) : undefined;
   }
 
@@ -135,7 +144,7 @@ export class KvBucket {
     // In revision order, as the log was written, and the last revision at the end (it may be a
     // delete marker's, which is not kept).
     const live = [...this.#entries].filter(([, e]) => e.live).sort((a, b) => a[1].revision - b[1].revision);
-    const records: unknown[][] = live.map(([key, e]) => ["P", e.revision, key, toBase64(e.value)]);
+    const records: unknown[][] = live.map(([key, e]) => ["P", e.revision, key, btoa(e.bytes)]);
     records.push(["S", this.#revision]);
     this.#records = records.length;
     return (this.#log as AppendLog).snapshot(records);
@@ -145,8 +154,6 @@ export class KvBucket {
     return this.#log?.close() ?? Promise.resolve();
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 /** A handle on a bucket; fails with `closed` once the bus is closed. */
 export class MemoryKv implements KvStore {
@@ -177,7 +184,7 @@ export class MemoryKv implements KvStore {
     try {
       this.#check("put", key);
       checkSize(value);
-      written = this.#bucket.write(key, copy(value));
+      written = this.#bucket.write(key, value);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -194,7 +201,7 @@ export class MemoryKv implements KvStore {
         `kv ${this.#bucket.name}: create ${key}: exists at revision ${last.revision}`,
       );
     }
-    return await this.#bucket.write(key, copy(value));
+    return await this.#bucket.write(key, value);
   }
 
   async update(key: string, value: Uint8Array, expected: number): Promise<number> {
@@ -208,7 +215,7 @@ export class MemoryKv implements KvStore {
         `kv ${this.#bucket.name}: update ${key}: revision is ${last?.revision ?? "none"}, not ${expected}`,
       );
     }
-    return await this.#bucket.write(key, copy(value));
+    return await this.#bucket.write(key, value);
   }
 
   async delete(key: string, expected?: number): Promise<void> {
@@ -226,7 +233,7 @@ export class MemoryKv implements KvStore {
   }
 
   writeMany(writes: readonly KvWrite[]): Promise<void> {
-    let last: Promise<unknown> | number | undefined;
+    let last: Promise<void> | undefined;
     try {
       if (this.#isClosed()) throw closedError(`kv ${this.#bucket.name}: writeMany`);
       for (const [key, value] of writes) {
@@ -236,11 +243,11 @@ export class MemoryKv implements KvStore {
       // One log batch takes them all (it is written after this turn), so the last write's promise
       // settles with every one of them.
       for (const [key, value] of writes)
-        last = value === undefined ? this.#bucket.remove(key) : this.#bucket.write(key, value);
+        last = value === undefined ? this.#bucket.remove(key) : this.#bucket.store(key, value);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return typeof last === "object" ? last.then(() => undefined) : Promise.resolve();
+    return last ?? Promise.resolve();
   }
 
   keys(filter?: string): Promise<string[]> {
