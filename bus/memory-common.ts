@@ -54,6 +54,22 @@ export function copy(data: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Bytes kept for later (KV values, stream events) as a one-byte string, one latin1 character per
+ * byte (lossless both ways), not as a Uint8Array: a typed array object costs about 100 bytes, and
+ * bytes in array buffers live outside the heap, where the garbage collector tracks them buffer by
+ * buffer (a kept view also keeps the whole pool slab it was cut from). bench/lease.ts measured
+ * about 13 % less CPU per grant with strings. Making the string is the copy.
+ */
+export function toLatin1(data: Uint8Array): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("latin1");
+}
+
+/** The bytes of a `toLatin1` string, in a fresh buffer the caller may change. */
+export function fromLatin1(text: string): Uint8Array {
+  return Buffer.from(text, "latin1");
+}
+
 /** An abort reason as an Error (the reason itself when it is one, as callers compare it). */
 export function abortError(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;

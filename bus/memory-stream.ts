@@ -14,11 +14,20 @@ import {
   checkSize,
   checkSubject,
   closedError,
-  copy,
+  fromLatin1,
   settle,
+  toLatin1,
   tokensMatch,
 } from "./memory-common.ts";
 import { AppendLog, fromBase64, int, loadLog, str, toBase64 } from "./memory-log.ts";
+
+/** A held event; its bytes as a `toLatin1` string. */
+interface HeldEvent {
+  readonly subject: string;
+  readonly bytes: string;
+  readonly sequence: number;
+  readonly time: number;
+}
 
 /** Dropped events kept in the array before it is compacted. */
 const SHIFT_AFTER = 1024;
@@ -30,7 +39,7 @@ export class StreamState {
   subjects: readonly string[] = [];
   maxEvents = Infinity;
   /** Held events, oldest first, from index `#first`. */
-  #events: StoredEvent[] = [];
+  #events: HeldEvent[] = [];
   #first = 0;
   #last = 0;
   #lastTime = 0;
@@ -67,7 +76,7 @@ export class StreamState {
     }
     if (sequence <= this.#last) throw new TypeError(`sequence ${sequence} after ${this.#last}`);
     if (r[0] !== "E") throw new TypeError(`unknown record ${String(r[0])}`);
-    const event = { sequence, time: int(r[2]), subject: str(r[3]), data: fromBase64(r[4]) };
+    const event = { sequence, time: int(r[2]), subject: str(r[3]), bytes: toLatin1(fromBase64(r[4])) };
     this.#events.push(event);
     this.#last = sequence;
     this.#lastTime = event.time;
@@ -90,13 +99,13 @@ export class StreamState {
     }
   }
 
-  /** Stores an event (bytes already copied); resolves with its sequence once durable. */
+  /** Stores an event (a copy of `data`); resolves with its sequence once durable. */
   store(subject: string, data: Uint8Array): Promise<number> | number {
     const sequence = ++this.#last;
     // Times never go back within a stream, so a read from a time can trust the order.
     const time = Math.max(Date.now(), this.#lastTime);
     this.#lastTime = time;
-    this.#events.push({ subject, data, sequence, time });
+    this.#events.push({ subject, bytes: toLatin1(data), sequence, time });
     this.#trim();
     if (!this.#log) return sequence;
     const written = this.#log.append(["E", sequence, time, subject, toBase64(data)]);
@@ -109,12 +118,12 @@ export class StreamState {
   }
 
   /** The first held event at or after `from.sequence`, else at or after `from.time`, else the oldest. */
-  first(from: { readonly sequence?: number; readonly time?: number }): StoredEvent | undefined {
+  first(from: { readonly sequence?: number; readonly time?: number }): HeldEvent | undefined {
     return this.#events[this.#index(from)];
   }
 
   /** The held event that follows `sequence`. */
-  after(sequence: number): StoredEvent | undefined {
+  after(sequence: number): HeldEvent | undefined {
     return this.#events[this.#index({ sequence: sequence + 1 })];
   }
 
@@ -127,7 +136,7 @@ export class StreamState {
     if (sequence === undefined && time === undefined) return lo;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const e = events[mid] as StoredEvent;
+      const e = events[mid] as HeldEvent;
       if (sequence !== undefined ? e.sequence < sequence : e.time < (time as number)) lo = mid + 1;
       else hi = mid;
     }
@@ -137,8 +146,8 @@ export class StreamState {
   #compact(): Promise<void> {
     const records: unknown[][] = [];
     for (let i = this.#first; i < this.#events.length; i++) {
-      const e = this.#events[i] as StoredEvent;
-      records.push(["E", e.sequence, e.time, e.subject, toBase64(e.data)]);
+      const e = this.#events[i] as HeldEvent;
+      records.push(["E", e.sequence, e.time, e.subject, btoa(e.bytes)]);
     }
     records.push(["L", this.#last]);
     this.#records = records.length;
@@ -187,9 +196,9 @@ export class MemoryStream implements EventStream {
       );
     }
     checkSize(data);
-    const bytes = copy(data);
-    const sequence = this.#state.store(subject, bytes);
-    this.#deliver(subject, bytes);
+    // Both copy `data` (the store as its string, delivery per subscriber).
+    const sequence = this.#state.store(subject, data);
+    this.#deliver(subject, data);
     return await sequence;
   }
 
@@ -233,7 +242,7 @@ export class MemoryStream implements EventStream {
     for (let e = this.#state.first(from); e && e.sequence <= end; e = this.#state.after(e.sequence)) {
       if (this.#isClosed()) throw closedError(what);
       if (!filter || tokensMatch(filter, e.subject.split("."))) {
-        yield { subject: e.subject, data: copy(e.data), sequence: e.sequence, time: e.time };
+        yield { subject: e.subject, data: fromLatin1(e.bytes), sequence: e.sequence, time: e.time };
       }
     }
   }

@@ -83,6 +83,8 @@ interface Group {
 
 /** Who gets a message on one subject: plain subscribers, one member per queue group, streams. */
 interface Route {
+  /** The subject, one string for every message on it: streams keep it with each event they store. */
+  readonly subject: string;
   readonly plain: readonly Sub[];
   readonly groups: readonly Group[];
   readonly streams: readonly StreamState[];
@@ -128,7 +130,7 @@ class MemoryBus implements Bus {
       else byQueue.set(sub.queue, { members: [sub], next: 0 });
     }
     const streams = [...this.#streams.values()].filter((s) => s.covers(tokens));
-    route = { plain, groups: [...byQueue.values()], streams };
+    route = { subject, plain, groups: [...byQueue.values()], streams };
     if (this.#routes.size >= ROUTES_MAX) this.#routes.clear();
     this.#routes.set(subject, route);
     return route;
@@ -161,9 +163,10 @@ class MemoryBus implements Bus {
       checkSize(data);
       const route = this.#route(subject);
       if (route.streams.length > 0) {
-        // Like JetStream, a stream stores what is published on its subjects (fire and forget).
-        const bytes = copy(data);
-        for (const s of route.streams) void Promise.resolve(s.store(subject, bytes)).catch(() => undefined);
+        // Like JetStream, a stream stores what is published on its subjects (fire and forget; the
+        // store keeps a copy).
+        for (const s of route.streams)
+          void Promise.resolve(s.store(route.subject, data)).catch(() => undefined);
       }
       this.#deliver(route, subject, data, undefined);
     });
