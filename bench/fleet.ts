@@ -8,11 +8,13 @@
  *    Prints both medians and the ratio sumac/floor (target <= 1.5).
  * 2. Simulated fleet: 10,000 targets through the real run orchestration, target machines and
  *    lease service on the in-process bus, with transports and agent replaced by in-process fakes
- *    (bench/fleet/simulated.ts): targets per second and peak RSS (targets >= 1,000/s, <= 1 GiB).
+ *    (bench/fleet/simulated.ts), at the job's default concurrency (32) and 1,000 at once, each in
+ *    a fresh process: targets per second and peak RSS (targets >= 1,000/s, <= 1 GiB).
  *
  * Needs the container engine (`npm run targets`) for part 1; `--simulated-only` skips it.
  */
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
@@ -20,10 +22,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLinuxTarget, type LinuxTarget } from "../test/support/linux-target.ts";
 import { writeFleetJob } from "../test/support/fleet-job.ts";
+import { DEFAULT_CONCURRENCY } from "../cli/job/schema.ts";
 import { floorFleet } from "./fleet/floor.ts";
 import { median } from "./stats.ts";
 
 const CLI = fileURLToPath(new URL("../cli/sumac.ts", import.meta.url));
+const SIMULATED = fileURLToPath(new URL("./fleet/simulated.ts", import.meta.url));
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const simulatedOnly = process.argv.includes("--simulated-only");
 const count = Number(args[0] ?? 20);
@@ -117,6 +121,17 @@ async function realFleet(): Promise<void> {
   }
 }
 
+/** One simulated row in a fresh process (bench/fleet/simulated.ts), its line printed as it comes. */
+async function simulatedRow(targets: number, concurrency: number): Promise<void> {
+  const child = spawn(process.execPath, [SIMULATED, String(targets), String(concurrency)], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`the simulated fleet (${concurrency} at once) exited with ${code}`);
+}
+
 if (!simulatedOnly) await realFleet();
-const { simulatedFleet } = await import("./fleet/simulated.ts");
-await simulatedFleet(10_000);
+// At the job's default concurrency, and at 1,000 at once: more machines in flight keep more alive
+// at a time (each survives more scavenges, so more is promoted and collected later).
+await simulatedRow(10_000, DEFAULT_CONCURRENCY);
+await simulatedRow(10_000, 1_000);

@@ -3,10 +3,14 @@
  * concurrency, events on the in-process bus, snapshots in its KV, report) and the real lease
  * service on the in-process bus, with every transport and agent call replaced by an in-process
  * fake that answers at once (no network): what sumac itself costs per target.
+ *
+ * Run as `node bench/fleet/simulated.ts COUNT CONCURRENCY` by bench/fleet.ts, one fresh process
+ * per row: a process that ran a fleet before has its heap grown and its code compiled already.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import type { StepImpls } from "../../actors/target/steps.ts";
 import type { Job, JobTarget } from "../../cli/job/types.ts";
@@ -95,7 +99,7 @@ const fakeSteps: StepsFactory = (run) => {
   return at({ steps, close: () => leases.close() });
 };
 
-export async function simulatedFleet(count: number, concurrency = 1000): Promise<void> {
+export async function simulatedFleet(count: number, concurrency: number): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), "sumac-bench-sim-"));
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
@@ -120,4 +124,11 @@ export async function simulatedFleet(count: number, concurrency = 1000): Promise
     clearInterval(sampler);
     await rm(stateDir, { recursive: true, force: true });
   }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [count, concurrency] = process.argv.slice(2).map(Number);
+  if (!Number.isInteger(count) || !Number.isInteger(concurrency) || count! < 1 || concurrency! < 1)
+    throw new Error("usage: simulated.ts COUNT CONCURRENCY (positive integers)");
+  await simulatedFleet(count!, concurrency!);
 }

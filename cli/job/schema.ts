@@ -143,10 +143,13 @@ const Ports = described(
   { expected: "a mapping of workstation, callback, agent, strategy, window", what: "ports" },
 );
 
+/** Targets worked on at once unless the job says otherwise. */
+export const DEFAULT_CONCURRENCY = 32;
+
 const Options = described(
   z.strictObject({
     concurrency: integer(1, 10000, "concurrency")
-      .default(32)
+      .default(DEFAULT_CONCURRENCY)
       .meta({ description: "Targets worked on at once." }),
     retries: integer(0, 20, "number of retries").optional().meta({
       description:
