@@ -29,7 +29,7 @@ Usage:
   sumac <command> --help                 the command's options, where its report goes
   sumac --help | --version
 
-Options of deploy and inventory: --rewrite, --downgrade, --json, --nats URL, --state-dir DIR.
+Options of deploy and inventory: --rewrite, --downgrade, --json, --nats URL, --state-dir DIR, --retry RUN.
 Without --nats (or SUMAC_NATS_URL) everything runs in this process (embedded default), keeping
 its state in $XDG_STATE_HOME/sumac (default ~/.local/state/sumac).
 

@@ -16,6 +16,8 @@ export interface RunArgs {
   readonly json: boolean;
   readonly natsUrl?: string;
   readonly stateDir?: string;
+  /** `--retry RUN`: only the targets that did not succeed in that run (an id, or `last`). */
+  readonly retry?: string;
 }
 
 /** A command line that cannot be run (sumac exits 254). */
@@ -26,7 +28,7 @@ export class UsageError extends Error {
 }
 
 const SWITCHES = ["--rewrite", "--downgrade", "--json"] as const;
-const VALUED = { "--nats": "URL", "--state-dir": "DIR" } as const;
+const VALUED = { "--nats": "URL", "--state-dir": "DIR", "--retry": "RUN" } as const;
 
 /** What `args` ask for: the run's arguments, or help. @throws {UsageError} */
 export function parseRunArgs(command: RunCommand, args: readonly string[]): RunArgs | "help" {
@@ -78,6 +80,7 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
       `sumac ${command}: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; ${see}`,
     );
   const stateDir = value("--state-dir");
+  const retry = value("--retry");
   return {
     command,
     jobFile: positionals[0]!,
@@ -86,6 +89,7 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     json: seen.has("--json"),
     ...(natsUrl === undefined ? {} : { natsUrl }),
     ...(stateDir === undefined ? {} : { stateDir }),
+    ...(retry === undefined ? {} : { retry }),
   };
 }
 
@@ -99,6 +103,9 @@ const COMMON = `Options:
                      a user or password goes in SUMAC_NATS_URL only, never on the command line
   --state-dir DIR    where runs and the embedded bus are kept; default $XDG_STATE_HOME/sumac,
                      else ~/.local/state/sumac
+  --retry RUN        run only the job's targets that did not succeed in an earlier run: RUN is
+                     its id (its directory under DIR/runs/) or 'last' for the newest run with
+                     a report. Exit 3 when all of them succeeded there
   -h, --help         this help
 
 Each run gets a directory DIR/runs/<run-id>/ (mode 0700) holding report.json (every target's

@@ -13,6 +13,7 @@ import { LiveDisplay } from "./display-live.ts";
 import { ExitCode } from "./exit-codes.ts";
 import type { CliIo } from "./io.ts";
 import { resolveStateDir } from "./paths.ts";
+import { RetryError, targetsToRetry } from "./retry.ts";
 import { RunSetupError, runJob } from "./run-job.ts";
 import type { StepsFactory } from "./types.ts";
 
@@ -33,6 +34,44 @@ function pickDisplay(args: RunArgs, io: CliIo, job: Job): RunDisplay {
   return io.isTTY ? new LiveDisplay(options) : new LineDisplay(options);
 }
 
+/**
+ * `--retry RUN`: the job cut down to the targets that did not succeed in run RUN, or the exit code
+ * when there is nothing to run: 3 when all of them succeeded, 254 when the retry is refused (no
+ * such run, no report) or none of its targets to retry is in the job.
+ */
+async function retryJob(job: Job, run: string, stateDir: string, io: CliIo): Promise<Job | number> {
+  let selection;
+  try {
+    selection = await targetsToRetry(stateDir, run, job.name);
+  } catch (error) {
+    if (!(error instanceof RetryError)) throw error;
+    io.err(`sumac: ${error.message}\n`);
+    return ExitCode.badInput;
+  }
+  if (selection.jobName !== job.name)
+    io.err(`sumac: --retry: run ${selection.runId} was of job '${selection.jobName}', not '${job.name}'\n`);
+  const wanted = new Set(selection.targetIds);
+  const targets = job.targets.filter((t) => wanted.has(t.id));
+  const inJob = new Set(job.targets.map((t) => t.id));
+  const gone = selection.targetIds.filter((id) => !inJob.has(id));
+  if (gone.length > 0)
+    io.err(
+      `sumac: --retry: not in the job any more, not run: ${gone.slice(0, 20).join(", ")}${gone.length > 20 ? `, and ${gone.length - 20} more` : ""}\n`,
+    );
+  if (selection.targetIds.length === 0) {
+    io.err(`sumac: run ${selection.runId}: every target succeeded; nothing to retry\n`);
+    return ExitCode.nothingNeeded;
+  }
+  if (targets.length === 0) {
+    io.err(`sumac: run ${selection.runId}: none of the targets that did not succeed is in this job\n`);
+    return ExitCode.badInput;
+  }
+  io.err(
+    `sumac: retrying ${targets.length} of the job's ${job.targets.length} target(s), those that did not succeed in run ${selection.runId}\n`,
+  );
+  return { ...job, targets };
+}
+
 /** Runs a parsed `deploy` or `inventory` command line; resolves with the exit code. */
 export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory | undefined): Promise<number> {
   let job: Job;
@@ -43,6 +82,13 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
     io.err(`${error.format()}\n`);
     return ExitCode.badInput;
   }
+  const env = io.env ?? {};
+  const stateDir = resolveStateDir(args.stateDir, env);
+  if (args.retry !== undefined) {
+    const retried = await retryJob(job, args.retry, stateDir, io);
+    if (typeof retried === "number") return retried;
+    job = retried;
+  }
   if (steps === undefined) {
     io.err(
       `sumac: ${args.jobFile}: a valid job (${job.targets.length} target(s), ` +
@@ -51,14 +97,13 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
     );
     return ExitCode.otherFailure;
   }
-  const env = io.env ?? {};
   const natsUrl = args.natsUrl ?? (env.SUMAC_NATS_URL?.trim() || undefined);
   const display = pickDisplay(args, io, job);
   const run = runJob({
     job,
     flags: { inventoryOnly: args.command === "inventory", rewrite: args.rewrite, downgrade: args.downgrade },
     steps,
-    stateDir: resolveStateDir(args.stateDir, env),
+    stateDir,
     ...(natsUrl === undefined ? {} : { natsUrl }),
     ...(io.now === undefined ? {} : { now: io.now }),
     onEvent: (event) => display.event(event),

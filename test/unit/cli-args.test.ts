@@ -50,6 +50,7 @@ describe("cli args", () => {
           "--nats URL",
           "SUMAC_NATS_URL",
           "--state-dir DIR",
+          "--retry RUN",
           "$XDG_STATE_HOME/sumac",
           "~/.local/state/sumac",
           "runs/<run-id>/",
@@ -75,7 +76,7 @@ describe("cli args", () => {
     const r = await capture(["--help"]);
     assert.equal(r.code, 0);
     for (const line of EXIT_LINES) assert.match(r.out, line);
-    assert.match(r.out, /--rewrite, --downgrade, --json, --nats URL, --state-dir DIR/);
+    assert.match(r.out, /--rewrite, --downgrade, --json, --nats URL, --state-dir DIR, --retry RUN/);
   });
 
   const bad: [string, string[], string][] = [
@@ -108,6 +109,11 @@ describe("cli args", () => {
       "an option as the value",
       ["deploy", "--state-dir", "--json", "job.yaml"],
       "sumac deploy: option '--state-dir' needs a value: --state-dir DIR; see 'sumac deploy --help'\n",
+    ],
+    [
+      "--retry without a run",
+      ["deploy", "job.yaml", "--retry"],
+      "sumac deploy: option '--retry' needs a value: --retry RUN; see 'sumac deploy --help'\n",
     ],
     [
       "an empty value",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { main, type CliIo } from "../../cli/main.ts";
@@ -223,6 +223,92 @@ describe("cli run", () => {
     for (const l of views.split("\n").filter((l) => !l.includes("run directory")))
       assert.ok(l.replace(/\x1b\[\d*[A-Za-z]/g, "").length <= 99, `too wide: ${l}`);
     assert.match(out, /^t8\s+succeeded\s+0/m);
+  });
+
+  it("cli run - --retry last runs only the targets that did not succeed in the job's newest run", async () => {
+    const stateDir = join(work.dir, `state${n++}`);
+    const job = await jobFile(["t1", "t2", "t3"]);
+    const failing = steps({
+      t2: { fail: { install: { code: "INSTALL_FAILED", retryable: false, message: "exit 7" } } },
+      t3: { fail: { connect: { code: "EHOSTUNREACH", retryable: false, message: "no route" } } },
+    });
+    const first = cli(["deploy", job], failing.factory, {}, stateDir);
+    assert.equal(await first.code, 255);
+    const firstRun = (await report(first.out())).runId;
+    // A run of another job in between is passed over by 'last'.
+    const otherJob = await jobFile(["t9"]);
+    await writeFile(
+      otherJob,
+      (await readFile(otherJob, "utf8")).replace("name: test-job", "name: other-job"),
+    );
+    const other = cli(["deploy", otherJob], steps().factory, {}, stateDir);
+    assert.equal(await other.code, 0);
+
+    const fixed = steps();
+    const retry = cli(["deploy", job, "--retry", "last"], fixed.factory, {}, stateDir);
+    assert.equal(await retry.code, 0);
+    assert.match(
+      retry.err(),
+      new RegExp(
+        `^sumac: retrying 2 of the job's 3 target\\(s\\), those that did not succeed in run ${firstRun}$`,
+        "m",
+      ),
+    );
+    assert.deepEqual([...new Set(fixed.record.calls.map((c) => c.split(":")[0]))].sort(), ["t2", "t3"]);
+    const retried = await report(retry.out());
+    assert.deepEqual(
+      retried.targets.map((t) => [t.id, t.status]),
+      [
+        ["t2", "succeeded"],
+        ["t3", "succeeded"],
+      ],
+    );
+    assert.notEqual(retried.runId, firstRun);
+
+    const again = cli(["deploy", job, "--retry", "last"], steps().factory, {}, stateDir);
+    assert.equal(await again.code, 3);
+    assert.equal(again.err(), `sumac: run ${retried.runId}: every target succeeded; nothing to retry\n`);
+    const byId = cli(["deploy", job, "--retry", firstRun], steps().factory, {}, stateDir);
+    assert.equal(await byId.code, 0, "an earlier run named by its id");
+  });
+
+  it("cli run - --retry refused: not a run id, no such run, no run of the job, none of its targets in the job", async () => {
+    const stateDir = join(work.dir, `state${n++}`);
+    const job = await jobFile(["t1"]);
+    const bad = cli(["deploy", job, "--retry", "../../etc"], steps().factory, {}, stateDir);
+    assert.equal(await bad.code, 254);
+    assert.match(
+      bad.err(),
+      /--retry "\.\.\/\.\.\/etc": expected a run id such as \S+ \(the name of its directory under \S+\/runs\) or 'last'/,
+    );
+    const none = cli(["deploy", job, "--retry", "last"], steps().factory, {}, stateDir);
+    assert.equal(await none.code, 254);
+    assert.match(none.err(), /^sumac: --retry last: no run of job 'test-job' with a report in \S+\/runs$/m);
+    const missing = cli(
+      ["deploy", job, "--retry", "20260101-000000-000-abcdef"],
+      steps().factory,
+      {},
+      stateDir,
+    );
+    assert.equal(await missing.code, 254);
+    assert.match(
+      missing.err(),
+      /20260101-000000-000-abcdef\/report\.json does not exist \(no such run, or it ended before writing its report\)/,
+    );
+
+    const failed = cli(
+      ["deploy", await jobFile(["t5"])],
+      steps({ t5: { fail: { connect: { code: "EHOSTUNREACH", retryable: false, message: "no route" } } } })
+        .factory,
+      {},
+      stateDir,
+    );
+    assert.equal(await failed.code, 255);
+    const runId = (await report(failed.out())).runId;
+    const elsewhere = cli(["deploy", job, "--retry", runId], steps().factory, {}, stateDir);
+    assert.equal(await elsewhere.code, 254);
+    assert.match(elsewhere.err(), /^sumac: --retry: not in the job any more, not run: t5$/m);
+    assert.match(elsewhere.err(), /none of the targets that did not succeed is in this job/);
   });
 
   it("cli run - inventory is a dry run; its exit code says whether something would be installed", async () => {
