@@ -40,7 +40,7 @@ export interface RetrySelection {
 async function lastRun(stateDir: string, jobName: string): Promise<RetrySelection | undefined> {
   const runs = await readdir(join(stateDir, "runs")).catch((error: NodeJS.ErrnoException) => {
     if (error.code === "ENOENT") return [];
-    throw error;
+    throw new RetryError(`--retry last: cannot list ${join(stateDir, "runs")}: ${error.message}`);
   });
   // Run ids sort by start time.
   for (const id of runs
