@@ -87,7 +87,13 @@ interface TargetAgent {
   workstationLease?: Lease;
   listener?: CallbackListener;
   listenerFingerprint?: string;
-  firewallOpen?: { leaseId: string; port: number };
+  /**
+   * The callback port's rule, from the moment it is asked for: an open that failed or was aborted
+   * may still have reached the firewall (nft ran, the caller stopped waiting), so closeFirewall
+   * removes it whatever the open's outcome (a close of a rule that is not there is a no-op).
+   * `opened` once the open succeeded: only then is it not asked for again.
+   */
+  firewallOpen?: { leaseId: string; port: number; opened: boolean };
   process?: RemoteProcess;
   /** The session the agent runs through (told, at its stop, whether the agent removed its files). */
   session?: TargetSession;
@@ -193,17 +199,11 @@ export function createExchangeSteps(
         conflicts.push(...probe.conflicts);
       }
       const callbackLease = state.callbackLease!;
-      if (!session.local && deps.firewallMode !== "none" && state.firewallOpen === undefined) {
-        await deps.firewall.open(
-          {
-            runId: deps.runId,
-            leaseId: callbackLease.leaseId,
-            port: callbackLease.port,
-            peer: session.remoteAddress,
-          },
-          { signal },
-        );
-        state.firewallOpen = { leaseId: callbackLease.leaseId, port: callbackLease.port };
+      if (!session.local && deps.firewallMode !== "none" && state.firewallOpen?.opened !== true) {
+        const rule = { leaseId: callbackLease.leaseId, port: callbackLease.port };
+        state.firewallOpen = { ...rule, opened: false };
+        await deps.firewall.open({ runId: deps.runId, ...rule, peer: session.remoteAddress }, { signal });
+        state.firewallOpen.opened = true;
       }
       deps.onPorts?.(target.id, { conflicts });
       return {
@@ -487,7 +487,8 @@ export function createExchangeSteps(
     async closeFirewall({ target }) {
       const state = agents.get(target.id);
       if (state?.firewallOpen === undefined) return;
-      await deps.firewall.close({ runId: deps.runId, ...state.firewallOpen });
+      const { leaseId, port } = state.firewallOpen;
+      await deps.firewall.close({ runId: deps.runId, leaseId, port });
       state.firewallOpen = undefined;
     },
 
