@@ -25,9 +25,6 @@ export function snapshotKey(runId: string, targetId: string): string {
  */
 export const EMBEDDED_SNAPSHOT_RUNS = 20;
 
-/** Keys deleted at once (the in-process KV syncs them together). */
-const PRUNE_BATCH = 512;
-
 /**
  * Deletes the snapshots of every run but the newest `keep` (run ids, and so their tokens, sort by
  * start time). Resolves to how many runs' snapshots went.
@@ -38,8 +35,8 @@ export async function pruneSnapshots(kv: KvStore, keep: number): Promise<number>
   const runs = [...new Set(keys.map(runOf))].sort();
   const old = new Set(runs.slice(0, Math.max(0, runs.length - keep)));
   const doomed = keys.filter((key) => old.has(runOf(key)));
-  for (let i = 0; i < doomed.length; i += PRUNE_BATCH)
-    await Promise.all(doomed.slice(i, i + PRUNE_BATCH).map((key) => kv.delete(key)));
+  // One batch: the in-process KV logs (and syncs) the deletes together; NATS pipelines them.
+  if (doomed.length > 0) await kv.writeMany(doomed.map((key) => [key, undefined] as const));
   return old.size;
 }
 
