@@ -196,17 +196,6 @@ export class LeaseTable {
     }
   }
 
-  /** The lease on a port of a worker host, if any. */
-  leaseOn(workerHost: string, port: number): Lease | undefined {
-    const leaseId = this.hosts.get(workerHost)?.leased.get(port);
-    return leaseId === undefined ? undefined : this.leases.get(leaseId);
-  }
-
-  /** The cool-down of a port of a worker host, if it is busy. */
-  busyOn(workerHost: string, port: number): BusyPort | undefined {
-    return this.hosts.get(workerHost)?.busy.get(port);
-  }
-
   /** The leases (of one worker host, or all) by host, range and port, and the busy ports. */
   snapshot(workerHost?: string): { leases: Lease[]; busy: BusyPort[] } {
     const leases: Lease[] = [];
