@@ -6,11 +6,13 @@
  * Built once, reused by later runs: `manifest.json` beside the bundle lists the files it was made
  * from with their sizes and modification times. While none of them changed and the bundle still
  * has its hash, a run takes it as it is, without starting esbuild (about 0.3 s of every run's
- * start, before any target could be pushed to).
+ * start, before any target could be pushed to). Only a bundle in the same directory, under the
+ * name its build gives it and at most {@link MAX_BUNDLE_BYTES}, is taken from a manifest: the
+ * manifest names what every target is sent.
  */
 import { createHash } from "node:crypto";
 import { readFile, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { buildAgent, type BuiltAgent } from "../../agent/build.ts";
 
 export type { BuiltAgent };
@@ -19,6 +21,10 @@ const MANIFEST = "manifest.json";
 const MANIFEST_VERSION = 1;
 /** More than this in a manifest is not ours: rebuild. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
+/** More than this in a bundle is not one of ours (it is about 400 KiB): rebuild, do not hash it. */
+export const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
+/** The name agent/build.ts gives a bundle: the first 16 hex digits of its SHA-256. */
+const BUNDLE_NAME = /^sumac-agent-([0-9a-f]{16})\.js$/;
 
 interface Manifest {
   readonly version: number;
@@ -50,7 +56,7 @@ export function agentBundleOnce(options: { outDir: string; entry?: string }): ()
 export async function cachedBuild(outDir: string, entry?: string): Promise<BuiltAgent> {
   const entryKey = entry ?? "(default)";
   const manifestPath = join(outDir, MANIFEST);
-  const cached = await fromManifest(manifestPath, entryKey);
+  const cached = await fromManifest(outDir, manifestPath, entryKey);
   if (cached !== undefined) return cached;
   const started = Date.now();
   const built = await buildAgent({ outDir, ...(entry === undefined ? {} : { entry }) });
@@ -76,7 +82,11 @@ export async function cachedBuild(outDir: string, entry?: string): Promise<Built
   return built;
 }
 
-async function fromManifest(manifestPath: string, entryKey: string): Promise<BuiltAgent | undefined> {
+async function fromManifest(
+  outDir: string,
+  manifestPath: string,
+  entryKey: string,
+): Promise<BuiltAgent | undefined> {
   try {
     if ((await stat(manifestPath)).size > MAX_MANIFEST_BYTES) return undefined;
     const text = await readFile(manifestPath, "utf8");
@@ -90,6 +100,10 @@ async function fromManifest(manifestPath: string, entryKey: string): Promise<Bui
       m.inputs.length === 0
     )
       return undefined;
+    // Only a bundle of this directory, under the name its build gives it, is taken.
+    const name = BUNDLE_NAME.exec(basename(m.path));
+    if (m.path !== resolve(outDir, basename(m.path)) || name === null || !m.sha256.startsWith(name[1] ?? "-"))
+      return undefined;
     const inputs: string[] = [];
     for (const input of m.inputs as unknown[]) {
       if (!Array.isArray(input)) return undefined;
@@ -99,6 +113,7 @@ async function fromManifest(manifestPath: string, entryKey: string): Promise<Bui
       if (st.size !== size || st.mtimeMs !== mtime) return undefined;
       inputs.push(path);
     }
+    if ((await stat(m.path)).size > MAX_BUNDLE_BYTES) return undefined;
     const bytes = await readFile(m.path);
     if (createHash("sha256").update(bytes).digest("hex") !== m.sha256) return undefined;
     return { path: m.path, sha256: m.sha256, bytes: bytes.byteLength, inputs };

@@ -3,9 +3,9 @@
  * it was made from are unchanged and it still has its hash, and built again otherwise.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cachedBuild } from "../../actors/target/agent-bundle.ts";
 
@@ -62,5 +62,25 @@ describe("target agent bundle cache", () => {
       built.sha256,
       "the manifest is written again",
     );
+  });
+
+  it("target agent bundle - a manifest naming a file outside its directory, or under another name, is not followed", async () => {
+    const built = await cachedBuild(out, entry);
+    const manifestPath = join(out, "manifest.json");
+    const manifest = JSON.parse(await readFile(manifestPath, "utf8")) as { path: string };
+    const elsewhere = join(dir, "elsewhere");
+    await mkdir(elsewhere, { recursive: true });
+    for (const path of [join(elsewhere, basename(built.path)), join(out, "agent.js")]) {
+      await copyFile(built.path, path);
+      await writeFile(manifestPath, JSON.stringify({ ...manifest, path }));
+      const taken = await cachedBuild(out, entry);
+      assert.equal(taken.path, built.path, `not ${path}`);
+      assert.equal(taken.sha256, built.sha256);
+      assert.equal(
+        (JSON.parse(await readFile(manifestPath, "utf8")) as { path: string }).path,
+        built.path,
+        "a new build wrote its own manifest",
+      );
+    }
   });
 });
