@@ -5,6 +5,7 @@ import { mkdirSync, statSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { StepsFactory } from "./run/types.ts";
 
 /**
  * Node's compile cache (compiled code of sumac's modules, TypeScript already stripped), in a
@@ -28,9 +29,12 @@ function compileCache(): void {
 }
 
 compileCache();
-// Loaded after the cache is on: static imports would be compiled before it.
-const { createRunSteps } = await import("../actors/target/compose.ts");
+// Loaded after the cache is on: static imports would be compiled before it. The steps (SSH, SMB,
+// the agent's client, certificates) only when a run starts: `--help` and a job file's errors are
+// answered without them.
 const { main } = await import("./main.ts");
+const createRunSteps: StepsFactory = async (run) =>
+  (await import("../actors/target/compose.ts")).createRunSteps(run);
 
 const code = await main(
   process.argv.slice(2),
