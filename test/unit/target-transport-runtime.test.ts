@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -178,6 +178,26 @@ describe("target transport runtime - compressed runtime", () => {
     const after = await stat(first.gzPath);
     assert.equal(after.ino, before.ino);
     assert.equal(after.mtimeMs, before.mtimeMs);
+  });
+
+  it("target transport runtime - the binary's hash is remembered while the file is unchanged", async () => {
+    const cache = join(tmp, "cache-memo");
+    const first = await compressRuntime(cache, binary);
+    const memoPath = join(cache, "binary.json");
+    const memo = JSON.parse(await readFile(memoPath, "utf8")) as { path: string; sha256: string };
+    assert.deepEqual([memo.path, memo.sha256], [binary, first.sha256]);
+    assert.equal((await stat(memoPath)).mode & 0o777, 0o600);
+    // A remembered hash is taken as it is: proof that the binary was not read again.
+    const planted = "ab".repeat(32);
+    await writeFile(memoPath, JSON.stringify({ ...memo, sha256: planted }));
+    assert.equal((await compressRuntime(cache, binary)).sha256, planted);
+    // Any change to the file (here its times) and it is hashed again.
+    const later = new Date(Date.now() + 5_000);
+    await utimes(binary, later, later);
+    assert.equal((await compressRuntime(cache, binary)).sha256, first.sha256);
+    // A damaged memo is no worse than none.
+    await writeFile(memoPath, "{ not json");
+    assert.equal((await compressRuntime(cache, binary)).sha256, first.sha256);
   });
 
   it("target transport runtime - a damaged cached file is made again", async () => {
