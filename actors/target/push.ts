@@ -97,7 +97,13 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
     return result.stdout;
   }
 
-  /** Puts the runtime at `nodePath` (gzip'd on the wire); returns nothing until it is checked. */
+  /**
+   * Puts the runtime at `nodePath` (gzip'd on the wire); returns nothing until it is checked. The
+   * upload's own hash is compared here; on the target one command unpacks it, hashes the binary,
+   * and only when that is the binary sent installs it and runs it once (a binary that does not
+   * run there, for want of a C library, says so now). No command of its own checks the .gz: the
+   * binary's hash covers it.
+   */
   async function pushRuntime(
     session: TargetSession,
     runtime: RuntimeArtifact,
@@ -111,23 +117,40 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
       sha256: runtime.gzSha256,
       signal,
       timeoutMs: uploadMs,
+      checkOnTarget: false,
     });
     const q = shellQuote;
-    const out = await run(
-      session,
-      `gzip -dc ${q(gz)} > ${q(part)} && rm -f ${q(gz)} && chmod 755 ${q(part)} && mv -f ${q(part)} ${q(nodePath)} && sha256sum ${q(nodePath)}`,
-      "unpacking the runtime",
-      signal,
+    const result = await session.shell.exec(
+      [
+        `gzip -dc ${q(gz)} > ${q(part)} && rm -f ${q(gz)} || exit $?`,
+        `h=$(sha256sum ${q(part)}) || exit $?`,
+        `set -- $h`,
+        `echo "sha256 $1"`,
+        `if [ "$1" != ${q(runtime.sha256)} ]; then rm -f ${q(part)}; exit 3; fi`,
+        `chmod 755 ${q(part)} && mv -f ${q(part)} ${q(nodePath)} && echo ran || exit $?`,
+        `exec ${q(nodePath)} --version`,
+      ].join("; "),
+      { timeoutMs: commandMs, signal },
     );
-    if (out.split(" ")[0] !== runtime.sha256)
-      throw new RuntimeHashError(
-        `the runtime unpacked on ${session.targetId} at ${nodePath} is not the binary sent`,
+    const lines = result.stdout.split("\n");
+    const hashed = lines.find((l) => l.startsWith("sha256 "));
+    const ran = lines.indexOf("ran");
+    const stderr = result.stderr.trim().slice(0, 300);
+    if (hashed === undefined || (ran < 0 && hashed.slice(7) === runtime.sha256))
+      throw new PushCommandError(
+        `unpacking the runtime on ${session.targetId} failed (exit ${String(result.exitCode ?? result.signal)}): ${stderr}`,
       );
-    // The binary may still not run there (a C library too old, libstdc++ missing): say so now.
-    const tried = await session.shell.exec(`${q(nodePath)} --version`, { timeoutMs: commandMs, signal });
-    if (tried.exitCode !== 0 || tried.stdout.trim() !== runtime.version)
+    if (hashed.slice(7) !== runtime.sha256)
+      throw new RuntimeHashError(
+        `the runtime unpacked on ${session.targetId} at ${nodePath} is not the binary sent (SHA-256 ${hashed.slice(7) || "none"}, expected ${runtime.sha256})`,
+      );
+    const version = lines
+      .slice(ran + 1)
+      .join("\n")
+      .trim();
+    if (result.exitCode !== 0 || version !== runtime.version)
       throw new NoRuntimeError(
-        `${session.targetId}: the pushed Node ${runtime.version} does not run there (${(tried.stderr.trim() || tried.stdout.trim()).slice(0, 300)}): install Node ${MIN_NODE_MAJOR} or later on the target`,
+        `${session.targetId}: the pushed Node ${runtime.version} does not run there (${(stderr || version).slice(0, 300)}): install Node ${MIN_NODE_MAJOR} or later on the target`,
       );
   }
 

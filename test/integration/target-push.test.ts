@@ -7,14 +7,16 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import ssh2 from "ssh2";
 import { agentBundleOnce } from "../../actors/target/agent-bundle.ts";
 import { createConnectSteps } from "../../actors/target/connect.ts";
 import { createPushSteps } from "../../actors/target/push.ts";
-import { runtimeOnce } from "../../actors/target/runtime.ts";
+import { runtimeOnce, type RuntimeArtifact } from "../../actors/target/runtime.ts";
 import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
 import type { SshTarget } from "../../cli/job/types.ts";
 import type { CleanupInput } from "../../machines/target-step-io.ts";
@@ -67,7 +69,7 @@ describe("target push - against linux-target containers", { skip }, () => {
     };
   }
 
-  function steps(target: SshTarget, agentCache = false) {
+  function steps(target: SshTarget, agentCache = false, pushed: typeof runtime = runtime) {
     const sessions = new SessionRegistry();
     const lines: string[] = [];
     const log = (_: string, __: string, line: string) => void lines.push(line);
@@ -81,7 +83,7 @@ describe("target push - against linux-target containers", { skip }, () => {
       env,
       connectTimeoutMs: 20_000,
     });
-    const push = createPushSteps({ sessions, agentCache, bundle, runtime, log });
+    const push = createPushSteps({ sessions, agentCache, bundle, runtime: pushed, log });
     const cleanup = (runId: string, sessionId: string | null): CleanupInput => ({
       runId,
       target: ref,
@@ -166,6 +168,56 @@ describe("target push - against linux-target containers", { skip }, () => {
     await s.removeFiles(s.cleanup("run-p", sessionId), never);
     assert.equal(await sh(plain, "find /var/tmp/sumac -mindepth 1"), "");
     await s.disconnect(s.cleanup("run-p", sessionId), never);
+  });
+
+  it("target push - a runtime that unpacks to other bytes, or does not run there, is refused with its own error", async () => {
+    const real = await runtime();
+    const cases: [string, RuntimeArtifact, Record<string, unknown>, RegExp][] = [
+      [
+        "run-h",
+        { ...real, sha256: "0".repeat(64) },
+        { code: "hash-mismatch", retryable: true },
+        /not the binary sent \(SHA-256 [0-9a-f]{64}, expected 0{64}\)/,
+      ],
+    ];
+    // A "runtime" that is a script failing at once, with its own hash: it unpacks and is checked,
+    // then cannot run.
+    const script = Buffer.from('#!/bin/sh\necho "cannot run here: no libc" >&2\nexit 1\n');
+    const gzPath = join(tmp, "broken-node.gz");
+    await writeFile(gzPath, gzipSync(script));
+    const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    cases.push([
+      "run-b",
+      {
+        ...real,
+        gzPath,
+        gzSha256: digest(await readFile(gzPath)),
+        sha256: digest(script),
+        version: "v99.0.0",
+      },
+      { code: "NO_RUNTIME", retryable: false },
+      /the pushed Node v99\.0\.0 does not run there \(cannot run here: no libc\)/,
+    ]);
+    for (const [runId, artifact, expected, message] of cases) {
+      const s = steps(jobTarget(plain, "deploy"), false, () => Promise.resolve(artifact));
+      const { sessionId } = await s.connect({ runId, target: s.ref, attempt: 0 }, never);
+      await assert.rejects(
+        s.pushAgent({ runId, target: s.ref, attempt: 0, sessionId }, never),
+        (e: Error) => {
+          assert.match(e.message, message);
+          const err = e as Error & { code?: string; retryable?: boolean };
+          assert.deepEqual({ code: err.code, retryable: err.retryable }, expected);
+          return true;
+        },
+      );
+      // Nothing unpacked is left beside the run's files: no .gz, no part, and no binary that failed its check.
+      const left = await sh(plain, `ls /var/tmp/sumac/${runId}`);
+      assert.doesNotMatch(left, /\.gz|\.part/, left);
+      if (runId === "run-h") assert.doesNotMatch(left, /^node$/m, left);
+      await s.removeFiles(s.cleanup(runId, sessionId), never);
+      await s.disconnect(s.cleanup(runId, sessionId), never);
+    }
+    assert.equal(await sh(plain, "find /var/tmp/sumac -mindepth 1"), "");
   });
 
   it("target push - with the agent cache a second push uploads nothing", async () => {
