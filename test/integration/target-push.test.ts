@@ -201,21 +201,24 @@ describe("target push - against linux-target containers", { skip }, () => {
     for (const [runId, artifact, expected, message] of cases) {
       const s = steps(jobTarget(plain, "deploy"), false, () => Promise.resolve(artifact));
       const { sessionId } = await s.connect({ runId, target: s.ref, attempt: 0 }, never);
-      await assert.rejects(
-        s.pushAgent({ runId, target: s.ref, attempt: 0, sessionId }, never),
-        (e: Error) => {
-          assert.match(e.message, message);
-          const err = e as Error & { code?: string; retryable?: boolean };
-          assert.deepEqual({ code: err.code, retryable: err.retryable }, expected);
-          return true;
-        },
-      );
-      // Nothing unpacked is left beside the run's files: no .gz, no part, and no binary that failed its check.
-      const left = await sh(plain, `ls /var/tmp/sumac/${runId}`);
-      assert.doesNotMatch(left, /\.gz|\.part/, left);
-      if (runId === "run-h") assert.doesNotMatch(left, /^node$/m, left);
-      await s.removeFiles(s.cleanup(runId, sessionId), never);
-      await s.disconnect(s.cleanup(runId, sessionId), never);
+      try {
+        await assert.rejects(
+          s.pushAgent({ runId, target: s.ref, attempt: 0, sessionId }, never),
+          (e: Error) => {
+            assert.match(e.message, message);
+            const err = e as Error & { code?: string; retryable?: boolean };
+            assert.deepEqual({ code: err.code, retryable: err.retryable }, expected);
+            return true;
+          },
+        );
+        // Nothing unpacked is left beside the run's files: no .gz, no part, and no binary that failed its check.
+        const left = await sh(plain, `ls /var/tmp/sumac/${runId}`);
+        assert.doesNotMatch(left, /\.gz|\.part/, left);
+        if (runId === "run-h") assert.doesNotMatch(left, /^node$/m, left);
+      } finally {
+        await s.removeFiles(s.cleanup(runId, sessionId), never);
+        await s.disconnect(s.cleanup(runId, sessionId), never);
+      }
     }
     assert.equal(await sh(plain, "find /var/tmp/sumac -mindepth 1"), "");
   });
