@@ -38,14 +38,58 @@ export class AgentBundleMismatchError extends Error {
  */
 export function startAgentCommand(
   pushed: Pick<PushedAgent, "nodePath" | "bundlePath" | "bundleSha256">,
+  marker: string,
 ): string {
   const bundle = shellQuote(pushed.bundlePath);
   const sha = shellQuote(pushed.bundleSha256.toLowerCase());
   return (
     `[ "$(sha256sum -b < ${bundle} 2>/dev/null | cut -c1-64)" = ${sha} ] || ` +
     `{ echo ${shellQuote(`sumac: ${pushed.bundlePath} ${BUNDLE_MISMATCH}`)} >&2; exit 97; }; ` +
-    `exec ${shellQuote(pushed.nodePath)} ${bundle}`
+    `exec ${shellQuote(pushed.nodePath)} ${bundle} ${shellQuote(marker)}`
   );
+}
+
+/**
+ * The argument after the bundle on the agent's command line (the agent ignores it): names the run
+ * and target, so that {@link stopAgentCommand} finds this agent and no other, even when several
+ * runs share a cached bundle and runtime on the same target.
+ */
+export function agentMarker(runId: string, targetId: string): string {
+  return `sumac-run=${runId}:${targetId}`;
+}
+
+/** How long the agent has to stop by itself after TERM (its files, its firewall rule) before KILL. */
+const STOP_GRACE_S = 10;
+
+/**
+ * The command that stops an agent over SSH when it cannot be asked to (no session, or Shutdown not
+ * answered). A signal sent through the SSH channel does not reach it when the login is root:
+ * OpenSSH refuses `signal` requests for sessions run outside privilege separation, and closing
+ * the channel leaves the process running. So the agent is found by its exact command line (the
+ * Node, the bundle and {@link agentMarker}, as the start command exec'd it), sent TERM (it then
+ * removes its files and its firewall rule, and keeps its log), and KILL if it is still there after
+ * {@link STOP_GRACE_S} s. Prints `none`, `stopped` or `killed`. Run as root (`become`).
+ */
+export function stopAgentCommand(
+  pushed: Pick<PushedAgent, "nodePath" | "bundlePath">,
+  marker: string,
+  graceSeconds: number = STOP_GRACE_S,
+): string {
+  const rounds = Math.max(1, Math.round(graceSeconds * 5));
+  const [node, bundle, mark] = [pushed.nodePath, pushed.bundlePath, marker].map(shellQuote);
+  return [
+    `want=$(printf '%s\\n%s\\n%s' ${node} ${bundle} ${mark})`,
+    "pids=",
+    // Not this shell (its own command line holds the paths too, but not as its argv).
+    `for d in /proc/[0-9]*; do [ "\${d#/proc/}" = "$$" ] && continue; c=$(tr '\\0' '\\n' < "$d/cmdline" 2>/dev/null) || continue; [ "$c" = "$want" ] && pids="$pids \${d#/proc/}"; done`,
+    'if [ -z "$pids" ]; then echo none; exit 0; fi',
+    "kill -TERM $pids 2>/dev/null",
+    "i=0",
+    // Alive: still there and not a zombie waiting for its parent.
+    `while [ "$i" -lt ${rounds} ]; do alive=; for p in $pids; do [ -d "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && alive="$alive $p"; done; if [ -z "$alive" ]; then echo stopped; exit 0; fi; sleep 0.2; i=$((i + 1)); done`,
+    "kill -KILL $alive 2>/dev/null",
+    "echo killed",
+  ].join("; ");
 }
 
 /** A component's install command exited non-zero (HP SUM: the component failed). */
@@ -95,6 +139,8 @@ interface TargetAgent {
    */
   firewallOpen?: { leaseId: string; port: number; opened: boolean };
   process?: RemoteProcess;
+  /** The agent's {@link agentMarker}, as it was started. */
+  marker?: string;
   /** The session the agent runs through (told, at its stop, whether the agent removed its files). */
   session?: TargetSession;
   fingerprint256?: string;
@@ -130,6 +176,56 @@ export function createExchangeSteps(
     return state;
   };
   const sessionFor = (targetId: string): TargetSession => deps.sessions.forTarget(targetId);
+
+  /**
+   * Stops a started agent that was not (or could not be) asked to stop. A local process gets real
+   * signals; over SSH, {@link stopAgentCommand} finds and stops it. Either way its channel is closed.
+   */
+  async function stopStarted(targetId: string, state: TargetAgent): Promise<void> {
+    const agent = state.process;
+    if (agent === undefined) return;
+    const session = state.session;
+    if (session === undefined || session.local || session.pushed === undefined) {
+      agent.kill("TERM");
+      const exited = await Promise.race([
+        agent.exited,
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 20_000).unref()),
+      ]);
+      if (exited === false) {
+        deps.log(targetId, "warn", "the agent did not exit within 20 s of its stop: killed");
+        agent.kill("KILL");
+      }
+      return;
+    }
+    try {
+      const result = await session.shell.exec(
+        stopAgentCommand(session.pushed, state.marker ?? agentMarker(deps.runId, targetId)),
+        {
+          become: true,
+          timeoutMs: (STOP_GRACE_S + 20) * 1000,
+        },
+      );
+      const outcome = result.stdout.trim().split("\n").pop() ?? "";
+      if (result.exitCode !== 0 || !["none", "stopped", "killed"].includes(outcome))
+        deps.log(
+          targetId,
+          "warn",
+          `stopping the agent failed (exit ${String(result.exitCode)}): ${result.stderr.trim().slice(0, 300)}`,
+        );
+      else if (outcome === "killed")
+        deps.log(targetId, "warn", `the agent did not stop within ${STOP_GRACE_S} s of TERM: killed`);
+      else
+        deps.log(
+          targetId,
+          "debug",
+          outcome === "none" ? "no agent process was left to stop" : "the agent stopped on TERM",
+        );
+    } catch (error) {
+      deps.log(targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
+    }
+    agent.kill("TERM");
+  }
+
   const componentOf = (id: string): JobComponent => {
     const component = deps.components.get(id);
     if (component === undefined) throw new AgentStateError(`no component ${id} in the job`);
@@ -223,15 +319,17 @@ export function createExchangeSteps(
       if (pushed === undefined || state.listener === undefined)
         throw new AgentStateError(`${target.id}: the agent was not pushed or no ports were allocated`);
       if (state.process !== undefined) {
-        state.process.kill("TERM");
+        await stopStarted(target.id, state);
         state.process = undefined;
       }
-      const agent = await session.shell.spawn(startAgentCommand(pushed), {
+      const marker = agentMarker(runId, target.id);
+      const agent = await session.shell.spawn(startAgentCommand(pushed, marker), {
         startTimeoutMs: START_LINE_MS,
         signal,
         become: true,
       });
       state.process = agent;
+      state.marker = marker;
       state.session = session;
       session.agentRemovedFiles = false;
       let stderr = "";
@@ -449,32 +547,39 @@ export function createExchangeSteps(
     async stopAgent({ target }) {
       const state = agents.get(target.id);
       if (state === undefined) return;
+      let answered = false;
       if (state.client !== undefined) {
-        await state.client
+        answered = await state.client
           .call("Shutdown", { reason: "run finished" }, { timeoutMs: 15_000 })
-          .catch((error: unknown) => {
-            deps.log(
-              target.id,
-              "warn",
-              `Shutdown not answered (${(error as Error).message}): stopping the agent by signal`,
-            );
-            state.process?.kill("TERM");
-          });
+          .then(
+            () => true,
+            (error: unknown) => {
+              deps.log(
+                target.id,
+                "warn",
+                `Shutdown not answered (${(error as Error).message}): stopping the agent otherwise`,
+              );
+              return false;
+            },
+          );
         state.client.close();
         state.client = undefined;
-      } else state.process?.kill("TERM");
+      }
       if (state.process !== undefined) {
-        const exited = await Promise.race([
-          state.process.exited,
-          new Promise<false>((resolve) => setTimeout(() => resolve(false), 20_000).unref()),
-        ]);
-        if (exited === false) {
-          deps.log(target.id, "warn", "the agent did not exit within 20 s of its stop: killed");
-          state.process.kill("KILL");
-        } else if (exited.exitCode === 0 && state.session !== undefined) {
-          // Exit status 0: the agent removed its program files and staging itself (agent/main.ts),
-          // so removeFiles need not run a command for them.
-          state.session.agentRemovedFiles = true;
+        if (!answered) await stopStarted(target.id, state);
+        else {
+          const exited = await Promise.race([
+            state.process.exited,
+            new Promise<false>((resolve) => setTimeout(() => resolve(false), 20_000).unref()),
+          ]);
+          if (exited === false) {
+            deps.log(target.id, "warn", "the agent did not exit within 20 s of its Shutdown: stopping it");
+            await stopStarted(target.id, state);
+          } else if (exited.exitCode === 0 && state.session !== undefined) {
+            // Exit status 0: the agent removed its program files and staging itself (agent/main.ts),
+            // so removeFiles need not run a command for them.
+            state.session.agentRemovedFiles = true;
+          }
         }
         state.process = undefined;
       }

@@ -85,7 +85,7 @@ interface ReportTarget {
   ports?: { workstationPort?: number; callbackPort?: number; agentPort?: number } | null;
   logs?: { location: string; files: number; bytes: number } | null;
   components?: unknown;
-  steps?: { step: string }[];
+  steps?: { step: string; status: string }[];
 }
 interface Report {
   runId: string;
@@ -97,6 +97,14 @@ function target(report: Report, id: string): ReportTarget {
   const found = report.targets.find((t) => t.id === id);
   assert.ok(found, `no target ${id} in the report: ${JSON.stringify(report.targets.map((t) => t.id))}`);
   return found;
+}
+
+/**
+ * Whether the target's agent got as far as writing its log: its start succeeded. (One cancelled
+ * while starting may or may not have; its log is then not required.)
+ */
+function agentStarted(t: ReportTarget): boolean {
+  return t.steps?.some((s) => s.step === "startAgent" && s.status === "ok") ?? false;
 }
 
 /** What a run may leave on a target: only its logs under /var/log/sumac/<run>. */
@@ -282,7 +290,7 @@ describe("deploy end to end - three linux targets over SSH", { skip, timeout: 90
     const report = await latestReport(stateDir);
     // A target interrupted before its agent started has no log; every other one keeps its log.
     for (const [i, t] of targets.entries()) {
-      const started = target(report, `t${i + 1}`).steps?.some((s) => s.step === "startAgent") ?? false;
+      const started = agentStarted(target(report, `t${i + 1}`));
       await assertOnlyLogsLeft(t, report.runId, started);
     }
     // The install that was running finished: its target has the version file.
@@ -291,6 +299,29 @@ describe("deploy end to end - three linux targets over SSH", { skip, timeout: 90
       installed.some((o) => o.stdout.trim() === "1.0.0"),
       "no install finished after the interrupt",
     );
+  });
+
+  it("deploy end to end - Ctrl-C as an agent starts listening: that agent is stopped, only logs stay", async () => {
+    // Cancelled between its start and the first session, an agent can only be stopped by a
+    // command: a signal through the SSH channel does not reach it when the login is root.
+    const dir = join(work, "interrupt-start");
+    const job = await writeFleetJob(dir, targets, [versionFileComponent("early", "1.0.0", "")]);
+    const stateDir = join(dir, "state");
+    let sent = false;
+    const run = await sumac(["deploy", job, "--state-dir", stateDir, "--json"], (event) => {
+      if (!sent && event.type === "target.log" && String(event.message).startsWith("agent listening")) {
+        sent = true;
+        return "SIGINT";
+      }
+      return undefined;
+    });
+    assert.ok(sent, `no agent started:\n${run.stdout}\n${run.stderr}`);
+    assert.equal(run.code, 130, `${run.stdout}\n${run.stderr}`);
+    const report = await latestReport(stateDir);
+    for (const [i, t] of targets.entries()) {
+      const started = agentStarted(target(report, `t${i + 1}`));
+      await assertOnlyLogsLeft(t, report.runId, started);
+    }
   });
 });
 

@@ -15,6 +15,8 @@ import { gzipSync } from "node:zlib";
 import ssh2 from "ssh2";
 import { agentBundleOnce } from "../../actors/target/agent-bundle.ts";
 import { createConnectSteps } from "../../actors/target/connect.ts";
+import { agentMarker, startAgentCommand, stopAgentCommand } from "../../actors/target/exchange-steps.ts";
+import { LineReader } from "../../actors/target/line-reader.ts";
 import { createPushSteps } from "../../actors/target/push.ts";
 import { runtimeOnce, type RuntimeArtifact } from "../../actors/target/runtime.ts";
 import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
@@ -221,6 +223,45 @@ describe("target push - against linux-target containers", { skip }, () => {
       }
     }
     assert.equal(await sh(plain, "find /var/tmp/sumac -mindepth 1"), "");
+  });
+
+  it("target push - an agent left by a closed channel keeps running; the stop command stops it", async () => {
+    const s = steps(jobTarget(withNode, "root"));
+    const { sessionId } = await s.connect({ runId: "run-k", target: s.ref, attempt: 0 }, never);
+    const session = s.sessions.get(sessionId);
+    try {
+      await s.pushAgent({ runId: "run-k", target: s.ref, attempt: 0, sessionId }, never);
+      const pushed = session.pushed!;
+      // Stands in for an agent past its start-up dialogue: it no longer reads stdin, and stops
+      // on TERM. Started as startAgent starts the agent, with the run's marker.
+      const stub = Buffer.from(
+        'process.on("SIGTERM", () => process.exit(0)); console.log("serving"); setInterval(() => {}, 1000);',
+      );
+      const bundlePath = `${pushed.runDir}/serving-agent.js`;
+      await session.files.put(stub, bundlePath, { mode: 0o644 });
+      const agent = { ...pushed, bundlePath, bundleSha256: createHash("sha256").update(stub).digest("hex") };
+      const marker = agentMarker("run-k", s.ref.id);
+      const running = `ps -eo args | grep -F -- ${JSON.stringify(marker)} | grep -v grep || true`;
+      const child = await session.shell.spawn(startAgentCommand(agent, marker), {
+        startTimeoutMs: 20_000,
+        become: true,
+      });
+      await new LineReader(child.stdout).next("serving", 20_000);
+      // What the workstation did before: TERM through the channel, and the channel closed. For a
+      // root login OpenSSH refuses the signal, and the process does not end with its channel.
+      child.kill("TERM");
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.match(await sh(withNode, running), /sumac-run=run-k/, "the agent outlived its channel");
+      const stop = await session.shell.exec(stopAgentCommand(agent, marker), {
+        timeoutMs: 30_000,
+        become: true,
+      });
+      assert.equal(stop.stdout.trim(), "stopped", stop.stderr);
+      assert.equal(await sh(withNode, running), "");
+    } finally {
+      await s.removeFiles(s.cleanup("run-k", sessionId), never);
+      await s.disconnect(s.cleanup("run-k", sessionId), never);
+    }
   });
 
   it("target push - with the agent cache a second push uploads nothing", async () => {

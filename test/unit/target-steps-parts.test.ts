@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +10,7 @@ import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { LocalSession } from "../../actors/local/session.ts";
 import { LineReader } from "../../actors/target/line-reader.ts";
-import { startAgentCommand } from "../../actors/target/exchange-steps.ts";
+import { startAgentCommand, stopAgentCommand } from "../../actors/target/exchange-steps.ts";
 
 describe("target steps - line reader", () => {
   it("target steps - lines come one at a time, split across chunks", async () => {
@@ -83,24 +85,102 @@ describe("target steps - local session", () => {
   });
 });
 
+describe("target steps - agent stop command", () => {
+  /** Starts `node script marker` as the start command would exec it; resolves once it runs. */
+  async function agentLike(node: string, script: string, marker: string) {
+    const child = spawn(node, [script, marker], { stdio: ["ignore", "pipe", "ignore"] });
+    await once(child.stdout, "data");
+    return child;
+  }
+  const gone = (child: ChildProcess) =>
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve()
+      : once(child, "exit").then(() => undefined);
+
+  it("target steps - the stop command stops the run's agent only, by TERM, and says so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sumac-stop-"));
+    const children: ChildProcess[] = [];
+    try {
+      // Stops on TERM as the agent does (removing a file, as the agent removes its own).
+      const script = join(dir, "agent bundle.js");
+      await writeFile(
+        script,
+        'process.on("SIGTERM", () => { require("fs").rmSync(process.argv[2] === "sumac-run=r1:t1" ? __dirname + "/mine" : __dirname + "/other"); process.exit(0); }); console.log("up"); setInterval(() => {}, 1000);',
+      );
+      await writeFile(join(dir, "mine"), "");
+      await writeFile(join(dir, "other"), "");
+      const mine = await agentLike(process.execPath, script, "sumac-run=r1:t1");
+      // The same bundle for another run (a shared cache): left alone.
+      const other = await agentLike(process.execPath, script, "sumac-run=r2:t1");
+      // A shell whose own command line holds the same words: left alone.
+      const lookalike = spawn("/bin/sh", ["-c", `sleep 30 # ${process.execPath} ${script} sumac-run=r1:t1`]);
+      children.push(mine, other, lookalike);
+      const pushed = { nodePath: process.execPath, bundlePath: script };
+      const run = (marker: string, grace?: number) =>
+        spawnSync("/bin/sh", ["-c", stopAgentCommand(pushed, marker, grace)], { encoding: "utf8" });
+
+      const first = run("sumac-run=r1:t1");
+      assert.equal(first.status, 0, first.stderr);
+      assert.equal(first.stdout, "stopped\n");
+      await gone(mine);
+      assert.equal(mine.signalCode ?? mine.exitCode, 0, "it ended by its own TERM handler");
+      assert.equal(existsSync(join(dir, "mine")), false);
+      assert.equal(existsSync(join(dir, "other")), true, "the other run's agent was not stopped");
+      assert.equal(other.exitCode, null);
+      assert.equal(lookalike.exitCode, null);
+      assert.equal(run("sumac-run=r1:t1").stdout, "none\n", "again: nothing to stop");
+    } finally {
+      for (const c of children) c.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("target steps - an agent that ignores TERM is killed after the grace period", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sumac-stop-"));
+    const script = join(dir, "stubborn.js");
+    await writeFile(
+      script,
+      'process.on("SIGTERM", () => {}); console.log("up"); setInterval(() => {}, 1000);',
+    );
+    const child = await agentLike(process.execPath, script, "sumac-run=r1:t1");
+    try {
+      const out = spawnSync(
+        "/bin/sh",
+        ["-c", stopAgentCommand({ nodePath: process.execPath, bundlePath: script }, "sumac-run=r1:t1", 0.4)],
+        { encoding: "utf8" },
+      );
+      assert.equal(out.stdout, "killed\n", out.stderr);
+      await gone(child);
+      assert.equal(child.signalCode, "SIGKILL");
+    } finally {
+      child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("target steps - agent start command", () => {
   it("target steps - the start command runs the bundle only when its SHA-256 is the one sent", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sumac-start-"));
     try {
       // A stand-in for Node that says what it was asked to run.
       const node = join(dir, "node");
-      await writeFile(node, '#!/bin/sh\necho "ran $1"\n');
+      await writeFile(node, '#!/bin/sh\necho "ran $1 with $2"\n');
       await chmod(node, 0o755);
       const bundlePath = join(dir, "agent bundle.js");
       await writeFile(bundlePath, "the bundle");
       const bundleSha256 = createHash("sha256").update("the bundle").digest("hex");
       const run = (sha: string) =>
-        spawnSync("/bin/sh", ["-c", startAgentCommand({ nodePath: node, bundlePath, bundleSha256: sha })], {
-          encoding: "utf8",
-        });
+        spawnSync(
+          "/bin/sh",
+          ["-c", startAgentCommand({ nodePath: node, bundlePath, bundleSha256: sha }, "sumac-run=r1:t 1")],
+          {
+            encoding: "utf8",
+          },
+        );
       const good = run(bundleSha256.toUpperCase());
       assert.equal(good.status, 0, good.stderr);
-      assert.equal(good.stdout, `ran ${bundlePath}\n`);
+      assert.equal(good.stdout, `ran ${bundlePath} with sumac-run=r1:t 1\n`);
       await writeFile(bundlePath, "the bundle, changed on the target");
       const bad = run(bundleSha256);
       assert.equal(bad.status, 97);
