@@ -139,8 +139,6 @@ interface TargetAgent {
    */
   firewallOpen?: { leaseId: string; port: number; opened: boolean };
   process?: RemoteProcess;
-  /** The agent's {@link agentMarker}, as it was started. */
-  marker?: string;
   /** The session the agent runs through (told, at its stop, whether the agent removed its files). */
   session?: TargetSession;
   fingerprint256?: string;
@@ -199,7 +197,7 @@ export function createExchangeSteps(
     }
     try {
       const result = await session.shell.exec(
-        stopAgentCommand(session.pushed, state.marker ?? agentMarker(deps.runId, targetId)),
+        stopAgentCommand(session.pushed, agentMarker(deps.runId, targetId)),
         {
           become: true,
           timeoutMs: (STOP_GRACE_S + 20) * 1000,
@@ -322,14 +320,13 @@ export function createExchangeSteps(
         await stopStarted(target.id, state);
         state.process = undefined;
       }
-      const marker = agentMarker(runId, target.id);
-      const agent = await session.shell.spawn(startAgentCommand(pushed, marker), {
+      // deps.runId, as stopStarted derives the same marker from it.
+      const agent = await session.shell.spawn(startAgentCommand(pushed, agentMarker(deps.runId, target.id)), {
         startTimeoutMs: START_LINE_MS,
         signal,
         become: true,
       });
       state.process = agent;
-      state.marker = marker;
       state.session = session;
       session.agentRemovedFiles = false;
       let stderr = "";
