@@ -84,7 +84,12 @@ export interface RemoteProcess {
   readonly stderr: Readable;
   /** Settles when the process has ended and its streams are closed. */
   readonly exited: Promise<{ exitCode: number | null; signal: string | null }>;
-  /** Sends a signal to the process (TERM by default) and closes its channel. */
+  /**
+   * Sends a signal to the process (TERM by default) and closes its channel. Over SSH the signal is
+   * a request the server may refuse (OpenSSH does for root logins), and a process that does not end
+   * with its channel then keeps running: whoever must be sure it stops finds it on the target (the
+   * agent: `stopAgentCommand` in actors/target/exchange-steps.ts).
+   */
   kill(signal?: "TERM" | "KILL" | "INT" | "HUP"): void;
 }
 
