@@ -11,7 +11,7 @@
  */
 import type { KvStore } from "../../bus/bus.ts";
 import { LEASE_EVENT_SUBJECTS, type LeaseFailure } from "../../bus/schemas/lease.ts";
-import type { LeaseChange } from "../../machines/port-lease-table.ts";
+import type { LeaseChange } from "../../machines/port-lease/table.ts";
 import { noteChanges, pendingWrites, writePending, type PendingWrites } from "./store.ts";
 import { toJson } from "./transport.ts";
 

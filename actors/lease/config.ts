@@ -3,7 +3,7 @@
  * `callback` from 61000, strategy `lowest`, up to the hard cap 65535.
  */
 import { RangeName } from "../../bus/schemas/lease.ts";
-import type { LeaseTableConfig, RangeConfig } from "../../machines/port-lease-table.ts";
+import type { LeaseTableConfig, RangeConfig } from "../../machines/port-lease/table.ts";
 
 /** One range as configured; what is left out takes the defaults below. */
 export interface RangeOption {

@@ -28,7 +28,7 @@ import {
   portLeaseMachine,
   type LeaseOutcome,
   type QueuedRequest,
-} from "../../machines/port-lease.machine.ts";
+} from "../../machines/port-lease/port-lease.machine.ts";
 import { DEFAULT_COOLDOWN_MS, leaseTableConfig, type LeaseRangesOption } from "./config.ts";
 import { KvLock } from "./lock.ts";
 import { GroupCommit, type Reply } from "./commit.ts";

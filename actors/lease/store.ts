@@ -9,7 +9,7 @@
  */
 import type { KvStore, KvWrite } from "../../bus/bus.ts";
 import { BusyPort, Lease, LeaseCounters } from "../../bus/schemas/lease.ts";
-import type { LeaseChange, LeaseState } from "../../machines/port-lease-table.ts";
+import type { LeaseChange, LeaseState } from "../../machines/port-lease/table.ts";
 import { fromJson, toJson } from "./transport.ts";
 
 /** Key of the active instance's lock. */

@@ -5,14 +5,14 @@
  * together for a run.
  */
 import { fromPromise } from "xstate";
-import { targetMachine } from "../../machines/target.machine.ts";
-import type { StepActorTypes } from "../../machines/target-step-io.ts";
-import type { StepName } from "../../machines/target-types.ts";
+import { targetMachine } from "../../machines/target/target.machine.ts";
+import type { StepActorTypes } from "../../machines/target/step-io.ts";
+import type { StepName } from "../../machines/target/types.ts";
 
 /**
  * One step: its input, and a signal that aborts when the machine stops the step (deadline passed,
  * cancel forced, run stopped). A step throws an error with a string `code` and a `retryable` flag;
- * anything else is an unexpected error and is not retried (machines/target-errors.ts).
+ * anything else is an unexpected error and is not retried (machines/target/errors.ts).
  */
 export type StepImpl<S extends StepName> = (
   input: StepActorTypes[S][0],

@@ -3,7 +3,7 @@
  * change and every log line of a target. The `v1` in the subjects is the schema version.
  */
 import { z } from "zod";
-import { CLEANUP_STEPS, MAIN_STEPS } from "../../machines/target-types.ts";
+import { CLEANUP_STEPS, MAIN_STEPS } from "../../machines/target/types.ts";
 
 /** Milliseconds since the epoch (not exported: `schemas/lease.ts` has its own of the same name). */
 const EpochMs = z.int().min(0);
@@ -27,7 +27,7 @@ export const TargetState = z.enum([
 ]);
 export type TargetState = z.infer<typeof TargetState>;
 
-/** A step of the machine (`machines/target-types.ts`). */
+/** A step of the machine (`machines/target/types.ts`). */
 export const StepName = z.enum([...MAIN_STEPS, ...CLEANUP_STEPS]);
 export type StepName = z.infer<typeof StepName>;
 

@@ -4,7 +4,7 @@
  * file: no duplicate target or component, no two files staged under one name, every file present.
  */
 import { basename, dirname, extname } from "node:path";
-import type { PolicyOptions, StepName } from "../../machines/target-types.ts";
+import type { PolicyOptions, StepName } from "../../machines/target/types.ts";
 import { Checker } from "./checker.ts";
 import type { JobProblem } from "./errors.ts";
 import type { JobDocument } from "./schema.ts";

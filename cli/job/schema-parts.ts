@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
-import { versionProblem } from "../../machines/target-components.ts";
+import { versionProblem } from "../../machines/target/components.ts";
 
 /** How errors speak of a schema: `"70000" is not a valid <what> (expected <expected>)`. */
 export interface Expectation {

@@ -5,7 +5,7 @@
  * Schema editors use, so every description here is what a user reads while typing.
  */
 import { z } from "zod";
-import { MAIN_STEPS } from "../../machines/target-types.ts";
+import { MAIN_STEPS } from "../../machines/target/types.ts";
 import {
   Command,
   ComponentId,

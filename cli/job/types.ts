@@ -3,7 +3,7 @@
  * path absolute and every secret a reference (read only when used, see `secret.ts`).
  */
 import type { FirewallMode } from "../../actors/firewall/select.ts";
-import type { PolicyOptions } from "../../machines/target-types.ts";
+import type { PolicyOptions } from "../../machines/target/types.ts";
 
 /** Where a secret is; its value is read when it is needed, never kept in the job. */
 export type SecretRef =

@@ -5,7 +5,7 @@
  */
 import { createActor, type Actor } from "xstate";
 import type { provideSteps } from "../../actors/target/steps.ts";
-import type { TargetContext, TargetMachineInput, TargetOutcome } from "../../machines/target-types.ts";
+import type { TargetContext, TargetMachineInput, TargetOutcome } from "../../machines/target/types.ts";
 import type { JobTarget } from "../job/types.ts";
 import type { StepRecord } from "./report-types.ts";
 import type { SnapshotWriter } from "./snapshot-store.ts";

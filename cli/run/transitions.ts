@@ -4,8 +4,8 @@
  * transitions as they are seen. Pure: the time is passed in.
  */
 import type { TargetError, TargetState } from "../../bus/subjects.ts";
-import { toInstall } from "../../machines/target-components.ts";
-import type { CancelMode, StepFailure, StepName, TargetContext } from "../../machines/target-types.ts";
+import { toInstall } from "../../machines/target/components.ts";
+import type { CancelMode, StepFailure, StepName, TargetContext } from "../../machines/target/types.ts";
 import type { StepRecord } from "./report-types.ts";
 
 /** The part of a machine snapshot this file reads. */

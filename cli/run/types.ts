@@ -15,7 +15,7 @@ import type {
   TargetLogLine,
   TargetStateChanged,
 } from "../../bus/subjects.ts";
-import type { StepName } from "../../machines/target-types.ts";
+import type { StepName } from "../../machines/target/types.ts";
 import type { Job, JobTarget } from "../job/types.ts";
 import type { RunReport } from "./report-types.ts";
 

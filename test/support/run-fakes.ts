@@ -11,7 +11,7 @@ import type { StepImpls } from "../../actors/target/steps.ts";
 import { parseJob } from "../../cli/job/load.ts";
 import type { Job } from "../../cli/job/types.ts";
 import type { RunContext, StepsFactory } from "../../cli/run/types.ts";
-import type { StepError, StepName } from "../../machines/target-types.ts";
+import type { StepError, StepName } from "../../machines/target/types.ts";
 
 /** A clock the fake steps move: each step takes the time the script gives it. */
 export class ManualClock {

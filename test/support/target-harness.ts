@@ -10,15 +10,15 @@ import {
   type Snapshot,
   type SnapshotFrom,
 } from "xstate";
-import { targetMachine } from "../../machines/target.machine.ts";
+import { targetMachine } from "../../machines/target/target.machine.ts";
 import {
   CLEANUP_STEPS,
   MAIN_STEPS,
   type StepError,
   type StepName,
   type TargetMachineInput,
-} from "../../machines/target-types.ts";
-import type { StepActorTypes } from "../../machines/target-step-io.ts";
+} from "../../machines/target/types.ts";
+import type { StepActorTypes } from "../../machines/target/step-io.ts";
 
 export const ALL_STEPS: readonly StepName[] = [...MAIN_STEPS, ...CLEANUP_STEPS];
 

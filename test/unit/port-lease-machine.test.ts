@@ -7,9 +7,9 @@ import {
   type LeaseOutcome,
   type LeaseRequest,
   type RestoreFailed,
-} from "../../machines/port-lease.machine.ts";
-import { LeaseTable, type LeaseState, type LeaseTableConfig } from "../../machines/port-lease-table.ts";
-import { PortTable } from "../../machines/port-lease-pool.ts";
+} from "../../machines/port-lease/port-lease.machine.ts";
+import { LeaseTable, type LeaseState, type LeaseTableConfig } from "../../machines/port-lease/table.ts";
+import { PortTable } from "../../machines/port-lease/pool.ts";
 
 const config: LeaseTableConfig = {
   cooldownMs: 1_000,

@@ -10,8 +10,12 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { createActor, fromPromise, type Actor } from "xstate";
 import type { BusyPort, Lease } from "../../bus/schemas/lease.ts";
-import { portLeaseMachine, type LeaseOutcome, type LeaseRequest } from "../../machines/port-lease.machine.ts";
-import type { LeaseChange, LeaseState, LeaseTableConfig } from "../../machines/port-lease-table.ts";
+import {
+  portLeaseMachine,
+  type LeaseOutcome,
+  type LeaseRequest,
+} from "../../machines/port-lease/port-lease.machine.ts";
+import type { LeaseChange, LeaseState, LeaseTableConfig } from "../../machines/port-lease/table.ts";
 
 const config: LeaseTableConfig = {
   cooldownMs: 30,

@@ -12,7 +12,7 @@ import { LEASE_BUCKET, Lease } from "../../bus/schemas/lease.ts";
 import { leaseKey } from "../../actors/lease/store.ts";
 import { GroupCommit } from "../../actors/lease/commit.ts";
 import { leaseTableConfig } from "../../actors/lease/config.ts";
-import { LeaseTable, type LeaseChange } from "../../machines/port-lease-table.ts";
+import { LeaseTable, type LeaseChange } from "../../machines/port-lease/table.ts";
 import { fromJson } from "../../actors/lease/transport.ts";
 import { bindLeased } from "../../actors/lease/bind.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";

@@ -7,7 +7,7 @@ import {
   planComponents,
   toInstall,
   versionProblem,
-} from "../../machines/target-components.ts";
+} from "../../machines/target/components.ts";
 
 const NONE = { rewrite: false, downgrade: false };
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { failureKind, timeoutError, toStepError } from "../../machines/target-errors.ts";
+import { failureKind, timeoutError, toStepError } from "../../machines/target/errors.ts";
 
 describe("target errors", () => {
   it("target errors - an error keeps its code and retryable flag; anything else is unexpected", () => {

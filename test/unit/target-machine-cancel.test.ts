@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CLEANUP_STEPS, MAIN_STEPS, type StepName, type TargetOutcome } from "../../machines/target-types.ts";
+import { CLEANUP_STEPS, MAIN_STEPS, type StepName, type TargetOutcome } from "../../machines/target/types.ts";
 import {
   FakeSteps,
   gate,

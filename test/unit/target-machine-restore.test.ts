@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { StepName, TargetOutcome } from "../../machines/target-types.ts";
+import type { StepName, TargetOutcome } from "../../machines/target/types.ts";
 import {
   ALL_STEPS,
   clockAt,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { failureKind } from "../../machines/target-errors.ts";
-import { CLEANUP_STEPS, type StepName, type TargetOutcome } from "../../machines/target-types.ts";
+import { failureKind } from "../../machines/target/errors.ts";
+import { CLEANUP_STEPS, type StepName, type TargetOutcome } from "../../machines/target/types.ts";
 import {
   ALL_STEPS,
   FakeSteps,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createActor } from "xstate";
-import { targetMachine } from "../../machines/target.machine.ts";
-import { CLEANUP_STEPS, MAIN_STEPS, type StepName, type TargetOutcome } from "../../machines/target-types.ts";
+import { targetMachine } from "../../machines/target/target.machine.ts";
+import { CLEANUP_STEPS, MAIN_STEPS, type StepName, type TargetOutcome } from "../../machines/target/types.ts";
 import {
   FakeSteps,
   input,

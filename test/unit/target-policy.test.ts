@@ -6,7 +6,7 @@ import {
   InvalidPolicyError,
   policyFor,
   resolvePolicy,
-} from "../../machines/target-policy.ts";
+} from "../../machines/target/policy.ts";
 
 describe("target policy", () => {
   it("target policy - defaults apply to every step when nothing is given", () => {

@@ -16,7 +16,7 @@ import { connectError, createConnectSteps } from "../../actors/target/connect.ts
 import { createPushSteps } from "../../actors/target/push.ts";
 import { SessionRegistry } from "../../actors/target/sessions.ts";
 import { SecretUnavailableError } from "../../cli/job/secret.ts";
-import type { CleanupInput } from "../../machines/target-step-io.ts";
+import type { CleanupInput } from "../../machines/target/step-io.ts";
 
 const never = new AbortController().signal;
 const localTarget: JobTarget = { id: "here", transport: "local", host: "local", os: "linux", tags: [] };

@@ -1,6 +1,6 @@
 /**
  * Types of the target machine: its input, context, events and outcome (the step actors' inputs
- * and outputs are in target-step-io.ts). Everything here is plain data, so a snapshot of the
+ * and outputs are in step-io.ts). Everything here is plain data, so a snapshot of the
  * machine is JSON.
  */
 

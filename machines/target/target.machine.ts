@@ -8,8 +8,8 @@
  * absolute time and watched by the `deadlineTimer` actor on the system's clock, so a machine
  * restored from a persisted snapshot re-arms it. See docs/target-machine.md.
  */
-import { initialContext, outcome } from "./target-context.ts";
-import { targetSetup } from "./target-setup.ts";
+import { initialContext, outcome } from "./context.ts";
+import { targetSetup } from "./setup.ts";
 import {
   cancelToShutdown,
   cleanupStates,
@@ -18,11 +18,11 @@ import {
   SHUTDOWN,
   stepState,
   TO_LOGS_UNLESS_CANCELLED,
-} from "./target-step-state.ts";
+} from "./step-state.ts";
 
 /**
  * The target machine. Start it with `{ input: TargetMachineInput }`, send `START` to leave
- * `queued`; its output is a `TargetOutcome` (target-types.ts).
+ * `queued`; its output is a `TargetOutcome` (types.ts).
  *
  * @example
  * const actor = createActor(targetMachine.provide({ actors }), { input, clock });

@@ -25,9 +25,9 @@ import type {
   ReleaseRequest,
   RenewRequest,
   StatusRequest,
-} from "../bus/schemas/lease.ts";
-import { STATUS_LIMIT } from "../bus/schemas/lease.ts";
-import { LeaseTable, type LeaseChange, type LeaseState, type LeaseTableConfig } from "./port-lease-table.ts";
+} from "../../bus/schemas/lease.ts";
+import { STATUS_LIMIT } from "../../bus/schemas/lease.ts";
+import { LeaseTable, type LeaseChange, type LeaseState, type LeaseTableConfig } from "./table.ts";
 
 /** One request as the machine receives it, already validated against its schema. */
 export type LeaseRequest =

@@ -2,14 +2,8 @@
  * Deadlines and retries of the target machine's steps: the defaults, the options that override
  * them, and the backoff between attempts (deterministic, so tests and replays see the same times).
  */
-import { CLEANUP_STEPS, MAIN_STEPS } from "./target-types.ts";
-import type {
-  BackoffPolicy,
-  PolicyOptions,
-  StepName,
-  StepPolicy,
-  StepPolicyOptions,
-} from "./target-types.ts";
+import { CLEANUP_STEPS, MAIN_STEPS } from "./types.ts";
+import type { BackoffPolicy, PolicyOptions, StepName, StepPolicy, StepPolicyOptions } from "./types.ts";
 
 const SECOND = 1000;
 

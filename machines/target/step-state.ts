@@ -4,18 +4,18 @@
  * where a step goes on success and on failure.
  */
 import { and } from "xstate";
-import { CLEANUP_HOLDS, stepInput } from "./target-context.ts";
-import { timeoutError, toStepError } from "./target-errors.ts";
-import { policyFor } from "./target-policy.ts";
-import { targetSetup } from "./target-setup.ts";
+import { CLEANUP_HOLDS, stepInput } from "./context.ts";
+import { timeoutError, toStepError } from "./errors.ts";
+import { policyFor } from "./policy.ts";
+import { targetSetup } from "./setup.ts";
 import {
   CLEANUP_STEPS,
   type CleanupStep,
   type StepError,
   type StepName,
   type TargetContext,
-} from "./target-types.ts";
-import * as u from "./target-updates.ts";
+} from "./types.ts";
+import * as u from "./updates.ts";
 
 /** A transition out of a step, without its actions (the step adds them). */
 interface Exit {

@@ -5,7 +5,7 @@
  * state is appended to a `changes` list that the service writes to the Bus KV.
  *
  * Lookups are O(log n): a min-heap of lease expiry times, one of cool-down ends, and per pool a
- * min-heap of freed ports (see `port-lease-pool.ts`). Stale heap entries (a lease renewed since, a
+ * min-heap of freed ports (see `pool.ts`). Stale heap entries (a lease renewed since, a
  * port taken again) are skipped when they surface, instead of being searched for and removed.
  */
 import type {
@@ -17,11 +17,11 @@ import type {
   ReleaseRequest,
   RenewReply,
   RenewRequest,
-} from "../bus/schemas/lease.ts";
-import { MinHeap } from "./port-lease-heap.ts";
-import { PortPool, PortTable, validateRange, type HostPorts, type RangeConfig } from "./port-lease-pool.ts";
+} from "../../bus/schemas/lease.ts";
+import { MinHeap } from "./heap.ts";
+import { PortPool, PortTable, validateRange, type HostPorts, type RangeConfig } from "./pool.ts";
 
-export type { RangeConfig } from "./port-lease-pool.ts";
+export type { RangeConfig } from "./pool.ts";
 
 export interface LeaseTableConfig {
   /** Range name -> how it hands out ports. */

@@ -3,7 +3,7 @@
  * version is current is skipped unless `rewrite`; one whose installed version is newer is skipped
  * unless `downgrade`; an older or missing one is installed.
  */
-import type { ComponentPlan, ComponentSpec, StepError } from "./target-types.ts";
+import type { ComponentPlan, ComponentSpec, StepError } from "./types.ts";
 
 /** Longest version string accepted; longer ones are refused, not truncated. */
 export const MAX_VERSION_LENGTH = 64;

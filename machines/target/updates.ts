@@ -2,12 +2,12 @@
  * How the target machine's context changes when a step starts, succeeds or fails: pure functions
  * returning the changed fields, used by the machine's `assign` actions.
  */
-import { planComponents, toInstall } from "./target-components.ts";
-import { CLEANUP_HOLDS } from "./target-context.ts";
-import { failureKind } from "./target-errors.ts";
-import { backoffDelay, policyFor } from "./target-policy.ts";
-import type { CleanupStep, Held, StepError, StepName, TargetContext } from "./target-types.ts";
-import type { StepActorTypes } from "./target-step-io.ts";
+import { planComponents, toInstall } from "./components.ts";
+import { CLEANUP_HOLDS } from "./context.ts";
+import { failureKind } from "./errors.ts";
+import { backoffDelay, policyFor } from "./policy.ts";
+import type { CleanupStep, Held, StepError, StepName, TargetContext } from "./types.ts";
+import type { StepActorTypes } from "./step-io.ts";
 
 type Update = Partial<TargetContext>;
 

@@ -2,8 +2,8 @@
  * Pure functions over the target machine's context: the first context from the input, each step
  * actor's input, and the outcome the machine reports when it is done.
  */
-import { toInstall } from "./target-components.ts";
-import { policyFor } from "./target-policy.ts";
+import { toInstall } from "./components.ts";
+import { policyFor } from "./policy.ts";
 import type {
   CleanupStep,
   Held,
@@ -11,8 +11,8 @@ import type {
   TargetContext,
   TargetMachineInput,
   TargetOutcome,
-} from "./target-types.ts";
-import type { CleanupInput, StepActorTypes, StepInputBase } from "./target-step-io.ts";
+} from "./types.ts";
+import type { CleanupInput, StepActorTypes, StepInputBase } from "./step-io.ts";
 
 /** Error of a step input that the context cannot provide: a bug in the machine, not the target. */
 export class MissingStepInputError extends Error {

@@ -1,12 +1,12 @@
 /**
  * The target machine's setup: its types, the step actors it invokes (each failing with
  * STEP_NOT_PROVIDED until provided), its guards and its actions. Actions only update the context
- * through the pure functions of target-updates.ts and arm the timer.
+ * through the pure functions of updates.ts and arm the timer.
  */
 import { assign, fromPromise, sendTo, setup } from "xstate";
-import { clockNow, deadlineTimer, type TimerCommand } from "./target-clock.ts";
-import { StepNotProvidedError } from "./target-errors.ts";
-import type { StepActorTypes } from "./target-step-io.ts";
+import { clockNow, deadlineTimer, type TimerCommand } from "./clock.ts";
+import { StepNotProvidedError } from "./errors.ts";
+import type { StepActorTypes } from "./step-io.ts";
 import type {
   StepError,
   StepName,
@@ -14,8 +14,8 @@ import type {
   TargetEvent,
   TargetMachineInput,
   TargetOutcome,
-} from "./target-types.ts";
-import * as u from "./target-updates.ts";
+} from "./types.ts";
+import * as u from "./updates.ts";
 
 function notProvided<S extends StepName>(step: S) {
   return fromPromise<StepActorTypes[S][1], StepActorTypes[S][0]>(() =>

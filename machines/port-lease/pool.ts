@@ -5,8 +5,8 @@
  *
  * Deterministic: `random` draws from a seed given with the request, never from a global source.
  */
-import type { BusyPort } from "../bus/schemas/lease.ts";
-import { MinHeap } from "./port-lease-heap.ts";
+import type { BusyPort } from "../../bus/schemas/lease.ts";
+import { MinHeap } from "./heap.ts";
 
 /** Ports per block of a `PortTable`. */
 const BLOCK = 256;

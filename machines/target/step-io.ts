@@ -2,7 +2,7 @@
  * Input and output of every step actor the target machine invokes, by the name it is provided
  * under. The real implementations live in actors/; tests provide fakes.
  */
-import type { ComponentAction, ComponentSpec, LogsSummary, PortLeases, TargetRef } from "./target-types.ts";
+import type { ComponentAction, ComponentSpec, LogsSummary, PortLeases, TargetRef } from "./types.ts";
 
 /**
  * What every input carries: the run, the target and the attempt, so that an actor can key its own

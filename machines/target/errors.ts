@@ -2,7 +2,7 @@
  * Errors as the target machine keeps them: plain `{ code, retryable, message }` (a snapshot must be
  * JSON), taken from whatever a step actor threw, and classified for the operator.
  */
-import type { FailureKind, StepError, StepName } from "./target-types.ts";
+import type { FailureKind, StepError, StepName } from "./types.ts";
 
 /** Code of an attempt that passed its deadline. */
 export const STEP_TIMEOUT = "STEP_TIMEOUT";
