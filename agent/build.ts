@@ -11,7 +11,7 @@
  * `import.meta` does not exist, so files read next to a module (the WSDL) are inlined at build
  * time by {@link inlineAdjacentFiles}, and any other use of `import.meta` fails the build.
  *
- * Usage: `npm run build:agent -- [entry] [--out-dir DIR]` (entry default `agent/main.ts`).
+ * Usage: `npm run build:agent -- [entry] [--out-dir DIR]` (entry default `agent/server/main.ts`).
  */
 import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -22,7 +22,7 @@ import type { Plugin } from "esbuild";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface BuildAgentOptions {
-  /** The entry module; default `agent/main.ts` of this repository. */
+  /** The entry module; default `agent/server/main.ts` of this repository. */
   readonly entry?: string;
   /** Where the bundle goes; default `dist/agent` of this repository. */
   readonly outDir?: string;
@@ -58,7 +58,7 @@ export const AGENT_NODE_TARGET = "node18";
  * await shell.push(path, `/tmp/sumac/${basename(path)}`);
  */
 export async function buildAgent(options: BuildAgentOptions = {}): Promise<BuiltAgent> {
-  const entry = resolve(options.entry ?? join(root, "agent/main.ts"));
+  const entry = resolve(options.entry ?? join(root, "agent/server/main.ts"));
   const outDir = resolve(options.outDir ?? join(root, "dist/agent"));
   const inlined = new Set<string>();
   const { build } = await import("esbuild");

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { buildAgent } from "../agent/build.ts";
-import { createKeyPair, createRunCa, issueLeaf } from "../agent/credentials.ts";
+import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
+import { createKeyPair } from "../agent/protocol/key-pair.ts";
 import { startAgentFixture } from "../test/support/agent.ts";
 import { median, quantile } from "./stats.ts";
 
@@ -96,5 +97,5 @@ console.log(
 );
 const bundle = await bundleSize();
 console.log(
-  `agent bundle (agent/main.ts): ${bundle.bytes} bytes, ${bundle.gzipped} bytes gzipped (${bundle.name})`,
+  `agent bundle (agent/server/main.ts): ${bundle.bytes} bytes, ${bundle.gzipped} bytes gzipped (${bundle.name})`,
 );

@@ -15,7 +15,8 @@ import * as peculiar from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import jsrsasign from "jsrsasign";
 import * as pkijs from "pkijs";
-import { createKeyPair, createRunCa, issueLeaf } from "../agent/credentials.ts";
+import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
+import { createKeyPair } from "../agent/protocol/key-pair.ts";
 import { quantile } from "./stats.ts";
 
 type Step = "key pair" | "run CA" | "leaf, new key" | "leaf, supplied key";
@@ -64,7 +65,7 @@ function validity(): { notBefore: Date; notAfter: Date } {
   return { notBefore: new Date(Date.now() - 300_000), notAfter: new Date(Date.now() + HOUR) };
 }
 
-/** The chosen one: `agent/credentials.ts` (@peculiar/asn1-x509 encoding, node:crypto keys and signing). */
+/** The chosen one: `agent/client/credentials.ts` (@peculiar/asn1-x509 encoding, node:crypto keys and signing). */
 function chosen(): Candidate {
   const ca = createRunCa({ runId: "bench", validForMs: HOUR });
   const leaf = { commonName: "web01", subjectAltNames: SANS, usage: "server" } as const;

@@ -3,7 +3,7 @@
  * AbortSignal and a cap on what it may print. The backends take a {@link CommandRunner} so that
  * unit tests feed recorded outputs and the integration test prefixes `ip netns exec NS`.
  *
- * Like `agent/firewall.ts`'s `createNftRunner`, plus the signal and the output cap that a
+ * Like `agent/server/firewall.ts`'s `createNftRunner`, plus the signal and the output cap that a
  * long-running workstation process needs (a `show rule` on a Windows host can print megabytes).
  */
 import { spawn } from "node:child_process";

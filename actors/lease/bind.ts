@@ -6,7 +6,7 @@
 import type { Server } from "node:net";
 import type { Lease, LeaseHolder } from "../../bus/schemas/lease.ts";
 import type { CallOptions, LeaseClient } from "./client.ts";
-import { listenOnce as listenOnceOn } from "../../agent/port-binding.ts";
+import { listenOnce as listenOnceOn } from "../../agent/protocol/port-binding.ts";
 import { LeaseBindError, LeaseConflictLimitError } from "./errors.ts";
 
 export interface BindLeasedOptions extends CallOptions {
@@ -73,7 +73,7 @@ export async function bindLeased(client: LeaseClient, options: BindLeasedOptions
   }
 }
 
-/** One listen (agent/port-binding.ts), its failures as LeaseBindError. */
+/** One listen (agent/protocol/port-binding.ts), its failures as LeaseBindError. */
 async function listenOnce(
   server: Server,
   host: string,

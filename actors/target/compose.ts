@@ -4,7 +4,7 @@
  * firewall, and the step groups of connect.ts, push.ts and exchange-steps.ts over them.
  */
 import { join } from "node:path";
-import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
+import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
 import { hostname } from "node:os";
 import type { JobComponent, JobTarget } from "../../cli/job/types.ts";
 import type { RunContext, RunSteps } from "../../cli/run/types.ts";

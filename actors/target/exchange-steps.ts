@@ -8,9 +8,9 @@
 import { writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { basename, join } from "node:path";
-import { AgentClient } from "../../agent/client.ts";
-import { startCallbackListener, type CallbackListener } from "../../agent/callback-listener.ts";
-import { issueLeaf, type RunCa } from "../../agent/credentials.ts";
+import { AgentClient } from "../../agent/client/client.ts";
+import { startCallbackListener, type CallbackListener } from "../../agent/client/callback-listener.ts";
+import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { JobComponent, JobOptions } from "../../cli/job/types.ts";
 import type { Lease } from "../../bus/schemas/lease.ts";
 import type { Firewall } from "../firewall/firewall.ts";
@@ -573,7 +573,7 @@ export function createExchangeSteps(
             deps.log(target.id, "warn", "the agent did not exit within 20 s of its Shutdown: stopping it");
             await stopStarted(target.id, state);
           } else if (exited.exitCode === 0 && state.session !== undefined) {
-            // Exit status 0: the agent removed its program files and staging itself (agent/main.ts),
+            // Exit status 0: the agent removed its program files and staging itself (agent/server/main.ts),
             // so removeFiles need not run a command for them.
             state.session.agentRemovedFiles = true;
           }

@@ -109,7 +109,7 @@ function writeFile(sftp: ssh2.SFTPWrapper, remotePath: string, content: Buffer):
 
 /**
  * What the agent prints when it is started with no configuration: proof that it ran and loaded
- * its bundle (agent/main.ts).
+ * its bundle (agent/server/main.ts).
  */
 const AGENT_STARTED = '"stdin closed before the config"';
 

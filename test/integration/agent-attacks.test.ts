@@ -4,12 +4,12 @@ import { symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
-import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
-import type { AgentClient } from "../../agent/client.ts";
-import { AgentFaultError } from "../../agent/client-errors.ts";
-import { decodeSecurityHeader, encodeSecurityHeader } from "../../agent/protocol.ts";
-import { requestEnvelope, SOAP_ENV_NAMESPACE } from "../../agent/soap-envelope.ts";
-import type { SecurityHeader } from "../../agent/message-security.ts";
+import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
+import type { AgentClient } from "../../agent/client/client.ts";
+import { AgentFaultError } from "../../agent/protocol/call-errors.ts";
+import { decodeSecurityHeader, encodeSecurityHeader } from "../../agent/protocol/wire.ts";
+import { requestEnvelope, SOAP_ENV_NAMESPACE } from "../../agent/protocol/soap-envelope.ts";
+import type { SecurityHeader } from "../../agent/protocol/message-security.ts";
 import { type AgentFixture, startAgentFixture } from "../support/agent.ts";
 
 /** Asserts `call` fails with an agent fault of `code`, and the agent logged the rejection. */

@@ -1,7 +1,7 @@
 /**
  * The agent bundler against its key risk: `soap` 1.x declares Node >= 20.19, the targets run
  * Debian 12's Node 18. A probe entry (soap server and client over TLS 1.3 with ECDSA P-256
- * certificates from agent/credentials.ts) is bundled, then run here and in a linux-target-node
+ * certificates from agent/client/credentials.ts) is bundled, then run here and in a linux-target-node
  * container, copied there over SFTP as the push channel would.
  */
 import assert from "node:assert/strict";

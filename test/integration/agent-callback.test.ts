@@ -4,11 +4,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openAgentLog } from "../../agent/agent-log.ts";
-import { CallbackClient } from "../../agent/callback-client.ts";
-import { type CallbackListener, startCallbackListener } from "../../agent/callback-listener.ts";
-import type { CallbackMessage } from "../../agent/callback-messages.ts";
-import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
+import { openAgentLog } from "../../agent/server/agent-log.ts";
+import { CallbackClient } from "../../agent/server/callback-client.ts";
+import { type CallbackListener, startCallbackListener } from "../../agent/client/callback-listener.ts";
+import type { CallbackMessage } from "../../agent/protocol/callback-messages.ts";
+import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
 import { type AgentFixture, startAgentFixture } from "../support/agent.ts";
 
 const RUN_ID = "run-test";

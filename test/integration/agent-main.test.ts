@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
-import { AgentClient } from "../../agent/client.ts";
-import { createRunCa, issueLeaf, type RunCa } from "../../agent/credentials.ts";
+import { AgentClient } from "../../agent/client/client.ts";
+import { createRunCa, issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 
 interface MainAgent {
   child: ChildProcess;
@@ -29,7 +29,7 @@ after(async () => {
 });
 
 /**
- * Runs agent/main.ts as a child process and goes through its start-up dialogue as the workstation
+ * Runs agent/server/main.ts as a child process and goes through its start-up dialogue as the workstation
  * would: config line, public key back, certificate issued on it, `listening` line.
  */
 async function startMain(
@@ -41,7 +41,7 @@ async function startMain(
   if (typeof config === "function") config = config(root);
   await mkdir(join(root, "staging"));
   const ca = createRunCa({ runId, validForMs: 3_600_000 });
-  const child = spawn(process.execPath, [new URL("../../agent/main.ts", import.meta.url).pathname], {
+  const child = spawn(process.execPath, [new URL("../../agent/server/main.ts", import.meta.url).pathname], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
@@ -141,7 +141,7 @@ describe("agent main", () => {
 
 describe("agent main - bad input", () => {
   it("agent main - more than 256 KiB on stdin during start-up fails the agent, with the reason", async () => {
-    const child = spawn(process.execPath, [new URL("../../agent/main.ts", import.meta.url).pathname], {
+    const child = spawn(process.execPath, [new URL("../../agent/server/main.ts", import.meta.url).pathname], {
       stdio: ["pipe", "pipe", "ignore"],
     });
     const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);

@@ -1,5 +1,5 @@
 /**
- * The real agent bundle on a Linux target: built from agent/main.ts, copied over SFTP into a
+ * The real agent bundle on a Linux target: built from agent/server/main.ts, copied over SFTP into a
  * `linux-target-node` container (Debian 12, Node 18), started with `node` over an SSH exec
  * channel, and driven through its start-up dialogue on that channel's stdin/stdout, as the push
  * channel will. The workstation then calls it over mutual TLS at the container's bridge address,
@@ -15,10 +15,10 @@ import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import type ssh2 from "ssh2";
 import { buildAgent, type BuiltAgent } from "../../agent/build.ts";
-import { AgentClient } from "../../agent/client.ts";
-import { type CallbackListener, startCallbackListener } from "../../agent/callback-listener.ts";
-import type { CallbackMessage } from "../../agent/callback-messages.ts";
-import { createRunCa, issueLeaf, type RunCa } from "../../agent/credentials.ts";
+import { AgentClient } from "../../agent/client/client.ts";
+import { type CallbackListener, startCallbackListener } from "../../agent/client/callback-listener.ts";
+import type { CallbackMessage } from "../../agent/protocol/callback-messages.ts";
+import { createRunCa, issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import { deadline } from "../support/container.ts";
 import { containerSkipReason } from "../support/engine.ts";
 import { sftpPut, sshLogin } from "../support/ssh.ts";

@@ -1,5 +1,5 @@
 /**
- * agent/firewall.ts against the real nft (nftables 1.0.6 on Debian 12) inside a network namespace
+ * agent/server/firewall.ts against the real nft (nftables 1.0.6 on Debian 12) inside a network namespace
  * of its own, so the machine's ruleset is never touched. Needs root, `ip` and `nft`: elsewhere it
  * skips with the reason, and in CI it fails.
  */
@@ -14,7 +14,7 @@ import {
   registerAgentPort,
   ruleComment,
   type AgentPortRule,
-} from "../../agent/firewall.ts";
+} from "../../agent/server/firewall.ts";
 import { netnsSkipReason } from "../support/netns.ts";
 
 const run = promisify(execFile);

@@ -6,16 +6,11 @@
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  createKeyPair,
-  createRunCa,
-  issueLeaf,
-  type LeafUsage,
-  type RunCa,
-} from "../../agent/credentials.ts";
-import { AgentClient, type AgentClientOptions } from "../../agent/client.ts";
-import { listenOn } from "../../agent/listen.ts";
-import { type AgentServer, type AgentServerOptions, createAgentServer } from "../../agent/server.ts";
+import { createRunCa, issueLeaf, type LeafUsage, type RunCa } from "../../agent/client/credentials.ts";
+import { createKeyPair } from "../../agent/protocol/key-pair.ts";
+import { AgentClient, type AgentClientOptions } from "../../agent/client/client.ts";
+import { listenOn } from "../../agent/server/listen.ts";
+import { type AgentServer, type AgentServerOptions, createAgentServer } from "../../agent/server/server.ts";
 
 export interface AgentFixture {
   readonly ca: RunCa;

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type CallbackMessage, notifyEnvelope, parseNotify } from "../../agent/callback-messages.ts";
-import { loadAgentWsdl } from "../../agent/wsdl.ts";
+import { type CallbackMessage, notifyEnvelope, parseNotify } from "../../agent/protocol/callback-messages.ts";
+import { loadAgentWsdl } from "../../agent/protocol/wsdl.ts";
 
 const samples: CallbackMessage[] = [
   { kind: "heartbeat" },

@@ -8,11 +8,11 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import * as x509 from "@peculiar/asn1-x509";
 import {
   CLOCK_SKEW_BACKDATE_MS,
-  createKeyPair,
   createRunCa,
   issueLeaf,
   type RunCa,
-} from "../../agent/credentials.ts";
+} from "../../agent/client/credentials.ts";
+import { createKeyPair } from "../../agent/protocol/key-pair.ts";
 
 const SOCKET_TIMEOUT_MS = 5_000;
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";

@@ -10,7 +10,7 @@ import {
   ruleComment,
   ruleHandles,
   type NftOutcome,
-} from "../../agent/firewall.ts";
+} from "../../agent/server/firewall.ts";
 
 const rule = { runId: "run-7", targetId: "web01", port: 62288, source: "10.0.0.1" };
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { IdleWatch, type IdleTimers } from "../../agent/idle-watch.ts";
+import { IdleWatch, type IdleTimers } from "../../agent/server/idle-watch.ts";
 
 /** Timers run by hand: `advance` fires what is due, no real time passes. */
 function manualTimers(): IdleTimers & { advance(ms: number): void } {

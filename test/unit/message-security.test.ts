@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { AddressInfo, Socket } from "node:net";
 import tls from "node:tls";
-import { createRunCa, issueLeaf } from "../../agent/credentials.ts";
+import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
 import {
   canonicalBytes,
   computeMac,
@@ -14,7 +14,7 @@ import {
   type SecurityHeader,
   Signer,
   Verifier,
-} from "../../agent/message-security.ts";
+} from "../../agent/protocol/message-security.ts";
 
 // The known-answer vector, computed independently (Python hmac over the documented layout).
 const KAT_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));

@@ -8,7 +8,7 @@ import {
   PortBindFailedError,
   PortBindTimeoutError,
   PortsExhaustedError,
-} from "../../agent/port-binding.ts";
+} from "../../agent/protocol/port-binding.ts";
 
 const host = "127.0.0.1";
 const span = 32;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { createRunCa } from "../../agent/credentials.ts";
+import { createRunCa } from "../../agent/client/credentials.ts";
 import type { PortRule, RuleRef, Firewall } from "../../actors/firewall/firewall.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import { startLeaseService } from "../../actors/lease/service.ts";

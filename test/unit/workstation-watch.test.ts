@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CallbackMessage } from "../../agent/callback-messages.ts";
-import { WorkstationWatch } from "../../agent/workstation-watch.ts";
+import type { CallbackMessage } from "../../agent/protocol/callback-messages.ts";
+import { WorkstationWatch } from "../../agent/server/workstation-watch.ts";
 
 /** A clock and timers run by hand; `advance` fires what is due and lets its promises settle. */
 function manualClock() {

@@ -1,0 +1,219 @@
+/**
+ * The workstation's callback listener (issue 3, item 3): agents send progress, output lines and
+ * install results here instead of waiting to be asked. An `https.Server` with the same mutual TLS
+ * 1.3 as the agent's server (client certificate from the run CA required), each agent's certificate
+ * pinned by fingerprint on top, bound at 61000 or the next free port (`agent/protocol/port-binding.ts`).
+ *
+ * Every message is a SOAP `Notify` (`agent/protocol/callback-messages.ts`) checked like the agent checks the
+ * workstation's requests: size cap, then the `X-Sumac-Security` MAC over the raw body with a key and
+ * session id from this connection's TLS exporter (context `callbackContext(runId)`), then the XML
+ * guard. Directions stay those of the sender (the agent signs agent-to-workstation, the
+ * acknowledgement is workstation-to-agent), so no third direction is needed: the per-connection
+ * exporter key and its distinct context already keep callback and agent sessions apart. Every
+ * answer, acknowledgement or fault, is signed; every rejection is logged with its code.
+ */
+import { mutualTlsServerOptions, sendSigned } from "../protocol/signed-http.ts";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server as HttpsServer } from "node:https";
+import type { TLSSocket } from "node:tls";
+import {
+  BodyTooLargeError,
+  InternalAgentError,
+  NotFoundError,
+  UnknownOperationError,
+} from "../protocol/faults.ts";
+import { oneLine } from "../../base/text.ts";
+import { readCappedBody } from "../protocol/body-reader.ts";
+import { type CallbackMessage, notifyAckEnvelope, parseNotify } from "../protocol/callback-messages.ts";
+import {
+  type ConnectionSession,
+  describePeer,
+  openConnectionSession,
+} from "../protocol/connection-session.ts";
+import { AgentProtocolError } from "../protocol/errors.ts";
+import { bindPort } from "../protocol/port-binding.ts";
+import {
+  CALLBACK_PATH,
+  callbackContext,
+  decodeSecurityHeader,
+  FAULT_OPERATION,
+  NOTIFY_OPERATION,
+  operationFromSoapAction,
+  responseOperation,
+  SECURITY_HEADER,
+} from "../protocol/wire.ts";
+import { faultEnvelope } from "../protocol/soap-envelope.ts";
+
+/** The callback listener's base port: the 61000+ range of issue 3. */
+export const DEFAULT_CALLBACK_PORT = 61000;
+/** A Notify is one line or one result; 64 KiB is ample. */
+export const DEFAULT_CALLBACK_MAX_BODY_BYTES = 64 * 1024;
+
+/** Who sent a message: the connection's peer description and the agent certificate's fingerprint. */
+export interface CallbackSender {
+  readonly peer: string;
+  readonly fingerprint256: string;
+}
+
+export interface CallbackListenerOptions {
+  readonly host: string;
+  /** Default {@link DEFAULT_CALLBACK_PORT}; the next free port is taken when it is busy. */
+  readonly basePort?: number;
+  /**
+   * Binds the listener's server instead of the search from `basePort`, e.g. on a port leased from
+   * the lease service (actors/lease/bind.ts); resolves with the port and the ports found taken.
+   */
+  readonly bind?: (
+    server: HttpsServer,
+  ) => Promise<{ readonly port: number; readonly busy: readonly number[] }>;
+  readonly caCertPem: string;
+  /** The workstation's leaf for this listener (serverAuth, issued by the run CA) and its key. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** The agents' certificate fingerprints (AB:CD:…) allowed to connect, or a predicate. */
+  readonly agentFingerprints: readonly string[] | ((fingerprint256: string) => boolean);
+  readonly runId: string;
+  /** Receives each accepted message; a throw becomes an INTERNAL fault to the agent. */
+  readonly onMessage: (message: CallbackMessage, from: CallbackSender) => void;
+  /** Receives rejections (with their code) and connections; default: stderr. */
+  readonly log?: (level: "info" | "warn" | "error", line: string) => void;
+  readonly maxBodyBytes?: number;
+  readonly maxSkewMs?: number;
+  readonly now?: () => number;
+}
+
+export interface CallbackListener {
+  readonly port: number;
+  /** Ports found taken before {@link port}. */
+  readonly busy: readonly number[];
+  readonly server: HttpsServer;
+  close(): Promise<void>;
+}
+
+/** A connection from a certificate of the run CA that is not one of the allowed agents. */
+export class UnknownAgentError extends AgentProtocolError {
+  readonly code = "UNKNOWN_AGENT";
+  readonly retryable = false;
+}
+
+interface CallbackSession extends ConnectionSession {
+  readonly fingerprint256: string;
+}
+
+/** Starts the listener; resolves once it is bound. */
+export async function startCallbackListener(options: CallbackListenerOptions): Promise<CallbackListener> {
+  const log =
+    options.log ?? ((level, line) => process.stderr.write(`callback-listener ${level} ${oneLine(line)}\n`));
+  const allowed = options.agentFingerprints;
+  const isAllowed =
+    typeof allowed === "function"
+      ? allowed
+      : (fp: string) => allowed.some((a) => a.toUpperCase() === fp.toUpperCase());
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_CALLBACK_MAX_BODY_BYTES;
+  const sessions = new WeakMap<TLSSocket, CallbackSession>();
+
+  const server = createServer(mutualTlsServerOptions(options));
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 15_000;
+
+  server.on("secureConnection", (socket: TLSSocket) => {
+    const fingerprint256 = socket.getPeerCertificate().fingerprint256;
+    if (!isAllowed(fingerprint256)) {
+      log(
+        "warn",
+        `rejected ${new UnknownAgentError("").code} from ${describePeer(socket)}: not an allowed agent`,
+      );
+      socket.destroy();
+      return;
+    }
+    try {
+      const session = openConnectionSession(socket, {
+        runId: options.runId,
+        targetId: "callback",
+        context: callbackContext(options.runId),
+        side: "workstation",
+        ...(options.maxSkewMs === undefined ? {} : { maxSkewMs: options.maxSkewMs }),
+        ...(options.now === undefined ? {} : { now: options.now }),
+      });
+      sessions.set(socket, { ...session, fingerprint256 });
+      log("info", `connection from ${session.peer}`);
+      socket.once("close", () => session.verifier.close());
+    } catch (error) {
+      log("error", `connection refused: ${(error as Error).message}`);
+      socket.destroy();
+    }
+  });
+  server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const reason = socket.authorizationError as unknown;
+    const why =
+      reason instanceof Error ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
+    log(
+      "warn",
+      `rejected TLS_CLIENT from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}: ${error.code ?? "TLS"} ${oneLine(error.message, 300)}${why}`,
+    );
+  });
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    void handle(req, res);
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const socket = req.socket as TLSSocket;
+    const session = sessions.get(socket);
+    if (session === undefined) {
+      log("error", `rejected NO_SESSION from ${socket.remoteAddress ?? "?"}`);
+      socket.destroy();
+      return;
+    }
+    try {
+      if (new URL(req.url ?? "/", "https://ws").pathname !== CALLBACK_PATH || req.method !== "POST")
+        throw new NotFoundError(
+          `${req.method ?? "?"} ${oneLine(req.url ?? "", 200)}: only POST ${CALLBACK_PATH}`,
+        );
+      const body = await readCappedBody(req, maxBodyBytes);
+      const soapAction = req.headers.soapaction;
+      const operation = operationFromSoapAction(Array.isArray(soapAction) ? undefined : soapAction);
+      if (operation === undefined) throw new UnknownOperationError("no SOAPAction of the agent's namespace");
+      session.verifier.verify(decodeSecurityHeader(req.headers[SECURITY_HEADER]), operation, body);
+      if (operation !== NOTIFY_OPERATION)
+        throw new UnknownOperationError(`no operation ${oneLine(operation, 100)} on the callback listener`);
+      const message = parseNotify(body.toString("utf8"));
+      try {
+        options.onMessage(message, { peer: session.peer, fingerprint256: session.fingerprint256 });
+      } catch (cause) {
+        throw new InternalAgentError(`onMessage failed: ${(cause as Error).message}`, { cause });
+      }
+      sendSigned(res, session, 200, responseOperation(NOTIFY_OPERATION), notifyAckEnvelope());
+    } catch (error) {
+      const failure =
+        error instanceof AgentProtocolError
+          ? error
+          : new InternalAgentError(`internal error: ${(error as Error).message}`, { cause: error });
+      log("warn", `rejected ${failure.code} from ${session.peer}: ${failure.message}`);
+      if (res.headersSent || res.destroyed) return;
+      const status =
+        failure instanceof BodyTooLargeError ? 413 : failure instanceof NotFoundError ? 404 : 500;
+      if (status === 413) res.setHeader("connection", "close");
+      const xml = faultEnvelope(
+        { code: failure.code, retryable: failure.retryable, message: failure.message },
+        failure.code === "INTERNAL" ? "Server" : "Client",
+      );
+      sendSigned(res, session, status, FAULT_OPERATION, xml);
+    }
+  }
+
+  const bound =
+    options.bind !== undefined
+      ? await options.bind(server)
+      : await bindPort(server, { host: options.host, basePort: options.basePort ?? DEFAULT_CALLBACK_PORT });
+  log("info", `listening on ${options.host}:${bound.port}`);
+  return {
+    port: bound.port,
+    busy: bound.busy,
+    server,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

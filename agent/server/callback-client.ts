@@ -1,0 +1,258 @@
+/**
+ * The agent's side of the callback channel (issue 3, item 3): a pinned mutual-TLS connection to
+ * the workstation's callback listener (`agent/client/callback-listener.ts`), opened on first use, with a
+ * message-security session from its TLS exporter (context `callbackContext(runId)`); each message
+ * a signed `Notify` whose signed acknowledgement is verified.
+ *
+ * Best effort: messages go one at a time in the order given, each under a deadline; a failure is
+ * logged and dropped (the connection is dropped with it, the next message connects again), and
+ * {@link CallbackClient.send} never rejects, so nothing here can stop an install. After a failure
+ * messages are dropped unsent for a short back-off, so an unreachable workstation costs one
+ * deadline, not one per output line.
+ */
+import { postSigned, type SignedAnswer } from "../protocol/signed-http.ts";
+import type { TLSSocket } from "node:tls";
+import type { AgentLog } from "./agent-log.ts";
+import { type CallbackMessage, notifyEnvelope } from "../protocol/callback-messages.ts";
+import { connectToAgent, OneSocketAgent } from "../protocol/pinned-connection.ts";
+import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
+import { AgentFaultError, AgentResponseError } from "../protocol/call-errors.ts";
+import {
+  AGENT_NAMESPACE,
+  CALLBACK_PATH,
+  callbackContext,
+  decodeSecurityHeader,
+  encodeSecurityHeader,
+  FAULT_OPERATION,
+  NOTIFY_OPERATION,
+  responseOperation,
+} from "../protocol/wire.ts";
+import { bodyElement } from "../protocol/soap-envelope.ts";
+import { childElement, parseXmlTree } from "../protocol/xml-tree.ts";
+
+/** Where the workstation's callback listener is, as the agent's config gives it. */
+export interface CallbackTarget {
+  readonly host: string;
+  readonly port: number;
+  /** SHA-256 fingerprint of the listener's certificate (AB:CD:…): pinned. */
+  readonly fingerprint256: string;
+  /** Heartbeat period (`workstation-watch.ts`); default 15 s. */
+  readonly heartbeatMs?: number;
+  /** No acknowledgement for this long: the workstation is gone and the agent stops; default 60 s. */
+  readonly lostAfterMs?: number;
+}
+
+export interface CallbackClientOptions {
+  readonly target: CallbackTarget;
+  readonly runId: string;
+  readonly caCertPem: string;
+  /** The agent's leaf (it must allow clientAuth) and key. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly log: AgentLog;
+  /** Deadline of one message, connection included; default 10 s. */
+  readonly timeoutMs?: number;
+  /** Messages dropped unsent after a failure, for this long; default 5 s. */
+  readonly backoffMs?: number;
+  /** Messages waiting beyond this many are dropped; default 1000. */
+  readonly maxQueued?: number;
+  readonly now?: () => number;
+}
+
+/** A signed request as sent (tests replay it). */
+export interface CallbackWire {
+  readonly body: Buffer;
+  readonly securityHeader: string;
+}
+
+/** The answer to a request, unverified. */
+export type CallbackWireResponse = Readonly<SignedAnswer>;
+
+interface Connection {
+  readonly socket: TLSSocket;
+  readonly session: ConnectionSession;
+  readonly http: OneSocketAgent;
+}
+
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+export class CallbackClient {
+  readonly #options: CallbackClientOptions;
+  #connection: Promise<Connection> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  #backoffUntil = 0;
+  #closed = false;
+  #lastAcknowledged: number | undefined;
+
+  constructor(options: CallbackClientOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Queues `message`; resolves true once the listener acknowledged it, false when it was dropped
+   * (failure, back-off, full queue, closed). Never rejects.
+   */
+  send(message: CallbackMessage): Promise<boolean> {
+    const { log, maxQueued = 1000 } = this.#options;
+    if (this.#closed) return Promise.resolve(false);
+    if (this.#queued >= maxQueued) {
+      log.write("warn", `callback ${message.kind} dropped: ${maxQueued} messages already waiting`);
+      return Promise.resolve(false);
+    }
+    this.#queued++;
+    const run = this.#queue.then(() => this.#deliver(message));
+    this.#queue = run;
+    return run.finally(() => this.#queued--);
+  }
+
+  /** Resolves once every queued message is delivered or dropped, or after `ms`. */
+  async flush(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#queue, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /** When the listener last acknowledged a message (ms since the epoch, on `now`), if ever. */
+  get lastAcknowledged(): number | undefined {
+    return this.#lastAcknowledged;
+  }
+
+  /** Drops the connection; later messages are dropped. */
+  close(): void {
+    this.#closed = true;
+    this.#drop();
+  }
+
+  /** Signs `message` for the current connection (opening it), for tests that replay or alter it. */
+  async prepare(message: CallbackMessage): Promise<CallbackWire> {
+    const connection = await this.#connect();
+    return this.#sign(connection, Buffer.from(notifyEnvelope(message), "utf8"));
+  }
+
+  /** Sends a prepared request as it is on the current connection; the answer comes back unverified. */
+  async sendWire(wire: CallbackWire): Promise<CallbackWireResponse> {
+    const connection = await this.#connect();
+    return post(connection.http, wire, this.#options.timeoutMs ?? 10_000);
+  }
+
+  async #deliver(message: CallbackMessage): Promise<boolean> {
+    const { log, backoffMs = 5_000, timeoutMs = 10_000, now = Date.now } = this.#options;
+    if (this.#closed) return false;
+    if (now() < this.#backoffUntil) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AgentResponseError(`no acknowledgement within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.#exchange(message), expired]);
+      this.#lastAcknowledged = now();
+      return true;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      log.write(
+        "warn",
+        `callback ${message.kind} not delivered: ${typeof code === "string" ? code : "ERROR"} ${(error as Error).message}` +
+          ` (dropping messages for ${backoffMs} ms)`,
+      );
+      this.#backoffUntil = now() + backoffMs;
+      this.#drop();
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #exchange(message: CallbackMessage): Promise<void> {
+    const connection = await this.#connect();
+    const wire = this.#sign(connection, Buffer.from(notifyEnvelope(message), "utf8"));
+    const answer = await post(connection.http, wire, this.#options.timeoutMs ?? 10_000);
+    const macOperation = answer.status === 200 ? responseOperation(NOTIFY_OPERATION) : FAULT_OPERATION;
+    connection.session.verifier.verify(
+      decodeSecurityHeader(answer.securityHeader),
+      macOperation,
+      answer.body,
+    );
+    const element = bodyElement(parseXmlTree(answer.body.toString("utf8")));
+    if (element.local === "Fault") {
+      const fault = childElement(childElement(element, "detail") ?? element, "AgentFault");
+      const text = (name: string) => (fault === undefined ? "" : (childElement(fault, name)?.text ?? ""));
+      throw new AgentFaultError({
+        code: text("code") || "UNKNOWN_FAULT",
+        retryable: text("retryable") === "true",
+        message: text("message"),
+        status: answer.status,
+      });
+    }
+    if (answer.status !== 200 || element.uri !== AGENT_NAMESPACE || element.local !== "NotifyResponse")
+      throw new AgentResponseError(`expected NotifyResponse, got ${element.local} (HTTP ${answer.status})`);
+  }
+
+  #sign(connection: Connection, body: Buffer): CallbackWire {
+    const header = connection.session.signer.sign(NOTIFY_OPERATION, body);
+    return { body, securityHeader: encodeSecurityHeader(header) };
+  }
+
+  #connect(): Promise<Connection> {
+    this.#connection ??= this.#open();
+    const opening = this.#connection;
+    opening.catch(() => {
+      if (this.#connection === opening) this.#connection = undefined;
+    });
+    return opening;
+  }
+
+  async #open(): Promise<Connection> {
+    const { target, runId, caCertPem, certPem, keyPem, timeoutMs = 10_000, now } = this.#options;
+    const socket = await connectToAgent({
+      host: target.host,
+      port: target.port,
+      caCertPem,
+      certPem,
+      keyPem,
+      agentFingerprint256: target.fingerprint256,
+      connectTimeoutMs: timeoutMs,
+    });
+    const session = openConnectionSession(socket, {
+      runId,
+      targetId: "callback",
+      context: callbackContext(runId),
+      side: "agent",
+      ...(now === undefined ? {} : { now }),
+    });
+    const connection = { socket, session, http: new OneSocketAgent(socket) };
+    socket.once("close", () => {
+      void this.#connection?.then((c) => {
+        if (c === connection) this.#connection = undefined;
+      });
+    });
+    return connection;
+  }
+
+  #drop(): void {
+    const current = this.#connection;
+    this.#connection = undefined;
+    void current?.then(
+      (c) => {
+        c.http.destroy();
+        c.socket.destroy();
+      },
+      () => undefined,
+    );
+  }
+}
+
+function post(http: OneSocketAgent, wire: CallbackWire, timeoutMs: number): Promise<CallbackWireResponse> {
+  const soapAction = `${AGENT_NAMESPACE}#${NOTIFY_OPERATION}`;
+  return postSigned({
+    agent: http,
+    path: CALLBACK_PATH,
+    soapAction,
+    ...wire,
+    timeoutMs,
+    maxBytes: MAX_ANSWER_BYTES,
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * The agent's config: one JSON document the workstation writes to the agent's stdin over the push
+ * channel. It holds only public material (the run CA's certificate) and places; the agent's key is
+ * made on the target and its certificate arrives on a second line (see `main.ts`).
+ */
+import { isIP } from "node:net";
+import { defaultLogDir } from "./agent-log.ts";
+import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
+import type { PortStrategy } from "../protocol/port-binding.ts";
+import type { CallbackTarget } from "./callback-client.ts";
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS } from "./workstation-watch.ts";
+
+export interface AgentConfig {
+  readonly runId: string;
+  readonly targetId: string;
+  readonly caCertPem: string;
+  readonly stagingDir: string;
+  /** The agent's program files, removed at stop. */
+  readonly programFiles: readonly string[];
+  /** Default `/var/log/sumac/<runId>`. */
+  readonly logDir: string;
+  readonly idleTimeoutMs: number;
+  /**
+   * Where to listen. `port` binds exactly that port (0: any free one); without it the agent binds
+   * `basePort` (default 62286) or the next free port, or with `strategy: "random"` a random free
+   * port in [basePort, basePort + window).
+   */
+  readonly listen: {
+    readonly host: string;
+    readonly port?: number;
+    readonly basePort?: number;
+    readonly strategy?: PortStrategy;
+    readonly window?: number;
+  };
+  /**
+   * The workstation's address as the target sees it. With it, and `firewall` not `none`, the agent
+   * admits that address to its port in nftables while it runs.
+   */
+  readonly workstationAddress?: string;
+  readonly firewall: "nft" | "none";
+  readonly maxBodyBytes?: number;
+  readonly limits?: Partial<AgentLimits>;
+  /** The workstation's callback listener (its leaf pinned by fingerprint); optional. */
+  readonly callback?: CallbackTarget;
+}
+
+/** A config that cannot be used; the message names the field. */
+export class AgentConfigError extends Error {
+  readonly code = "AGENT_CONFIG";
+  readonly retryable = false;
+}
+
+/** Checks a parsed config document and fills in defaults. */
+export function parseAgentConfig(value: unknown): AgentConfig {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new AgentConfigError("the config must be a JSON object");
+  const c = value as Record<string, unknown>;
+  const text = (name: string): string => {
+    const v = c[name];
+    if (typeof v !== "string" || v.length === 0)
+      throw new AgentConfigError(`config.${name} must be a non-empty string`);
+    return v;
+  };
+  const int = (v: unknown, name: string, min: number, max: number): number => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max)
+      throw new AgentConfigError(`config.${name} must be an integer from ${min} to ${max}`);
+    return v;
+  };
+  const runId = text("runId");
+  const programFiles = c.programFiles ?? [];
+  if (!Array.isArray(programFiles) || !programFiles.every((p) => typeof p === "string" && p.length > 0))
+    throw new AgentConfigError("config.programFiles must be an array of paths");
+  const listen = c.listen as Record<string, unknown> | undefined;
+  if (typeof listen !== "object" || listen === null)
+    throw new AgentConfigError("config.listen must be { host, port } or { host, basePort, strategy }");
+  if (typeof listen.host !== "string") throw new AgentConfigError("config.listen.host must be a string");
+  const limits = c.limits;
+  if (limits !== undefined && (typeof limits !== "object" || limits === null))
+    throw new AgentConfigError("config.limits must be an object");
+  return {
+    runId,
+    targetId: text("targetId"),
+    caCertPem: text("caCertPem"),
+    stagingDir: text("stagingDir"),
+    programFiles: programFiles as string[],
+    logDir: c.logDir === undefined ? defaultLogDir(runId) : text("logDir"),
+    idleTimeoutMs: int(c.idleTimeoutMs ?? 600_000, "idleTimeoutMs", 1, 24 * 3_600_000),
+    listen: {
+      host: listen.host,
+      ...(listen.port === undefined ? {} : { port: int(listen.port, "listen.port", 0, 65535) }),
+      ...(listen.basePort === undefined
+        ? {}
+        : { basePort: int(listen.basePort, "listen.basePort", 1, 65535) }),
+      ...(listen.strategy === undefined ? {} : { strategy: strategy(listen.strategy) }),
+      ...(listen.window === undefined ? {} : { window: int(listen.window, "listen.window", 1, 65535) }),
+    },
+    ...(c.workstationAddress === undefined ? {} : { workstationAddress: address(c.workstationAddress) }),
+    firewall: c.firewall === undefined ? "nft" : firewallMode(c.firewall),
+    ...(c.maxBodyBytes === undefined
+      ? {}
+      : { maxBodyBytes: int(c.maxBodyBytes, "maxBodyBytes", 1024, 64 * 1024 * 1024) }),
+    ...(limits === undefined ? {} : { limits: parseLimits(limits as Record<string, unknown>) }),
+    ...(c.callback === undefined ? {} : { callback: callbackTarget(c.callback, int) }),
+  };
+}
+
+/** Only known limits, each a positive integer: a typo must not silently leave a default in place. */
+function parseLimits(limits: Record<string, unknown>): Partial<AgentLimits> {
+  const known = Object.keys(DEFAULT_LIMITS);
+  for (const [name, value] of Object.entries(limits)) {
+    if (!known.includes(name)) throw new AgentConfigError(`config.limits.${name} is not a limit`);
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+      throw new AgentConfigError(`config.limits.${name} must be a positive integer`);
+  }
+  return limits;
+}
+
+function callbackTarget(
+  v: unknown,
+  int: (v: unknown, name: string, min: number, max: number) => number,
+): CallbackTarget {
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new AgentConfigError("config.callback must be { host, port, fingerprint256 }");
+  const c = v as Record<string, unknown>;
+  if (typeof c.host !== "string" || c.host.length === 0)
+    throw new AgentConfigError("config.callback.host must be a non-empty string");
+  if (typeof c.fingerprint256 !== "string" || !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(c.fingerprint256))
+    throw new AgentConfigError("config.callback.fingerprint256 must be a SHA-256 fingerprint (AB:CD:…)");
+  const heartbeatMs = int(c.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, "callback.heartbeatMs", 100, 3_600_000);
+  const lostAfterMs = int(
+    c.lostAfterMs ?? DEFAULT_LOST_AFTER_MS,
+    "callback.lostAfterMs",
+    100,
+    24 * 3_600_000,
+  );
+  if (lostAfterMs < heartbeatMs)
+    throw new AgentConfigError("config.callback.lostAfterMs must be at least callback.heartbeatMs");
+  return {
+    host: c.host,
+    port: int(c.port, "callback.port", 1, 65535),
+    fingerprint256: c.fingerprint256,
+    heartbeatMs,
+    lostAfterMs,
+  };
+}
+
+function strategy(v: unknown): PortStrategy {
+  if (v === "next" || v === "random") return v;
+  throw new AgentConfigError('config.listen.strategy must be "next" or "random"');
+}
+
+function firewallMode(v: unknown): "nft" | "none" {
+  if (v === "nft" || v === "none") return v;
+  throw new AgentConfigError('config.firewall must be "nft" or "none"');
+}
+
+function address(v: unknown): string {
+  if (typeof v === "string" && isIP(v) !== 0) return v;
+  throw new AgentConfigError("config.workstationAddress must be an IPv4 or IPv6 address");
+}

@@ -1,0 +1,94 @@
+import { InstallInProgressError } from "../../protocol/faults.ts";
+import { oneLine } from "../../../base/text.ts";
+import { withDeadline } from "../deadline.ts";
+import { fieldsOf, intField, stringField } from "../request-fields.ts";
+import { runCommand } from "../run-command.ts";
+import type { OperationContext, OperationHandler } from "./context.ts";
+
+/**
+ * Exit codes that mean "installed, reboot to finish": the Windows Installer's
+ * ERROR_SUCCESS_REBOOT_REQUIRED and ERROR_SUCCESS_REBOOT_INITIATED, which HP SUM components use too.
+ * POSIX exit codes stop at 255, so on Linux only the {@link REBOOT_MARKER} line can say it.
+ */
+export const REBOOT_EXIT_CODES: readonly number[] = [3010, 1641];
+/** A stdout line that says the same from a command that cannot choose its exit code. */
+export const REBOOT_MARKER = "sumac:reboot-required";
+/**
+ * A stdout line `sumac:progress <0-100>` from an install command is sent back as its progress; the
+ * agent itself only knows the start (0) and the end (100).
+ */
+export const PROGRESS_MARKER = /^sumac:progress (\d{1,3})$/;
+
+/**
+ * Install: runs the component's install command in the staging directory with a deadline,
+ * streaming its output lines to the log. Never two at once: a second request while one runs gets
+ * INSTALL_IN_PROGRESS (retryable). The exit code is returned as is; deciding what counts as
+ * success is the workstation's business.
+ */
+export function installOperation(context: OperationContext): OperationHandler {
+  const { settings, log, installs, callback } = context;
+  const { limits } = settings;
+  return async (args) => {
+    const fields = fieldsOf(args, "Install");
+    const componentId = stringField(fields, "componentId", 256);
+    const command = stringField(fields, "command", 8192);
+    const timeoutMs = intField(fields, "timeoutMs", {
+      min: 1,
+      max: limits.maxInstallTimeoutMs,
+      fallback: limits.installTimeoutMs,
+    });
+    if (installs.current !== undefined) throw new InstallInProgressError("another install is running");
+
+    const id = oneLine(componentId);
+    let marker = false;
+    log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
+    callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
+    const run = withDeadline(`install of ${id}`, timeoutMs, (deadline) =>
+      runCommand(command, {
+        cwd: settings.stagingDir,
+        // The request's own signal is not passed: once started, an install runs to its end or its
+        // deadline, even when the connection drops or Shutdown arrives (HP SUM's rule).
+        signal: deadline,
+        maxOutputBytes: limits.maxOutputBytes,
+        onLine: (stream, line) => {
+          if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
+          const progress = stream === "stdout" ? PROGRESS_MARKER.exec(line.trim()) : null;
+          const percent = Number(progress?.[1] ?? NaN);
+          if (percent >= 0 && percent <= 100)
+            callback?.send({ kind: "progress", step: `install ${componentId}`, percent });
+          log.write("info", `install ${id} ${stream}: ${line}`);
+          callback?.send({ kind: "log", line: `${stream}: ${line}` });
+        },
+      }),
+    );
+    installs.current = run.catch(() => undefined);
+    try {
+      const result = await run;
+      const rebootRequired = marker || REBOOT_EXIT_CODES.includes(result.exitCode);
+      log.write(
+        "info",
+        `install ${id}: exit ${result.exitCode}${result.signal === null ? "" : ` (${result.signal})`} in ${result.durationMs} ms` +
+          (rebootRequired ? ", reboot required" : ""),
+      );
+      callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 100 });
+      callback?.send({
+        kind: "installResult",
+        component: componentId,
+        exitCode: result.exitCode,
+        rebootRequired,
+      });
+      return {
+        componentId,
+        exitCode: result.exitCode,
+        durationMs: result.durationMs,
+        rebootRequired,
+        outputTruncated: result.truncated,
+      };
+    } catch (error) {
+      log.write("error", `install ${id}: ${(error as Error).message}`);
+      throw error;
+    } finally {
+      installs.current = undefined;
+    }
+  };
+}

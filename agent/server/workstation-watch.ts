@@ -1,0 +1,86 @@
+/**
+ * Orphan protection, second half (issue 3, item 8): "when its workstation stops answering". The
+ * idle clock (`idle-watch.ts`) only sees requests that arrive; an agent busy with a long install,
+ * or one whose workstation crashed between calls, needs to ask. With a callback listener
+ * configured, the agent sends a heartbeat `Notify` every `heartbeatMs`; when no message of any
+ * kind has been acknowledged for `lostAfterMs` (counted from the start when none ever was), the
+ * workstation is presumed gone and `onLost` runs once: the agent stops exactly as on Shutdown.
+ */
+import type { CallbackMessage } from "../protocol/callback-messages.ts";
+import { REAL_TIMERS, type IdleTimers } from "./idle-watch.ts";
+
+/** The part of the callback client the watch needs. */
+export interface HeartbeatChannel {
+  /** Resolves true once acknowledged, false when dropped; never rejects. */
+  send(message: CallbackMessage): Promise<boolean>;
+  readonly lastAcknowledged: number | undefined;
+}
+
+export interface WorkstationWatchOptions {
+  readonly heartbeatMs: number;
+  readonly lostAfterMs: number;
+  readonly now?: () => number;
+  readonly timers?: IdleTimers;
+}
+
+/** Defaults: a heartbeat every 15 s; lost after 60 s without any acknowledgement. */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+export const DEFAULT_LOST_AFTER_MS = 60_000;
+
+/**
+ * Sends heartbeats and calls `onLost(silentForMs)` once the workstation has not acknowledged
+ * anything for `lostAfterMs`.
+ *
+ * @example
+ * const watch = new WorkstationWatch(callback, { heartbeatMs: 15_000, lostAfterMs: 60_000 },
+ *   (ms) => agent.stop(`the workstation has not answered for ${ms} ms`));
+ * watch.start();
+ */
+export class WorkstationWatch {
+  readonly #channel: HeartbeatChannel;
+  readonly #options: Required<WorkstationWatchOptions>;
+  readonly #onLost: (silentForMs: number) => void;
+  #handle: unknown;
+  #startedAt = 0;
+  #stopped = true;
+
+  constructor(channel: HeartbeatChannel, options: WorkstationWatchOptions, onLost: (ms: number) => void) {
+    if (!(options.heartbeatMs > 0) || !(options.lostAfterMs >= options.heartbeatMs))
+      throw new RangeError("heartbeatMs must be positive and lostAfterMs at least heartbeatMs");
+    this.#channel = channel;
+    this.#options = { now: Date.now, timers: REAL_TIMERS, ...options };
+    this.#onLost = onLost;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#startedAt = this.#options.now();
+    this.#arm();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#handle !== undefined) this.#options.timers.clearTimeout(this.#handle);
+    this.#handle = undefined;
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    this.#handle = this.#options.timers.setTimeout(() => void this.#beat(), this.#options.heartbeatMs);
+  }
+
+  async #beat(): Promise<void> {
+    this.#handle = undefined;
+    if (this.#stopped) return;
+    await this.#channel.send({ kind: "heartbeat" });
+    if (this.#stopped) return;
+    const last = this.#channel.lastAcknowledged ?? this.#startedAt;
+    const silent = this.#options.now() - last;
+    if (silent >= this.#options.lostAfterMs) {
+      this.#stopped = true;
+      this.#onLost(silent);
+      return;
+    }
+    this.#arm();
+  }
+}
