@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLinuxTarget, type LinuxTarget } from "../test/support/linux-target.ts";
 import { writeFleetJob } from "../test/support/fleet-job.ts";
-import { DEFAULT_CONCURRENCY } from "../cli/job/schema.ts";
+import { DEFAULT_CONCURRENCY } from "../run/job/schema.ts";
 import { buildAgent } from "../agent/build.ts";
 import { floorFleet } from "./fleet/floor.ts";
 import { median } from "./stats.ts";

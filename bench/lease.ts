@@ -8,7 +8,7 @@
  * Rows (all by default; name some to run only those):
  * - `embedded`, the headline in-process figure: what `sumac deploy` runs with no NATS URL, the
  *   in-process Bus with a state directory (under the system temp directory), the lease service on
- *   it, and clients on `service.transport()` (cli/run/backend.ts). Every grant is written to the
+ *   it, and clients on `service.transport()` (run/backend.ts). Every grant is written to the
  *   lease bucket's log before its reply; that bucket is not synced per write (`durability:
  *   "process"`, docs/bus.md), so no fdatasync bounds the rate.
  * - `bus`: the same, clients sending JSON requests over the in-process Bus, as any other component

@@ -1,7 +1,8 @@
 /**
- * The subjects sumac uses on the Bus and the schema of what travels on each, defined once
- * (docs/bus.md is the description for outside subscribers). Every message is UTF-8 JSON, checked
- * with zod when it is encoded and when it is decoded.
+ * How sumac names subjects on the Bus and checks what travels on them (docs/bus.md is the
+ * description for outside subscribers): every message is UTF-8 JSON, checked with zod when it is
+ * encoded and when it is decoded. The lease service's subjects and schemas are here
+ * (`schemas/lease.ts`); those of run and target events are the run engine's (run/events/).
  *
  * Versioning: the `v1` in every subject is the schema version. Within v1, fields may be added
  * (optional ones; decoders drop fields they do not know) but never removed, renamed or given a new
@@ -13,27 +14,8 @@
  */
 import type { z } from "zod";
 import { decodeJson, encodeJson } from "./bus.ts";
-import { RunFinished, RunStarted } from "./schemas/run.ts";
-import { TargetLogLine, TargetStateChanged } from "./schemas/target.ts";
-import {
-  AcquireRequest,
-  ConflictRequest,
-  GrantReply,
-  LEASE_EVENT_SUBJECTS,
-  LEASE_SUBJECTS,
-  LeaseActiveEvent,
-  LeaseConflictEvent,
-  LeaseExpiredEvent,
-  ReleaseReply,
-  ReleaseRequest,
-  RenewReply,
-  RenewRequest,
-  StatusReply,
-  StatusRequest,
-} from "./schemas/lease.ts";
+import { GrantReply, LEASE_SUBJECTS, ReleaseReply, RenewReply, StatusReply } from "./schemas/lease.ts";
 
-export * from "./schemas/target.ts";
-export * from "./schemas/run.ts";
 export * from "./schemas/lease.ts";
 
 /** The schema version in every subject. */
@@ -95,56 +77,6 @@ export function fromSubjectToken(token: string): string {
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
-/** Subjects of run and target events; `*` patterns for subscribers are in {@link EVENT_PATTERNS}. */
-export const subjects = {
-  /** {@link TargetStateChanged} */
-  targetState: (run: string, target: string): string =>
-    `sumac.v1.target.${subjectToken(run)}.${subjectToken(target)}.state`,
-  /** {@link TargetLogLine} */
-  targetLog: (run: string, target: string): string =>
-    `sumac.v1.target.${subjectToken(run)}.${subjectToken(target)}.log`,
-  /** {@link RunStarted} */
-  runStarted: (run: string): string => `sumac.v1.run.${subjectToken(run)}.started`,
-  /** {@link RunFinished} */
-  runFinished: (run: string): string => `sumac.v1.run.${subjectToken(run)}.finished`,
-} as const;
-
-/** Patterns an outside subscriber uses. */
-export const EVENT_PATTERNS = {
-  /** Every event of every run. */
-  all: "sumac.v1.>",
-  targetStates: "sumac.v1.target.*.*.state",
-  targetLogs: "sumac.v1.target.*.*.log",
-  runs: "sumac.v1.run.*.*",
-  /** Every event of one run: `sumac.v1.target.<run>.>` and `sumac.v1.run.<run>.*`. */
-  ofRun: (run: string): readonly string[] => [
-    `sumac.v1.target.${subjectToken(run)}.>`,
-    `sumac.v1.run.${subjectToken(run)}.*`,
-  ],
-} as const;
-
-/** The durable stream that keeps run and target events (read back for reports and replay). */
-export const EVENT_STREAM = {
-  name: "sumac_events_v1",
-  subjects: ["sumac.v1.target.>", "sumac.v1.run.>"],
-} as const;
-
-/** Which schema a subject's messages follow. */
-const BY_PATTERN: readonly (readonly [string, z.ZodType])[] = [
-  ["sumac.v1.target.*.*.state", TargetStateChanged],
-  ["sumac.v1.target.*.*.log", TargetLogLine],
-  ["sumac.v1.run.*.started", RunStarted],
-  ["sumac.v1.run.*.finished", RunFinished],
-  [LEASE_SUBJECTS.acquire, AcquireRequest],
-  [LEASE_SUBJECTS.renew, RenewRequest],
-  [LEASE_SUBJECTS.conflict, ConflictRequest],
-  [LEASE_SUBJECTS.release, ReleaseRequest],
-  [LEASE_SUBJECTS.status, StatusRequest],
-  [LEASE_EVENT_SUBJECTS.conflict, LeaseConflictEvent],
-  [LEASE_EVENT_SUBJECTS.expired, LeaseExpiredEvent],
-  [LEASE_EVENT_SUBJECTS.active, LeaseActiveEvent],
-];
-
 /** Schemas of the replies to the lease requests, by request subject. */
 export const LEASE_REPLIES = {
   [LEASE_SUBJECTS.acquire]: GrantReply,
@@ -153,17 +85,6 @@ export const LEASE_REPLIES = {
   [LEASE_SUBJECTS.release]: ReleaseReply,
   [LEASE_SUBJECTS.status]: StatusReply,
 } as const;
-
-function matches(pattern: string, subject: string): boolean {
-  const p = pattern.split(".");
-  const s = subject.split(".");
-  return p.length === s.length && p.every((t, i) => t === "*" || t === s[i]);
-}
-
-/** The schema of the messages on `subject` (requests, for the lease subjects), if sumac defines one. */
-export function schemaFor(subject: string): z.ZodType | undefined {
-  return BY_PATTERN.find(([pattern]) => matches(pattern, subject))?.[1];
-}
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({

@@ -4,18 +4,18 @@
  * exit code is returned, never passed to `process.exit`.
  *
  * The step implementations of a run are given by the caller (`cli/sumac.ts` passes the real ones
- * from actors/target/compose.ts; tests pass fakes). Without them a valid job is reported and the
+ * from run/compose.ts; tests pass fakes). Without them a valid job is reported and the
  * command says that running it is not wired.
  */
 import { readFileSync } from "node:fs";
-import { DEPLOY_HELP, INVENTORY_HELP, parseRunArgs, UsageError } from "./run/args.ts";
-import { runCommand } from "./run/command.ts";
-import { EXIT_CODES_HELP, ExitCode } from "./run/exit-codes.ts";
-import type { CliIo } from "./run/io.ts";
-import type { StepsFactory } from "./run/types.ts";
+import { DEPLOY_HELP, INVENTORY_HELP, parseRunArgs, UsageError } from "./args.ts";
+import { runCommand } from "./command.ts";
+import { EXIT_CODES_HELP, ExitCode } from "../run/exit-codes.ts";
+import type { CliIo } from "./io.ts";
+import type { StepsFactory } from "../run/types.ts";
 
-export { ExitCode } from "./run/exit-codes.ts";
-export type { CliIo } from "./run/io.ts";
+export { ExitCode } from "../run/exit-codes.ts";
+export type { CliIo } from "./io.ts";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   version: string;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Entry point of the `sumac` command: the logic is in main.ts, the real step implementations of a
-// run in actors/target/compose.ts.
+// run in run/compose.ts.
 import { mkdirSync, statSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { StepsFactory } from "./run/types.ts";
+import type { StepsFactory } from "../run/types.ts";
 
 /**
  * Node's compile cache (compiled code of sumac's modules, TypeScript already stripped), in a
@@ -33,8 +33,7 @@ compileCache();
 // the agent's client, certificates) only when a run starts: `--help` and a job file's errors are
 // answered without them.
 const { main } = await import("./main.ts");
-const createRunSteps: StepsFactory = async (run) =>
-  (await import("../actors/target/compose.ts")).createRunSteps(run);
+const createRunSteps: StepsFactory = async (run) => (await import("../run/compose.ts")).createRunSteps(run);
 
 const code = await main(
   process.argv.slice(2),

@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { AgentClient } from "../../agent/client/client.ts";
 import { startCallbackListener, type CallbackListener } from "../../agent/client/callback-listener.ts";
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
-import type { JobComponent, JobOptions } from "../../cli/job/types.ts";
+import type { JobComponent, JobOptions } from "../../run/job/types.ts";
 import type { Lease } from "../../bus/schemas/lease.ts";
 import type { Firewall } from "../firewall/firewall.ts";
 import { bindLeased } from "../lease/bind.ts";

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import type { StepImpls } from "../../actors/target/steps.ts";
-import type { Job, JobTarget } from "../../cli/job/types.ts";
-import { runJob } from "../../cli/run/run-job.ts";
-import type { StepsFactory } from "../../cli/run/types.ts";
+import type { Job, JobTarget } from "../../run/job/types.ts";
+import { runJob } from "../../run/run-job.ts";
+import type { StepsFactory } from "../../run/types.ts";
 
 function fleetJob(count: number, concurrency: number): Job {
   const targets: JobTarget[] = Array.from({ length: count }, (_, i) => ({

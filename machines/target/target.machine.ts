@@ -8,6 +8,7 @@
  * absolute time and watched by the `deadlineTimer` actor on the system's clock, so a machine
  * restored from a persisted snapshot re-arms it. See docs/target-machine.md.
  */
+import type { StateValueFrom } from "xstate";
 import { initialContext, outcome } from "./context.ts";
 import { targetSetup } from "./setup.ts";
 import {
@@ -87,3 +88,16 @@ export const targetMachine = targetSetup.createMachine({
     cancelled: { type: "final", entry: ["settle", "armTimer"] },
   },
 });
+
+/** A top-level state of the target machine (a step is a sub-state of exchanging and shuttingDown). */
+export type TargetStateName = TopLevel<StateValueFrom<typeof targetMachine>>;
+type TopLevel<V> = V extends string ? V : keyof V & string;
+
+/**
+ * The machine's top-level states in the order it defines them: what event schemas and displays
+ * list (run/events/target-schemas.ts), taken from the machine so that they cannot drift from it.
+ */
+export const TARGET_STATES = Object.keys(targetMachine.config.states ?? {}) as [
+  TargetStateName,
+  ...TargetStateName[],
+];

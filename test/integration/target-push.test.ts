@@ -20,7 +20,7 @@ import { LineReader } from "../../actors/target/line-reader.ts";
 import { createPushSteps } from "../../actors/target/push.ts";
 import { runtimeOnce, type RuntimeArtifact } from "../../actors/target/runtime.ts";
 import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
-import type { SshTarget } from "../../cli/job/types.ts";
+import type { SshTarget } from "../../run/job/types.ts";
 import type { CleanupInput } from "../../machines/target/step-io.ts";
 import type { TargetRef } from "../../machines/target/types.ts";
 import { containerSkipReason } from "../support/engine.ts";

@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { StepImpls } from "../../actors/target/steps.ts";
-import { parseJob } from "../../cli/job/load.ts";
-import type { Job } from "../../cli/job/types.ts";
-import type { RunContext, StepsFactory } from "../../cli/run/types.ts";
+import { parseJob } from "../../run/job/load.ts";
+import type { Job } from "../../run/job/types.ts";
+import type { RunContext, StepsFactory } from "../../run/types.ts";
 import type { StepError, StepName } from "../../machines/target/types.ts";
 
 /** A clock the fake steps move: each step takes the time the script gives it. */

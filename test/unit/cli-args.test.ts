@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { main } from "../../cli/main.ts";
-import { parseRunArgs, UsageError } from "../../cli/run/args.ts";
-import { newRunId, resolveStateDir, targetDirName } from "../../cli/run/paths.ts";
+import { parseRunArgs, UsageError } from "../../cli/args.ts";
+import { newRunId, resolveStateDir, targetDirName } from "../../run/paths.ts";
 import { fakeSteps, makeJob, ManualClock, tempDir } from "../support/run-fakes.ts";
 
 async function capture(argv: string[], env: Record<string, string> = {}, withSteps = true) {

@@ -3,8 +3,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { main, type CliIo } from "../../cli/main.ts";
-import type { RunReport } from "../../cli/run/report-types.ts";
-import type { StepsFactory } from "../../cli/run/types.ts";
+import type { RunReport } from "../../run/report-types.ts";
+import type { StepsFactory } from "../../run/types.ts";
 import { fakeSteps, gate, makeJob, ManualClock, tempDir, type TargetScript } from "../support/run-fakes.ts";
 
 let work: { dir: string; cleanup: () => Promise<void> };

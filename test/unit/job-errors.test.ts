@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JobFileError, loadJob, type JobProblem } from "../../cli/job/load.ts";
+import { JobFileError, loadJob, type JobProblem } from "../../run/job/load.ts";
 
 let dir = "";
 

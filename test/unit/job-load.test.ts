@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadJob, type Job } from "../../cli/job/load.ts";
-import { readSecret, SecretUnavailableError } from "../../cli/job/secret.ts";
+import { loadJob, type Job } from "../../run/job/load.ts";
+import { readSecret, SecretUnavailableError } from "../../run/job/secret.ts";
 
 let dir = "";
 

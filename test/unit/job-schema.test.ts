@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { JOB_SCHEMA_PATH, jobJsonSchema, jobJsonSchemaText } from "../../cli/job/json-schema.ts";
-import { loadJob } from "../../cli/job/load.ts";
+import { JOB_SCHEMA_PATH, jobJsonSchema, jobJsonSchemaText } from "../../run/job/json-schema.ts";
+import { loadJob } from "../../run/job/load.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -34,7 +34,7 @@ describe("job file schema and examples", () => {
   it("job schema - the committed JSON Schema is the one the zod schema generates", async () => {
     // Compared as JSON, not text: the file is formatted by Prettier, the generator is not.
     const committed = JSON.parse(await readFile(join(root, JOB_SCHEMA_PATH), "utf8")) as unknown;
-    assert.deepEqual(committed, jobJsonSchema(), "stale: run node cli/job/write-schema.ts --write");
+    assert.deepEqual(committed, jobJsonSchema(), "stale: run node run/job/write-schema.ts --write");
   });
 
   it("job schema - the JSON Schema closes every mapping and documents the top level", () => {

@@ -5,24 +5,24 @@ import { createActor } from "xstate";
 import { provideSteps, type StepImpls } from "../../actors/target/steps.ts";
 import { decodeJson } from "../../bus/bus.ts";
 import { openMemoryBus } from "../../bus/memory.ts";
+import { decode } from "../../bus/subjects.ts";
 import {
-  decode,
   EVENT_STREAM,
   RunFinished,
   RunStarted,
   schemaFor,
   TargetLogLine,
   TargetStateChanged,
-} from "../../bus/subjects.ts";
-import { runJob } from "../../cli/run/run-job.ts";
+} from "../../run/events/subjects.ts";
+import { runJob } from "../../run/run-job.ts";
 import {
   EMBEDDED_SNAPSHOT_RUNS,
   pruneSnapshots,
   SNAPSHOT_BUCKET,
   snapshotKey,
-} from "../../cli/run/snapshot-store.ts";
-import { newRunId } from "../../cli/run/paths.ts";
-import type { RunContext } from "../../cli/run/types.ts";
+} from "../../run/snapshot-store.ts";
+import { newRunId } from "../../run/paths.ts";
+import type { RunContext } from "../../run/types.ts";
 import { fakeSteps, gate, makeJob, ManualClock, tempDir } from "../support/run-fakes.ts";
 
 let work: { dir: string; cleanup: () => Promise<void> };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { EXIT_PRECEDENCE, ExitCode, runExitCode, targetExitCode } from "../../cli/run/exit-codes.ts";
+import { EXIT_PRECEDENCE, ExitCode, runExitCode, targetExitCode } from "../../run/exit-codes.ts";
 import type { ComponentPlan, StepFailure, TargetOutcome } from "../../machines/target/types.ts";
 
 const base = { plan: null, results: [], rebootNeeded: false, secondaryFailures: [], leftovers: [] };

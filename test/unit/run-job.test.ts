@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runJob } from "../../cli/run/run-job.ts";
-import type { RunReport } from "../../cli/run/report-types.ts";
-import type { RunEvent, RunFlags } from "../../cli/run/types.ts";
+import { runJob } from "../../run/run-job.ts";
+import type { RunReport } from "../../run/report-types.ts";
+import type { RunEvent, RunFlags } from "../../run/types.ts";
 import {
   fakeSteps,
   makeJob,

@@ -8,22 +8,24 @@ import assert from "node:assert/strict";
 import { encodeJson } from "../../bus/bus.ts";
 import {
   AcquireRequest,
-  EVENT_PATTERNS,
-  EVENT_STREAM,
   LEASE_SUBJECTS,
   MessageSchemaError,
+  decode,
+  encode,
+  fromSubjectToken,
+  subjectToken,
+} from "../../bus/subjects.ts";
+import {
+  EVENT_PATTERNS,
+  EVENT_STREAM,
   RunFinished,
   RunStarted,
   TargetLogLine,
   TargetStateChanged,
-  decode,
-  encode,
-  fromSubjectToken,
   schemaFor,
-  subjectToken,
   subjects,
   type TargetStateChanged as TargetStateChangedType,
-} from "../../bus/subjects.ts";
+} from "../../run/events/subjects.ts";
 
 const change: TargetStateChangedType = {
   run: "run-1",

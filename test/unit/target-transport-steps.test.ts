@@ -11,11 +11,11 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { BuiltAgent } from "../../agent/build.ts";
-import type { JobTarget } from "../../cli/job/types.ts";
+import type { JobTarget } from "../../run/job/types.ts";
 import { connectError, createConnectSteps } from "../../actors/target/connect.ts";
 import { createPushSteps } from "../../actors/target/push.ts";
 import { SessionRegistry } from "../../actors/target/sessions.ts";
-import { SecretUnavailableError } from "../../cli/job/secret.ts";
+import { SecretUnavailableError } from "../../run/job/secret.ts";
 import type { CleanupInput } from "../../machines/target/step-io.ts";
 
 const never = new AbortController().signal;

@@ -3,8 +3,8 @@
  * own rather than `util.parseArgs`, so that every mistake gets sumac's own message (which option,
  * what it needs, where to look) and a stable code.
  */
-import { redactUrlCredentials } from "../../bus/bus.ts";
-import { EXIT_CODES_HELP } from "./exit-codes.ts";
+import { redactUrlCredentials } from "../bus/bus.ts";
+import { EXIT_CODES_HELP } from "../run/exit-codes.ts";
 
 export type RunCommand = "deploy" | "inventory";
 

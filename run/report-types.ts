@@ -2,7 +2,7 @@
  * The shape of a run's report (`<runDir>/report.json`), documented in docs/cli.md. Times are
  * integers, ms since the epoch; durations are ms.
  */
-import type { ComponentAction, FailureKind, Held, StepName } from "../../machines/target/types.ts";
+import type { ComponentAction, FailureKind, Held, StepName } from "../machines/target/types.ts";
 
 /** Format version of the report; fields are only added within a version. */
 export const REPORT_VERSION = 1;

@@ -2,9 +2,9 @@
  * The summary at the end of a run: a table of targets (status, exit code, components, duration,
  * failure), the counts, the exit code with its meaning, and where the report is.
  */
-import { describeExitCode } from "./exit-codes.ts";
+import { describeExitCode } from "../run/exit-codes.ts";
 import { clip, componentsText, errorText, formatDuration, table } from "./format.ts";
-import type { RunResult } from "./types.ts";
+import type { RunResult } from "../run/types.ts";
 
 /** Above this many targets, only those that did not succeed are listed (the report has them all). */
 export const SUMMARY_ROWS = 100;

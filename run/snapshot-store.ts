@@ -7,8 +7,8 @@
  * only the latest snapshot waits for the next one (an older state that a newer one supersedes is
  * not worth a write), so a slow store never queues more than one write per target.
  */
-import { encodeJson, type KvStore } from "../../bus/bus.ts";
-import { subjectToken } from "../../bus/subjects.ts";
+import { encodeJson, type KvStore } from "../bus/bus.ts";
+import { subjectToken } from "../bus/subjects.ts";
 
 /** The KV bucket of target snapshots. */
 export const SNAPSHOT_BUCKET = "sumac-targets";

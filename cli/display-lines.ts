@@ -5,7 +5,7 @@
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { stateText } from "./format.ts";
 import { summaryText } from "./summary.ts";
-import type { RunEvent, RunResult } from "./types.ts";
+import type { RunEvent, RunResult } from "../run/types.ts";
 
 export class LineDisplay implements RunDisplay {
   readonly #o: DisplayOptions;

@@ -6,10 +6,11 @@
  */
 import type { z } from "zod";
 import type { Bus } from "../../bus/bus.ts";
-import { encode, subjects, TargetLogLine, TargetStateChanged, type LogLevel } from "../../bus/subjects.ts";
+import { encode } from "../../bus/subjects.ts";
+import { subjects, TargetLogLine, TargetStateChanged, type LogLevel } from "./subjects.ts";
 import type { ViewChange } from "./transitions.ts";
-import type { LogOrigin, RunEvent, RunEvents } from "./types.ts";
-import type { Warnings } from "./warnings.ts";
+import type { LogOrigin, RunEvent, RunEvents } from "../types.ts";
+import type { Warnings } from "../warnings.ts";
 
 /** One line, at most 8192 characters (the bus schema's limit); empty lines dropped. */
 export function logLines(text: string): string[] {

@@ -2,7 +2,7 @@
  * sumac's exit codes (HP SUM's, plus 130 for an interrupted run), the code of each target from its
  * outcome, and the run's code when targets differ. docs/cli.md is the description for operators.
  */
-import type { TargetOutcome } from "../../machines/target/types.ts";
+import type { TargetOutcome } from "../machines/target/types.ts";
 
 /** Exit codes of `sumac`. */
 export const ExitCode = {

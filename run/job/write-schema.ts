@@ -3,7 +3,7 @@
  * formatted as the repository's Prettier settings say (so `npm run lint` passes on it). A unit test
  * fails when the committed file says something other than what this generates.
  *
- * Usage: node cli/job/write-schema.ts [--write]
+ * Usage: node run/job/write-schema.ts [--write]
  */
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";

@@ -1,30 +1,21 @@
 /**
  * Events of target machines, for outside subscribers and for replay (docs/bus.md): every state
- * change and every log line of a target. The `v1` in the subjects is the schema version.
+ * change and every log line of a target. The `v1` in the subjects is the schema version. States and
+ * steps are the target machine's own lists.
  */
 import { z } from "zod";
+import { TARGET_STATES } from "../../machines/target/target.machine.ts";
 import { CLEANUP_STEPS, MAIN_STEPS } from "../../machines/target/types.ts";
 
-/** Milliseconds since the epoch (not exported: `schemas/lease.ts` has its own of the same name). */
+/** Milliseconds since the epoch (not exported: bus/schemas/lease.ts has its own of the same name). */
 const EpochMs = z.int().min(0);
 
 /** A run's id or a target's id as it appears in payloads (subjects carry it encoded). */
 export const RunId = z.string().min(1).max(128);
 export const TargetId = z.string().min(1).max(256);
 
-/** The machine's top-level states (docs/target-machine.md). */
-export const TargetState = z.enum([
-  "queued",
-  "connecting",
-  "pushingAgent",
-  "allocatingPorts",
-  "startingAgent",
-  "exchanging",
-  "shuttingDown",
-  "succeeded",
-  "failed",
-  "cancelled",
-]);
+/** The machine's top-level states, as the machine defines them (docs/target-machine.md). */
+export const TargetState = z.enum(TARGET_STATES);
 export type TargetState = z.infer<typeof TargetState>;
 
 /** A step of the machine (`machines/target/types.ts`). */

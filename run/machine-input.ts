@@ -1,7 +1,7 @@
 /** The target machine's input for one target of a job: what it deploys and how. */
-import { policyFor } from "../../machines/target/policy.ts";
-import type { PolicyOptions, TargetMachineInput, TargetRef } from "../../machines/target/types.ts";
-import type { Job, JobTarget } from "../job/types.ts";
+import { policyFor } from "../machines/target/policy.ts";
+import type { PolicyOptions, TargetMachineInput, TargetRef } from "../machines/target/types.ts";
+import type { Job, JobTarget } from "./job/types.ts";
 import type { RunFlags } from "./types.ts";
 
 /** The machine's view of a job target. */

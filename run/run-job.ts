@@ -6,18 +6,19 @@
  * to `<runDir>/report.json` and the run's exit code is worked out (exit-codes.ts).
  */
 import { join } from "node:path";
-import { provideSteps } from "../../actors/target/steps.ts";
-import { encode, RunFinished, RunStarted, subjects } from "../../bus/subjects.ts";
-import type { Job, JobTarget } from "../job/types.ts";
+import { provideSteps } from "../actors/target/steps.ts";
+import { encode } from "../bus/subjects.ts";
+import { RunFinished, RunStarted, subjects } from "./events/subjects.ts";
+import type { Job, JobTarget } from "./job/types.ts";
 import { openBackend, RunSetupError, type Backend } from "./backend.ts";
 import { targetExitCode } from "./exit-codes.ts";
 import { machineInputs } from "./machine-input.ts";
 import { newRunId, privateDir, runDirOf, targetLogDirOf } from "./paths.ts";
 import { runReport, writeJsonAtomic } from "./report.ts";
-import { RunEmitter } from "./run-events.ts";
+import { RunEmitter } from "./events/emitter.ts";
 import { SnapshotWriter, snapshotKey } from "./snapshot-store.ts";
 import { TargetRun, type TargetResult } from "./target-run.ts";
-import { busError } from "./transitions.ts";
+import { busError } from "./events/transitions.ts";
 import type { RunContext, RunEvent, RunFlags, RunResult, RunSteps, StepsFactory } from "./types.ts";
 import { Warnings } from "./warnings.ts";
 
@@ -26,7 +27,7 @@ export { RunSetupError } from "./backend.ts";
 export interface RunJobOptions {
   readonly job: Job;
   readonly flags: RunFlags;
-  /** Makes the run's step implementations (actors/target/compose.ts's `createRunSteps`). */
+  /** Makes the run's step implementations (run/compose.ts's `createRunSteps`). */
   readonly steps: StepsFactory;
   /** The state directory (see paths.ts `resolveStateDir`). */
   readonly stateDir: string;

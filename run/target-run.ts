@@ -4,12 +4,12 @@
  * and settled into a {@link TargetResult} whatever happens, a broken machine included.
  */
 import { createActor, type Actor } from "xstate";
-import type { provideSteps } from "../../actors/target/steps.ts";
-import type { TargetContext, TargetMachineInput, TargetOutcome } from "../../machines/target/types.ts";
-import type { JobTarget } from "../job/types.ts";
+import type { provideSteps } from "../actors/target/steps.ts";
+import type { TargetContext, TargetMachineInput, TargetOutcome } from "../machines/target/types.ts";
+import type { JobTarget } from "./job/types.ts";
 import type { StepRecord } from "./report-types.ts";
 import type { SnapshotWriter } from "./snapshot-store.ts";
-import { TargetTracker, type ViewChange } from "./transitions.ts";
+import { TargetTracker, type ViewChange } from "./events/transitions.ts";
 
 type TargetMachine = ReturnType<typeof provideSteps>;
 

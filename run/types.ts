@@ -3,10 +3,10 @@
  * steps factory is given (`RunContext`), the events a run emits to whoever displays it, and the
  * run's result. One run is one `sumac deploy` or `sumac inventory` of a job over its targets.
  */
-import type { StepImpls } from "../../actors/target/steps.ts";
-import type { LeaseService } from "../../actors/lease/service.ts";
-import type { LeaseTransport } from "../../actors/lease/transport.ts";
-import type { Bus } from "../../bus/bus.ts";
+import type { StepImpls } from "../actors/target/steps.ts";
+import type { LeaseService } from "../actors/lease/service.ts";
+import type { LeaseTransport } from "../actors/lease/transport.ts";
+import type { Bus } from "../bus/bus.ts";
 import type {
   LogLevel,
   RunFinished,
@@ -14,9 +14,9 @@ import type {
   TargetError,
   TargetLogLine,
   TargetStateChanged,
-} from "../../bus/subjects.ts";
-import type { StepName } from "../../machines/target/types.ts";
-import type { Job, JobTarget } from "../job/types.ts";
+} from "./events/subjects.ts";
+import type { StepName } from "../machines/target/types.ts";
+import type { Job, JobTarget } from "./job/types.ts";
 import type { RunReport } from "./report-types.ts";
 
 /** What the command line asked, beyond the job file. */
@@ -76,7 +76,7 @@ export interface RunSteps {
   close(): Promise<void>;
 }
 
-/** Makes the steps of a run (the real one is `createRunSteps` in actors/target/compose.ts). */
+/** Makes the steps of a run (the real one is `createRunSteps` in run/compose.ts). */
 export type StepsFactory = (run: RunContext) => Promise<RunSteps>;
 
 /** A state change as displayed: the bus message, and which component an install is on. */

@@ -3,10 +3,10 @@
  * step, component, attempt, or a wait for a retry), and the steps' durations, recorded from the
  * transitions as they are seen. Pure: the time is passed in.
  */
-import type { TargetError, TargetState } from "../../bus/subjects.ts";
+import type { TargetError, TargetState } from "./subjects.ts";
 import { toInstall } from "../../machines/target/components.ts";
 import type { CancelMode, StepFailure, StepName, TargetContext } from "../../machines/target/types.ts";
-import type { StepRecord } from "./report-types.ts";
+import type { StepRecord } from "../report-types.ts";
 
 /** The part of a machine snapshot this file reads. */
 export interface MachineSnapshotLike {

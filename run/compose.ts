@@ -4,18 +4,18 @@
  * firewall, and the step groups of connect.ts, push.ts and exchange-steps.ts over them.
  */
 import { join } from "node:path";
-import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
+import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
 import { hostname } from "node:os";
-import type { JobComponent, JobTarget } from "../../cli/job/types.ts";
-import type { RunContext, RunSteps } from "../../cli/run/types.ts";
-import { selectFirewall } from "../firewall/select.ts";
-import { createLeaseClient, type LeaseClient } from "../lease/client.ts";
-import { agentBundleOnce } from "./agent-bundle.ts";
-import { createConnectSteps } from "./connect.ts";
-import { createPushSteps } from "./push.ts";
-import { runtimeOnce } from "./runtime.ts";
-import { createExchangeSteps } from "./exchange-steps.ts";
-import { SessionRegistry } from "./sessions.ts";
+import type { JobComponent, JobTarget } from "./job/types.ts";
+import type { RunContext, RunSteps } from "./types.ts";
+import { selectFirewall } from "../actors/firewall/select.ts";
+import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
+import { agentBundleOnce } from "../actors/target/agent-bundle.ts";
+import { createConnectSteps } from "../actors/target/connect.ts";
+import { createPushSteps } from "../actors/target/push.ts";
+import { runtimeOnce } from "../actors/target/runtime.ts";
+import { createExchangeSteps } from "../actors/target/exchange-steps.ts";
+import { SessionRegistry } from "../actors/target/sessions.ts";
 
 /** The real steps of a run. */
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {

@@ -8,7 +8,7 @@
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { clip, errorText, formatDuration, stateText } from "./format.ts";
 import { summaryText } from "./summary.ts";
-import type { RunEvent, RunResult } from "./types.ts";
+import type { RunEvent, RunResult } from "../run/types.ts";
 
 type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 

@@ -4,7 +4,7 @@
  */
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { summaryText } from "./summary.ts";
-import type { RunEvent, RunResult } from "./types.ts";
+import type { RunEvent, RunResult } from "../run/types.ts";
 
 export class JsonDisplay implements RunDisplay {
   readonly #o: DisplayOptions;

@@ -5,8 +5,8 @@
  */
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { StepFailure } from "../../machines/target/types.ts";
-import type { Job, JobTarget } from "../job/types.ts";
+import type { StepFailure } from "../machines/target/types.ts";
+import type { Job, JobTarget } from "./job/types.ts";
 import { runExitCode, targetExitCode } from "./exit-codes.ts";
 import { targetLogDirOf } from "./paths.ts";
 import {

@@ -1,7 +1,7 @@
 /** Text for the operator: durations, a target's state in a few words, tables. */
-import type { TargetError } from "../../bus/subjects.ts";
-import type { FailureReport, TargetReport } from "./report-types.ts";
-import type { TargetStateEvent } from "./types.ts";
+import type { TargetError } from "../run/events/subjects.ts";
+import type { FailureReport, TargetReport } from "../run/report-types.ts";
+import type { TargetStateEvent } from "../run/types.ts";
 
 /** `850ms`, `4.2s`, `1m03s`, `2h05m`. */
 export function formatDuration(ms: number): string {

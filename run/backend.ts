@@ -3,12 +3,12 @@
  * directory) and a lease service started for the run. With NATS the service takes the lock or
  * stands by while another instance serves; embedded it is the only one and serves at once.
  */
-import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
-import { busTransport, type LeaseTransport } from "../../actors/lease/transport.ts";
-import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../../bus/bus.ts";
-import { openBus } from "../../bus/open.ts";
-import { EVENT_STREAM } from "../../bus/subjects.ts";
-import type { Job } from "../job/types.ts";
+import { startLeaseService, type LeaseService } from "../actors/lease/service.ts";
+import { busTransport, type LeaseTransport } from "../actors/lease/transport.ts";
+import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../bus/bus.ts";
+import { openBus } from "../bus/open.ts";
+import { EVENT_STREAM } from "./events/subjects.ts";
+import type { Job } from "./job/types.ts";
 import { EMBEDDED_SNAPSHOT_RUNS, pruneSnapshots, SNAPSHOT_BUCKET } from "./snapshot-store.ts";
 
 /** Events the embedded bus keeps in its state directory (the oldest are dropped beyond it). */

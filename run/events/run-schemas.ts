@@ -3,7 +3,7 @@
  * (docs/bus.md). The `v1` in the subjects is the schema version.
  */
 import { z } from "zod";
-import { RunId } from "./target.ts";
+import { RunId } from "./target-schemas.ts";
 
 /** Milliseconds since the epoch. */
 const EpochMs = z.int().min(0);

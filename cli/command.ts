@@ -3,19 +3,19 @@
  * file:line:column, exit 254), pick the display, run, handle Ctrl-C (first: graceful cancel,
  * second: force), print the summary, and return the exit code.
  */
-import { JobFileError, loadJob } from "../job/load.ts";
-import type { Job } from "../job/types.ts";
+import { JobFileError, loadJob } from "../run/job/load.ts";
+import type { Job } from "../run/job/types.ts";
 import type { RunArgs } from "./args.ts";
 import type { RunDisplay } from "./display.ts";
 import { JsonDisplay } from "./display-json.ts";
 import { LineDisplay } from "./display-lines.ts";
 import { LiveDisplay } from "./display-live.ts";
-import { ExitCode } from "./exit-codes.ts";
+import { ExitCode } from "../run/exit-codes.ts";
 import type { CliIo } from "./io.ts";
-import { resolveStateDir } from "./paths.ts";
-import { RetryError, targetsToRetry } from "./retry.ts";
-import { RunSetupError, runJob } from "./run-job.ts";
-import type { StepsFactory } from "./types.ts";
+import { resolveStateDir } from "../run/paths.ts";
+import { RetryError, targetsToRetry } from "../run/retry.ts";
+import { RunSetupError, runJob } from "../run/run-job.ts";
+import type { StepsFactory } from "../run/types.ts";
 
 /** Says what the third and later interrupts do: nothing more, cleanup is bounded by its deadlines. */
 const CLEANUP_NOTICE =
@@ -93,7 +93,7 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
     io.err(
       `sumac: ${args.jobFile}: a valid job (${job.targets.length} target(s), ` +
         `${job.package.components.length} component(s)), but running it is not wired in this build: ` +
-        `no step implementations were given to main() (actors/target/compose.ts)\n`,
+        `no step implementations were given to main() (run/compose.ts)\n`,
     );
     return ExitCode.otherFailure;
   }

@@ -3,7 +3,7 @@
  * change otherwise (display-lines.ts), or the events as JSON lines with `--json` (display-json.ts).
  * Every display ends with the summary (summary.ts).
  */
-import type { RunEvent, RunResult } from "./types.ts";
+import type { RunEvent, RunResult } from "../run/types.ts";
 
 export interface RunDisplay {
   /** One event of the run, in order. */
