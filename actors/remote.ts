@@ -5,58 +5,22 @@
  * both; tests of the machines provide fakes.
  *
  * Every call takes a deadline and an AbortSignal. Aborting rejects with the signal's reason and
- * stops the remote work; failures reject with an error carrying a {@link RemoteErrorCode}.
+ * stops the remote work; failures reject with a SumacError whose code says what happened
+ * (remote-errors.ts, ssh/errors.ts): UNREACHABLE and CONNECTION_LOST are worth a retry, the host
+ * key codes never are.
  */
 import type { Readable, Writable } from "node:stream";
-
-/**
- * Stable codes of transport failures. Machines branch on these (never on message text):
- * `unreachable` and `connection-lost` are worth a retry, the host key codes never are.
- */
-export type RemoteErrorCode =
-  | "unreachable"
-  | "host-key-mismatch"
-  | "host-key-unknown"
-  | "host-key-revoked"
-  | "handshake-failed"
-  | "auth-failed"
-  | "bad-private-key"
-  | "known-hosts-invalid"
-  | "become-failed"
-  | "timeout"
-  | "connection-lost"
-  | "command-failed"
-  | "output-too-large"
-  | "upload-failed"
-  | "hash-mismatch"
-  | "path-refused"
-  | "config-invalid";
-
-/** The shape every transport error has (the SSH classes are in `actors/ssh/errors.ts`). */
-export interface RemoteError extends Error {
-  readonly code: RemoteErrorCode;
-  readonly retryable: boolean;
-}
-
-/** True for errors of the transports, so callers can tell them from programming errors. */
-export function isRemoteError(error: unknown): error is RemoteError {
-  return (
-    error instanceof Error &&
-    typeof (error as Partial<RemoteError>).code === "string" &&
-    typeof (error as Partial<RemoteError>).retryable === "boolean"
-  );
-}
 
 export interface ExecOptions {
   /** Bytes fed to the command's stdin, then end of file. Without it stdin is closed at once. */
   readonly stdin?: string | Buffer;
-  /** The command is stopped on the target (TERM, then KILL) and the call fails with `timeout`. */
+  /** The command is stopped on the target (TERM, then KILL) and the call fails with `TIMEOUT`. */
   readonly timeoutMs: number;
   /** Aborting stops the command on the target and rejects with the signal's reason. */
   readonly signal?: AbortSignal;
   /** Run as root (through `sudo` when the login is not root). */
   readonly become?: boolean;
-  /** Cap on stdout and on stderr, each; past it the command is stopped (`output-too-large`). */
+  /** Cap on stdout and on stderr, each; past it the command is stopped (`OUTPUT_TOO_LARGE`). */
   readonly maxOutputBytes?: number;
 }
 
@@ -132,7 +96,7 @@ export interface FileOpOptions {
 
 /**
  * Puts files into the run's directory on a target. Every path must be inside the configured run
- * root (`/var/tmp/sumac` by default); anything else is refused with `path-refused`.
+ * root (`/var/tmp/sumac` by default); anything else is refused with `PATH_REFUSED`.
  */
 export interface FileChannel {
   /** The directory that holds every run's directory on the target. */

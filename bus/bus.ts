@@ -7,6 +7,8 @@
  * Payloads are bytes at this level; `bus/subjects.ts` defines the subjects and the validated JSON
  * schemas that travel on them. Every call that waits on the network takes a deadline.
  */
+import type { ErrorCode } from "../base/error-codes.ts";
+import { SumacError } from "../base/errors.ts";
 
 /** One message as a subscriber or a request handler sees it. */
 export interface BusMessage {
@@ -21,7 +23,7 @@ export interface Subscription {
 
 /** Options of a call that waits for an answer. */
 export interface Deadline {
-  /** Milliseconds before the call fails with `BusError` code `timeout`. */
+  /** Milliseconds before the call fails with `BusError` code `TIMEOUT`. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
 }
@@ -39,7 +41,7 @@ export interface Bus {
     handler: (message: BusMessage) => void,
     options?: { readonly queue?: string },
   ): Promise<Subscription>;
-  /** Sends a request and waits for the first reply; `no-responders` when nobody serves `subject`. */
+  /** Sends a request and waits for the first reply; `NO_RESPONDERS` when nobody serves `subject`. */
   request(subject: string, data: Uint8Array, deadline: Deadline): Promise<BusMessage>;
   /**
    * Serves requests on `subject` (wildcards allowed); the handler's result is the reply. Members of
@@ -56,7 +58,7 @@ export interface Bus {
   stream(name: string, options: StreamOptions): Promise<EventStream>;
   /** A durable work queue, created when missing. */
   workQueue(name: string, options: WorkQueueOptions): Promise<WorkQueue>;
-  /** Flushes what was published and closes; later calls fail with code `closed`. */
+  /** Flushes what was published and closes; later calls fail with code `BUS_CLOSED`. */
   close(): Promise<void>;
 }
 
@@ -101,11 +103,11 @@ export interface KvStore {
   get(key: string): Promise<KvEntry | undefined>;
   /** Writes unconditionally; returns the new revision. */
   put(key: string, value: Uint8Array): Promise<number>;
-  /** Writes only if the key does not exist (or was deleted); else `BusError` code `revision-mismatch`. */
+  /** Writes only if the key does not exist (or was deleted); else `BusError` code `REVISION_MISMATCH`. */
   create(key: string, value: Uint8Array): Promise<number>;
-  /** Writes only if the key's revision is `expected`; else `BusError` code `revision-mismatch`. */
+  /** Writes only if the key's revision is `expected`; else `BusError` code `REVISION_MISMATCH`. */
   update(key: string, value: Uint8Array, expected: number): Promise<number>;
-  /** Deletes; with `expected`, only if the key's revision is that (else `revision-mismatch`). */
+  /** Deletes; with `expected`, only if the key's revision is that (else `REVISION_MISMATCH`). */
   delete(key: string, expected?: number): Promise<void>;
   /** The live keys, optionally those matching a filter with wildcards (`leases.>`). */
   keys(filter?: string): Promise<string[]>;
@@ -180,20 +182,20 @@ export interface WorkQueue {
   pending(): Promise<number>;
 }
 
-export type BusErrorCode =
-  "timeout" | "no-responders" | "revision-mismatch" | "closed" | "bad-subject" | "too-large" | "unavailable";
+/** The codes the bus fails with (base/error-codes.ts says which are retryable). */
+export type BusErrorCode = Extract<
+  ErrorCode,
+  | "TIMEOUT"
+  | "NO_RESPONDERS"
+  | "REVISION_MISMATCH"
+  | "BUS_CLOSED"
+  | "BAD_SUBJECT"
+  | "MESSAGE_TOO_LARGE"
+  | "BUS_UNAVAILABLE"
+>;
 
 /** The one error class of the bus: guards branch on `code`. */
-export class BusError extends Error {
-  override readonly name = "BusError";
-  readonly code: BusErrorCode;
-  readonly retryable: boolean;
-  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-    this.retryable = code === "timeout" || code === "no-responders" || code === "unavailable";
-  }
-}
+export class BusError extends SumacError<BusErrorCode> {}
 
 /**
  * `text` with the user, password or token of every URL in it (`nats://user:pass@host`,

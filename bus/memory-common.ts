@@ -16,16 +16,19 @@ export {
   tokensMatch,
 } from "./subject-rules.ts";
 
-/** `too-large` above the payload limit. */
+/** `MESSAGE_TOO_LARGE` above the payload limit. */
 export function checkSize(data: Uint8Array): void {
   if (data.length > MAX_PAYLOAD) {
-    throw new BusError("too-large", `payload of ${data.length} bytes is over the ${MAX_PAYLOAD}-byte limit`);
+    throw new BusError(
+      "MESSAGE_TOO_LARGE",
+      `payload of ${data.length} bytes is over the ${MAX_PAYLOAD}-byte limit`,
+    );
   }
 }
 
-/** The `closed` error of a call made after `close()`. */
+/** The `BUS_CLOSED` error of a call made after `close()`. */
 export function closedError(what: string): BusError {
-  return new BusError("closed", `${what}: the bus is closed`);
+  return new BusError("BUS_CLOSED", `${what}: the bus is closed`);
 }
 
 /**

@@ -152,7 +152,7 @@ export class KvBucket {
   }
 }
 
-/** A handle on a bucket; fails with `closed` once the bus is closed. */
+/** A handle on a bucket; fails with `BUS_CLOSED` once the bus is closed. */
 export class MemoryKv implements KvStore {
   readonly #bucket: KvBucket;
   readonly #isClosed: () => boolean;
@@ -194,7 +194,7 @@ export class MemoryKv implements KvStore {
     const last = this.#bucket.last(key);
     if (last?.live) {
       throw new BusError(
-        "revision-mismatch",
+        "REVISION_MISMATCH",
         `kv ${this.#bucket.name}: create ${key}: exists at revision ${last.revision}`,
       );
     }
@@ -208,7 +208,7 @@ export class MemoryKv implements KvStore {
     const last = this.#bucket.last(key);
     if (last?.revision !== expected) {
       throw new BusError(
-        "revision-mismatch",
+        "REVISION_MISMATCH",
         `kv ${this.#bucket.name}: update ${key}: revision is ${last?.revision ?? "none"}, not ${expected}`,
       );
     }
@@ -221,7 +221,7 @@ export class MemoryKv implements KvStore {
       const last = this.#bucket.last(key);
       if (!last?.live || last.revision !== expected) {
         throw new BusError(
-          "revision-mismatch",
+          "REVISION_MISMATCH",
           `kv ${this.#bucket.name}: delete ${key}: revision is ${last?.live ? last.revision : "none"}, not ${expected}`,
         );
       }

@@ -3,14 +3,12 @@
  * would interleave their revisions and sequences. The lock is a file holding the owner's pid,
  * created exclusively; a lock left by a process that no longer runs (a crash) is taken over.
  */
+import { errorClass } from "../base/errors.ts";
 import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 
 /** The state directory is in use by another bus (in this process or another one). */
-export class StateDirLockedError extends Error {
-  override readonly name = "StateDirLockedError";
-  readonly code = "state-dir-locked";
-  readonly retryable = false;
+export class StateDirLockedError extends errorClass("STATE_DIR_LOCKED") {
   readonly pid: number;
   constructor(dir: string, pid: number) {
     super(`state directory ${dir} is in use by process ${pid}${pid === process.pid ? " (this one)" : ""}`);

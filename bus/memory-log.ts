@@ -17,6 +17,7 @@
  * Files grow with every write; the owner calls `snapshot` from time to time to replace a file with
  * the current state (written to a temporary file, synced, renamed over, directory synced).
  */
+import { errorClass } from "../base/errors.ts";
 import {
   chmodSync,
   closeSync,
@@ -52,10 +53,7 @@ const CHUNK = 1024 * 1024;
 const NEWLINE = 0x0a;
 
 /** A state file that cannot be loaded (damaged before its last line, or a line over the limit). */
-export class StateFileError extends Error {
-  override readonly name = "StateFileError";
-  readonly code = "bad-state-file";
-  readonly retryable = false;
+export class StateFileError extends errorClass("BAD_STATE_FILE") {
   readonly path: string;
   readonly line: number;
   constructor(path: string, line: number, message: string, options?: ErrorOptions) {
@@ -240,10 +238,10 @@ export class AppendLog {
   #refusal(): Promise<void> {
     if (this.#failed) {
       return Promise.reject(
-        new BusError("unavailable", `${this.#path}: an earlier write failed`, { cause: this.#failed }),
+        new BusError("BUS_UNAVAILABLE", `${this.#path}: an earlier write failed`, { cause: this.#failed }),
       );
     }
-    return Promise.reject(new BusError("closed", `${this.#path}: closed`));
+    return Promise.reject(new BusError("BUS_CLOSED", `${this.#path}: closed`));
   }
 
   async #flush(): Promise<void> {
@@ -267,7 +265,7 @@ export class AppendLog {
         batch.resolve();
       } catch (err) {
         this.#failed = err instanceof Error ? err : new Error(String(err));
-        const failure = new BusError("unavailable", `${this.#path}: write failed`, { cause: err });
+        const failure = new BusError("BUS_UNAVAILABLE", `${this.#path}: write failed`, { cause: err });
         batch.reject(failure);
         // Queued while this batch was written (the awaits above): refused as well.
         (this.#queued as Batch | undefined)?.reject(failure);

@@ -237,7 +237,7 @@ export class QueueState {
     return (this.#log as AppendLog).snapshot(records);
   }
 
-  /** Clears every timer and ends waiting `next` calls with `closed`. */
+  /** Clears every timer and ends waiting `next` calls with `BUS_CLOSED`. */
   close(): Promise<void> {
     this.#closed = true;
     for (const job of this.#jobs.values()) clearTimeout(job.timer);
@@ -256,7 +256,7 @@ export function checkQueueOptions(name: string, options: WorkQueueOptions): void
   }
 }
 
-/** A handle on a queue; fails with `closed` once the bus is closed. */
+/** A handle on a queue; fails with `BUS_CLOSED` once the bus is closed. */
 export class MemoryQueue implements WorkQueue {
   readonly #state: QueueState;
   readonly #isClosed: () => boolean;

@@ -29,7 +29,7 @@ export class PendingRequest {
     this.#reject = reject;
     const ms = Math.max(0, deadline.timeoutMs);
     this.#timer = setTimeout(
-      () => this.fail(new BusError("timeout", `request ${subject}: no answer within ${Math.round(ms)} ms`)),
+      () => this.fail(new BusError("TIMEOUT", `request ${subject}: no answer within ${Math.round(ms)} ms`)),
       ms,
     );
     this.#signal = deadline.signal;

@@ -161,7 +161,7 @@ export class StreamState {
 
 /** Checks the stream options as the NATS adapter does. */
 export function checkStreamOptions(name: string, options: StreamOptions): void {
-  if (options.subjects.length === 0) throw new BusError("bad-subject", `stream ${name}: no subjects`);
+  if (options.subjects.length === 0) throw new BusError("BAD_SUBJECT", `stream ${name}: no subjects`);
   for (const s of options.subjects) checkPattern(s);
   const max = options.maxEvents;
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
@@ -169,7 +169,7 @@ export function checkStreamOptions(name: string, options: StreamOptions): void {
   }
 }
 
-/** A handle on a stream; fails with `closed` once the bus is closed. */
+/** A handle on a stream; fails with `BUS_CLOSED` once the bus is closed. */
 export class MemoryStream implements EventStream {
   readonly #state: StreamState;
   readonly #isClosed: () => boolean;
@@ -191,7 +191,7 @@ export class MemoryStream implements EventStream {
     checkSubject(subject);
     if (!this.#state.covers(subject.split("."))) {
       throw new BusError(
-        "bad-subject",
+        "BAD_SUBJECT",
         `stream ${this.#state.name} does not cover ${subject} (${this.#state.subjects.join(", ")})`,
       );
     }

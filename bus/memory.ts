@@ -3,7 +3,7 @@
  * one process, with nothing to install. Core messaging follows core NATS: delivery is asynchronous
  * and in order per subscriber, `*` and `>` wildcards, queue groups (one member per group gets each
  * message, whatever pattern each member used), a request reaches every matching subscriber and
- * the first answer wins, `no-responders` when nothing matches. KV, streams and work queues are in
+ * the first answer wins, `NO_RESPONDERS` when nothing matches. KV, streams and work queues are in
  * `memory-kv.ts`, `memory-stream.ts` and `memory-queue.ts`.
  *
  * With `stateDir`, KV buckets, event streams and work queues are kept in append-only files there
@@ -232,7 +232,7 @@ class MemoryBus implements Bus {
       deadline.signal?.throwIfAborted();
       route = this.#route(subject);
       if (route.plain.length === 0 && route.groups.length === 0) {
-        throw new BusError("no-responders", `request ${subject}: nobody serves it`);
+        throw new BusError("NO_RESPONDERS", `request ${subject}: nobody serves it`);
       }
     } catch (err) {
       // A signal's reason may be anything; it is passed on as it is, as `throwIfAborted` threw it.

@@ -29,16 +29,19 @@ export {
 /** JetStream API error 10054: "message size exceeds maximum allowed". */
 const MESSAGE_TOO_LARGE = 10054;
 
-/** `too-large` before anything is sent. */
+/** `MESSAGE_TOO_LARGE` before anything is sent. */
 export function checkSize(data: Uint8Array, headerBytes = 0, serverMax = MAX_PAYLOAD): void {
   if (data.length > MAX_PAYLOAD) {
-    throw new BusError("too-large", `payload of ${data.length} bytes is over the ${MAX_PAYLOAD}-byte limit`);
+    throw new BusError(
+      "MESSAGE_TOO_LARGE",
+      `payload of ${data.length} bytes is over the ${MAX_PAYLOAD}-byte limit`,
+    );
   }
   if (data.length + headerBytes > serverMax) {
     // JetStream writes carry headers (message id, expected revision) that count against the
     // server's max_payload; a server configured with a larger max_payload leaves room for them.
     throw new BusError(
-      "too-large",
+      "MESSAGE_TOO_LARGE",
       `payload of ${data.length} bytes plus ${headerBytes} bytes of JetStream headers is over the server's ${serverMax}-byte max_payload`,
     );
   }
@@ -54,7 +57,7 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Races `work` against a timer and an optional abort signal. The `timeout` error is made when the
+ * Races `work` against a timer and an optional abort signal. The `TIMEOUT` error is made when the
  * timer fires, not when it is armed (STYLE.md item 7 asks for the latter so that the stack names
  * the operation): nearly every call ends in time, an Error's stack cost about 2 µs on each of them
  * (bench/lease.ts makes several such calls per grant), and `what` still names the operation.
@@ -71,7 +74,7 @@ export function withDeadline<T>(
     let onAbort: (() => void) | undefined;
     const timer = setTimeout(() => {
       settle();
-      reject(new BusError("timeout", `${what}: no answer within ${Math.round(ms)} ms`));
+      reject(new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`));
     }, ms);
     const settle = (): void => {
       clearTimeout(timer);
@@ -103,7 +106,7 @@ export function isTransient(err: unknown): boolean {
       e instanceof ConnectionError ||
       e instanceof NoRespondersError ||
       (e instanceof RequestError && e.isNoResponders()) ||
-      (e instanceof BusError && (e.code === "unavailable" || e.code === "timeout"))
+      (e instanceof BusError && (e.code === "BUS_UNAVAILABLE" || e.code === "TIMEOUT"))
     ) {
       return true;
     }
@@ -121,21 +124,21 @@ export function toBusError(what: string, err: unknown, closedByUs: boolean): Bus
   if (err instanceof BusError) return err;
   const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
   if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError) {
-    return new BusError(closedByUs ? "closed" : "unavailable", message, { cause: err });
+    return new BusError(closedByUs ? "BUS_CLOSED" : "BUS_UNAVAILABLE", message, { cause: err });
   }
-  if (err instanceof InvalidSubjectError) return new BusError("bad-subject", message, { cause: err });
-  if (err instanceof TimeoutError) return new BusError("timeout", message, { cause: err });
+  if (err instanceof InvalidSubjectError) return new BusError("BAD_SUBJECT", message, { cause: err });
+  if (err instanceof TimeoutError) return new BusError("TIMEOUT", message, { cause: err });
   if (err instanceof RequestError && err.isNoResponders()) {
-    return new BusError("no-responders", message, { cause: err });
+    return new BusError("NO_RESPONDERS", message, { cause: err });
   }
   if (err instanceof JetStreamApiError) {
     if (
       err.code === JetStreamApiCodes.StreamWrongLastSequence ||
       err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
     ) {
-      return new BusError("revision-mismatch", message, { cause: err });
+      return new BusError("REVISION_MISMATCH", message, { cause: err });
     }
-    if (err.code === MESSAGE_TOO_LARGE) return new BusError("too-large", message, { cause: err });
+    if (err.code === MESSAGE_TOO_LARGE) return new BusError("MESSAGE_TOO_LARGE", message, { cause: err });
   }
-  return new BusError("unavailable", message, { cause: err });
+  return new BusError("BUS_UNAVAILABLE", message, { cause: err });
 }

@@ -71,13 +71,13 @@ class NatsKv implements KvStore {
     try {
       return (await this.#link.write(what, this.#subject(key), value, { expectLastSubjectSequence: 0 })).seq;
     } catch (err) {
-      if (!(err instanceof BusError && err.code === "revision-mismatch")) throw err;
+      if (!(err instanceof BusError && err.code === "REVISION_MISMATCH")) throw err;
     }
     // The key has history: creating is allowed when its last entry is a delete marker, and only
     // on top of that very marker (a concurrent create wins the race, we get a mismatch).
     const last = await this.#last(what, key);
     if (last === undefined || last.live) {
-      throw new BusError("revision-mismatch", `${what}: the key exists (revision ${last?.revision ?? "?"})`);
+      throw new BusError("REVISION_MISMATCH", `${what}: the key exists (revision ${last?.revision ?? "?"})`);
     }
     return (
       await this.#link.write(what, this.#subject(key), value, { expectLastSubjectSequence: last.revision })
@@ -89,7 +89,7 @@ class NatsKv implements KvStore {
     checkSize(value);
     const what = `kv ${this.#bucket}: update ${key}`;
     if (!Number.isInteger(expected) || expected < 1) {
-      throw new BusError("revision-mismatch", `${what}: no key has revision ${expected}`);
+      throw new BusError("REVISION_MISMATCH", `${what}: no key has revision ${expected}`);
     }
     return (await this.#link.write(what, this.#subject(key), value, { expectLastSubjectSequence: expected }))
       .seq;
@@ -103,7 +103,7 @@ class NatsKv implements KvStore {
       const last = await this.#last(what, key);
       if (last === undefined || !last.live || last.revision !== expected) {
         throw new BusError(
-          "revision-mismatch",
+          "REVISION_MISMATCH",
           `${what}: revision is ${last?.live ? last.revision : "none"}, not ${expected}`,
         );
       }

@@ -77,12 +77,12 @@ export class NatsLink {
     return this.#connected;
   }
 
-  /** Fails with `closed` once `close` was called. */
+  /** Fails with `BUS_CLOSED` once `close` was called. */
   checkOpen(what: string): void {
-    if (this.closed || this.nc.isClosed()) throw new BusError("closed", `${what}: the bus is closed`);
+    if (this.closed || this.nc.isClosed()) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`);
   }
 
-  /** Resolves when connected, waiting until the absolute time `until`; `unavailable` after that. */
+  /** Resolves when connected, waiting until the absolute time `until`; `BUS_UNAVAILABLE` after that. */
   async connected(what: string, until: number): Promise<void> {
     this.checkOpen(what);
     if (this.#connected) return;
@@ -97,7 +97,7 @@ export class NatsLink {
         }),
       );
     } catch (err) {
-      throw new BusError("unavailable", `${what}: not connected to the NATS server`, { cause: err });
+      throw new BusError("BUS_UNAVAILABLE", `${what}: not connected to the NATS server`, { cause: err });
     } finally {
       if (done) this.#waiters.delete(done);
     }
@@ -109,7 +109,7 @@ export class NatsLink {
     return this.#race(this.#lost, this.untilClosed(work));
   }
 
-  /** Runs `work`, failing with `closed` when the bus is closed meanwhile. */
+  /** Runs `work`, failing with `BUS_CLOSED` when the bus is closed meanwhile. */
   untilClosed<T>(work: Promise<T>): Promise<T> {
     return this.#race(this.#closers, work);
   }
@@ -133,10 +133,10 @@ export class NatsLink {
     return this.#closed;
   }
 
-  /** Marks the bus closed and ends the calls waiting on the server with `closed`. */
+  /** Marks the bus closed and ends the calls waiting on the server with `BUS_CLOSED`. */
   markClosed(): void {
     this.#closed = true;
-    const err = new BusError("closed", "the bus was closed while the call waited");
+    const err = new BusError("BUS_CLOSED", "the bus was closed while the call waited");
     for (const f of this.#closers) f(err);
     this.mux.close(err);
     for (const f of this.#waiters) f();
@@ -156,7 +156,7 @@ export class NatsLink {
       try {
         return await this.unlessLost(withDeadline(what, left, attempt(left)));
       } catch (err) {
-        if (this.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+        if (this.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
         if (!isTransient(err)) throw toBusError(what, err, this.closed);
         last = err;
       }
@@ -164,7 +164,7 @@ export class NatsLink {
       await sleep(Math.min(25 * 2 ** Math.min(round, 4), remaining(until)));
       if (remaining(until) <= 0) break;
     }
-    const code = last === undefined || last instanceof ConnectionError ? "unavailable" : "timeout";
+    const code = last === undefined || last instanceof ConnectionError ? "BUS_UNAVAILABLE" : "TIMEOUT";
     throw new BusError(code, `${what}: gave up after ${timeoutMs} ms`, { cause: last });
   }
 
@@ -173,8 +173,8 @@ export class NatsLink {
    * disconnections until acknowledged or the deadline passes. The stream's duplicate window makes
    * the retries safe (the server checks the id before any expected-sequence header, so a retried
    * compare-and-set that had in fact been stored answers with its first sequence). A write that
-   * fails (`unavailable` or `timeout`, both retryable) after the connection dropped under it may
-   * still have been stored: a caller's compare-and-set retry then meets `revision-mismatch` and
+   * fails (`BUS_UNAVAILABLE` or `TIMEOUT`, both retryable) after the connection dropped under it may
+   * still have been stored: a caller's compare-and-set retry then meets `REVISION_MISMATCH` and
    * re-reads, as after any lost race.
    */
   write(
@@ -227,9 +227,9 @@ export class NatsLink {
 
   /** After a failed attempt: throws what is not worth a retry, else runs `again`. */
   #failed<T>(what: string, err: unknown, again: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+    if (this.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
     // No responders: JetStream is not up yet after a restart.
-    const transient = err instanceof BusError && err.code === "no-responders";
+    const transient = err instanceof BusError && err.code === "NO_RESPONDERS";
     if (!transient && !isTransient(err)) throw toBusError(what, err, this.closed);
     return again();
   }
@@ -264,8 +264,8 @@ export class NatsLink {
         last = err;
       }
     }
-    const lost = last === undefined || (last instanceof BusError && last.code === "unavailable");
-    throw new BusError(lost ? "unavailable" : "timeout", `${what}: gave up after ${this.timeoutMs} ms`, {
+    const lost = last === undefined || (last instanceof BusError && last.code === "BUS_UNAVAILABLE");
+    throw new BusError(lost ? "BUS_UNAVAILABLE" : "TIMEOUT", `${what}: gave up after ${this.timeoutMs} ms`, {
       cause: last,
     });
   }
@@ -280,6 +280,6 @@ function pubAck(data: Uint8Array): { readonly seq: number } {
   };
   if (ack.error) throw new JetStreamApiError(ack.error);
   if (!ack.stream || typeof ack.seq !== "number")
-    throw new BusError("unavailable", "invalid JetStream publish acknowledgement");
+    throw new BusError("BUS_UNAVAILABLE", "invalid JetStream publish acknowledgement");
   return { seq: ack.seq };
 }

@@ -22,7 +22,7 @@ interface Pending {
   readonly resolve: (m: MuxReply) => void;
   readonly reject: (err: unknown) => void;
   readonly timer: NodeJS.Timeout;
-  /** Fails with `unavailable` when the connection drops (a durable write is then retried). */
+  /** Fails with `BUS_UNAVAILABLE` when the connection drops (a durable write is then retried). */
   readonly failOnLost: boolean;
 }
 
@@ -39,8 +39,8 @@ export class RequestMux {
 
   /**
    * Publishes `data` on `subject` with a reply inbox and resolves with the first reply; rejects
-   * with `timeout` after `ms`, `no-responders` when nobody serves the subject, and, with
-   * `failOnLost`, `unavailable` when the connection drops meanwhile.
+   * with `TIMEOUT` after `ms`, `NO_RESPONDERS` when nobody serves the subject, and, with
+   * `failOnLost`, `BUS_UNAVAILABLE` when the connection drops meanwhile.
    */
   request(
     what: string,
@@ -53,7 +53,7 @@ export class RequestMux {
     return new Promise<MuxReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.#pending.delete(token))
-          reject(new BusError("timeout", `${what}: no answer within ${Math.round(ms)} ms`));
+          reject(new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`));
       }, ms);
       this.#pending.set(token, { what, resolve, reject, timer, failOnLost: options.failOnLost === true });
       try {
@@ -71,7 +71,7 @@ export class RequestMux {
     for (const [token, p] of this.#pending) {
       if (!p.failOnLost) continue;
       this.#end(token);
-      p.reject(new BusError("unavailable", `${p.what}: the connection to NATS dropped`, { cause: err }));
+      p.reject(new BusError("BUS_UNAVAILABLE", `${p.what}: the connection to NATS dropped`, { cause: err }));
     }
   }
 
@@ -98,7 +98,7 @@ export class RequestMux {
         if (p === undefined) return;
         // The server answers a request nobody serves with an empty 503 status message.
         if (m.data.length === 0 && m.headers?.code === 503)
-          p.reject(new BusError("no-responders", `${p.what}: nobody serves it`));
+          p.reject(new BusError("NO_RESPONDERS", `${p.what}: nobody serves it`));
         else p.resolve({ subject: m.subject, data: m.data });
       },
     });

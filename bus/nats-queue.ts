@@ -118,7 +118,7 @@ class NatsQueue implements WorkQueue {
       deadline.signal?.throwIfAborted();
       await this.#link.connected(what, until).catch((err: unknown) => {
         // Waiting for a job while the server is away ends like waiting on an empty queue.
-        if (err instanceof BusError && err.code === "unavailable") return;
+        if (err instanceof BusError && err.code === "BUS_UNAVAILABLE") return;
         throw err;
       });
       const left = remaining(until);
@@ -127,7 +127,7 @@ class NatsQueue implements WorkQueue {
       try {
         m = await this.#link.unlessLost(withDeadline(what, left + 50, this.#pull(left), deadline.signal));
       } catch (err) {
-        if (this.#link.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+        if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
         if (remaining(until) <= 0) return undefined;
         await sleep(Math.min(50, remaining(until)));
         continue;

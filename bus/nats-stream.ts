@@ -38,7 +38,7 @@ export async function openNatsStream(
   options: StreamOptions,
 ): Promise<EventStream> {
   checkName("stream", name);
-  if (options.subjects.length === 0) throw new BusError("bad-subject", `stream ${name}: no subjects`);
+  if (options.subjects.length === 0) throw new BusError("BAD_SUBJECT", `stream ${name}: no subjects`);
   for (const s of options.subjects) checkPattern(s);
   const maxMsgs = options.maxEvents ?? -1;
   const what = `stream ${name}: open`;
@@ -84,7 +84,7 @@ class NatsStream implements EventStream {
     checkSubject(subject);
     if (!this.#subjects.some((p) => subjectMatches(p, subject))) {
       throw new BusError(
-        "bad-subject",
+        "BAD_SUBJECT",
         `stream ${this.#name} does not cover ${subject} (${this.#subjects.join(", ")})`,
       );
     }
@@ -144,7 +144,7 @@ class NatsStream implements EventStream {
         }
         if (pending === 0) return;
       } catch (err) {
-        if (this.#link.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+        if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
         if (performance.now() >= giveUpAt) throw toBusError(what, err, false);
         await sleep(50);
         await this.#link.connected(what, giveUpAt);
@@ -169,7 +169,7 @@ class NatsStream implements EventStream {
         pending: m.info.pending,
       });
     }
-    if (out.length === 0) throw new BusError("unavailable", `${what}: a fetch returned nothing`);
+    if (out.length === 0) throw new BusError("BUS_UNAVAILABLE", `${what}: a fetch returned nothing`);
     return out;
   }
 }

@@ -6,7 +6,7 @@
  *
  * The client reconnects forever with a bounded wait between attempts, so one Bus object outlives
  * server restarts: core subscriptions are renewed by nats.js, calls made while the server is away
- * wait for it up to their deadline and then fail with the retryable code `unavailable`, and durable
+ * wait for it up to their deadline and then fail with the retryable code `BUS_UNAVAILABLE`, and durable
  * writes are retried with the same message id, so an acknowledged write is stored exactly once.
  */
 import {
@@ -16,19 +16,20 @@ import {
   type Subscription as NatsSubscription,
 } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type {
-  Bus,
-  BusMessage,
-  Deadline,
-  EventStream,
-  KvOptions,
-  KvStore,
-  StreamOptions,
-  Subscription,
-  WorkQueue,
-  WorkQueueOptions,
+import {
+  type Bus,
+  type BusMessage,
+  type Deadline,
+  type EventStream,
+  type KvOptions,
+  type KvStore,
+  type StreamOptions,
+  type Subscription,
+  type WorkQueue,
+  type WorkQueueOptions,
+  BusError,
+  redactUrlCredentials,
 } from "./bus.ts";
-import { BusError, redactUrlCredentials } from "./bus.ts";
 import {
   checkPattern,
   checkSize,
@@ -62,7 +63,7 @@ export function serversForMessages(servers: string | readonly string[]): string 
 }
 
 /**
- * Connects to NATS and returns a Bus over it; fails with `unavailable` when no server answers
+ * Connects to NATS and returns a Bus over it; fails with `BUS_UNAVAILABLE` when no server answers
  * within `timeoutMs` or JetStream is not enabled there (`nats-server -js`).
  *
  * @example
@@ -88,9 +89,13 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new BusError("unavailable", `cannot connect to NATS at ${serversForMessages(options.servers)}`, {
-      cause: err,
-    });
+    throw new BusError(
+      "BUS_UNAVAILABLE",
+      `cannot connect to NATS at ${serversForMessages(options.servers)}`,
+      {
+        cause: err,
+      },
+    );
   }
   try {
     const jsm = await withDeadline(
@@ -103,7 +108,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   } catch (err) {
     await nc.close();
     throw new BusError(
-      "unavailable",
+      "BUS_UNAVAILABLE",
       `NATS at ${serversForMessages(options.servers)} has no JetStream (start it with -js)`,
       { cause: err },
     );
@@ -165,7 +170,7 @@ class NatsBus implements Bus {
       return { subject: m.subject, data: m.data };
     } catch (err) {
       if (deadline.signal?.aborted && err === deadline.signal.reason) throw err;
-      if (this.#link.closed) throw new BusError("closed", `${what}: the bus is closed`, { cause: err });
+      if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
       throw toBusError(what, err, false);
     }
   }

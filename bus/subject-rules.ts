@@ -21,7 +21,7 @@ const KEY = /^[A-Za-z0-9_=-]+(?:\.[A-Za-z0-9_=-]+)*$/;
 /** Stream, bucket and queue names: `[A-Za-z0-9_-]+` (also safe as file names). */
 export function checkName(kind: string, name: string): void {
   if (!NAME.test(name))
-    throw new BusError("bad-subject", `${kind} name ${JSON.stringify(name)} is not [A-Za-z0-9_-]+`);
+    throw new BusError("BAD_SUBJECT", `${kind} name ${JSON.stringify(name)} is not [A-Za-z0-9_-]+`);
 }
 
 function checkTokens(what: string, value: string, token: RegExp, wildcards: boolean): void {
@@ -31,7 +31,7 @@ function checkTokens(what: string, value: string, token: RegExp, wildcards: bool
     if (token.test(t)) continue;
     if (wildcards && (t === "*" || (t === ">" && i === parts.length - 1))) continue;
     throw new BusError(
-      "bad-subject",
+      "BAD_SUBJECT",
       `${what} ${JSON.stringify(value)} has an invalid token ${JSON.stringify(t)}`,
     );
   }

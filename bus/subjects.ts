@@ -12,6 +12,7 @@
  * letters, digits and `-` stay as they are, every other character becomes `_` and two hex digits
  * (`web-01.example.com` becomes `web-01_2Eexample_2Ecom`). Payloads carry the ids as they are.
  */
+import { errorClass } from "../base/errors.ts";
 import type { z } from "zod";
 import { decodeJson, encodeJson } from "./bus.ts";
 import { GrantReply, LEASE_SUBJECTS, ReleaseReply, RenewReply, StatusReply } from "./schemas/lease.ts";
@@ -22,10 +23,7 @@ export * from "./schemas/lease.ts";
 export const SCHEMA_VERSION = "v1";
 
 /** A message that does not match its schema (or is not JSON): the field is named. */
-export class MessageSchemaError extends Error {
-  override readonly name = "MessageSchemaError";
-  readonly code = "bad-message";
-  readonly retryable = false;
+export class MessageSchemaError extends errorClass("BAD_MESSAGE") {
   /** Each problem: the path of the field (dot-separated, `(root)` for the whole) and what is wrong. */
   readonly issues: readonly { readonly path: string; readonly message: string }[];
   constructor(
@@ -106,7 +104,7 @@ export function encode<S extends z.ZodType>(schema: S, value: z.input<S>): Uint8
 }
 
 /**
- * Decodes UTF-8 JSON and checks it against `schema`; `MessageSchemaError` (code `bad-message`)
+ * Decodes UTF-8 JSON and checks it against `schema`; `MessageSchemaError` (code `BAD_MESSAGE`)
  * names the field that is wrong. Fields the schema does not know are dropped.
  *
  * @example

@@ -3,6 +3,7 @@
  * own rather than `util.parseArgs`, so that every mistake gets sumac's own message (which option,
  * what it needs, where to look) and a stable code.
  */
+import { errorClass } from "../base/errors.ts";
 import { redactUrlCredentials } from "../bus/bus.ts";
 import { EXIT_CODES_HELP } from "../run/exit-codes.ts";
 
@@ -21,11 +22,7 @@ export interface RunArgs {
 }
 
 /** A command line that cannot be run (sumac exits 254). */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-  readonly code = "BAD_USAGE";
-  readonly retryable = false;
-}
+export class UsageError extends errorClass("BAD_USAGE") {}
 
 const SWITCHES = ["--rewrite", "--downgrade", "--json"] as const;
 const VALUED = { "--nats": "URL", "--state-dir": "DIR", "--retry": "RUN" } as const;

@@ -3,6 +3,7 @@
  * directory) and a lease service started for the run. With NATS the service takes the lock or
  * stands by while another instance serves; embedded it is the only one and serves at once.
  */
+import { errorClass } from "../base/errors.ts";
 import { startLeaseService, type LeaseService } from "../actors/lease/service.ts";
 import { busTransport, type LeaseTransport } from "../actors/lease/transport.ts";
 import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../bus/bus.ts";
@@ -15,11 +16,7 @@ import { EMBEDDED_SNAPSHOT_RUNS, pruneSnapshots, SNAPSHOT_BUCKET } from "./snaps
 export const EMBEDDED_EVENT_LIMIT = 100_000;
 
 /** A run could not start: the bus, the lease service or the steps could not be set up. */
-export class RunSetupError extends Error {
-  override readonly name = "RunSetupError";
-  readonly code = "RUN_SETUP_FAILED";
-  readonly retryable = false;
-}
+export class RunSetupError extends errorClass("RUN_SETUP_FAILED") {}
 
 export interface Backend {
   readonly mode: "embedded" | "nats";

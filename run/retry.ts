@@ -3,6 +3,7 @@
  * cancelled before they finished), read from that run's report. The retried run is a new run with
  * a report of its own; the earlier one is left as it was.
  */
+import { errorClass } from "../base/errors.ts";
 import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -22,10 +23,7 @@ const ReportTargets = z.object({
 });
 
 /** `--retry` cannot be done as asked: a bad run, or no report to read (exit 254). */
-export class RetryError extends Error {
-  override readonly name = "RetryError";
-  readonly code = "bad-retry";
-}
+export class RetryError extends errorClass("BAD_RETRY") {}
 
 export interface RetrySelection {
   /** The earlier run's id (`last` resolved). */

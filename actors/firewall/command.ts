@@ -129,12 +129,12 @@ export function firstLine(s: string): string {
 export function toolFailure(what: string, out: CommandOutcome, notPermitted: RegExp): FirewallError {
   const said = firstLine(out.stderr) || firstLine(out.stdout) || `exit code ${String(out.exitCode)}`;
   const message = `${what}: ${said}`;
-  if (out.missing === true) return new FirewallError("missing-tool", message);
-  if (out.timedOut === true) return new FirewallError("timeout", message);
-  if (out.tooLarge === true) return new FirewallError("tool-error", message);
+  if (out.missing === true) return new FirewallError("FIREWALL_TOOL_MISSING", message);
+  if (out.timedOut === true) return new FirewallError("TIMEOUT", message);
+  if (out.tooLarge === true) return new FirewallError("FIREWALL_TOOL_FAILED", message);
   if (notPermitted.test(out.stderr) || notPermitted.test(out.stdout))
-    return new FirewallError("not-permitted", message);
-  return new FirewallError("tool-error", message);
+    return new FirewallError("FIREWALL_NOT_PERMITTED", message);
+  return new FirewallError("FIREWALL_TOOL_FAILED", message);
 }
 
 /** Runs calls one at a time in arrival order: a backend lists, then changes, and must not interleave. */

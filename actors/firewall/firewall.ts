@@ -7,6 +7,8 @@
  * a crashed process left behind and remove those whose lease is gone.
  */
 import { isIP } from "node:net";
+import type { ErrorCode } from "../../base/error-codes.ts";
+import { SumacError } from "../../base/errors.ts";
 
 /** The backends; `none` registers nothing and says so in the log. */
 export type FirewallBackend = "nftables" | "netsh" | "none";
@@ -85,20 +87,18 @@ export interface Firewall {
   sweep(isLive: IsLive, options?: CallOptions): Promise<SweepResult>;
 }
 
-export type FirewallErrorCode = "not-permitted" | "missing-tool" | "timeout" | "tool-error" | "bad-rule";
+/** The codes firewall registration fails with: only a timeout is worth another try. */
+export type FirewallErrorCode = Extract<
+  ErrorCode,
+  | "FIREWALL_NOT_PERMITTED"
+  | "FIREWALL_TOOL_MISSING"
+  | "TIMEOUT"
+  | "FIREWALL_TOOL_FAILED"
+  | "FIREWALL_BAD_RULE"
+>;
 
 /** The one error class of firewall registration: callers branch on `code`. */
-export class FirewallError extends Error {
-  override readonly name = "FirewallError";
-  readonly code: FirewallErrorCode;
-  /** Only a timeout is worth another try; the others need a change on the host or in the call. */
-  readonly retryable: boolean;
-  constructor(code: FirewallErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-    this.retryable = code === "timeout";
-  }
-}
+export class FirewallError extends SumacError<FirewallErrorCode> {}
 
 /**
  * Run and lease ids as tags carry them: no spaces, quotes, `=` or `:` (the separators of the
@@ -110,36 +110,48 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
 /**
  * Checks a rule and returns it with its peer in canonical form: an IPv4-mapped IPv6 address
  * (`::ffff:10.0.0.7`, as a dual-stack socket reports an IPv4 peer) becomes the IPv4 address the
- * packets really carry. Throws `bad-rule`, naming the field.
+ * packets really carry. Throws `FIREWALL_BAD_RULE`, naming the field.
  */
 export function checkRule(rule: PortRule): PortRule & { readonly protocol: "tcp" } {
   checkRef(rule);
   if (rule.protocol !== undefined && rule.protocol !== "tcp")
-    throw new FirewallError("bad-rule", `protocol must be "tcp", not ${JSON.stringify(rule.protocol)}`);
+    throw new FirewallError(
+      "FIREWALL_BAD_RULE",
+      `protocol must be "tcp", not ${JSON.stringify(rule.protocol)}`,
+    );
   return { ...rule, protocol: "tcp", peer: canonicalPeer(rule.peer) };
 }
 
-/** Checks the owner and port of a rule reference; throws `bad-rule`. */
+/** Checks the owner and port of a rule reference; throws `FIREWALL_BAD_RULE`. */
 export function checkRef(ref: RuleRef): void {
   for (const field of ["runId", "leaseId"] as const) {
     const value: unknown = ref[field];
     if (typeof value !== "string" || !ID_PATTERN.test(value))
       throw new FirewallError(
-        "bad-rule",
+        "FIREWALL_BAD_RULE",
         `${field} must be 1 to 48 of A-Z a-z 0-9 . _ - (starting with a letter or digit), not ${JSON.stringify(value)}`,
       );
   }
   if (!Number.isSafeInteger(ref.port) || ref.port < 1 || ref.port > 65535)
-    throw new FirewallError("bad-rule", `port must be an integer from 1 to 65535, not ${String(ref.port)}`);
+    throw new FirewallError(
+      "FIREWALL_BAD_RULE",
+      `port must be an integer from 1 to 65535, not ${String(ref.port)}`,
+    );
 }
 
 function canonicalPeer(peer: unknown): string {
   const shown = JSON.stringify(peer);
   if (typeof peer !== "string" || isIP(peer) === 0 || peer.includes("%"))
-    throw new FirewallError("bad-rule", `peer must be an IPv4 or IPv6 address without zone, not ${shown}`);
+    throw new FirewallError(
+      "FIREWALL_BAD_RULE",
+      `peer must be an IPv4 or IPv6 address without zone, not ${shown}`,
+    );
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(peer);
   const canonical = mapped?.[1] ?? peer.toLowerCase();
   if (canonical === "0.0.0.0" || /^[0:]+$/.test(canonical))
-    throw new FirewallError("bad-rule", `peer must be one host's address, not the unspecified ${shown}`);
+    throw new FirewallError(
+      "FIREWALL_BAD_RULE",
+      `peer must be one host's address, not the unspecified ${shown}`,
+    );
   return canonical;
 }

@@ -97,11 +97,11 @@ function valueOf(line: string): { key: string; value: string } | undefined {
 
 /**
  * The rules in `netsh advfirewall firewall show rule` output (CRLF or LF); an empty list for
- * "No rules match the specified criteria.". Throws `tool-error` past {@link MAX_SHOW_BYTES}.
+ * "No rules match the specified criteria.". Throws `FIREWALL_TOOL_FAILED` past {@link MAX_SHOW_BYTES}.
  */
 export function parseShowRule(text: string): NetshRule[] {
   if (text.length > MAX_SHOW_BYTES)
-    throw new FirewallError("tool-error", `netsh show rule output is over ${MAX_SHOW_BYTES} bytes`);
+    throw new FirewallError("FIREWALL_TOOL_FAILED", `netsh show rule output is over ${MAX_SHOW_BYTES} bytes`);
   const lines = text.split(/\r?\n/);
   const rules: NetshRule[] = [];
   let current: { name: string; fields: Record<string, string> } | undefined;

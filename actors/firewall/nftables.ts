@@ -116,18 +116,19 @@ export interface ListedRule {
   readonly comment?: string;
 }
 
-/** The rules in `nft -j -a list chain` output. Throws `tool-error` on output it cannot read. */
+/** The rules in `nft -j -a list chain` output. Throws `FIREWALL_TOOL_FAILED` on output it cannot read. */
 export function parseChainListing(json: string): ListedRule[] {
   if (json.length > MAX_LIST_BYTES)
-    throw new FirewallError("tool-error", `nft listing is over ${MAX_LIST_BYTES} bytes`);
+    throw new FirewallError("FIREWALL_TOOL_FAILED", `nft listing is over ${MAX_LIST_BYTES} bytes`);
   let doc: unknown;
   try {
     doc = JSON.parse(json);
   } catch (cause) {
-    throw new FirewallError("tool-error", "nft printed a listing that is not JSON", { cause });
+    throw new FirewallError("FIREWALL_TOOL_FAILED", "nft printed a listing that is not JSON", { cause });
   }
   const items = (doc as { nftables?: unknown } | null)?.nftables;
-  if (!Array.isArray(items)) throw new FirewallError("tool-error", "nft listing has no nftables array");
+  if (!Array.isArray(items))
+    throw new FirewallError("FIREWALL_TOOL_FAILED", "nft listing has no nftables array");
   const rules: ListedRule[] = [];
   for (const item of items as Array<{ rule?: { handle?: unknown; comment?: unknown } } | null>) {
     const handle = item?.rule?.handle;

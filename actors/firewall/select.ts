@@ -25,7 +25,7 @@ const PROBE_NOT_PERMITTED = /Operation not permitted|Permission denied/;
 
 /**
  * The firewall to use. With `mode: "nftables"` an unusable nft is an error (FirewallError with
- * `missing-tool`, `not-permitted`, `timeout` or `tool-error`): what was asked for explicitly must
+ * `FIREWALL_TOOL_MISSING`, `FIREWALL_NOT_PERMITTED`, `TIMEOUT` or `FIREWALL_TOOL_FAILED`): what was asked for explicitly must
  * not quietly become none. `netsh` is not probed: its listing needs no elevation, so a probe would
  * not tell whether rules can be added; the first open says so.
  *
@@ -60,9 +60,9 @@ export async function selectFirewall(options: SelectOptions): Promise<Firewall> 
   if (failure === undefined)
     return chosen(createNftablesFirewall({ run }), "auto: linux, and nft list tables works");
   const hint =
-    failure.code === "not-permitted"
+    failure.code === "FIREWALL_NOT_PERMITTED"
       ? "needs root or CAP_NET_ADMIN"
-      : failure.code === "missing-tool"
+      : failure.code === "FIREWALL_TOOL_MISSING"
         ? "install nftables"
         : "nft did not answer as expected";
   return chosen(createNoneFirewall({ log }), `auto: linux, but ${failure.message}; ${hint}`);

@@ -37,7 +37,13 @@ import {
   type StatusRequest,
 } from "../../bus/schemas/lease.ts";
 import { busTransport, type LeaseOp, type LeaseTransport } from "./transport.ts";
-import { errorOfReply, LeaseError, LeaseInvalidRequestError, LeaseUnavailableError } from "./errors.ts";
+import {
+  errorOfReply,
+  isLeaseError,
+  type LeaseError,
+  LeaseInvalidRequestError,
+  LeaseUnavailableError,
+} from "./errors.ts";
 
 export interface LeaseClientOptions {
   /** The Bus to reach the service over, or a transport (e.g. `LeaseService.transport()`). */
@@ -280,7 +286,7 @@ class Client implements LeaseClient {
       .then(
         (value) => {
           const reply = this.outcome(op, value, schema);
-          if (reply instanceof LeaseError) return retry(1, reply);
+          if (isLeaseError(reply)) return retry(1, reply);
           return map === undefined ? reply : map(reply);
         },
         (err: unknown) => {
@@ -327,10 +333,10 @@ class Client implements LeaseClient {
           signal ? { timeoutMs: attemptMs, signal } : { timeoutMs: attemptMs },
         );
         const reply = this.outcome(op, value, schema);
-        if (!(reply instanceof LeaseError)) return reply;
+        if (!isLeaseError(reply)) return reply;
         last = reply;
       } catch (err) {
-        if (err instanceof LeaseError) throw err;
+        if (isLeaseError(err)) throw err;
         if (!(err instanceof BusError) || !err.retryable) throw err;
         last = err;
       }

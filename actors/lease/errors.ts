@@ -1,66 +1,52 @@
 /**
- * Errors of the lease client (STYLE.md item 6): one class per failure kind, a stable `code` to
- * branch on and a `retryable` flag. Codes of the service's replies (`exhausted`, ...) map to these.
+ * Errors of the lease client (STYLE.md item 6): one class per failure kind, its code from
+ * base/error-codes.ts. The statuses of the service's replies (`exhausted`, ...) map to these.
  */
+import { errorClass, SumacError } from "../../base/errors.ts";
 import type { LeaseErrorCode } from "../../bus/schemas/lease.ts";
 
-export abstract class LeaseError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
+const LEASE_CODES = [
+  "LEASE_EXHAUSTED",
+  "LEASE_UNKNOWN_RANGE",
+  "LEASE_UNKNOWN",
+  "LEASE_INVALID_REQUEST",
+  "LEASE_UNAVAILABLE",
+  "LEASE_SERVICE_FAILED",
+  "LEASE_BIND_FAILED",
+  "LEASE_CONFLICT_LIMIT",
+] as const;
 
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    // new.target is the concrete subclass, so stacks and logs name the failure kind.
-    this.name = new.target.name;
-  }
+/** Any failure of the lease client. */
+export type LeaseError = SumacError<(typeof LEASE_CODES)[number]>;
+
+/** Whether `error` is a failure of the lease client (rather than of the bus under it, or a bug). */
+export function isLeaseError(error: unknown): error is LeaseError {
+  return error instanceof SumacError && (LEASE_CODES as readonly string[]).includes(error.code);
 }
 
 /** Every port of the range up to its cap is leased or busy; retry once some are released. */
-export class LeaseExhaustedError extends LeaseError {
-  readonly code = "LEASE_EXHAUSTED";
-  readonly retryable = true;
-}
+export class LeaseExhaustedError extends errorClass("LEASE_EXHAUSTED") {}
 
 /** The request named a range the service does not have configured. */
-export class LeaseUnknownRangeError extends LeaseError {
-  readonly code = "LEASE_UNKNOWN_RANGE";
-  readonly retryable = false;
-}
+export class LeaseUnknownRangeError extends errorClass("LEASE_UNKNOWN_RANGE") {}
 
 /** The lease is not held any more (it expired and was reclaimed, or was released). */
-export class LeaseUnknownError extends LeaseError {
-  readonly code = "LEASE_UNKNOWN";
-  readonly retryable = false;
-}
+export class LeaseUnknownError extends errorClass("LEASE_UNKNOWN") {}
 
 /** The service refused the request as malformed (or the reply was malformed). */
-export class LeaseInvalidRequestError extends LeaseError {
-  readonly code = "LEASE_INVALID_REQUEST";
-  readonly retryable = false;
-}
+export class LeaseInvalidRequestError extends errorClass("LEASE_INVALID_REQUEST") {}
 
 /** No active lease service answered before the deadline (none running, failover, overload). */
-export class LeaseUnavailableError extends LeaseError {
-  readonly code = "LEASE_UNAVAILABLE";
-  readonly retryable = true;
-}
+export class LeaseUnavailableError extends errorClass("LEASE_UNAVAILABLE") {}
 
 /** The service failed internally. */
-export class LeaseServiceError extends LeaseError {
-  readonly code = "LEASE_SERVICE_FAILED";
-  readonly retryable = true;
-}
+export class LeaseServiceError extends errorClass("LEASE_SERVICE_FAILED") {}
 
 /** Binding a granted port failed for a reason other than EADDRINUSE (`cause` has it). */
-export class LeaseBindError extends LeaseError {
-  readonly code = "LEASE_BIND_FAILED";
-  readonly retryable = false;
-}
+export class LeaseBindError extends errorClass("LEASE_BIND_FAILED") {}
 
 /** Too many granted ports in a row were found taken; `busy` lists them. */
-export class LeaseConflictLimitError extends LeaseError {
-  readonly code = "LEASE_CONFLICT_LIMIT";
-  readonly retryable = true;
+export class LeaseConflictLimitError extends errorClass("LEASE_CONFLICT_LIMIT") {
   readonly busy: readonly number[];
 
   constructor(message: string, busy: readonly number[], options?: ErrorOptions) {

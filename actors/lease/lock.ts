@@ -45,7 +45,7 @@ export class KvLock {
         this.revision = await this.kv.update(LOCK_KEY, value, entry.revision);
       }
     } catch (err) {
-      if (err instanceof BusError && err.code === "revision-mismatch") return false;
+      if (err instanceof BusError && err.code === "REVISION_MISMATCH") return false;
       throw err;
     }
     this.until = start + this.lockMs;
@@ -60,7 +60,7 @@ export class KvLock {
     try {
       this.revision = await this.kv.update(LOCK_KEY, value, this.revision);
     } catch (err) {
-      if (err instanceof BusError && err.code === "revision-mismatch") {
+      if (err instanceof BusError && err.code === "REVISION_MISMATCH") {
         this.revision = undefined;
         return false;
       }

@@ -307,7 +307,7 @@ class Service implements LeaseService {
   private sweepLocalCalls(): void {
     const now = performance.now();
     for (const call of this.localCalls)
-      if (call.until <= now) call.fail(new BusError("timeout", `lease ${call.op}: no reply in time`));
+      if (call.until <= now) call.fail(new BusError("TIMEOUT", `lease ${call.op}: no reply in time`));
     this.localCalls = this.localCalls.filter((call) => !call.settled);
     if (this.localCalls.length === 0) {
       clearInterval(this.localSweeper);
@@ -325,7 +325,7 @@ class Service implements LeaseService {
 
   /**
    * Queues a valid request (validated by `submit`, or made by a `LeaseClient` on the trusted
-   * transport); resolves with its reply once its changes are durable, or fails with `timeout` at
+   * transport); resolves with its reply once its changes are durable, or fails with `TIMEOUT` at
    * `until` (a `performance.now()` time; direct calls only).
    */
   private enqueue(op: LeaseOp, body: unknown, until = Infinity): Promise<unknown> {

@@ -5,18 +5,18 @@
  *
  * `become` as root changes nothing; otherwise the command runs through `sudo -n` (never asking for
  * a password). sudo's own words are told from the command's by a random marker the wrapped shell
- * prints on stderr first: no marker means sudo refused (`become-failed`).
+ * prints on stderr first: no marker means sudo refused (`BECOME_FAILED`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions } from "../remote.ts";
 import {
-  LocalBecomeError,
-  LocalCommandError,
-  LocalOutputTooLargeError,
-  LocalTimeoutError,
-} from "./errors.ts";
+  RemoteBecomeError,
+  RemoteCommandError,
+  RemoteOutputTooLargeError,
+  RemoteTimeoutError,
+} from "../remote-errors.ts";
 
 /** Cap on stdout and on stderr of `exec`, each (as over SSH). */
 export const DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
@@ -68,13 +68,13 @@ function terminate(child: ChildProcess): void {
 function startFailure(file: string, error: NodeJS.ErrnoException, becoming: boolean): Error {
   const what = `cannot run ${file}: ${error.code ?? error.message}`;
   return becoming
-    ? new LocalBecomeError(`${what} (needed to become root as a user other than root)`, { cause: error })
-    : new LocalCommandError(what, { cause: error });
+    ? new RemoteBecomeError(`${what} (needed to become root as a user other than root)`, { cause: error })
+    : new RemoteCommandError(what, { cause: error });
 }
 
-function sudoRefusal(stderr: string): LocalBecomeError {
+function sudoRefusal(stderr: string): RemoteBecomeError {
   const words = stderr.trim().split("\n").slice(-2).join("; ").slice(0, 300);
-  return new LocalBecomeError(
+  return new RemoteBecomeError(
     `sudo -n refused to run the command as root on this machine: ${words || "no reason given"}; ` +
       "run sumac as root, or allow the user passwordless sudo",
   );
@@ -91,7 +91,7 @@ export function execLocal(
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted === true) return reject(options.signal.reason as Error);
-    const timeout = new LocalTimeoutError(
+    const timeout = new RemoteTimeoutError(
       `local command did not finish within ${options.timeoutMs} ms; it was stopped`,
     );
     const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
@@ -109,7 +109,7 @@ export function execLocal(
     const onAbort = (): void => fail(options.signal?.reason as Error);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     const tooLarge = (): void =>
-      fail(new LocalOutputTooLargeError(`local command wrote more than ${max} bytes on stdout or stderr`));
+      fail(new RemoteOutputTooLargeError(`local command wrote more than ${max} bytes on stdout or stderr`));
     child.stdout.on("data", (chunk: Buffer) => {
       outBytes += chunk.byteLength;
       if (outBytes > max) tooLarge();
@@ -155,7 +155,7 @@ export async function spawnLocal(
 ): Promise<RemoteProcess> {
   options.signal?.throwIfAborted();
   const { file, args, marker } = launch(command, options.become, how);
-  const timeout = new LocalTimeoutError(`local command did not start within ${options.startTimeoutMs} ms`);
+  const timeout = new RemoteTimeoutError(`local command did not start within ${options.startTimeoutMs} ms`);
   const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
   track.add(child);
   const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>

@@ -12,9 +12,13 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { posix } from "node:path";
 import type { FileOpOptions, PutOptions, PutResult } from "../remote.ts";
-import { SshPathRefusedError } from "../ssh/errors.ts";
+import {
+  RemotePathRefusedError,
+  RemoteHashMismatchError,
+  RemoteTimeoutError,
+  RemoteUploadError,
+} from "../remote-errors.ts";
 import { checkRunName, insideRunRoot } from "../ssh/files.ts";
-import { LocalHashMismatchError, LocalTimeoutError, LocalUploadError } from "./errors.ts";
 
 /** Deadline of the small operations when none is given (as over SSH). */
 export const DEFAULT_OP_TIMEOUT_MS = 30_000;
@@ -24,7 +28,7 @@ export const DEFAULT_PUT_TIMEOUT_MS = 5 * 60_000;
 /** A signal that aborts on the caller's signal or at the deadline, and the error for each. */
 function deadline(what: string, options: FileOpOptions | undefined, defaultMs: number) {
   const ms = options?.timeoutMs ?? defaultMs;
-  const timeout = new LocalTimeoutError(`${what} did not finish within ${ms} ms`);
+  const timeout = new RemoteTimeoutError(`${what} did not finish within ${ms} ms`);
   const timer = AbortSignal.timeout(ms);
   const signal = options?.signal ? AbortSignal.any([options.signal, timer]) : timer;
   const reason = (): Error => (timer.aborted ? timeout : (options?.signal?.reason as Error));
@@ -60,11 +64,11 @@ async function checkRoot(root: string): Promise<void> {
   await mkdir(root, { recursive: true, mode: 0o755 });
   const info = await lstat(root);
   if (info.isSymbolicLink() || !info.isDirectory())
-    throw new SshPathRefusedError(`${root} is a symbolic link or not a directory`);
+    throw new RemotePathRefusedError(`${root} is a symbolic link or not a directory`);
   if (info.uid !== 0 && info.uid !== uid())
-    throw new SshPathRefusedError(`${root} belongs to uid ${info.uid}, neither root nor this user`);
+    throw new RemotePathRefusedError(`${root} belongs to uid ${info.uid}, neither root nor this user`);
   if ((info.mode & 0o022) !== 0)
-    throw new SshPathRefusedError(
+    throw new RemotePathRefusedError(
       `${root} is writable by group or others (mode ${(info.mode & 0o777).toString(8)})`,
     );
 }
@@ -85,7 +89,7 @@ export function createRunDir(
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const info = await lstat(dir);
       if (info.isSymbolicLink() || !info.isDirectory() || info.uid !== uid())
-        throw new SshPathRefusedError(`${dir} exists and is not this user's directory`, { cause: error });
+        throw new RemotePathRefusedError(`${dir} exists and is not this user's directory`, { cause: error });
     }
     await chmod(dir, 0o700);
     for (const sub of subdirs) {
@@ -94,7 +98,7 @@ export function createRunDir(
       });
       const info = await lstat(sub);
       if (info.isSymbolicLink() || !info.isDirectory() || info.uid !== uid())
-        throw new SshPathRefusedError(`${sub} exists and is not this user's directory`);
+        throw new RemotePathRefusedError(`${sub} exists and is not this user's directory`);
       await chmod(sub, 0o700);
     }
     return dir;
@@ -128,7 +132,7 @@ export function putFile(
   const p = insideRunRoot(root, path);
   if (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)
     return Promise.reject(
-      new LocalUploadError(`mode ${String(options.mode)} for ${p} is not a permission mode`),
+      new RemoteUploadError(`mode ${String(options.mode)} for ${p} is not a permission mode`),
     );
   const part = `${p}.${randomBytes(6).toString("hex")}.part`;
   return bounded(`upload to ${p}`, options, DEFAULT_PUT_TIMEOUT_MS, async (signal) => {
@@ -147,14 +151,14 @@ export function putFile(
         await pipeline(input, counter, createWriteStream(part, { mode: 0o600, flags: "wx" }), { signal });
       } catch (cause) {
         if (signal.aborted) throw cause;
-        throw new LocalUploadError(
+        throw new RemoteUploadError(
           `cannot copy ${typeof source === "string" ? source : "the content"} to ${p}: ${(cause as Error).message}`,
           { cause },
         );
       }
       const sha256 = hash.digest("hex");
       if (options.sha256 !== undefined && options.sha256 !== sha256)
-        throw new LocalHashMismatchError(
+        throw new RemoteHashMismatchError(
           `${p}: the content has SHA-256 ${sha256}, expected ${options.sha256}`,
         );
       await chmod(part, options.mode);
@@ -163,7 +167,7 @@ export function putFile(
       if (options.checkOnTarget === false) return { bytes, sha256 };
       const written = await sha256Of(p, signal);
       if (written !== sha256)
-        throw new LocalHashMismatchError(`${p}: the written file differs from what was sent`);
+        throw new RemoteHashMismatchError(`${p}: the written file differs from what was sent`);
       return { bytes, sha256 };
     } finally {
       await rm(part, { force: true });
@@ -186,7 +190,7 @@ export async function removable(root: string, path: string): Promise<string | un
   const realRoot = await realpath(root);
   const realDir = await realpath(posix.dirname(p));
   if (!`${realDir}/`.startsWith(`${realRoot}/`))
-    throw new SshPathRefusedError(`${p} resolves outside ${root} (${realDir}); refusing to remove it`);
+    throw new RemotePathRefusedError(`${p} resolves outside ${root} (${realDir}); refusing to remove it`);
   return p;
 }
 

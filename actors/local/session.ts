@@ -25,7 +25,7 @@ import type {
 } from "../remote.ts";
 import { shellQuote } from "../ssh/become.ts";
 import { checkRunRoot } from "../ssh/files.ts";
-import { LocalCommandError } from "./errors.ts";
+import { RemoteCommandError } from "../remote-errors.ts";
 import { execLocal, spawnLocal, stopChild, type LocalBecome } from "./exec.ts";
 import { DEFAULT_OP_TIMEOUT_MS, createRunDir, makeDir, putFile, removable, removeOwn } from "./files.ts";
 
@@ -71,7 +71,7 @@ export class LocalSession implements RemoteShell, FileChannel {
   }
 
   #open(): void {
-    if (this.#closed) throw new LocalCommandError("the local session is closed");
+    if (this.#closed) throw new RemoteCommandError("the local session is closed");
   }
 
   async exec(command: string, options: ExecOptions): Promise<ExecResult> {
@@ -110,7 +110,7 @@ export class LocalSession implements RemoteShell, FileChannel {
       ...(options.signal ? { signal: options.signal } : {}),
     });
     if (result.exitCode !== 0)
-      throw new LocalCommandError(`cannot remove ${p}: ${result.stderr.trim().slice(0, 300)}`);
+      throw new RemoteCommandError(`cannot remove ${p}: ${result.stderr.trim().slice(0, 300)}`);
   }
 
   /** Stops every command still running (their process groups, TERM). */

@@ -20,11 +20,11 @@ import type { BecomeConfig } from "./become.ts";
 import {
   SshAuthError,
   SshConfigError,
-  SshError,
   SshHandshakeError,
   SshKnownHostsError,
   SshUnreachableError,
 } from "./errors.ts";
+import { SumacError } from "../../base/errors.ts";
 import { DEFAULT_RUN_ROOT, checkRunRoot, type FileHooks } from "./files.ts";
 import {
   hostLabel,
@@ -44,7 +44,7 @@ export interface SshConnectOptions {
   readonly username: string;
   readonly auth: SshAuth;
   readonly hostKey: HostKeyPolicy;
-  /** Deadline for connect, key exchange and login together; passing it is `unreachable`. */
+  /** Deadline for connect, key exchange and login together; passing it is `UNREACHABLE`. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
   /** How `become: true` reaches root; omit for `sudo -n` (and run directories made as the user). */
@@ -83,7 +83,7 @@ function mapError(
   verdict: HostKeyVerdict | undefined,
   label: string,
   options: SshConnectOptions,
-): SshError {
+): SumacError {
   if (verdict?.ok === false) return verdict.error;
   const why = error.code ?? error.message;
   switch (error.level) {
@@ -202,7 +202,7 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
             },
             (error: unknown) => {
               const reason =
-                error instanceof SshError
+                error instanceof SumacError
                   ? error
                   : new SshKnownHostsError(
                       `cannot check the host key of ${label}: ${(error as Error).message}`,

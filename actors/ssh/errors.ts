@@ -1,34 +1,19 @@
 /**
- * Errors of the SSH transport (STYLE.md item 6): one class per failure kind, each with a stable
- * `code` from {@link RemoteErrorCode} and a `retryable` flag; causes are chained through
- * ErrorOptions. Messages name the host and say what to do; they never carry a secret.
+ * The failures only the SSH transport has (STYLE.md item 6): reaching the server, its host key,
+ * logging in. One class per failure kind, its code from base/error-codes.ts; causes are chained
+ * through ErrorOptions. Messages name the host and say what to do; they never carry a secret. The
+ * failures every transport has (deadline, command, sudo, uploads) are in ../remote-errors.ts.
  */
-import type { RemoteError, RemoteErrorCode } from "../remote.ts";
-
-export abstract class SshError extends Error implements RemoteError {
-  abstract readonly code: RemoteErrorCode;
-  abstract readonly retryable: boolean;
-
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    // new.target is the concrete subclass, so stacks and logs name the failure kind.
-    this.name = new.target.name;
-  }
-}
+import { errorClass } from "../../base/errors.ts";
 
 /** No SSH server answered: refused, no route, name not resolved, or no answer in time. */
-export class SshUnreachableError extends SshError {
-  readonly code = "unreachable";
-  readonly retryable = true;
-}
+export class SshUnreachableError extends errorClass("UNREACHABLE") {}
 
 /** Where the expected host key came from, for messages. */
 export type HostKeySource = "pinned in the job" | `known_hosts ${string}`;
 
 /** The host presented a key other than the one expected. Nothing was sent to it. */
-export class SshHostKeyMismatchError extends SshError {
-  readonly code = "host-key-mismatch";
-  readonly retryable = false;
+export class SshHostKeyMismatchError extends errorClass("HOST_KEY_MISMATCH") {
   readonly presented: string;
   readonly expected: readonly string[];
   readonly source: HostKeySource;
@@ -46,9 +31,7 @@ export class SshHostKeyMismatchError extends SshError {
 }
 
 /** Policy `strict` and the host is not in known_hosts. */
-export class SshHostKeyUnknownError extends SshError {
-  readonly code = "host-key-unknown";
-  readonly retryable = false;
+export class SshHostKeyUnknownError extends errorClass("HOST_KEY_UNKNOWN") {
   readonly presented: string;
 
   constructor(host: string, presented: string, file: string, note = "") {
@@ -61,85 +44,22 @@ export class SshHostKeyUnknownError extends SshError {
 }
 
 /** The presented key is listed `@revoked` in known_hosts. */
-export class SshHostKeyRevokedError extends SshError {
-  readonly code = "host-key-revoked";
-  readonly retryable = false;
-}
+export class SshHostKeyRevokedError extends errorClass("HOST_KEY_REVOKED") {}
 
 /** Key exchange failed for a reason other than the host key (e.g. no common algorithm). */
-export class SshHandshakeError extends SshError {
-  readonly code = "handshake-failed";
-  readonly retryable = false;
-}
+export class SshHandshakeError extends errorClass("HANDSHAKE_FAILED") {}
 
 /** The server refused every configured authentication method. */
-export class SshAuthError extends SshError {
-  readonly code = "auth-failed";
-  readonly retryable = false;
-}
+export class SshAuthError extends errorClass("AUTH_FAILED") {}
 
 /** A private key that cannot be used: unreadable, malformed, encrypted without a passphrase. */
-export class SshPrivateKeyError extends SshError {
-  readonly code = "bad-private-key";
-  readonly retryable = false;
-}
+export class SshPrivateKeyError extends errorClass("BAD_PRIVATE_KEY") {}
 
 /** known_hosts cannot be read or written (too large, unreadable, not a file). */
-export class SshKnownHostsError extends SshError {
-  readonly code = "known-hosts-invalid";
-  readonly retryable = false;
-}
-
-/** sudo refused: wrong or missing sudo password, not in sudoers, no sudo on the host. */
-export class SshBecomeError extends SshError {
-  readonly code = "become-failed";
-  readonly retryable = false;
-}
-
-/** An operation did not finish within its deadline (the remote command was stopped). */
-export class SshTimeoutError extends SshError {
-  readonly code = "timeout";
-  readonly retryable = true;
-}
+export class SshKnownHostsError extends errorClass("KNOWN_HOSTS_INVALID") {}
 
 /** The connection dropped while an operation was in flight. */
-export class SshConnectionLostError extends SshError {
-  readonly code = "connection-lost";
-  readonly retryable = true;
-}
-
-/** The server would not run the command (channel refused) or a helper command failed. */
-export class SshCommandError extends SshError {
-  readonly code = "command-failed";
-  readonly retryable = false;
-}
-
-/** A command printed more than the cap on stdout or stderr; it was stopped. */
-export class SshOutputTooLargeError extends SshError {
-  readonly code = "output-too-large";
-  readonly retryable = false;
-}
-
-/** Writing a file on the target failed. */
-export class SshUploadError extends SshError {
-  readonly code = "upload-failed";
-  readonly retryable = true;
-}
-
-/** The file on the target (or the local content) does not have the expected SHA-256. */
-export class SshHashMismatchError extends SshError {
-  readonly code = "hash-mismatch";
-  readonly retryable = true;
-}
-
-/** A path outside the run root, or a run root that is not safe to use. */
-export class SshPathRefusedError extends SshError {
-  readonly code = "path-refused";
-  readonly retryable = false;
-}
+export class SshConnectionLostError extends errorClass("CONNECTION_LOST") {}
 
 /** The connection options are wrong (no agent socket, bad fingerprint, bad port...). */
-export class SshConfigError extends SshError {
-  readonly code = "config-invalid";
-  readonly retryable = false;
-}
+export class SshConfigError extends errorClass("CONFIG_INVALID") {}

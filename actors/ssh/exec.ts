@@ -9,7 +9,8 @@ import { PassThrough } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions } from "../remote.ts";
 import { SudoHandshake, wrapCommand, type BecomeConfig, type WrappedCommand } from "./become.ts";
-import { SshBecomeError, SshConnectionLostError, SshOutputTooLargeError, SshTimeoutError } from "./errors.ts";
+import { SshConnectionLostError } from "./errors.ts";
+import { RemoteBecomeError, RemoteOutputTooLargeError, RemoteTimeoutError } from "../remote-errors.ts";
 
 /** What the commands need of a connection (the session provides it). */
 export interface ChannelHost {
@@ -88,7 +89,8 @@ function followSudo(
     if (started) return handlers.stderr(chunk);
     const step = handshake.feed(chunk);
     if (step.kind === "send-password") channel.write(`${become.password ?? ""}\n`);
-    else if (step.kind === "refused") handlers.fail(new SshBecomeError(`sudo on ${label}: ${step.reason}`));
+    else if (step.kind === "refused")
+      handlers.fail(new RemoteBecomeError(`sudo on ${label}: ${step.reason}`));
     else if (step.kind === "ready") {
       started = true;
       handlers.ready(step.rest);
@@ -108,7 +110,7 @@ export function runExec(
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   const cap = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   // Made when the timer is armed, so its stack names the caller (STYLE.md item 7).
-  const timeout = new SshTimeoutError(
+  const timeout = new RemoteTimeoutError(
     `command on ${host.label} did not finish within ${timeoutMs} ms and was stopped: ${brief(command)}`,
   );
   const wrapped = wrapCommand(command, { become, remoteTimeoutMs: timeoutMs + REMOTE_GRACE_MS });
@@ -143,7 +145,7 @@ export function runExec(
       if (sizes[which] > cap) {
         const stream = which === "out" ? "stdout" : "stderr";
         fail(
-          new SshOutputTooLargeError(
+          new RemoteOutputTooLargeError(
             `command on ${host.label} printed more than ${cap} bytes on ${stream} and was stopped: ${brief(command)}`,
           ),
         );
@@ -163,7 +165,7 @@ export function runExec(
         });
         ch.on("close", () => {
           if (!started && handshake) {
-            return fail(new SshBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
+            return fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
           }
           if (!exit) {
             const lost = host.lost();
@@ -213,7 +215,7 @@ export function spawnProcess(
 ): Promise<RemoteProcess> {
   const { signal, startTimeoutMs } = options;
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-  const timeout = new SshTimeoutError(
+  const timeout = new RemoteTimeoutError(
     `process on ${host.label} did not start within ${startTimeoutMs} ms and was stopped: ${brief(command)}`,
   );
   const wrapped = wrapCommand(command, { become });
@@ -273,7 +275,7 @@ export function spawnProcess(
           host.label,
         );
         void exited.then(() => {
-          if (handshake) fail(new SshBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
+          if (handshake) fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
           else fail(new SshConnectionLostError(`process on ${host.label} ended before it started`));
         });
       },

@@ -13,7 +13,12 @@ import { posix } from "node:path";
 import type { SFTPWrapper } from "ssh2";
 import type { ExecOptions, ExecResult, FileOpOptions, PutOptions, PutResult } from "../remote.ts";
 import { shellQuote } from "./become.ts";
-import { SshCommandError, SshHashMismatchError, SshPathRefusedError, SshTimeoutError } from "./errors.ts";
+import {
+  RemoteCommandError,
+  RemoteHashMismatchError,
+  RemotePathRefusedError,
+  RemoteTimeoutError,
+} from "../remote-errors.ts";
 import { uploadPipelined } from "./upload.ts";
 
 /** Where runs' directories go unless configured otherwise. */
@@ -53,20 +58,20 @@ export function checkRunRoot(root: string): string {
     root.endsWith("/") ||
     /[\0-\x1f]/.test(root)
   ) {
-    throw new SshPathRefusedError(
+    throw new RemotePathRefusedError(
       `run root ${JSON.stringify(root)} must be an absolute, normalised directory other than /`,
     );
   }
   return root;
 }
 
-/** The normalised `path`, or `path-refused` unless it lies strictly inside `root`. */
+/** The normalised `path`, or `PATH_REFUSED` unless it lies strictly inside `root`. */
 export function insideRunRoot(root: string, path: string): string {
   if (/[\0-\x1f]/.test(path))
-    throw new SshPathRefusedError(`path ${JSON.stringify(path)} contains control characters`);
+    throw new RemotePathRefusedError(`path ${JSON.stringify(path)} contains control characters`);
   const p = posix.normalize(path);
   if (!p.startsWith("/") || !p.startsWith(`${root}/`) || p.length === root.length + 1) {
-    throw new SshPathRefusedError(
+    throw new RemotePathRefusedError(
       `${JSON.stringify(path)} is not inside the run root ${root}; refusing to touch it`,
     );
   }
@@ -76,7 +81,7 @@ export function insideRunRoot(root: string, path: string): string {
 /** A run's name becomes a directory name: letters, digits, `.`, `_`, `-`; not starting with `.`. */
 export function checkRunName(run: string): string {
   if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(run)) {
-    throw new SshPathRefusedError(
+    throw new RemotePathRefusedError(
       `run name ${JSON.stringify(run)} is not a safe directory name ([A-Za-z0-9._-], not starting with '.')`,
     );
   }
@@ -129,8 +134,8 @@ function complaint(result: ExecResult): string {
 
 function scriptError(what: string, result: ExecResult): Error {
   return result.exitCode === REFUSED
-    ? new SshPathRefusedError(`${what}: ${complaint(result)}`)
-    : new SshCommandError(`${what}: ${complaint(result)}`);
+    ? new RemotePathRefusedError(`${what}: ${complaint(result)}`)
+    : new RemoteCommandError(`${what}: ${complaint(result)}`);
 }
 
 export async function createRunDir(
@@ -199,14 +204,14 @@ export async function putFile(
 ): Promise<PutResult> {
   const p = insideRunRoot(host.runRoot, path);
   const timeoutMs = options.timeoutMs ?? DEFAULT_PUT_TIMEOUT_MS;
-  const timeout = new SshTimeoutError(
+  const timeout = new RemoteTimeoutError(
     `upload to ${p} on ${host.label} did not finish within ${timeoutMs} ms`,
   );
   const deadline = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
   const reason = (): Error => (deadline.aborted ? timeout : (options.signal?.reason as Error));
   if (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777) {
-    throw new SshCommandError(`mode ${String(options.mode)} for ${p} is not a permission mode`);
+    throw new RemoteCommandError(`mode ${String(options.mode)} for ${p} is not a permission mode`);
   }
   const sftp = await host.sftp(signal).catch((e: unknown) => {
     throw signal.aborted ? reason() : e;
@@ -224,7 +229,7 @@ export async function putFile(
   }
   const expected = options.sha256?.toLowerCase();
   if (expected !== undefined && expected !== sent.sha256) {
-    throw new SshHashMismatchError(
+    throw new RemoteHashMismatchError(
       `the content sent to ${p} has SHA-256 ${sent.sha256}, expected ${expected}`,
     );
   }
@@ -240,7 +245,7 @@ export async function putFile(
     } catch (e) {
       throw signal.aborted
         ? reason()
-        : new SshCommandError(`cannot set the mode of ${p} on ${host.label}`, { cause: e });
+        : new RemoteCommandError(`cannot set the mode of ${p} on ${host.label}`, { cause: e });
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
@@ -257,10 +262,10 @@ export async function putFile(
     });
   const remote = /^\\?([0-9a-f]{64}) /.exec(check.stdout)?.[1];
   if (check.exitCode !== 0 || remote === undefined) {
-    throw new SshCommandError(`cannot check the SHA-256 of ${p} on ${host.label}: ${complaint(check)}`);
+    throw new RemoteCommandError(`cannot check the SHA-256 of ${p} on ${host.label}: ${complaint(check)}`);
   }
   if (remote !== sent.sha256) {
-    throw new SshHashMismatchError(
+    throw new RemoteHashMismatchError(
       `${p} on ${host.label} has SHA-256 ${remote} after the upload, but ${sent.sha256} was sent (${sent.bytes} bytes)`,
     );
   }

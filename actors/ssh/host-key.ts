@@ -13,8 +13,8 @@ import {
   SshHostKeyMismatchError,
   SshHostKeyRevokedError,
   SshHostKeyUnknownError,
-  type SshError,
 } from "./errors.ts";
+import type { SumacError } from "../../base/errors.ts";
 import { checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "./known-hosts.ts";
 import type { KnownHostsFile } from "./known-hosts-file.ts";
 
@@ -35,9 +35,9 @@ export type HostKeyPolicy =
 /** The verdict on a presented key; `error` says why it was refused. */
 export type HostKeyVerdict =
   | { readonly ok: true; readonly fingerprint: string; readonly added: boolean }
-  | { readonly ok: false; readonly fingerprint: string; readonly error: SshError };
+  | { readonly ok: false; readonly fingerprint: string; readonly error: SumacError };
 
-/** Decodes `SHA256:base64` (padding optional) to the 32-byte digest, or throws `config-invalid`. */
+/** Decodes `SHA256:base64` (padding optional) to the 32-byte digest, or throws `CONFIG_INVALID`. */
 export function parseFingerprint(text: string): Buffer {
   const m = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(text.trim());
   const digest = m?.[1] === undefined ? undefined : Buffer.from(m[1], "base64");

@@ -24,7 +24,7 @@ export const DEFAULT_KNOWN_HOSTS_MAX_BYTES = 16 * 1024 * 1024;
 
 export interface KnownHostsFileOptions {
   readonly path: string;
-  /** A larger file is refused with `known-hosts-invalid` (default 16 MiB). */
+  /** A larger file is refused with `KNOWN_HOSTS_INVALID` (default 16 MiB). */
   readonly maxBytes?: number;
   /** Write new hosts hashed (`|1|...`, as with `HashKnownHosts yes`; default true). */
   readonly hashNewEntries?: boolean;

@@ -19,7 +19,8 @@ import type {
   SpawnOptions,
 } from "../remote.ts";
 import type { BecomeConfig } from "./become.ts";
-import { SshCommandError, SshConnectionLostError } from "./errors.ts";
+import { SshConnectionLostError } from "./errors.ts";
+import { RemoteCommandError } from "../remote-errors.ts";
 import { runExec, spawnProcess, type ChannelHost } from "./exec.ts";
 import { createRunDir, makeDir, putFile, removePath, type FileHooks, type FilesHost } from "./files.ts";
 
@@ -154,7 +155,7 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
             release();
             reject(
               this.#lost ??
-                new SshCommandError(`${this.label} refused to run a command: ${error.message}`, {
+                new RemoteCommandError(`${this.label} refused to run a command: ${error.message}`, {
                   cause: error,
                 }),
             );
@@ -195,7 +196,7 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
     this.#uid ??= runExec(this, "id -u", { timeoutMs: 30_000 }, false).then((r) => {
       const uid = Number(r.stdout.trim());
       if (r.exitCode !== 0 || !Number.isInteger(uid)) {
-        throw new SshCommandError(
+        throw new RemoteCommandError(
           `cannot tell the login user's uid on ${this.label}: ${r.stderr.trim() || r.stdout.trim()}`,
         );
       }
@@ -228,7 +229,7 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
               this.#sftp = undefined;
               reject(
                 this.#lost ??
-                  new SshCommandError(`${this.label} refused an SFTP session: ${error.message}`, {
+                  new RemoteCommandError(`${this.label} refused an SFTP session: ${error.message}`, {
                     cause: error,
                   }),
               );

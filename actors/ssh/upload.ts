@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import type { SFTPWrapper } from "ssh2";
-import { SshUploadError } from "./errors.ts";
+import { RemoteUploadError } from "../remote-errors.ts";
 
 export interface UploadOptions {
   /** Mode given at open (umask applies); the caller sets the final mode. */
@@ -61,7 +61,7 @@ function call<T>(fn: (cb: (err: Error | null | undefined, value: T) => void) => 
 
 /**
  * Writes `source` (a local path or bytes) to `remotePath`, replacing it. Resolves with the size
- * and SHA-256 (hex) of what was written; rejects with `upload-failed` or the abort reason.
+ * and SHA-256 (hex) of what was written; rejects with `UPLOAD_FAILED` or the abort reason.
  */
 export async function uploadPipelined(
   sftp: SFTPWrapper,
@@ -74,8 +74,8 @@ export async function uploadPipelined(
   const chunkSize = options.chunkSize ?? 32 * 1024;
   const window = options.inFlight ?? 32;
   const what = typeof source === "string" ? source : `${source.length} bytes`;
-  const failed = (error: unknown): SshUploadError =>
-    new SshUploadError(`cannot upload ${what} to ${remotePath}: ${(error as Error).message}`, {
+  const failed = (error: unknown): RemoteUploadError =>
+    new RemoteUploadError(`cannot upload ${what} to ${remotePath}: ${(error as Error).message}`, {
       cause: error,
     });
 

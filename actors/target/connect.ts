@@ -4,6 +4,7 @@
  * only here, when a login needs them. The session is kept in the run's SessionRegistry under the
  * `sessionId` the machine records; see docs/target-steps.md.
  */
+import { errorClass } from "../../base/errors.ts";
 import { lookup } from "node:dns/promises";
 import { createSocket } from "node:dgram";
 import { isIP } from "node:net";
@@ -21,32 +22,16 @@ import type { SessionRegistry, TargetSession } from "./sessions.ts";
 import type { StepImpls } from "./steps.ts";
 
 /** A target this transport cannot serve yet (Windows waits for the SMB transport). */
-export class TransportUnsupportedError extends Error {
-  override readonly name = "TransportUnsupportedError";
-  readonly code = "TRANSPORT_UNSUPPORTED";
-  readonly retryable = false;
-}
+export class TransportUnsupportedError extends errorClass("TRANSPORT_UNSUPPORTED") {}
 
 /** The machine named a target the job does not have (a bug, or a snapshot of another job). */
-export class UnknownTargetError extends Error {
-  override readonly name = "UnknownTargetError";
-  readonly code = "UNKNOWN_TARGET";
-  readonly retryable = false;
-}
+export class UnknownTargetError extends errorClass("UNKNOWN_TARGET") {}
 
 /** A secret of the target (key, passphrase, password) cannot be read; nothing was sent. */
-export class TargetSecretError extends Error {
-  override readonly name = "TargetSecretError";
-  readonly code = "secret-unavailable";
-  readonly retryable = false;
-}
+export class TargetSecretError extends errorClass("SECRET_UNAVAILABLE") {}
 
 /** The target's address, or this host's address towards it, cannot be told. */
-export class TargetAddressError extends Error {
-  override readonly name = "TargetAddressError";
-  readonly code = "unreachable";
-  readonly retryable = true;
-}
+export class TargetAddressError extends errorClass("UNREACHABLE") {}
 
 /** Who logs a step's lines. */
 export type StepLog = (targetId: string, level: "debug" | "info" | "warn" | "error", line: string) => void;

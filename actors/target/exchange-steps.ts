@@ -5,6 +5,7 @@
  * for that target only), one agent process, and one TLS session whose local end is a leased
  * 60000+ port. See docs/target-steps.md.
  */
+import { errorClass } from "../../base/errors.ts";
 import { writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { basename, join } from "node:path";
@@ -26,11 +27,7 @@ import type { StepImpls } from "./steps.ts";
 const BUNDLE_MISMATCH = "is not the agent bundle that was sent";
 
 /** The bundle on the target is not the one sent (damaged in transfer or on disk, or replaced). */
-export class AgentBundleMismatchError extends Error {
-  override readonly name = "AgentBundleMismatchError";
-  readonly code = "hash-mismatch";
-  readonly retryable = false;
-}
+export class AgentBundleMismatchError extends errorClass("BUNDLE_MISMATCH") {}
 
 /**
  * The command that starts the agent: it checks the bundle's SHA-256 first (the upload is not
@@ -93,18 +90,10 @@ export function stopAgentCommand(
 }
 
 /** A component's install command exited non-zero (HP SUM: the component failed). */
-export class ComponentFailedError extends Error {
-  override readonly name = "ComponentFailedError";
-  readonly code = "COMPONENT_FAILED";
-  readonly retryable = false;
-}
+export class ComponentFailedError extends errorClass("COMPONENT_FAILED") {}
 
 /** A step that needs what an earlier step of this target made, and it is not there. */
-export class AgentStateError extends Error {
-  override readonly name = "AgentStateError";
-  readonly code = "AGENT_NOT_RUNNING";
-  readonly retryable = false;
-}
+export class AgentStateError extends errorClass("AGENT_NOT_RUNNING") {}
 
 export interface ExchangeDeps {
   readonly runId: string;

@@ -2,13 +2,10 @@
  * Reads one line at a time from a stream with a size limit and a deadline: the agent's start-up
  * lines on the push channel (a few KiB; anything longer is not the agent talking).
  */
+import { errorClass } from "../../base/errors.ts";
 import type { Readable } from "node:stream";
 
-export class LineReaderError extends Error {
-  override readonly name = "LineReaderError";
-  readonly code = "AGENT_START_FAILED";
-  readonly retryable = true;
-}
+export class LineReaderError extends errorClass("AGENT_START_FAILED") {}
 
 export class LineReader {
   readonly #stream: Readable;

@@ -6,6 +6,7 @@
  * bundle and runtime live in `<runRoot>/cache/<sha256>/` and are reused while their hash matches.
  * removeFiles removes the run directory; the agent's log directory is outside it and stays.
  */
+import { errorClass } from "../../base/errors.ts";
 import { basename, posix } from "node:path";
 import type { BuiltAgent } from "../../agent/build.ts";
 import { localRoots } from "../local/session.ts";
@@ -17,39 +18,19 @@ import type { PushedAgent, SessionRegistry, TargetSession } from "./sessions.ts"
 import type { StepImpls } from "./steps.ts";
 
 /** The target has no Node >= 18 and this workstation's Node cannot run there. */
-export class NoRuntimeError extends Error {
-  override readonly name = "NoRuntimeError";
-  readonly code = "NO_RUNTIME";
-  readonly retryable = false;
-}
+export class NoRuntimeError extends errorClass("NO_RUNTIME") {}
 
 /** The target has no Node >= 18 and no gzip to unpack the runtime pushed to it. */
-export class NoGzipError extends Error {
-  override readonly name = "NoGzipError";
-  readonly code = "NO_GZIP";
-  readonly retryable = false;
-}
+export class NoGzipError extends errorClass("NO_GZIP") {}
 
 /** A command of the push (probe, unpacking) failed on the target. */
-export class PushCommandError extends Error {
-  override readonly name = "PushCommandError";
-  readonly code = "PUSH_COMMAND_FAILED";
-  readonly retryable = false;
-}
+export class PushCommandError extends errorClass("PUSH_COMMAND_FAILED") {}
 
 /** The runtime unpacked on the target is not the binary sent (a damaged transfer or disk). */
-export class RuntimeHashError extends Error {
-  override readonly name = "RuntimeHashError";
-  readonly code = "hash-mismatch";
-  readonly retryable = true;
-}
+export class RuntimeHashError extends errorClass("HASH_MISMATCH") {}
 
 /** The agent bundle could not be built on this workstation. */
-export class AgentBuildError extends Error {
-  override readonly name = "AgentBuildError";
-  readonly code = "AGENT_BUILD_FAILED";
-  readonly retryable = false;
-}
+export class AgentBuildError extends errorClass("AGENT_BUILD_FAILED") {}
 
 export interface PushDeps {
   readonly sessions: SessionRegistry;
@@ -163,7 +144,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
       await session.files.mkdir(dir, { signal, mode: 0o700 });
       return;
     } catch (error) {
-      if ((error as { code?: unknown }).code !== "command-failed") throw error;
+      if ((error as { code?: unknown }).code !== "COMMAND_FAILED") throw error;
     }
     const cache = shellQuote(posix.dirname(dir));
     const made = await session.shell.exec(
@@ -300,7 +281,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
         try {
           await session.files.remove(path, { become: true, signal, timeoutMs: commandMs });
         } catch (error) {
-          if ((error as { code?: unknown }).code !== "become-failed") throw error;
+          if ((error as { code?: unknown }).code !== "BECOME_FAILED") throw error;
           await session.files.remove(path, { signal, timeoutMs: commandMs });
         }
       }

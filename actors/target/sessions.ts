@@ -3,6 +3,7 @@
  * and files), where the agent was put, and the agent's own state. The machine's context holds only
  * names (`sessionId`, `agentDir`), so a snapshot stays JSON; the live objects are here.
  */
+import { errorClass } from "../../base/errors.ts";
 import type { FileChannel, RemoteShell } from "../remote.ts";
 
 /** Where `pushAgent` put the agent on the target, and how to start it. */
@@ -48,11 +49,7 @@ export interface TargetSession {
 }
 
 /** A step that needs a session the run no longer has (the process restarted, or a bug). */
-export class SessionLostError extends Error {
-  override readonly name = "SessionLostError";
-  readonly code = "SESSION_LOST";
-  /** A new connect makes a new session, so the step is worth running again after `connect`. */
-  readonly retryable = false;
+export class SessionLostError extends errorClass("SESSION_LOST") {
   constructor(sessionId: string) {
     super(`no open session ${sessionId}: the connection was closed or never made by this process`);
   }

@@ -12,6 +12,7 @@
  * exporter key and its distinct context already keep callback and agent sessions apart. Every
  * answer, acknowledgement or fault, is signed; every rejection is logged with its code.
  */
+import { errorClass, SumacError } from "../../base/errors.ts";
 import { mutualTlsServerOptions, sendSigned } from "../protocol/signed-http.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server as HttpsServer } from "node:https";
@@ -21,7 +22,7 @@ import {
   InternalAgentError,
   NotFoundError,
   UnknownOperationError,
-} from "../protocol/faults.ts";
+} from "../protocol/errors.ts";
 import { oneLine } from "../../base/text.ts";
 import { readCappedBody } from "../protocol/body-reader.ts";
 import { type CallbackMessage, notifyAckEnvelope, parseNotify } from "../protocol/callback-messages.ts";
@@ -30,7 +31,6 @@ import {
   describePeer,
   openConnectionSession,
 } from "../protocol/connection-session.ts";
-import { AgentProtocolError } from "../protocol/errors.ts";
 import { bindPort } from "../protocol/port-binding.ts";
 import {
   CALLBACK_PATH,
@@ -91,10 +91,7 @@ export interface CallbackListener {
 }
 
 /** A connection from a certificate of the run CA that is not one of the allowed agents. */
-export class UnknownAgentError extends AgentProtocolError {
-  readonly code = "UNKNOWN_AGENT";
-  readonly retryable = false;
-}
+export class UnknownAgentError extends errorClass("UNKNOWN_AGENT") {}
 
 interface CallbackSession extends ConnectionSession {
   readonly fingerprint256: string;
@@ -185,7 +182,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       sendSigned(res, session, 200, responseOperation(NOTIFY_OPERATION), notifyAckEnvelope());
     } catch (error) {
       const failure =
-        error instanceof AgentProtocolError
+        error instanceof SumacError
           ? error
           : new InternalAgentError(`internal error: ${(error as Error).message}`, { cause: error });
       log("warn", `rejected ${failure.code} from ${session.peer}: ${failure.message}`);

@@ -11,7 +11,7 @@
  */
 import { postSigned, type SignedAnswer } from "../protocol/signed-http.ts";
 import type { TLSSocket } from "node:tls";
-import { AgentConnectionError, AgentFaultError, AgentResponseError } from "../protocol/call-errors.ts";
+import { AgentConnectionError, AgentFaultError, AgentResponseError } from "../protocol/errors.ts";
 import { type AgentConnectOptions, connectToAgent, OneSocketAgent } from "../protocol/pinned-connection.ts";
 import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
 import {
@@ -193,7 +193,6 @@ function faultOf(fault: XmlElement, status: number): AgentFaultError {
     agentFault === undefined ? "" : (childElement(agentFault, name)?.text ?? "");
   return new AgentFaultError({
     code: text("code") || "UNKNOWN_FAULT",
-    retryable: text("retryable") === "true",
     message: text("message") || (childElement(fault, "faultstring")?.text ?? ""),
     status,
   });

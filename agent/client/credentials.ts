@@ -15,9 +15,9 @@
  *   the first handshake anyway, and a CSR encoder would have to ship inside the agent bundle.
  * - Nothing here verifies chains: Node's TLS does (never node-forge).
  */
+import { errorClass, SumacError } from "../../base/errors.ts";
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
-import { AgentProtocolError } from "../protocol/errors.ts";
 import {
   type AltName,
   caExtensions,
@@ -75,16 +75,10 @@ export interface LeafOptions {
 }
 
 /** A public key that is not an ECDSA P-256 SPKI PEM. */
-export class InvalidPublicKeyError extends AgentProtocolError {
-  readonly code = "INVALID_PUBLIC_KEY";
-  readonly retryable = false;
-}
+export class InvalidPublicKeyError extends errorClass("INVALID_PUBLIC_KEY") {}
 
 /** A common name or subject alternative name that cannot go into a certificate. */
-export class InvalidSubjectNameError extends AgentProtocolError {
-  readonly code = "INVALID_SUBJECT_NAME";
-  readonly retryable = false;
-}
+export class InvalidSubjectNameError extends errorClass("INVALID_SUBJECT_NAME") {}
 
 /**
  * Makes the run's CA: self-signed, basicConstraints cA=true with pathLen 0 (it signs leaves only)

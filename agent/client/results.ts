@@ -2,7 +2,7 @@
  * The typed results of the agent's operations, read from a verified response element. The fields
  * and their types are those of `sumac-agent.wsdl`.
  */
-import { AgentResponseError } from "../protocol/call-errors.ts";
+import { AgentResponseError } from "../protocol/errors.ts";
 import type { OperationName } from "../protocol/wire.ts";
 import { childElement, type XmlElement } from "../protocol/xml-tree.ts";
 

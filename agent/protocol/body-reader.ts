@@ -5,7 +5,7 @@
  * the agent never holds more than the cap.
  */
 import type { IncomingMessage } from "node:http";
-import { BodyTooLargeError } from "./faults.ts";
+import { BodyTooLargeError } from "./errors.ts";
 
 /** Default cap of a request body: 1 MiB (bulk data travels over the push channel, not SOAP). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;

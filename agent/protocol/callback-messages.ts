@@ -4,7 +4,7 @@
  * writer, XML guard and fault format as the agent's own operations, so one parser and one set of
  * error codes cover both directions of the protocol.
  */
-import { InvalidRequestError, UnknownOperationError } from "./faults.ts";
+import { InvalidRequestError, UnknownOperationError } from "./errors.ts";
 import { AGENT_NAMESPACE, NOTIFY_OPERATION, responseOperation } from "./wire.ts";
 import { bodyElement, requestEnvelope } from "./soap-envelope.ts";
 import { childElement, parseXmlTree } from "./xml-tree.ts";

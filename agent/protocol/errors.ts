@@ -1,18 +1,125 @@
 /**
- * The base of the agent protocol's errors (STYLE.md item 6): every failure kind is its own class
- * with a stable `code` that machine guards and SOAP faults branch on, and a `retryable` flag that
- * the retry policy reads. Nothing decides by comparing message text.
- *
- * Subclasses fix `code` and `retryable` as literal fields, so `if (err.code === "BAD_MAC")`
- * narrows to the class.
+ * The failure kinds of the agent protocol, one class each with its code from base/error-codes.ts
+ * (STYLE.md item 6): what the agent refuses or fails at (sent back in a fault whose AgentFault
+ * detail carries the code, and logged), what message security rejects, and what the caller of a
+ * signed call sees (the workstation's client of an agent, and the agent's client of the
+ * workstation's callback listener).
  */
-export abstract class AgentProtocolError extends Error {
-  abstract readonly code: string;
-  abstract readonly retryable: boolean;
+import { isErrorCode } from "../../base/error-codes.ts";
+import { errorClass, SumacError } from "../../base/errors.ts";
 
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    // new.target is the concrete subclass, so stacks and logs name the failure kind.
-    this.name = new.target.name;
+// What the agent refuses or fails at.
+
+/** The request body is over the agent's cap (HTTP 413). */
+export class BodyTooLargeError extends errorClass("BODY_TOO_LARGE") {}
+
+/** The body holds a DOCTYPE or ENTITY declaration: entity expansion and external entities are refused. */
+export class XmlForbiddenError extends errorClass("XML_FORBIDDEN") {}
+
+/** The body is not well-formed XML, or not a SOAP 1.1 envelope with one body element. */
+export class MalformedXmlError extends errorClass("MALFORMED_XML") {}
+
+/** The SOAPAction names no operation of the WSDL, or the body element disagrees with it. */
+export class UnknownOperationError extends errorClass("UNKNOWN_OPERATION") {}
+
+/** A request field is missing, of the wrong type, or out of range. */
+export class InvalidRequestError extends errorClass("INVALID_REQUEST") {}
+
+/** A file name resolves outside the staging directory (`..`, absolute, or through a symlink). */
+export class PathEscapesStagingError extends errorClass("PATH_ESCAPES_STAGING") {}
+
+/** The file to verify is not in the staging directory, or is not a regular file. */
+export class StagedFileMissingError extends errorClass("STAGED_FILE_MISSING") {}
+
+/** The staged file's size or SHA-256 is not what the workstation sent. */
+export class StagedFileMismatchError extends errorClass("STAGED_FILE_MISMATCH") {}
+
+/** An operation ran past its deadline; its child process, if any, was killed. */
+export class DeadlineExceededError extends errorClass("DEADLINE_EXCEEDED") {}
+
+/** Another install is running: the agent never runs two at once. */
+export class InstallInProgressError extends errorClass("INSTALL_IN_PROGRESS") {}
+
+/** The agent is shutting down and takes no more work. */
+export class ShuttingDownError extends errorClass("SHUTTING_DOWN") {}
+
+/** A command could not be started (no shell, bad working directory). */
+export class CommandFailedError extends errorClass("COMMAND_FAILED") {}
+
+/** An unexpected failure inside the agent; the message says what. */
+export class InternalAgentError extends errorClass("INTERNAL") {}
+
+/** The path of a request that has no route (HTTP 404). */
+export class NotFoundError extends errorClass("NOT_FOUND") {}
+
+// Message security (message-security.ts). Every one is never retried as it is: sending the same
+// bytes again fails the same way, and a sender that means to retry makes a new message (new
+// sequence number, nonce and MAC).
+
+const MESSAGE_SECURITY_CODES = [
+  "MALFORMED_HEADER",
+  "UNKNOWN_SESSION",
+  "BAD_MAC",
+  "STALE_TIMESTAMP",
+  "FUTURE_TIMESTAMP",
+  "REPLAYED",
+  "OUT_OF_ORDER",
+] as const;
+
+/** Any message that message security rejected; branch on `code`. */
+export type MessageSecurityError = SumacError<(typeof MESSAGE_SECURITY_CODES)[number]>;
+
+/** Whether `error` is a rejection by message security. */
+export function isMessageSecurityError(error: unknown): error is MessageSecurityError {
+  return error instanceof SumacError && (MESSAGE_SECURITY_CODES as readonly string[]).includes(error.code);
+}
+
+/** The header is missing, has other fields, or a field has the wrong type, form or size. */
+export class MalformedHeaderError extends errorClass("MALFORMED_HEADER") {}
+
+/** The session id is not this connection's session, or the session was closed. */
+export class UnknownSessionError extends errorClass("UNKNOWN_SESSION") {}
+
+/** The MAC does not match: altered, forged, reflected or moved to another operation. */
+export class BadMacError extends errorClass("BAD_MAC") {}
+
+/** The timestamp is older than the allowed skew. */
+export class StaleTimestampError extends errorClass("STALE_TIMESTAMP") {}
+
+/** The timestamp is further ahead than the allowed skew. */
+export class FutureTimestampError extends errorClass("FUTURE_TIMESTAMP") {}
+
+/** The nonce was already accepted within the skew window. */
+export class ReplayedMessageError extends errorClass("REPLAYED") {}
+
+/** The sequence number is not exactly one more than the last accepted: a gap, repeat or reorder. */
+export class OutOfOrderError extends errorClass("OUT_OF_ORDER") {}
+
+// What the caller of a signed call sees.
+
+/**
+ * The peer answered with a fault. `code` is the code the fault carries when it is one of sumac's
+ * (BAD_MAC, REPLAYED, ...), else AGENT_RESPONSE; whether it is retried is this side's table's
+ * say, not the peer's.
+ */
+export class AgentFaultError extends SumacError {
+  /** The HTTP status the fault came with. */
+  readonly status: number;
+
+  constructor(fault: { code: string; message: string; status: number }) {
+    super(
+      isErrorCode(fault.code) ? fault.code : "AGENT_RESPONSE",
+      `agent fault ${fault.code}: ${fault.message}`,
+    );
+    this.status = fault.status;
   }
 }
+
+/** The agent's certificate is not the pinned one, or the connection is not TLS 1.3. */
+export class AgentIdentityError extends errorClass("AGENT_IDENTITY") {}
+
+/** The connection to the agent failed, closed, or a call ran past its deadline. */
+export class AgentConnectionError extends errorClass("AGENT_CONNECTION") {}
+
+/** The agent's answer is not what the protocol says (no body element, wrong response element). */
+export class AgentResponseError extends errorClass("AGENT_RESPONSE") {}

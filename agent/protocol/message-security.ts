@@ -32,9 +32,7 @@ import {
   ReplayedMessageError,
   StaleTimestampError,
   UnknownSessionError,
-} from "./message-security-errors.ts";
-
-export * from "./message-security-errors.ts";
+} from "./errors.ts";
 
 /** Who sent a message: the MAC covers it, so a message reflected to its sender fails. */
 export type Direction = "workstation-to-agent" | "agent-to-workstation";

@@ -10,7 +10,7 @@ import { Agent, type ClientRequestArgs } from "node:http";
 import type { Duplex } from "node:stream";
 import { checkServerIdentity, connect, type PeerCertificate, type TLSSocket } from "node:tls";
 import { isIP } from "node:net";
-import { AgentConnectionError, AgentIdentityError } from "./call-errors.ts";
+import { AgentConnectionError, AgentIdentityError } from "./errors.ts";
 
 export interface AgentConnectOptions {
   readonly host: string;

@@ -7,9 +7,9 @@
  *
  * The only judge of "free" is a real bind: probing first and binding later would race.
  */
+import { errorClass, SumacError } from "../../base/errors.ts";
 import { randomInt } from "node:crypto";
 import type { Server } from "node:net";
-import { AgentProtocolError } from "./errors.ts";
 
 /** The agent's base port on a target (HP SUM's 62286). */
 export const DEFAULT_AGENT_PORT = 62286;
@@ -49,9 +49,7 @@ export interface PortBinding {
 }
 
 /** Every port the strategy allowed was in use; `busy` lists them. */
-export class PortsExhaustedError extends AgentProtocolError {
-  readonly code = "PORTS_EXHAUSTED";
-  readonly retryable = true;
+export class PortsExhaustedError extends errorClass("PORTS_EXHAUSTED") {
   readonly busy: readonly number[];
 
   constructor(message: string, busy: readonly number[]) {
@@ -61,16 +59,10 @@ export class PortsExhaustedError extends AgentProtocolError {
 }
 
 /** A bind did not complete within its deadline. */
-export class PortBindTimeoutError extends AgentProtocolError {
-  readonly code = "PORT_BIND_TIMEOUT";
-  readonly retryable = true;
-}
+export class PortBindTimeoutError extends errorClass("PORT_BIND_TIMEOUT") {}
 
 /** A bind failed for a reason other than a busy port (EACCES, EADDRNOTAVAIL, ...); `cause` has it. */
-export class PortBindFailedError extends AgentProtocolError {
-  readonly code = "PORT_BIND_FAILED";
-  readonly retryable = false;
-}
+export class PortBindFailedError extends errorClass("PORT_BIND_FAILED") {}
 
 /** The ports to try, in order; validated options. Pure, so the order is testable without sockets. */
 export function* candidatePorts(options: PortBindingOptions): Generator<number, void, undefined> {

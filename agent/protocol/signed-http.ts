@@ -5,7 +5,7 @@
  */
 import { request, type Agent, type ServerResponse } from "node:http";
 import type { ServerOptions } from "node:https";
-import { AgentResponseError } from "./call-errors.ts";
+import { AgentResponseError } from "./errors.ts";
 import type { ConnectionSession } from "./connection-session.ts";
 import { encodeSecurityHeader, SECURITY_HEADER } from "./wire.ts";
 

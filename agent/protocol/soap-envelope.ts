@@ -3,7 +3,7 @@
  * without `soap`: faults must be written before `soap` has seen a request (or when it never
  * will), and the client builds its requests here (see `agent/client/client.ts` for why).
  */
-import { MalformedXmlError, UnknownOperationError } from "./faults.ts";
+import { MalformedXmlError, UnknownOperationError } from "./errors.ts";
 import { AGENT_NAMESPACE } from "./wire.ts";
 import { childElement, type XmlElement } from "./xml-tree.ts";
 

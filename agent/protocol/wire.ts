@@ -7,8 +7,8 @@
  * exact bytes and is checked before any XML parser sees them, and nothing in the envelope has to be
  * canonicalised.
  */
+import { MalformedHeaderError } from "./errors.ts";
 import type { SecurityHeader } from "./message-security.ts";
-import { MalformedHeaderError } from "./message-security.ts";
 
 /** The target namespace of `sumac-agent.wsdl`. */
 export const AGENT_NAMESPACE = "urn:sumac:agent:1";

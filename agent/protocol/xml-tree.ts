@@ -5,7 +5,7 @@
  * numeric references, and never fetches anything.
  */
 import sax from "sax";
-import { MalformedXmlError, XmlForbiddenError } from "./faults.ts";
+import { MalformedXmlError, XmlForbiddenError } from "./errors.ts";
 
 /** An element: namespace URI, local name, child elements, and its text (concatenated). */
 export interface XmlElement {

@@ -16,7 +16,7 @@ import type { AgentLog } from "./agent-log.ts";
 import { type CallbackMessage, notifyEnvelope } from "../protocol/callback-messages.ts";
 import { connectToAgent, OneSocketAgent } from "../protocol/pinned-connection.ts";
 import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
-import { AgentFaultError, AgentResponseError } from "../protocol/call-errors.ts";
+import { AgentFaultError, AgentResponseError } from "../protocol/errors.ts";
 import {
   AGENT_NAMESPACE,
   CALLBACK_PATH,
@@ -182,7 +182,6 @@ export class CallbackClient {
       const text = (name: string) => (fault === undefined ? "" : (childElement(fault, name)?.text ?? ""));
       throw new AgentFaultError({
         code: text("code") || "UNKNOWN_FAULT",
-        retryable: text("retryable") === "true",
         message: text("message"),
         status: answer.status,
       });

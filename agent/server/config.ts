@@ -3,6 +3,7 @@
  * channel. It holds only public material (the run CA's certificate) and places; the agent's key is
  * made on the target and its certificate arrives on a second line (see `main.ts`).
  */
+import { errorClass } from "../../base/errors.ts";
 import { isIP } from "node:net";
 import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
@@ -45,10 +46,7 @@ export interface AgentConfig {
 }
 
 /** A config that cannot be used; the message names the field. */
-export class AgentConfigError extends Error {
-  readonly code = "AGENT_CONFIG";
-  readonly retryable = false;
-}
+export class AgentConfigError extends errorClass("AGENT_CONFIG") {}
 
 /** Checks a parsed config document and fills in defaults. */
 export function parseAgentConfig(value: unknown): AgentConfig {

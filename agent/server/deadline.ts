@@ -3,7 +3,7 @@
  * timer is armed, so its stack names the operation that timed out, and the work gets an
  * AbortSignal that fires at the deadline so child processes are killed, not left running.
  */
-import { DeadlineExceededError } from "../protocol/faults.ts";
+import { DeadlineExceededError } from "../protocol/errors.ts";
 
 /**
  * Runs `work` with a signal that aborts after `ms`, and rejects with DEADLINE_EXCEEDED then, even

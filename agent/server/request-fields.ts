@@ -3,7 +3,7 @@
  * checks nothing (missing elements are absent, a repeated element may be one object or an array),
  * so every operation reads its fields through these, which throw INVALID_REQUEST naming the field.
  */
-import { InvalidRequestError } from "../protocol/faults.ts";
+import { InvalidRequestError } from "../protocol/errors.ts";
 
 type Fields = Readonly<Record<string, unknown>>;
 

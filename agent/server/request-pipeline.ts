@@ -25,12 +25,12 @@ import {
   NotFoundError,
   ShuttingDownError,
   UnknownOperationError,
-} from "../protocol/faults.ts";
+} from "../protocol/errors.ts";
+import { SumacError } from "../../base/errors.ts";
 import type { AgentLog } from "./agent-log.ts";
 import { oneLine } from "../../base/text.ts";
 import { readCappedBody } from "../protocol/body-reader.ts";
 import type { ConnectionSession } from "../protocol/connection-session.ts";
-import { AgentProtocolError } from "../protocol/errors.ts";
 import {
   AGENT_PATH,
   decodeSecurityHeader,
@@ -121,7 +121,7 @@ function reject(
   res: ServerResponse,
   deps: PipelineDeps,
   session: ConnectionSession,
-  error: AgentProtocolError,
+  error: SumacError,
   operation: string | undefined,
 ): void {
   deps.log.write(
@@ -152,8 +152,8 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? undefined : value;
 }
 
-function toAgentError(error: unknown): AgentProtocolError {
-  if (error instanceof AgentProtocolError) return error;
+function toAgentError(error: unknown): SumacError {
+  if (error instanceof SumacError) return error;
   return new InternalAgentError(`internal error: ${error instanceof Error ? error.message : String(error)}`, {
     cause: error,
   });

@@ -5,7 +5,7 @@
  * when the signal aborts.
  */
 import { spawn } from "node:child_process";
-import { CommandFailedError } from "../protocol/faults.ts";
+import { CommandFailedError } from "../protocol/errors.ts";
 
 /** The environment every command gets. */
 export const CLEAN_ENV: Readonly<Record<string, string>> = {

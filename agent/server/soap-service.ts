@@ -9,8 +9,8 @@
  * carry stacks): a handler's error is kept on the request's context and the caller writes the fault.
  */
 import { type ISoapServiceMethod, listen, type Server as SoapServer } from "soap";
-import { AgentProtocolError } from "../protocol/errors.ts";
-import { InternalAgentError } from "../protocol/faults.ts";
+import { InternalAgentError } from "../protocol/errors.ts";
+import { SumacError } from "../../base/errors.ts";
 import type { OperationHandler, RequestFacts } from "./operations/context.ts";
 import { AGENT_PATH, type OperationName } from "../protocol/wire.ts";
 
@@ -18,7 +18,7 @@ import { AGENT_PATH, type OperationName } from "../protocol/wire.ts";
 export interface SoapRequestContext {
   readonly facts: RequestFacts;
   /** Set when the handler failed: the caller answers with this fault. */
-  error?: AgentProtocolError;
+  error?: SumacError;
 }
 
 /** Runs an operation's handler for `soap`; the server adds the deadline and logging. */
@@ -31,7 +31,7 @@ export type OperationRunner = (
 
 /** The result of {@link AgentSoapService.process}. */
 export type SoapOutcome =
-  { readonly ok: true; readonly body: string } | { readonly ok: false; readonly error: AgentProtocolError };
+  { readonly ok: true; readonly body: string } | { readonly ok: false; readonly error: SumacError };
 
 /** `soap` serving the agent's WSDL with the given handlers. */
 export interface AgentSoapService {
@@ -66,7 +66,7 @@ export function createAgentSoapService(
         return await run(name, handler, args, context.facts);
       } catch (error) {
         context.error =
-          error instanceof AgentProtocolError
+          error instanceof SumacError
             ? error
             : new InternalAgentError(`${name} failed: ${(error as Error).message}`, { cause: error });
         throw new HandlerFault(context.error.message);

@@ -5,7 +5,7 @@
  */
 import { realpath } from "node:fs/promises";
 import { isAbsolute, join, relative, sep, win32 } from "node:path";
-import { PathEscapesStagingError, StagedFileMissingError } from "../protocol/faults.ts";
+import { PathEscapesStagingError, StagedFileMissingError } from "../protocol/errors.ts";
 
 const MAX_NAME_CHARS = 1024;
 

@@ -3,6 +3,7 @@
  * version is current is skipped unless `rewrite`; one whose installed version is newer is skipped
  * unless `downgrade`; an older or missing one is installed.
  */
+import { errorClass } from "../../base/errors.ts";
 import type { ComponentPlan, ComponentSpec, StepError } from "./types.ts";
 
 /** Longest version string accepted; longer ones are refused, not truncated. */
@@ -11,10 +12,7 @@ export const MAX_VERSION_LENGTH = 64;
 const VERSION_CHARS = /^[A-Za-z0-9._+~-]+$/;
 
 /** A version string that cannot be compared. */
-export class InvalidVersionError extends Error {
-  override readonly name = "InvalidVersionError";
-  readonly code = "INVALID_VERSION";
-  readonly retryable = false;
+export class InvalidVersionError extends errorClass("INVALID_VERSION") {
   readonly version: string;
   constructor(version: string, problem: string, options?: ErrorOptions) {
     super(`version ${JSON.stringify(version.slice(0, MAX_VERSION_LENGTH + 1))} ${problem}`, options);

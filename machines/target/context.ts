@@ -2,6 +2,7 @@
  * Pure functions over the target machine's context: the first context from the input, each step
  * actor's input, and the outcome the machine reports when it is done.
  */
+import { errorClass } from "../../base/errors.ts";
 import { toInstall } from "./components.ts";
 import { policyFor } from "./policy.ts";
 import type {
@@ -15,10 +16,7 @@ import type {
 import type { CleanupInput, StepActorTypes, StepInputBase } from "./step-io.ts";
 
 /** Error of a step input that the context cannot provide: a bug in the machine, not the target. */
-export class MissingStepInputError extends Error {
-  override readonly name = "MissingStepInputError";
-  readonly code = "MISSING_STEP_INPUT";
-  readonly retryable = false;
+export class MissingStepInputError extends errorClass("MISSING_STEP_INPUT") {
   constructor(step: StepName, what: string) {
     super(`${step} needs ${what}, which no earlier step provided`);
   }

@@ -2,12 +2,10 @@
  * Errors as the target machine keeps them: plain `{ code, retryable, message }` (a snapshot must be
  * JSON), taken from whatever a step actor threw, and classified for the operator.
  */
+import { ERROR_CODES } from "../../base/error-codes.ts";
+import { errorClass } from "../../base/errors.ts";
 import type { FailureKind, StepError, StepName } from "./types.ts";
 
-/** Code of an attempt that passed its deadline. */
-export const STEP_TIMEOUT = "STEP_TIMEOUT";
-/** Code given to a thrown value that carries no `code` (a bug in an actor, not a target problem). */
-export const UNEXPECTED_ERROR = "UNEXPECTED_ERROR";
 /** Longest message kept in the context; actors' messages can quote remote output. */
 export const MAX_MESSAGE_LENGTH = 500;
 
@@ -27,20 +25,29 @@ export function toStepError(error: unknown): StepError {
     if (typeof e.code === "string" && e.code.length > 0) {
       return { code: e.code, retryable: e.retryable === true, message: clip(message) };
     }
-    return { code: UNEXPECTED_ERROR, retryable: false, message: clip(message) };
+    return {
+      code: "UNEXPECTED_ERROR",
+      retryable: ERROR_CODES.UNEXPECTED_ERROR.retryable,
+      message: clip(message),
+    };
   }
-  return { code: UNEXPECTED_ERROR, retryable: false, message: clip(String(error)) };
+  return {
+    code: "UNEXPECTED_ERROR",
+    retryable: ERROR_CODES.UNEXPECTED_ERROR.retryable,
+    message: clip(String(error)),
+  };
 }
 
 /**
- * The error of an attempt that passed its deadline. Retryable everywhere but `install`: an install
- * that did not answer in time may still be running on the target, and running it again blindly
- * could overlap it.
+ * The error of an attempt that passed its deadline: `STEP_TIMEOUT`, retried, for every step but
+ * `install`, whose is `INSTALL_TIMEOUT`, never retried: an install that did not answer in time may
+ * still be running on the target, and running it again blindly could overlap it.
  */
 export function timeoutError(step: StepName, timeoutMs: number): StepError {
+  const code = step === "install" ? "INSTALL_TIMEOUT" : "STEP_TIMEOUT";
   return {
-    code: STEP_TIMEOUT,
-    retryable: step !== "install",
+    code,
+    retryable: ERROR_CODES[code].retryable,
     message: `${step} did not finish within ${timeoutMs} ms`,
   };
 }
@@ -68,10 +75,7 @@ export function failureKind(step: StepName): FailureKind {
 }
 
 /** A step actor the machine was not given (`machine.provide({ actors })` was not called for it). */
-export class StepNotProvidedError extends Error {
-  override readonly name = "StepNotProvidedError";
-  readonly code = "STEP_NOT_PROVIDED";
-  readonly retryable = false;
+export class StepNotProvidedError extends errorClass("STEP_NOT_PROVIDED") {
   constructor(step: StepName) {
     super(`no actor provided for step ${step}; give one with machine.provide({ actors })`);
   }

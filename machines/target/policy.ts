@@ -2,8 +2,16 @@
  * Deadlines and retries of the target machine's steps: the defaults, the options that override
  * them, and the backoff between attempts (deterministic, so tests and replays see the same times).
  */
-import { CLEANUP_STEPS, MAIN_STEPS } from "./types.ts";
-import type { BackoffPolicy, PolicyOptions, StepName, StepPolicy, StepPolicyOptions } from "./types.ts";
+import { errorClass } from "../../base/errors.ts";
+import {
+  CLEANUP_STEPS,
+  MAIN_STEPS,
+  type BackoffPolicy,
+  type PolicyOptions,
+  type StepName,
+  type StepPolicy,
+  type StepPolicyOptions,
+} from "./types.ts";
 
 const SECOND = 1000;
 
@@ -36,10 +44,7 @@ export const DEFAULT_POLICY: Readonly<Record<StepName, StepPolicy>> = {
 };
 
 /** A policy option that is out of range; `path` names it, e.g. `steps.connect.timeoutMs`. */
-export class InvalidPolicyError extends Error {
-  override readonly name = "InvalidPolicyError";
-  readonly code = "INVALID_POLICY";
-  readonly retryable = false;
+export class InvalidPolicyError extends errorClass("INVALID_POLICY") {
   readonly path: string;
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super(`policy ${path} ${problem}`, options);

@@ -22,7 +22,7 @@ export type TargetState = z.infer<typeof TargetState>;
 export const StepName = z.enum([...MAIN_STEPS, ...CLEANUP_STEPS]);
 export type StepName = z.infer<typeof StepName>;
 
-/** Error codes are stable identifiers (`STEP_TIMEOUT`, `no-responders`, ...), never prose. */
+/** Error codes are stable identifiers (`STEP_TIMEOUT`, `NO_RESPONDERS`, ...), never prose. */
 export const ErrorCode = z
   .string()
   .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "error code: 1 to 64 of A-Z a-z 0-9 _ . : -");

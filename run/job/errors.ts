@@ -1,8 +1,9 @@
 /**
- * The one failure of loading a job file: `JobFileError` (code `bad-job`), carrying every problem
+ * The one failure of loading a job file: `JobFileError` (code `BAD_JOB`), carrying every problem
  * found, each with its place in the file, so the command line can print them as a compiler does and
  * exit with 254 (bad input).
  */
+import { errorClass } from "../../base/errors.ts";
 
 /** One thing wrong with a job file, at one place in it. */
 export interface JobProblem {
@@ -40,10 +41,7 @@ export function formatProblem(p: JobProblem): string {
  *   throw e
  * }
  */
-export class JobFileError extends Error {
-  override readonly name = "JobFileError";
-  readonly code = "bad-job";
-  readonly retryable = false;
+export class JobFileError extends errorClass("BAD_JOB") {
   /** In file order; at least one; at most {@link MAX_PROBLEMS}. */
   readonly problems: readonly JobProblem[];
   /** How many were found before the list was cut to {@link MAX_PROBLEMS}. */

@@ -24,7 +24,7 @@ export interface LoadOptions {
 /**
  * The job in `file` (YAML), checked and with its defaults filled in.
  *
- * @throws {JobFileError} (code `bad-job`) listing every problem, each at its file, line and column.
+ * @throws {JobFileError} (code `BAD_JOB`) listing every problem, each at its file, line and column.
  * @example
  * const job = await loadJob("examples/quickstart.yaml");
  * job.targets[0].transport // "local"

@@ -2,6 +2,7 @@
  * Reading a secret a job refers to, at the moment it is needed (a target connecting), so the job
  * itself never holds one and it is read no earlier and no more widely than needed.
  */
+import { errorClass } from "../../base/errors.ts";
 import { readFile, stat } from "node:fs/promises";
 import type { SecretRef } from "./types.ts";
 
@@ -9,11 +10,7 @@ import type { SecretRef } from "./types.ts";
 export const MAX_SECRET_BYTES = 64 * 1024;
 
 /** A secret that cannot be read; the message names the reference, never a value. */
-export class SecretUnavailableError extends Error {
-  override readonly name = "SecretUnavailableError";
-  readonly code = "secret-unavailable";
-  readonly retryable = false;
-}
+export class SecretUnavailableError extends errorClass("SECRET_UNAVAILABLE") {}
 
 /**
  * The secret's value: the environment variable's, or the file's content less one final newline.

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
 import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
 import type { AgentClient } from "../../agent/client/client.ts";
-import { AgentFaultError } from "../../agent/protocol/call-errors.ts";
+import { AgentFaultError } from "../../agent/protocol/errors.ts";
 import { decodeSecurityHeader, encodeSecurityHeader } from "../../agent/protocol/wire.ts";
 import { requestEnvelope, SOAP_ENV_NAMESPACE } from "../../agent/protocol/soap-envelope.ts";
 import type { SecurityHeader } from "../../agent/protocol/message-security.ts";

@@ -119,7 +119,7 @@ describe("bus memory - state directory", () => {
       await assert.rejects(bus.kv("damaged"), (err: unknown) => {
         assert.ok(err instanceof Error);
         assert.equal(err.name, "StateFileError");
-        assert.equal((err as Error & { code: string }).code, "bad-state-file");
+        assert.equal((err as Error & { code: string }).code, "BAD_STATE_FILE");
         assert.match(err.message, /damaged\.log:2:/);
         return true;
       });
@@ -127,7 +127,7 @@ describe("bus memory - state directory", () => {
       writeFileSync(wrong, '["P",1,"a","YQ=="]\n["X",2,"b"]\n["P",3,"c","Yw=="]\n');
       await assert.rejects(
         bus.kv("wrong"),
-        { name: "StateFileError", code: "bad-state-file" },
+        { name: "StateFileError", code: "BAD_STATE_FILE" },
         "an unknown record",
       );
     } finally {
@@ -144,7 +144,7 @@ describe("bus memory - state directory", () => {
       const { mkdirSync } = await import("node:fs");
       mkdirSync(join(dir, "kv"), { recursive: true, mode: 0o700 });
       writeFileSync(file, `["P",1,"a","${"A".repeat(3 * 1024 * 1024)}"]\n`, { mode: 0o600 });
-      await assert.rejects(bus.kv("huge"), { name: "StateFileError", code: "bad-state-file" });
+      await assert.rejects(bus.kv("huge"), { name: "StateFileError", code: "BAD_STATE_FILE" });
     } finally {
       await bus.close();
     }
@@ -181,7 +181,7 @@ describe("bus memory - state directory", () => {
     const bus = await openMemoryBus({ stateDir: dir });
     await assert.rejects(openMemoryBus({ stateDir: dir }), {
       name: "StateDirLockedError",
-      code: "state-dir-locked",
+      code: "STATE_DIR_LOCKED",
     });
     await bus.close();
     const again = await openMemoryBus({ stateDir: dir });

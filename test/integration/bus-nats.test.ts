@@ -259,13 +259,13 @@ describe("bus nats - adapter", { skip }, () => {
     const srv = await bus.serve("restart.svc", (m) => Promise.resolve(enc(`re:${dec(m.data)}`)));
     await server.restart();
     // The two connections come back independently: until `bus` has renewed its subscriptions
-    // nobody serves, which a caller sees as the retryable `no-responders`.
+    // nobody serves, which a caller sees as the retryable `NO_RESPONDERS`.
     let answer: BusMessage | undefined;
     for (let attempt = 0; !answer; attempt++) {
       try {
         answer = await other.request("restart.svc", enc("ping"), { timeoutMs: 15_000 });
       } catch (err) {
-        if (!(err instanceof BusError && err.code === "no-responders") || attempt > 200) throw err;
+        if (!(err instanceof BusError && err.code === "NO_RESPONDERS") || attempt > 200) throw err;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
@@ -304,11 +304,13 @@ describe("bus nats - adapter", { skip }, () => {
       await server.stop();
       await assert.rejects(kv.put("during", enc("2")), (err: unknown) => {
         assert.ok(err instanceof BusError);
-        assert.equal(err.code, "unavailable");
+        assert.equal(err.code, "BUS_UNAVAILABLE");
         assert.equal(err.retryable, true);
         return true;
       });
-      await assert.rejects(short.request("down.svc", enc("x"), { timeoutMs: 300 }), { code: "unavailable" });
+      await assert.rejects(short.request("down.svc", enc("x"), { timeoutMs: 300 }), {
+        code: "BUS_UNAVAILABLE",
+      });
       await server.restart();
       await kv.put("after", enc("3"));
       assert.equal(dec((await kv.get("before"))?.value ?? enc("")), "1");
@@ -319,14 +321,14 @@ describe("bus nats - adapter", { skip }, () => {
     }
   });
 
-  it("bus nats - a payload that fits only without JetStream's headers is too-large, before sending", async () => {
+  it("bus nats - a payload that fits only without JetStream's headers is MESSAGE_TOO_LARGE, before sending", async () => {
     const kv = await bus.kv("limits");
     const max = new Uint8Array(1024 * 1024);
     await assert.rejects(kv.put("k", new Uint8Array(max.length + 1)), {
       name: "BusError",
-      code: "too-large",
+      code: "MESSAGE_TOO_LARGE",
     });
-    await assert.rejects(kv.update("k", max, 1), { code: "too-large" });
+    await assert.rejects(kv.update("k", max, 1), { code: "MESSAGE_TOO_LARGE" });
     await bus.publish("limits.core", max);
     assert.deepEqual(await kv.keys(), []);
   });
@@ -335,7 +337,7 @@ describe("bus nats - adapter", { skip }, () => {
     const port = await closedPort();
     await assert.rejects(openNatsBus({ servers: `nats://127.0.0.1:${port}`, timeoutMs: 1_000 }), {
       name: "BusError",
-      code: "unavailable",
+      code: "BUS_UNAVAILABLE",
     });
   });
 
@@ -352,7 +354,7 @@ describe("bus nats - adapter", { skip }, () => {
     } finally {
       await opened.close();
     }
-    await assert.rejects(opened.publish("a.b", enc("x")), { code: "closed" });
+    await assert.rejects(opened.publish("a.b", enc("x")), { code: "BUS_CLOSED" });
   });
 });
 
@@ -371,7 +373,7 @@ describe("bus open - adapter choice", () => {
   it("bus open - a URL where no server answers fails with unavailable", async () => {
     await assert.rejects(openBus({ natsUrl: `nats://127.0.0.1:${await closedPort()}` }), {
       name: "BusError",
-      code: "unavailable",
+      code: "BUS_UNAVAILABLE",
     });
   });
 

@@ -197,7 +197,7 @@ describe("firewall backends", { skip }, () => {
       createNftablesFirewall({ run: unprivileged }).open(lease("lease-c", PORT_A, PEER4)),
       (e: unknown) => {
         assert.ok(e instanceof FirewallError);
-        assert.equal(e.code, "not-permitted");
+        assert.equal(e.code, "FIREWALL_NOT_PERMITTED");
         assert.match(e.message, /Operation not permitted/);
         return true;
       },

@@ -108,7 +108,7 @@ describe("ssh host keys - against a linux-target", { skip }, () => {
     ]);
     assert.equal(mismatch.status, "rejected");
     const error = mismatch.reason as Error & { code?: string; retryable?: boolean };
-    assert.equal(error.code, "host-key-mismatch");
+    assert.equal(error.code, "HOST_KEY_MISMATCH");
     assert.equal(error.retryable, false);
     assert.ok(error.message.includes(`presented ${target.hostKeyFingerprint} (ssh-ed25519)`), error.message);
     assert.ok(error.message.includes(`expected ${wrongFingerprint} (pinned in the job)`), error.message);
@@ -120,7 +120,7 @@ describe("ssh host keys - against a linux-target", { skip }, () => {
     assert.equal((await target.exec("test -e /var/tmp/sumac-wrong; echo $?")).stdout, "1\n");
     assert.deepEqual(good, { status: "fulfilled", value: "/var/tmp/sumac/wrong-key-run" });
     assert.equal(unreachable.status, "rejected");
-    assert.equal((unreachable.reason as { code?: string }).code, "unreachable");
+    assert.equal((unreachable.reason as { code?: string }).code, "UNREACHABLE");
   });
 
   it("ssh host key - strict refuses a host not in known_hosts and leaves the file alone", async () => {
@@ -130,7 +130,7 @@ describe("ssh host keys - against a linux-target", { skip }, () => {
     await assert.rejects(
       connectSsh(options({ kind: "known-hosts", file: new KnownHostsFile({ path }), policy: "strict" })),
       (e: Error & { code?: string }) =>
-        e.code === "host-key-unknown" &&
+        e.code === "HOST_KEY_UNKNOWN" &&
         e.message.includes(`presented ${target.hostKeyFingerprint}`) &&
         e.message.includes(path),
     );
@@ -154,7 +154,7 @@ describe("ssh host keys - against a linux-target", { skip }, () => {
         options({ kind: "known-hosts", file: new KnownHostsFile({ path: changed }), policy: "accept-new" }),
       ),
       (e: Error & { code?: string }) =>
-        e.code === "host-key-mismatch" && e.message.includes(`(known_hosts ${changed} line 2)`),
+        e.code === "HOST_KEY_MISMATCH" && e.message.includes(`(known_hosts ${changed} line 2)`),
     );
     assert.equal((await readFile(changed, "utf8")).split("\n").length, 3, "nothing appended");
 
@@ -165,7 +165,7 @@ describe("ssh host keys - against a linux-target", { skip }, () => {
         options({ kind: "known-hosts", file: new KnownHostsFile({ path: revoked }), policy: "strict" }),
       ),
       (e: Error & { code?: string }) =>
-        e.code === "host-key-revoked" && e.message.includes(`${revoked} line 2`),
+        e.code === "HOST_KEY_REVOKED" && e.message.includes(`${revoked} line 2`),
     );
   });
 

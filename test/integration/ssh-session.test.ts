@@ -87,7 +87,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       assert.equal((await s.exec("echo ok", { timeoutMs })).stdout, "ok\n");
     });
 
-    it("ssh login - a key the account does not accept is auth-failed, not retryable", async () => {
+    it("ssh login - a key the account does not accept is AUTH_FAILED, not retryable", async () => {
       // (A wrong password behaves the same, but sshd delays its answer by seconds.)
       await assert.rejects(
         connect({
@@ -95,7 +95,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
           auth: { kind: "key", privateKey: target.users.deploy.privateKey, source: "deploy's key" },
         }),
         (e: Error & { code?: string; retryable?: boolean }) =>
-          e.code === "auth-failed" &&
+          e.code === "AUTH_FAILED" &&
           e.retryable === false &&
           /refused the login of root with private key deploy's key/.test(e.message),
       );
@@ -153,7 +153,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
           timeoutMs,
         }),
         (e: Error & { code?: string; retryable?: boolean }) =>
-          e.code === "unreachable" &&
+          e.code === "UNREACHABLE" &&
           e.retryable === true &&
           e.message.includes(`127.0.0.1:${port}`) &&
           /ECONNREFUSED/.test(e.message),
@@ -203,7 +203,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       assert.equal((await operator.exec("id -un", { timeoutMs })).stdout, "operator\n");
     });
 
-    it("ssh become - a wrong sudo password is become-failed and the command never runs", async () => {
+    it("ssh become - a wrong sudo password is BECOME_FAILED and the command never runs", async () => {
       const wrong = await connect({
         username: "operator",
         auth: { kind: "key", privateKey: target.users.operator.privateKey },
@@ -213,12 +213,12 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await assert.rejects(
         wrong.exec(`touch ${flag}`, { become: true, timeoutMs }),
         (e: Error & { code?: string }) =>
-          e.code === "become-failed" && /did not accept the sudo password/.test(e.message),
+          e.code === "BECOME_FAILED" && /did not accept the sudo password/.test(e.message),
       );
       assert.equal((await target.exec(`test -e ${flag}; echo $?`)).stdout.trim(), "1");
     });
 
-    it("ssh become - operator without its sudo password configured is become-failed", async () => {
+    it("ssh become - operator without its sudo password configured is BECOME_FAILED", async () => {
       const noPassword = await connect({
         username: "operator",
         auth: { kind: "key", privateKey: target.users.operator.privateKey },
@@ -226,7 +226,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await assert.rejects(
         noPassword.exec("true", { become: true, timeoutMs }),
         (e: Error & { code?: string }) =>
-          e.code === "become-failed" && /password is required/.test(e.message),
+          e.code === "BECOME_FAILED" && /password is required/.test(e.message),
       );
     });
 
@@ -239,7 +239,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
         await assert.rejects(
           session.exec(`sh -c 'sleep 300; echo ${tag}' & wait`, { timeoutMs: 1_500, become }),
           (e: Error & { code?: string }) =>
-            e.code === "timeout" && /did not finish within 1500 ms/.test(e.message),
+            e.code === "TIMEOUT" && /did not finish within 1500 ms/.test(e.message),
         );
         await waitUntil(
           `no process with ${tag} left on the target`,
@@ -277,11 +277,11 @@ describe("ssh session - against a linux-target", { skip }, () => {
       );
     });
 
-    it("ssh exec - output past the cap stops the command with output-too-large", async () => {
+    it("ssh exec - output past the cap stops the command with OUTPUT_TOO_LARGE", async () => {
       await assert.rejects(
         root.exec("head -c 300000 /dev/zero; sleep 100", { timeoutMs, maxOutputBytes: 100_000 }),
         (e: Error & { code?: string }) =>
-          e.code === "output-too-large" && /more than 100000 bytes on stdout/.test(e.message),
+          e.code === "OUTPUT_TOO_LARGE" && /more than 100000 bytes on stdout/.test(e.message),
       );
       const r = await root.exec("head -c 100000 /dev/zero", { timeoutMs, maxOutputBytes: 100_000 });
       assert.equal(r.stdout.length, 100_000, "exactly the cap is allowed");
@@ -374,7 +374,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await assert.rejects(
         deploy.createRunDir("run-sub", { subdirs: ["more"] }),
         (e: Error & { code?: string }) =>
-          e.code === "path-refused" && /more exists and is not a directory/.test(e.message),
+          e.code === "PATH_REFUSED" && /more exists and is not a directory/.test(e.message),
       );
       await assert.rejects(
         deploy.createRunDir("run-sub", { subdirs: ["../escape"] }),
@@ -398,7 +398,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       }
       await assert.rejects(
         hooked.put(data, `${hdir}/late.bin`, { mode: 0o644, checkOnTarget: false, sha256: "1".repeat(64) }),
-        (e: Error & { code?: string }) => e.code === "hash-mismatch",
+        (e: Error & { code?: string }) => e.code === "HASH_MISMATCH",
         "the hash of what was sent is still compared with the one expected",
       );
     });
@@ -426,14 +426,14 @@ describe("ssh session - against a linux-target", { skip }, () => {
       assert.deepEqual([r.exitCode, r.stdout], [0, "0\n"]);
     });
 
-    it("ssh files - a file changed on the target before the check is hash-mismatch", async () => {
+    it("ssh files - a file changed on the target before the check is HASH_MISMATCH", async () => {
       const dir = await hooked.createRunDir("run-4");
       corrupt = true;
       try {
         await assert.rejects(
           hooked.put(data, `${dir}/bundle.js`, { mode: 0o644 }),
           (e: Error & { code?: string }) =>
-            e.code === "hash-mismatch" && e.message.includes(`but ${sha256(data)} was sent (1048576 bytes)`),
+            e.code === "HASH_MISMATCH" && e.message.includes(`but ${sha256(data)} was sent (1048576 bytes)`),
         );
       } finally {
         corrupt = false;
@@ -441,12 +441,12 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await hooked.put(data, `${dir}/bundle.js`, { mode: 0o644 });
     });
 
-    it("ssh files - content that does not have the expected SHA-256 is hash-mismatch", async () => {
+    it("ssh files - content that does not have the expected SHA-256 is HASH_MISMATCH", async () => {
       const dir = await hooked.createRunDir("run-5");
       await assert.rejects(
         hooked.put(data, `${dir}/c.bin`, { mode: 0o644, sha256: "0".repeat(64) }),
         (e: Error & { code?: string }) =>
-          e.code === "hash-mismatch" && e.message.includes(`expected ${"0".repeat(64)}`),
+          e.code === "HASH_MISMATCH" && e.message.includes(`expected ${"0".repeat(64)}`),
       );
     });
 
@@ -462,17 +462,17 @@ describe("ssh session - against a linux-target", { skip }, () => {
         await assert.rejects(
           deploy.remove(path, { become: true }),
           (e: Error & { code?: string }) =>
-            e.code === "path-refused" && e.message.includes("not inside the run root /var/tmp/sumac"),
+            e.code === "PATH_REFUSED" && e.message.includes("not inside the run root /var/tmp/sumac"),
           path,
         );
       }
-      await assert.rejects(deploy.put(data, "/tmp/x.bin", { mode: 0o644 }), { code: "path-refused" });
+      await assert.rejects(deploy.put(data, "/tmp/x.bin", { mode: 0o644 }), { code: "PATH_REFUSED" });
       const dir = await deploy.createRunDir("run-6");
       await target.exec(`ln -s /etc ${dir}/etc-link`);
       await assert.rejects(
         deploy.remove(`${dir}/etc-link/hostname`, { become: true }),
         (e: Error & { code?: string }) =>
-          e.code === "path-refused" && /resolves outside \/var\/tmp\/sumac/.test(e.message),
+          e.code === "PATH_REFUSED" && /resolves outside \/var\/tmp\/sumac/.test(e.message),
       );
       assert.equal((await target.exec("test -f /etc/hostname; echo $?")).stdout, "0\n");
     });
@@ -491,7 +491,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await assert.rejects(
         hooked.createRunDir("run-8"),
         (e: Error & { code?: string }) =>
-          e.code === "path-refused" && /writable by group or others \(mode 777\)/.test(e.message),
+          e.code === "PATH_REFUSED" && /writable by group or others \(mode 777\)/.test(e.message),
       );
       assert.equal((await target.exec("test -e /var/tmp/sumac-hooked/run-8; echo $?")).stdout, "1\n");
     });

@@ -112,7 +112,7 @@ describe("target push - against linux-target containers", { skip }, () => {
     const s = steps(jobTarget(withNode, "root", other));
     await assert.rejects(s.connect({ runId: "run-key", target: s.ref, attempt: 0 }, never), (e: Error) => {
       const err = e as Error & { code?: string; retryable?: boolean };
-      assert.equal(err.code, "host-key-mismatch");
+      assert.equal(err.code, "HOST_KEY_MISMATCH");
       assert.equal(err.retryable, false);
       assert.match(err.message, new RegExp(`${withNode.host}.*${withNode.port}|${withNode.port}`));
       return true;
@@ -178,7 +178,7 @@ describe("target push - against linux-target containers", { skip }, () => {
       [
         "run-h",
         { ...real, sha256: "0".repeat(64) },
-        { code: "hash-mismatch", retryable: true },
+        { code: "HASH_MISMATCH", retryable: true },
         /not the binary sent \(SHA-256 [0-9a-f]{64}, expected 0{64}\)/,
       ],
     ];

@@ -287,7 +287,7 @@ function defineRequestReply(open: () => Promise<Bus>): void {
     }),
   );
 
-  it("bus contract - request with nobody serving fails with no-responders", TEST, () =>
+  it("bus contract - request with nobody serving fails with NO_RESPONDERS", TEST, () =>
     withBus(open, async (bus) => {
       const root = unique("rr");
       const err = await bus.request(`${root}.nobody`, enc("x"), { timeoutMs: WAIT_MS }).then(
@@ -295,13 +295,13 @@ function defineRequestReply(open: () => Promise<Bus>): void {
         (e: unknown) => e,
       );
       assert.ok(err instanceof BusError);
-      assert.equal(err.code, "no-responders");
+      assert.equal(err.code, "NO_RESPONDERS");
       assert.equal(err.retryable, true);
       const srv = await bus.serve(`${root}.gone`, () => Promise.resolve(enc("ok")));
       await srv.unsubscribe();
       await rejectsWith(
         bus.request(`${root}.gone`, enc("x"), { timeoutMs: WAIT_MS }),
-        "no-responders",
+        "NO_RESPONDERS",
         "after unsubscribe",
       );
     }),
@@ -317,11 +317,11 @@ function defineRequestReply(open: () => Promise<Bus>): void {
         (e: unknown) => e,
       );
       assert.ok(err instanceof BusError);
-      assert.equal(err.code, "timeout");
+      assert.equal(err.code, "TIMEOUT");
       assert.equal(err.retryable, true);
       await rejectsWith(
         bus.request(`${root}.fails`, enc("x"), { timeoutMs: 200 }),
-        "timeout",
+        "TIMEOUT",
         "a throwing handler answers nothing",
       );
     }),
@@ -397,7 +397,7 @@ function defineKv(open: () => Promise<Bus>): void {
     withBus(open, async (bus) => {
       const kv = await bus.kv(unique("kv"));
       const r1 = await kv.create("k", enc("first"));
-      await rejectsWith(kv.create("k", enc("second")), "revision-mismatch");
+      await rejectsWith(kv.create("k", enc("second")), "REVISION_MISMATCH");
       assert.equal(dec((await kv.get("k"))?.value ?? enc("")), "first");
       await kv.delete("k");
       assert.equal(await kv.get("k"), undefined);
@@ -410,11 +410,11 @@ function defineKv(open: () => Promise<Bus>): void {
   it("bus contract - kv update is compare-and-set on the revision", TEST, () =>
     withBus(open, async (bus) => {
       const kv = await bus.kv(unique("kv"));
-      await rejectsWith(kv.update("missing", enc("x"), 1), "revision-mismatch", "missing key");
+      await rejectsWith(kv.update("missing", enc("x"), 1), "REVISION_MISMATCH", "missing key");
       const r1 = await kv.put("k", enc("1"));
       const r2 = await kv.update("k", enc("2"), r1);
       assert.ok(r2 > r1);
-      await rejectsWith(kv.update("k", enc("stale"), r1), "revision-mismatch", "stale revision");
+      await rejectsWith(kv.update("k", enc("stale"), r1), "REVISION_MISMATCH", "stale revision");
       const mismatch = await kv.update("k", enc("stale"), r1).catch((e: unknown) => e);
       assert.ok(mismatch instanceof BusError && mismatch.retryable === false);
       assert.deepEqual(
@@ -439,7 +439,7 @@ function defineKv(open: () => Promise<Bus>): void {
         const lost = results.filter((r) => r.status === "rejected");
         assert.equal(won.length, 1, `round ${round}: one winner`);
         const reason: unknown = lost[0]?.reason;
-        assert.ok(reason instanceof BusError && reason.code === "revision-mismatch");
+        assert.ok(reason instanceof BusError && reason.code === "REVISION_MISMATCH");
         const entry = await kv.get("k");
         const winner = results[0]?.status === "fulfilled" ? `a${round}` : `b${round}`;
         assert.equal(dec(entry?.value ?? enc("")), winner);
@@ -457,11 +457,11 @@ function defineKv(open: () => Promise<Bus>): void {
     withBus(open, async (bus) => {
       const kv = await bus.kv(unique("kv"));
       const r1 = await kv.put("k", enc("v"));
-      await rejectsWith(kv.delete("k", r1 + 5), "revision-mismatch", "wrong revision");
+      await rejectsWith(kv.delete("k", r1 + 5), "REVISION_MISMATCH", "wrong revision");
       assert.equal(dec((await kv.get("k"))?.value ?? enc("")), "v", "kept after a failed delete");
       await kv.delete("k", r1);
       assert.equal(await kv.get("k"), undefined);
-      await rejectsWith(kv.delete("k", r1), "revision-mismatch", "already deleted");
+      await rejectsWith(kv.delete("k", r1), "REVISION_MISMATCH", "already deleted");
       await kv.delete("never-there");
       assert.deepEqual(await kv.keys(), []);
       const r = await kv.put("k", enc("back"));
@@ -506,7 +506,7 @@ function defineKv(open: () => Promise<Bus>): void {
           ["b", enc("2")],
           ["bad key", enc("3")],
         ]),
-        "bad-subject",
+        "BAD_SUBJECT",
         "a key with a space",
       );
       await rejectsWith(
@@ -514,7 +514,7 @@ function defineKv(open: () => Promise<Bus>): void {
           ["c", enc("4")],
           ["d", new Uint8Array(MAX_PAYLOAD + 1)],
         ]),
-        "too-large",
+        "MESSAGE_TOO_LARGE",
         "a value over the limit",
       );
       assert.deepEqual((await kv.keys()).sort(), ["a", "twice"], "nothing of a refused batch was written");
@@ -640,8 +640,8 @@ function defineStream(open: () => Promise<Bus>): void {
       const root = unique("st");
       const name = unique("st");
       const stream = await bus.stream(name, { subjects: [`${root}.in.*`] });
-      await rejectsWith(stream.append(`${root}.out`, enc("x")), "bad-subject");
-      await rejectsWith(stream.append(`${root}.in.a.b`, enc("x")), "bad-subject");
+      await rejectsWith(stream.append(`${root}.out`, enc("x")), "BAD_SUBJECT");
+      await rejectsWith(stream.append(`${root}.in.a.b`, enc("x")), "BAD_SUBJECT");
       const c = await collect(bus, `${root}.in.*`);
       await stream.append(`${root}.in.a`, enc("seen live"));
       await c.waitFor(1);
@@ -770,7 +770,7 @@ function defineWorkQueue(open: () => Promise<Bus>): void {
 }
 
 function defineLimits(open: () => Promise<Bus>): void {
-  it("bus contract - payloads over 1 MiB are too-large everywhere; 1 MiB publishes", TEST, () =>
+  it("bus contract - payloads over 1 MiB are MESSAGE_TOO_LARGE everywhere; 1 MiB publishes", TEST, () =>
     withBus(open, async (bus) => {
       const root = unique("lim");
       const big = new Uint8Array(MAX_PAYLOAD + 1);
@@ -778,13 +778,17 @@ function defineLimits(open: () => Promise<Bus>): void {
       const stream = await bus.stream(unique("lim"), { subjects: [`${root}.>`] });
       const queue = await bus.workQueue(unique("lim"), { ackWaitMs: 1_000, maxDeliver: 1 });
       await bus.serve(`${root}.svc`, () => Promise.resolve(enc("ok")));
-      await rejectsWith(bus.publish(`${root}.x`, big), "too-large", "publish");
-      await rejectsWith(bus.request(`${root}.svc`, big, { timeoutMs: WAIT_MS }), "too-large", "request");
-      await rejectsWith(kv.put("k", big), "too-large", "put");
-      await rejectsWith(kv.create("k", big), "too-large", "create");
-      await rejectsWith(kv.update("k", big, 1), "too-large", "update");
-      await rejectsWith(stream.append(`${root}.x`, big), "too-large", "append");
-      await rejectsWith(queue.push(big), "too-large", "push");
+      await rejectsWith(bus.publish(`${root}.x`, big), "MESSAGE_TOO_LARGE", "publish");
+      await rejectsWith(
+        bus.request(`${root}.svc`, big, { timeoutMs: WAIT_MS }),
+        "MESSAGE_TOO_LARGE",
+        "request",
+      );
+      await rejectsWith(kv.put("k", big), "MESSAGE_TOO_LARGE", "put");
+      await rejectsWith(kv.create("k", big), "MESSAGE_TOO_LARGE", "create");
+      await rejectsWith(kv.update("k", big, 1), "MESSAGE_TOO_LARGE", "update");
+      await rejectsWith(stream.append(`${root}.x`, big), "MESSAGE_TOO_LARGE", "append");
+      await rejectsWith(queue.push(big), "MESSAGE_TOO_LARGE", "push");
       assert.deepEqual(await kv.keys(), []);
       assert.equal(await stream.lastSequence(), 0);
       assert.equal(await queue.pending(), 0);
@@ -795,50 +799,50 @@ function defineLimits(open: () => Promise<Bus>): void {
     }),
   );
 
-  it("bus contract - invalid subjects and names are bad-subject", TEST, () =>
+  it("bus contract - invalid subjects and names are BAD_SUBJECT", TEST, () =>
     withBus(open, async (bus) => {
       for (const s of ["", "a..b", "a.", ".a", "a b", "a.*", "a.>", "ä"]) {
-        await rejectsWith(bus.publish(s, enc("x")), "bad-subject", `publish ${JSON.stringify(s)}`);
+        await rejectsWith(bus.publish(s, enc("x")), "BAD_SUBJECT", `publish ${JSON.stringify(s)}`);
         await rejectsWith(
           bus.request(s, enc("x"), { timeoutMs: 500 }),
-          "bad-subject",
+          "BAD_SUBJECT",
           `request ${JSON.stringify(s)}`,
         );
       }
       for (const p of ["", "a..b", "a.>.b", "a b", "a.b*"]) {
         await rejectsWith(
           bus.subscribe(p, () => undefined),
-          "bad-subject",
+          "BAD_SUBJECT",
           `subscribe ${JSON.stringify(p)}`,
         );
         await rejectsWith(
           bus.serve(p, () => Promise.resolve(enc(""))),
-          "bad-subject",
+          "BAD_SUBJECT",
           `serve ${JSON.stringify(p)}`,
         );
       }
       for (const n of ["", "a.b", "a b", "a*", "a/b"]) {
-        await rejectsWith(bus.kv(n), "bad-subject", `kv ${JSON.stringify(n)}`);
+        await rejectsWith(bus.kv(n), "BAD_SUBJECT", `kv ${JSON.stringify(n)}`);
         await rejectsWith(
           bus.stream(n, { subjects: ["ok.x"] }),
-          "bad-subject",
+          "BAD_SUBJECT",
           `stream ${JSON.stringify(n)}`,
         );
         await rejectsWith(
           bus.workQueue(n, { ackWaitMs: 1_000, maxDeliver: 1 }),
-          "bad-subject",
+          "BAD_SUBJECT",
           `queue ${JSON.stringify(n)}`,
         );
       }
-      await rejectsWith(bus.stream(unique("bad"), { subjects: ["a..b"] }), "bad-subject", "stream subjects");
+      await rejectsWith(bus.stream(unique("bad"), { subjects: ["a..b"] }), "BAD_SUBJECT", "stream subjects");
       const kv = await bus.kv(unique("bad"));
       for (const k of ["", "a b", "a..b", "a.*", "a.>"]) {
-        await rejectsWith(kv.put(k, enc("x")), "bad-subject", `put ${JSON.stringify(k)}`);
-        await rejectsWith(kv.get(k), "bad-subject", `get ${JSON.stringify(k)}`);
+        await rejectsWith(kv.put(k, enc("x")), "BAD_SUBJECT", `put ${JSON.stringify(k)}`);
+        await rejectsWith(kv.get(k), "BAD_SUBJECT", `get ${JSON.stringify(k)}`);
       }
-      await rejectsWith(kv.keys("a..b"), "bad-subject", "keys filter");
+      await rejectsWith(kv.keys("a..b"), "BAD_SUBJECT", "keys filter");
       const stream = await bus.stream(unique("bad"), { subjects: ["okroot.>"] });
-      await rejectsWith(drain(stream.read({ filter: "a..b" })), "bad-subject", "read filter");
+      await rejectsWith(drain(stream.read({ filter: "a..b" })), "BAD_SUBJECT", "read filter");
     }),
   );
 
@@ -850,34 +854,34 @@ function defineLimits(open: () => Promise<Bus>): void {
     const queue = await bus.workQueue(unique("cl"), { ackWaitMs: 1_000, maxDeliver: 1 });
     await bus.close();
     await bus.close();
-    await rejectsWith(bus.publish(`${root}.x`, enc("x")), "closed", "publish");
+    await rejectsWith(bus.publish(`${root}.x`, enc("x")), "BUS_CLOSED", "publish");
     await rejectsWith(
       bus.subscribe(`${root}.x`, () => undefined),
-      "closed",
+      "BUS_CLOSED",
       "subscribe",
     );
-    await rejectsWith(bus.request(`${root}.x`, enc("x"), { timeoutMs: 500 }), "closed", "request");
+    await rejectsWith(bus.request(`${root}.x`, enc("x"), { timeoutMs: 500 }), "BUS_CLOSED", "request");
     await rejectsWith(
       bus.serve(`${root}.x`, () => Promise.resolve(enc(""))),
-      "closed",
+      "BUS_CLOSED",
       "serve",
     );
-    await rejectsWith(bus.kv(unique("cl")), "closed", "kv");
-    await rejectsWith(bus.stream(unique("cl"), { subjects: [`${root}.>`] }), "closed", "stream");
+    await rejectsWith(bus.kv(unique("cl")), "BUS_CLOSED", "kv");
+    await rejectsWith(bus.stream(unique("cl"), { subjects: [`${root}.>`] }), "BUS_CLOSED", "stream");
     await rejectsWith(
       bus.workQueue(unique("cl"), { ackWaitMs: 1_000, maxDeliver: 1 }),
-      "closed",
+      "BUS_CLOSED",
       "workQueue",
     );
-    await rejectsWith(kv.get("k"), "closed", "kv.get");
-    await rejectsWith(kv.put("k", enc("x")), "closed", "kv.put");
-    await rejectsWith(kv.keys(), "closed", "kv.keys");
-    await rejectsWith(kv.writeMany([]), "closed", "kv.writeMany");
-    await rejectsWith(stream.append(`${root}.x`, enc("x")), "closed", "stream.append");
-    await rejectsWith(stream.lastSequence(), "closed", "stream.lastSequence");
-    await rejectsWith(drain(stream.read()), "closed", "stream.read");
-    await rejectsWith(queue.push(enc("x")), "closed", "queue.push");
-    await rejectsWith(queue.next({ timeoutMs: 500 }), "closed", "queue.next");
+    await rejectsWith(kv.get("k"), "BUS_CLOSED", "kv.get");
+    await rejectsWith(kv.put("k", enc("x")), "BUS_CLOSED", "kv.put");
+    await rejectsWith(kv.keys(), "BUS_CLOSED", "kv.keys");
+    await rejectsWith(kv.writeMany([]), "BUS_CLOSED", "kv.writeMany");
+    await rejectsWith(stream.append(`${root}.x`, enc("x")), "BUS_CLOSED", "stream.append");
+    await rejectsWith(stream.lastSequence(), "BUS_CLOSED", "stream.lastSequence");
+    await rejectsWith(drain(stream.read()), "BUS_CLOSED", "stream.read");
+    await rejectsWith(queue.push(enc("x")), "BUS_CLOSED", "queue.push");
+    await rejectsWith(queue.next({ timeoutMs: 500 }), "BUS_CLOSED", "queue.next");
   });
 
   it("bus contract - close ends a request in flight and a waiting next with closed", TEST, async () => {
@@ -896,9 +900,9 @@ function defineLimits(open: () => Promise<Bus>): void {
     await bus.close();
     const [requestEnd, nextEnd] = await Promise.all([request, next]);
     assert.ok(requestEnd instanceof BusError, "the request fails");
-    assert.equal(requestEnd.code, "closed", "a request cut by close() fails with closed");
+    assert.equal(requestEnd.code, "BUS_CLOSED", "a request cut by close() fails with closed");
     // NATS ends a pull when its connection drains: nothing came, or closed.
-    assert.ok(nextEnd === undefined || (nextEnd instanceof BusError && nextEnd.code === "closed"));
+    assert.ok(nextEnd === undefined || (nextEnd instanceof BusError && nextEnd.code === "BUS_CLOSED"));
   });
 }
 
@@ -927,7 +931,7 @@ function defineRestart(open: () => Promise<Bus>, restart: (bus: Bus) => Promise<
       assert.ok(kv2);
       const rb3 = await kv2.update("b", enc("5"), rb2);
       assert.ok(rb3 > last, "revisions go on from where they were");
-      await rejectsWith(kv2.update("b", enc("6"), rb2), "revision-mismatch");
+      await rejectsWith(kv2.update("b", enc("6"), rb2), "REVISION_MISMATCH");
       await kv2.create("gone", enc("back"));
     } finally {
       await bus.close();

@@ -56,7 +56,7 @@ export function openStandInBus(): Bus {
   const buckets = new Map<string, KvStore>();
   let closed = false;
   const check = (): void => {
-    if (closed) throw new BusError("closed", "bus closed");
+    if (closed) throw new BusError("BUS_CLOSED", "bus closed");
   };
   const add = (handler: Handler): Subscription => {
     handlers.add(handler);
@@ -82,11 +82,11 @@ export function openStandInBus(): Bus {
       check();
       const tokens = subject.split(".");
       const server = [...handlers].find((h) => h.serve && matches(h.pattern, tokens));
-      if (!server?.serve) return Promise.reject(new BusError("no-responders", `no responders on ${subject}`));
+      if (!server?.serve) return Promise.reject(new BusError("NO_RESPONDERS", `no responders on ${subject}`));
 
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new BusError("timeout", `request on ${subject} timed out`)),
+          () => reject(new BusError("TIMEOUT", `request on ${subject} timed out`)),
           deadline.timeoutMs,
         );
         server.serve!({ subject, data }).then(
@@ -104,8 +104,8 @@ export function openStandInBus(): Bus {
       if (store === undefined) buckets.set(bucket, (store = standInKv()));
       return Promise.resolve(store);
     },
-    stream: () => Promise.reject(new BusError("unavailable", "the stand-in bus has no streams")),
-    workQueue: () => Promise.reject(new BusError("unavailable", "the stand-in bus has no work queues")),
+    stream: () => Promise.reject(new BusError("BUS_UNAVAILABLE", "the stand-in bus has no streams")),
+    workQueue: () => Promise.reject(new BusError("BUS_UNAVAILABLE", "the stand-in bus has no work queues")),
     close() {
       closed = true;
       handlers.clear();
@@ -121,7 +121,7 @@ function standInKv(): KvStore {
     entries.set(key, { key, value, revision: ++revision });
     return revision;
   };
-  const mismatch = (key: string): BusError => new BusError("revision-mismatch", `wrong revision for ${key}`);
+  const mismatch = (key: string): BusError => new BusError("REVISION_MISMATCH", `wrong revision for ${key}`);
   return {
     get: (key) => Promise.resolve(entries.get(key)),
     put: (key, value) => Promise.resolve(write(key, value)),

@@ -161,7 +161,7 @@ describe("firewall netsh", () => {
     ]);
     assert.throws(() => parseShowRule(" ".repeat(16 * 1024 * 1024 + 1)), {
       name: "FirewallError",
-      code: "tool-error",
+      code: "FIREWALL_TOOL_FAILED",
     });
   });
 
@@ -208,12 +208,12 @@ describe("firewall netsh", () => {
       });
     await check(
       createNetshFirewall({ run: scripted(NO_MATCH, ELEVATION).run }).open(rule),
-      "not-permitted",
+      "FIREWALL_NOT_PERMITTED",
       /netsh add rule: The requested operation requires elevation/,
     );
     await check(
       createNetshFirewall({ run: scripted(ELEVATION).run }).close(rule),
-      "not-permitted",
+      "FIREWALL_NOT_PERMITTED",
       /netsh delete rule/,
     );
     const missing: CommandOutcome = {
@@ -224,7 +224,7 @@ describe("firewall netsh", () => {
     };
     await check(
       createNetshFirewall({ run: scripted(missing).run }).sweep(() => false),
-      "missing-tool",
+      "FIREWALL_TOOL_MISSING",
       /netsh show rule: spawn netsh ENOENT/,
     );
     const slow: CommandOutcome = {
@@ -233,20 +233,22 @@ describe("firewall netsh", () => {
       stderr: "netsh did not finish within 10000 ms",
       timedOut: true,
     };
-    await check(createNetshFirewall({ run: scripted(slow).run }).close(rule), "timeout", /did not finish/);
+    await check(createNetshFirewall({ run: scripted(slow).run }).close(rule), "TIMEOUT", /did not finish/);
     const odd = said(1, ["The parameter is incorrect.", ""]);
     await check(
       createNetshFirewall({ run: scripted(NO_MATCH, odd).run }).open(rule),
-      "tool-error",
+      "FIREWALL_TOOL_FAILED",
       /The parameter is incorrect/,
     );
   });
 
   it("firewall netsh - a bad rule is refused before netsh runs", async () => {
     const { run, calls } = scripted();
-    await assert.rejects(createNetshFirewall({ run }).open({ ...rule, peer: "any" }), { code: "bad-rule" });
+    await assert.rejects(createNetshFirewall({ run }).open({ ...rule, peer: "any" }), {
+      code: "FIREWALL_BAD_RULE",
+    });
     await assert.rejects(createNetshFirewall({ run }).close({ ...rule, runId: 'a" dir=out' }), {
-      code: "bad-rule",
+      code: "FIREWALL_BAD_RULE",
     });
     assert.equal(calls.length, 0);
   });

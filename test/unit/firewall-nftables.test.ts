@@ -116,10 +116,16 @@ describe("firewall nftables", () => {
       { handle: 2, comment: TAG },
       { handle: 9 },
     ]);
-    assert.throws(() => parseChainListing("Error: no"), { name: "FirewallError", code: "tool-error" });
-    assert.throws(() => parseChainListing("{}"), { code: "tool-error", message: /no nftables array/ });
+    assert.throws(() => parseChainListing("Error: no"), {
+      name: "FirewallError",
+      code: "FIREWALL_TOOL_FAILED",
+    });
+    assert.throws(() => parseChainListing("{}"), {
+      code: "FIREWALL_TOOL_FAILED",
+      message: /no nftables array/,
+    });
     assert.throws(() => parseChainListing(" ".repeat(16 * 1024 * 1024 + 1)), {
-      code: "tool-error",
+      code: "FIREWALL_TOOL_FAILED",
       message: /over/,
     });
   });
@@ -217,13 +223,13 @@ describe("firewall nftables", () => {
     );
     await rejectsWith(
       createNftablesFirewall({ run: scripted(perm).run }).open(rule),
-      "not-permitted",
+      "FIREWALL_NOT_PERMITTED",
       /nft list chain: Operation not permitted/,
     );
     const missing: CommandOutcome = { exitCode: null, stdout: "", stderr: "spawn nft ENOENT", missing: true };
     await rejectsWith(
       createNftablesFirewall({ run: scripted(missing).run }).close(rule),
-      "missing-tool",
+      "FIREWALL_TOOL_MISSING",
       /ENOENT/,
     );
     const slow: CommandOutcome = {
@@ -233,13 +239,13 @@ describe("firewall nftables", () => {
       timedOut: true,
     };
     await assert.rejects(createNftablesFirewall({ run: scripted(NO_TABLE, slow).run }).open(rule), {
-      code: "timeout",
+      code: "TIMEOUT",
       retryable: true,
     });
     const syntax = failed("/dev/stdin:6:1-6: Error: Could not process rule: No such file or directory\n");
     await rejectsWith(
       createNftablesFirewall({ run: scripted(NO_TABLE, syntax).run }).open(rule),
-      "tool-error",
+      "FIREWALL_TOOL_FAILED",
       /nft -f - \(open\): \/dev\/stdin/,
     );
   });
@@ -248,12 +254,12 @@ describe("firewall nftables", () => {
     const { run, calls } = scripted();
     await rejectsWith(
       createNftablesFirewall({ run }).open({ ...rule, peer: "10.0.0.0/8" }),
-      "bad-rule",
+      "FIREWALL_BAD_RULE",
       /peer/,
     );
     await rejectsWith(
       createNftablesFirewall({ run }).close({ ...rule, leaseId: "a b" }),
-      "bad-rule",
+      "FIREWALL_BAD_RULE",
       /leaseId/,
     );
     assert.equal(calls.length, 0);
@@ -312,7 +318,7 @@ describe("firewall nftables", () => {
     assert.deepEqual(a, { status: "fulfilled", value: { backend: "nftables", registered: true, tag: TAG } });
     assert.equal(b.status, "rejected");
     assert.ok(b.status === "rejected" && b.reason instanceof FirewallError);
-    assert.equal(b.reason.code, "tool-error");
+    assert.equal(b.reason.code, "FIREWALL_TOOL_FAILED");
     assert.match(String(b.reason.message), /nft -f - \(open\)/);
     assert.equal(calls[1]?.stdin, batchRuleset([rule, other], []));
     assert.equal(calls[3]?.stdin, batchRuleset([rule], []));

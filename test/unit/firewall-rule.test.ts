@@ -13,12 +13,12 @@ import { nftTag, parseNftTag } from "../../actors/firewall/nftables.ts";
 
 const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
 
-/** Asserts that `fn` throws FirewallError `bad-rule` with a message matching `message`. */
+/** Asserts that `fn` throws FirewallError `FIREWALL_BAD_RULE` with a message matching `message`. */
 function badRule(fn: () => unknown, message: RegExp): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof FirewallError);
     assert.equal(error.name, "FirewallError");
-    assert.equal(error.code, "bad-rule");
+    assert.equal(error.code, "FIREWALL_BAD_RULE");
     assert.equal(error.retryable, false);
     assert.match(error.message, message);
     return true;
@@ -65,10 +65,15 @@ describe("firewall rule", () => {
 
   it("firewall rule - only a timeout is retryable, and the cause is chained", () => {
     const cause = new Error("spawn");
-    const timeout = new FirewallError("timeout", "slow", { cause });
+    const timeout = new FirewallError("TIMEOUT", "slow", { cause });
     assert.equal(timeout.retryable, true);
     assert.equal(timeout.cause, cause);
-    for (const code of ["not-permitted", "missing-tool", "tool-error", "bad-rule"] as const)
+    for (const code of [
+      "FIREWALL_NOT_PERMITTED",
+      "FIREWALL_TOOL_MISSING",
+      "FIREWALL_TOOL_FAILED",
+      "FIREWALL_BAD_RULE",
+    ] as const)
       assert.equal(new FirewallError(code, "x").retryable, false);
   });
 

@@ -85,9 +85,12 @@ describe("firewall select", () => {
   });
 
   it("firewall select - configured nftables that cannot run is an error, not a quiet none", async () => {
-    await assert.rejects(pick("nftables", "linux", EPERM), { name: "FirewallError", code: "not-permitted" });
-    await assert.rejects(pick("nftables", "linux", ENOENT), { code: "missing-tool" });
-    await assert.rejects(pick("nftables", "linux", SLOW), { code: "timeout", retryable: true });
+    await assert.rejects(pick("nftables", "linux", EPERM), {
+      name: "FirewallError",
+      code: "FIREWALL_NOT_PERMITTED",
+    });
+    await assert.rejects(pick("nftables", "linux", ENOENT), { code: "FIREWALL_TOOL_MISSING" });
+    await assert.rejects(pick("nftables", "linux", SLOW), { code: "TIMEOUT", retryable: true });
   });
 
   it("firewall select - the none backend registers nothing and logs each port it did not register", async () => {
@@ -104,6 +107,6 @@ describe("firewall select", () => {
     ]);
     assert.deepEqual(await fw.close(rule), { backend: "none", removed: false });
     assert.deepEqual(await fw.sweep(() => false), { removed: [], kept: [] });
-    await assert.rejects(fw.open({ ...rule, port: 0 }), { code: "bad-rule" });
+    await assert.rejects(fw.open({ ...rule, port: 0 }), { code: "FIREWALL_BAD_RULE" });
   });
 });

@@ -33,7 +33,7 @@ async function problems(text: string, name = "job.yaml"): Promise<JobProblem[]> 
     (e: unknown) => e,
   );
   assert.ok(error instanceof JobFileError, String(error));
-  assert.equal(error.code, "bad-job");
+  assert.equal(error.code, "BAD_JOB");
   assert.equal(error.retryable, false);
   return [...error.problems];
 }

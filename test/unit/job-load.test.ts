@@ -207,7 +207,7 @@ describe("job secrets", () => {
   it("job secrets - an unset variable or a missing file is SecretUnavailableError naming the reference", async () => {
     await assert.rejects(readSecret({ kind: "env", name: "NOPE" }, {}), (e: unknown) => {
       assert.ok(e instanceof SecretUnavailableError);
-      assert.equal(e.code, "secret-unavailable");
+      assert.equal(e.code, "SECRET_UNAVAILABLE");
       assert.equal(e.message, "environment variable NOPE is not set");
       return true;
     });

@@ -10,11 +10,11 @@ import {
   DEFAULT_MAX_SKEW_MS,
   exportMacKey,
   type MacInput,
-  MessageSecurityError,
   type SecurityHeader,
   Signer,
   Verifier,
 } from "../../agent/protocol/message-security.ts";
+import { isMessageSecurityError } from "../../agent/protocol/errors.ts";
 
 // The known-answer vector, computed independently (Python hmac over the documented layout).
 const KAT_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
@@ -66,7 +66,7 @@ function respell(nonce: string): string {
 
 function rejects(code: string, fn: () => unknown): void {
   assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof MessageSecurityError, `expected a MessageSecurityError, got ${String(err)}`);
+    assert.ok(isMessageSecurityError(err), `expected a MessageSecurityError, got ${String(err)}`);
     assert.equal(err.code, code);
     assert.equal(err.retryable, false);
     return true;
@@ -195,7 +195,7 @@ describe("message security", () => {
       verifier.verify(header, "Inventory", Buffer.from("x"));
       assert.fail("expected BAD_MAC");
     } catch (err) {
-      assert.ok(err instanceof MessageSecurityError && err instanceof Error);
+      assert.ok(isMessageSecurityError(err) && err instanceof Error);
       assert.deepEqual([err.name, err.code, err.retryable], ["BadMacError", "BAD_MAC", false]);
     }
   });

@@ -33,13 +33,13 @@ describe("ssh login methods", () => {
     assert.equal("passphrase" in cfg ? cfg.passphrase : undefined, "pass phrase");
   });
 
-  it("ssh auth - unusable keys are bad-private-key naming the file and the reason", async () => {
+  it("ssh auth - unusable keys are BAD_PRIVATE_KEY naming the file and the reason", async () => {
     const enc = join(dir, "needs-passphrase.key");
     await writeFile(enc, goodKey("pw").private);
     await assert.rejects(
       resolveAuth({ kind: "key-file", path: enc }),
       (e: Error & { code?: string }) =>
-        e.code === "bad-private-key" && e.message.includes(`file ${enc}`) && /passphrase/i.test(e.message),
+        e.code === "BAD_PRIVATE_KEY" && e.message.includes(`file ${enc}`) && /passphrase/i.test(e.message),
     );
     const garbage = join(dir, "garbage.key");
     await writeFile(
@@ -49,36 +49,36 @@ describe("ssh login methods", () => {
     await assert.rejects(
       resolveAuth({ kind: "key-file", path: garbage }),
       (e: Error & { code?: string }) =>
-        e.code === "bad-private-key" && e.message.startsWith(`cannot use private key file ${garbage}: `),
+        e.code === "BAD_PRIVATE_KEY" && e.message.startsWith(`cannot use private key file ${garbage}: `),
     );
     const pub = join(dir, "id.pub");
     await writeFile(pub, goodKey().public);
     await assert.rejects(resolveAuth({ kind: "key-file", path: pub }), {
-      code: "bad-private-key",
+      code: "BAD_PRIVATE_KEY",
       message: `file ${pub} holds a public key, not a private key`,
     });
     await assert.rejects(
       resolveAuth({ kind: "key-file", path: join(dir, "missing") }),
       (e: Error & { code?: string }) =>
-        e.code === "bad-private-key" && /cannot read private key file .*missing: ENOENT/.test(e.message),
+        e.code === "BAD_PRIVATE_KEY" && /cannot read private key file .*missing: ENOENT/.test(e.message),
     );
     const big = join(dir, "big.key");
     await writeFile(big, "x".repeat(MAX_PRIVATE_KEY_BYTES + 10));
-    await assert.rejects(resolveAuth({ kind: "key-file", path: big }), { code: "bad-private-key" });
+    await assert.rejects(resolveAuth({ kind: "key-file", path: big }), { code: "BAD_PRIVATE_KEY" });
     await assert.rejects(
       resolveAuth({ kind: "key", privateKey: "nonsense", source: "the job's key for web-01" }),
       (e: Error & { code?: string }) =>
-        e.code === "bad-private-key" && e.message.includes("the job's key for web-01"),
+        e.code === "BAD_PRIVATE_KEY" && e.message.includes("the job's key for web-01"),
     );
   });
 
   it("ssh auth - agent needs a socket; password must not be empty", async () => {
-    await assert.rejects(resolveAuth({ kind: "agent" }, {}), { code: "config-invalid" });
+    await assert.rejects(resolveAuth({ kind: "agent" }, {}), { code: "CONFIG_INVALID" });
     assert.deepEqual(await resolveAuth({ kind: "agent" }, { SSH_AUTH_SOCK: "/run/agent.sock" }), {
       agent: "/run/agent.sock",
     });
     assert.deepEqual(await resolveAuth({ kind: "agent", socket: "/x.sock" }, {}), { agent: "/x.sock" });
-    await assert.rejects(resolveAuth({ kind: "password", password: "" }), { code: "config-invalid" });
+    await assert.rejects(resolveAuth({ kind: "password", password: "" }), { code: "CONFIG_INVALID" });
     assert.deepEqual(await resolveAuth({ kind: "password", password: "pw" }), { password: "pw" });
   });
 });

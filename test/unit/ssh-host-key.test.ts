@@ -45,7 +45,7 @@ describe("host key verification", () => {
     );
     assert.equal(v.ok, false);
     const error = v.ok ? undefined : v.error;
-    assert.equal(error?.code, "host-key-mismatch");
+    assert.equal(error?.code, "HOST_KEY_MISMATCH");
     assert.equal(
       error?.message.split(";")[0],
       `host key of web-01:2222 does not match: it presented ${fingerprint(host.blob)} (ssh-ed25519), ` +
@@ -53,14 +53,14 @@ describe("host key verification", () => {
     );
   });
 
-  it("host key - a fingerprint not in SHA256:base64 form is config-invalid before any connection", () => {
+  it("host key - a fingerprint not in SHA256:base64 form is CONFIG_INVALID before any connection", () => {
     for (const bad of ["", "MD5:aa:bb", "SHA256:short", `sha256:${fingerprint(host.blob).slice(7)}`]) {
-      assert.throws(() => parseFingerprint(bad), { code: "config-invalid" }, bad);
+      assert.throws(() => parseFingerprint(bad), { code: "CONFIG_INVALID" }, bad);
     }
-    assert.throws(() => validatePolicy({ kind: "pinned", fingerprints: [] }), { code: "config-invalid" });
+    assert.throws(() => validatePolicy({ kind: "pinned", fingerprints: [] }), { code: "CONFIG_INVALID" });
     const file = new KnownHostsFile({ path: join(dir, "x") });
     assert.throws(() => validatePolicy({ kind: "known-hosts", file, policy: "yes" as "strict" }), {
-      code: "config-invalid",
+      code: "CONFIG_INVALID",
     });
   });
 
@@ -74,7 +74,7 @@ describe("host key verification", () => {
       22,
       host.blob,
     );
-    assert.equal(unknown.ok ? "" : unknown.error.code, "host-key-unknown");
+    assert.equal(unknown.ok ? "" : unknown.error.code, "HOST_KEY_UNKNOWN");
     assert.equal(await readFile(path, "utf8"), `[web-01]:2222 ${other.line}\n`);
     const known = await verifyHostKey(
       { kind: "known-hosts", file, policy: "strict" },
@@ -102,7 +102,7 @@ describe("host key verification", () => {
     });
     assert.equal(await readFile(path, "utf8"), `# fleet\nweb-01 ${other.line}\nweb-02 ${host.line}\n`);
     const changed = await verifyHostKey(policy, "web-01", 22, host.blob);
-    assert.equal(changed.ok ? "" : changed.error.code, "host-key-mismatch");
+    assert.equal(changed.ok ? "" : changed.error.code, "HOST_KEY_MISMATCH");
     assert.match(
       changed.ok ? "" : changed.error.message,
       new RegExp(
@@ -121,14 +121,14 @@ describe("host key verification", () => {
       22,
       host.blob,
     );
-    assert.equal(revoked.ok ? "" : revoked.error.code, "host-key-revoked");
+    assert.equal(revoked.ok ? "" : revoked.error.code, "HOST_KEY_REVOKED");
     const ca = await verifyHostKey(
       { kind: "known-hosts", file, policy: "strict" },
       "app.example",
       22,
       other.blob,
     );
-    assert.equal(ca.ok ? "" : ca.error.code, "host-key-unknown");
+    assert.equal(ca.ok ? "" : ca.error.code, "HOST_KEY_UNKNOWN");
     assert.match(ca.ok ? "" : ca.error.message, /host certificates are not supported/);
   });
 

@@ -87,14 +87,14 @@ describe("known_hosts file", () => {
     assert.equal(parsed.entries.length, 300);
   });
 
-  it("known_hosts file - a file over the size limit is refused with known-hosts-invalid", async () => {
+  it("known_hosts file - a file over the size limit is refused with KNOWN_HOSTS_INVALID", async () => {
     const path = join(dir, "big");
     await writeFile(path, "#".repeat(2000));
     await assert.rejects(
       new KnownHostsFile({ path, maxBytes: 1000 }).read(),
       (e: Error & { code?: string }) =>
-        e.code === "known-hosts-invalid" && /larger than 1000 bytes/.test(e.message),
+        e.code === "KNOWN_HOSTS_INVALID" && /larger than 1000 bytes/.test(e.message),
     );
-    await assert.rejects(new KnownHostsFile({ path: dir }).read(), { code: "known-hosts-invalid" });
+    await assert.rejects(new KnownHostsFile({ path: dir }).read(), { code: "KNOWN_HOSTS_INVALID" });
   });
 });

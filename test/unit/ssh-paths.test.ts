@@ -15,7 +15,7 @@ describe("run root paths", () => {
     assert.equal(insideRunRoot(root, "/var/tmp/sumac/a/../b"), "/var/tmp/sumac/b");
   });
 
-  it("run root - the root itself, anything outside it, relative paths and control characters are path-refused", () => {
+  it("run root - the root itself, anything outside it, relative paths and control characters are PATH_REFUSED", () => {
     for (const p of [
       "/var/tmp/sumac",
       "/var/tmp/sumac/",
@@ -27,21 +27,21 @@ describe("run root paths", () => {
       "/var/tmp/sumac/a\nb",
       "/var/tmp/sumac/a\0",
     ]) {
-      assert.throws(() => insideRunRoot(root, p), { code: "path-refused" }, p);
+      assert.throws(() => insideRunRoot(root, p), { code: "PATH_REFUSED" }, p);
     }
   });
 
   it("run root - must be absolute, normalised and not /", () => {
     assert.equal(checkRunRoot("/srv/sumac"), "/srv/sumac");
     for (const r of ["/", "", "var/tmp", "/var/tmp/", "/var/../tmp", "/var//tmp"]) {
-      assert.throws(() => checkRunRoot(r), { code: "path-refused" }, r);
+      assert.throws(() => checkRunRoot(r), { code: "PATH_REFUSED" }, r);
     }
   });
 
   it("run root - run names are single safe path components", () => {
     assert.equal(checkRunName("2024-05-01T10.00_job-7"), "2024-05-01T10.00_job-7");
     for (const n of ["", ".", "..", ".hidden", "a/b", "a b", "x".repeat(129)]) {
-      assert.throws(() => checkRunName(n), { code: "path-refused" }, n);
+      assert.throws(() => checkRunName(n), { code: "PATH_REFUSED" }, n);
     }
   });
 });

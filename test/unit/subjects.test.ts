@@ -42,7 +42,7 @@ const change: TargetStateChangedType = {
 function refuses(fn: () => unknown, path: string): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof MessageSchemaError, String(err));
-    assert.equal(err.code, "bad-message");
+    assert.equal(err.code, "BAD_MESSAGE");
     assert.equal(err.retryable, false);
     assert.ok(
       err.issues.some((i) => i.path === path),
@@ -176,7 +176,7 @@ describe("subjects - subject tokens", () => {
   });
 
   it("subjects - an empty or overlong id, and a bad escape, are refused", () => {
-    assert.throws(() => subjectToken(""), { name: "MessageSchemaError", code: "bad-message" });
+    assert.throws(() => subjectToken(""), { name: "MessageSchemaError", code: "BAD_MESSAGE" });
     assert.throws(() => subjectToken("x".repeat(257)), { name: "MessageSchemaError" });
     assert.throws(() => fromSubjectToken("a_zz"), { name: "MessageSchemaError" });
   });

@@ -50,21 +50,21 @@ describe("target steps - local session", () => {
       assert.equal(await readFile(`${run}/f.txt`, "utf8"), "hello\n");
       await assert.rejects(
         local.put(Buffer.from("x"), `${run}/g.txt`, { mode: 0o600, sha256: "0".repeat(64) }),
-        (e: Error & { code?: string }) => e.code === "hash-mismatch",
+        (e: Error & { code?: string }) => e.code === "HASH_MISMATCH",
       );
       await assert.rejects(
         local.put(Buffer.from("x"), "/etc/sumac-test", { mode: 0o600 }),
-        (e: Error & { code?: string }) => e.code === "path-refused",
+        (e: Error & { code?: string }) => e.code === "PATH_REFUSED",
       );
       await assert.rejects(
         local.remove(`${runRoot}/../outside`),
-        (e: Error & { code?: string }) => e.code === "path-refused",
+        (e: Error & { code?: string }) => e.code === "PATH_REFUSED",
       );
       const r = await local.exec("cat; echo err >&2; exit 3", { timeoutMs: 5000, stdin: "in" });
       assert.deepEqual(r, { exitCode: 3, signal: null, stdout: "in", stderr: "err\n" });
       await assert.rejects(
         local.exec("sleep 5", { timeoutMs: 100 }),
-        (e: Error & { code?: string }) => e.code === "timeout",
+        (e: Error & { code?: string }) => e.code === "TIMEOUT",
       );
       await local.remove(run);
       await assert.rejects(stat(run), /ENOENT/);

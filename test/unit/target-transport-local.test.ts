@@ -60,7 +60,7 @@ describe("local transport - shell", () => {
     const pidFile = join(tmp, "grandchild.pid");
     await assert.rejects(
       local.exec(`sleep 60 & echo $! > ${pidFile}; wait`, { timeoutMs: 300 }),
-      (e: Error & { code?: string; retryable?: boolean }) => e.code === "timeout" && e.retryable === true,
+      (e: Error & { code?: string; retryable?: boolean }) => e.code === "TIMEOUT" && e.retryable === true,
     );
     const pid = Number(await readFile(pidFile, "utf8"));
     // TERM went to the process group: the background sleep ends too (waited for, not timed).
@@ -82,7 +82,7 @@ describe("local transport - shell", () => {
 
   it("local transport - output past the cap stops the command", async () => {
     await assert.rejects(local.exec("yes", { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 }), {
-      code: "output-too-large",
+      code: "OUTPUT_TOO_LARGE",
     });
   });
 
@@ -107,22 +107,22 @@ describe("local transport - shell", () => {
     assert.equal(Buffer.concat(errs).toString(), "e\n");
   });
 
-  it("local transport - sudo refusing is become-failed with sudo's reason", async () => {
+  it("local transport - sudo refusing is BECOME_FAILED with sudo's reason", async () => {
     const user = new LocalSession(root, { isRoot: false, sudo: refusingSudo });
     await assert.rejects(
       user.exec("echo never", { timeoutMs: 10_000, become: true }),
       (e: Error & { code?: string }) => {
-        assert.equal(e.code, "become-failed");
+        assert.equal(e.code, "BECOME_FAILED");
         assert.match(e.message, /a password is required/);
         return true;
       },
     );
     await assert.rejects(user.spawn("echo never", { startTimeoutMs: 10_000, become: true }), {
-      code: "become-failed",
+      code: "BECOME_FAILED",
     });
     const missing = new LocalSession(root, { isRoot: false, sudo: join(tmp, "no-sudo-here") });
     await assert.rejects(missing.exec("true", { timeoutMs: 10_000, become: true }), {
-      code: "become-failed",
+      code: "BECOME_FAILED",
     });
   });
 
@@ -131,7 +131,7 @@ describe("local transport - shell", () => {
     const p = await s.spawn("sleep 60", { startTimeoutMs: 10_000 });
     await s.close();
     assert.deepEqual(await p.exited, { exitCode: null, signal: "TERM" });
-    await assert.rejects(s.exec("true", { timeoutMs: 1_000 }), { code: "command-failed" });
+    await assert.rejects(s.exec("true", { timeoutMs: 1_000 }), { code: "COMMAND_FAILED" });
   });
 });
 
@@ -144,20 +144,20 @@ describe("local transport - files", () => {
     assert.equal((await stat(dir)).mode & 0o777, 0o700);
     assert.equal((await stat(root)).mode & 0o777, 0o755);
     assert.equal(await local.createRunDir("run-1"), dir);
-    await assert.rejects(local.createRunDir("../escape"), { code: "path-refused" });
-    await assert.rejects(local.createRunDir(".hidden"), { code: "path-refused" });
+    await assert.rejects(local.createRunDir("../escape"), { code: "PATH_REFUSED" });
+    await assert.rejects(local.createRunDir(".hidden"), { code: "PATH_REFUSED" });
   });
 
   it("local transport - an unsafe run root is refused", async () => {
     const open = join(tmp, "open-root");
     await mkdir(open, { mode: 0o777 });
     await chmod(open, 0o777);
-    await assert.rejects(new LocalSession(open).createRunDir("r"), { code: "path-refused" });
+    await assert.rejects(new LocalSession(open).createRunDir("r"), { code: "PATH_REFUSED" });
     const link = join(tmp, "link-root");
     await symlink(root, link);
-    await assert.rejects(new LocalSession(link).createRunDir("r"), { code: "path-refused" });
-    assert.throws(() => new LocalSession("relative/root"), { code: "path-refused" });
-    assert.throws(() => new LocalSession("/"), { code: "path-refused" });
+    await assert.rejects(new LocalSession(link).createRunDir("r"), { code: "PATH_REFUSED" });
+    assert.throws(() => new LocalSession("relative/root"), { code: "PATH_REFUSED" });
+    assert.throws(() => new LocalSession("/"), { code: "PATH_REFUSED" });
   });
 
   it("local transport - put writes the mode asked and checks the hash", async () => {
@@ -175,11 +175,11 @@ describe("local transport - files", () => {
   it("local transport - a wrong hash leaves no file behind", async () => {
     const dir = await local.createRunDir("run-hash");
     await assert.rejects(local.put(Buffer.from("x"), `${dir}/f`, { mode: 0o600, sha256: "0".repeat(64) }), {
-      code: "hash-mismatch",
+      code: "HASH_MISMATCH",
     });
     assert.deepEqual(await readdir(dir), []);
     await assert.rejects(local.put(join(tmp, "absent"), `${dir}/g`, { mode: 0o600 }), {
-      code: "upload-failed",
+      code: "UPLOAD_FAILED",
     });
     assert.deepEqual(await readdir(dir), []);
   });
@@ -187,10 +187,10 @@ describe("local transport - files", () => {
   it("local transport - paths outside the run root are refused before anything is touched", async () => {
     const outside = join(tmp, "outside");
     await writeFile(outside, "keep");
-    await assert.rejects(local.put(Buffer.from("x"), outside, { mode: 0o600 }), { code: "path-refused" });
-    await assert.rejects(local.remove(outside), { code: "path-refused" });
-    await assert.rejects(local.remove(`${root}/../outside`), { code: "path-refused" });
-    await assert.rejects(local.mkdir(root), { code: "path-refused" });
+    await assert.rejects(local.put(Buffer.from("x"), outside, { mode: 0o600 }), { code: "PATH_REFUSED" });
+    await assert.rejects(local.remove(outside), { code: "PATH_REFUSED" });
+    await assert.rejects(local.remove(`${root}/../outside`), { code: "PATH_REFUSED" });
+    await assert.rejects(local.mkdir(root), { code: "PATH_REFUSED" });
     assert.equal(await readFile(outside, "utf8"), "keep");
   });
 
@@ -204,7 +204,7 @@ describe("local transport - files", () => {
     await mkdir(victim);
     await writeFile(join(victim, "file"), "keep");
     await symlink(victim, join(root, "escape"));
-    await assert.rejects(local.remove(`${root}/escape/file`), { code: "path-refused" });
+    await assert.rejects(local.remove(`${root}/escape/file`), { code: "PATH_REFUSED" });
     assert.equal(await readFile(join(victim, "file"), "utf8"), "keep");
   });
 
@@ -216,7 +216,7 @@ describe("local transport - files", () => {
     await assert.rejects(stat(dir), { code: "ENOENT" });
     const refused = new LocalSession(root, { isRoot: false, sudo: refusingSudo });
     const again = await refused.createRunDir("run-become");
-    await assert.rejects(refused.remove(again, { become: true }), { code: "become-failed" });
+    await assert.rejects(refused.remove(again, { become: true }), { code: "BECOME_FAILED" });
   });
 });
 

@@ -121,7 +121,7 @@ describe("target transport steps - connect", () => {
     assert.notEqual(first.sessionId, second.sessionId);
     assert.equal(s.sessions.size, 1);
     assert.equal(s.sessions.find(first.sessionId), undefined);
-    await assert.rejects(old.shell.exec("true", { timeoutMs: 1_000 }), { code: "command-failed" });
+    await assert.rejects(old.shell.exec("true", { timeoutMs: 1_000 }), { code: "COMMAND_FAILED" });
   });
 
   it("target transport steps - disconnect forgets the session and never throws for a gone one", async () => {
@@ -151,7 +151,7 @@ describe("target transport steps - connect", () => {
     // 192.0.2.10 (TEST-NET-1) answers nothing: reaching it would be unreachable after 30 s, not this.
     await assert.rejects(s.connect({ runId: "r1", target: ref(sshTarget), attempt: 0 }, never), {
       name: "TargetSecretError",
-      code: "secret-unavailable",
+      code: "SECRET_UNAVAILABLE",
       retryable: false,
       message: /web-1: environment variable SUMAC_TEST_NO_SUCH_KEY is not set/,
     });
@@ -159,7 +159,7 @@ describe("target transport steps - connect", () => {
 
   it("target transport steps - transport errors keep their code and retryable flag", () => {
     const transport = Object.assign(new Error("cannot reach 192.0.2.10:22"), {
-      code: "unreachable",
+      code: "UNREACHABLE",
       retryable: true,
     });
     assert.equal(connectError(sshTarget, transport), transport);
@@ -168,7 +168,7 @@ describe("target transport steps - connect", () => {
       new SecretUnavailableError("secret file /k cannot be read (ENOENT)"),
     );
     assert.ok(wrapped instanceof Error);
-    assert.equal((wrapped as Error & { code: string }).code, "secret-unavailable");
+    assert.equal((wrapped as Error & { code: string }).code, "SECRET_UNAVAILABLE");
     assert.ok(wrapped.cause instanceof SecretUnavailableError);
   });
 });

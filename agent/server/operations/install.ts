@@ -1,4 +1,4 @@
-import { InstallInProgressError } from "../../protocol/faults.ts";
+import { InstallInProgressError } from "../../protocol/errors.ts";
 import { oneLine } from "../../../base/text.ts";
 import { withDeadline } from "../deadline.ts";
 import { fieldsOf, intField, stringField } from "../request-fields.ts";

@@ -5,7 +5,7 @@ import {
   StagedFileMismatchError,
   StagedFileMissingError,
   InvalidRequestError,
-} from "../../protocol/faults.ts";
+} from "../../protocol/errors.ts";
 import { oneLine } from "../../../base/text.ts";
 import { fieldsOf, intField, stringField } from "../request-fields.ts";
 import { resolveInStaging } from "../staging-path.ts";

@@ -1,0 +1,76 @@
+/**
+ * The one deadline helper (STYLE.md item 7): every network call and every command sumac runs goes
+ * through it, or through a library's own deadline that it backs up.
+ */
+
+export interface DeadlineOptions {
+  /** Milliseconds from the call. */
+  readonly ms: number;
+  /**
+   * What the result rejects with when time is up. Made by the caller before the call, its stack
+   * names the operation that timed out; a function makes it only when the timer fires, for calls
+   * so frequent that a stack each would cost (the bus's requests).
+   */
+  readonly timeout: Error | (() => Error);
+  /** Aborting it stops the work as the deadline does, and the result rejects with its reason. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Runs `work` with a deadline. `work` gets a signal that aborts when time is up or when
+ * `options.signal` aborts: it should stop what it started then (kill the child, close the
+ * channel). The result settles once: with what `work` gives, or with the timeout error or the
+ * signal's reason, at that moment, even when `work` ignores its signal (what it does afterwards is
+ * ignored, a late rejection included).
+ *
+ * @example
+ * const timeout = new RemoteTimeoutError(`command on ${host} did not finish within ${ms} ms`);
+ * const result = await withDeadline({ ms, timeout, signal }, (stop) => runCommand(command, stop));
+ */
+export function withDeadline<T>(
+  options: DeadlineOptions,
+  work: (signal: AbortSignal) => Promise<T> | T,
+): Promise<T> {
+  const outer = options.signal;
+  if (outer?.aborted === true) return Promise.reject(reasonOf(outer));
+  const controller = new AbortController();
+  return new Promise<T>((resolve, reject) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+    };
+    const stop = (reason: Error): void => {
+      finish();
+      reject(reason);
+      controller.abort(reason);
+    };
+    const timer = setTimeout(
+      () => stop(typeof options.timeout === "function" ? options.timeout() : options.timeout),
+      options.ms,
+    );
+    const onAbort = (): void => stop(reasonOf(outer!));
+    outer?.addEventListener("abort", onAbort, { once: true });
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(work(controller.signal));
+    } catch (error) {
+      pending = Promise.reject(error as Error);
+    }
+    pending.then(
+      (value) => {
+        finish();
+        resolve(value);
+      },
+      (error: unknown) => {
+        finish();
+        reject(error as Error);
+      },
+    );
+  });
+}
+
+/** An aborted signal's reason as an Error (`abort()` without one gives an AbortError already). */
+export function reasonOf(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
