@@ -14,6 +14,12 @@ export interface DeadlineOptions {
   readonly timeout: Error | (() => Error);
   /** Aborting it stops the work as the deadline does, and the result rejects with its reason. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * At the deadline (or abort), only abort the work's signal and settle when the work does: for
+   * work that must have ended before its caller goes on (a local process group, killed and
+   * reaped). The work must then settle on its signal; the result is what it settles with.
+   */
+  readonly waitForWork?: boolean;
 }
 
 /**
@@ -41,7 +47,7 @@ export function withDeadline<T>(
     };
     const stop = (reason: Error): void => {
       finish();
-      reject(reason);
+      if (options.waitForWork !== true) reject(reason);
       controller.abort(reason);
     };
     const timer = setTimeout(
@@ -50,20 +56,17 @@ export function withDeadline<T>(
     );
     const onAbort = (): void => stop(reasonOf(outer!));
     outer?.addEventListener("abort", onAbort, { once: true });
-    let pending: Promise<T>;
-    try {
-      pending = Promise.resolve(work(controller.signal));
-    } catch (error) {
-      pending = Promise.reject(error as Error);
-    }
+    // A throw of `work` becomes a rejection. Whichever comes first settles the result: the work
+    // (its rejection passed on as it is, by adopting it), or the deadline or abort above.
+    const pending = (async () => work(controller.signal))();
     pending.then(
       (value) => {
         finish();
         resolve(value);
       },
-      (error: unknown) => {
+      () => {
         finish();
-        reject(error as Error);
+        resolve(pending);
       },
     );
   });

@@ -57,43 +57,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Races `work` against a timer and an optional abort signal. The `TIMEOUT` error is made when the
- * timer fires, not when it is armed (STYLE.md item 7 asks for the latter so that the stack names
- * the operation): nearly every call ends in time, an Error's stack cost about 2 µs on each of them
- * (bench/lease.ts makes several such calls per grant), and `what` still names the operation.
+ * The TIMEOUT error of a bus call, made only when its deadline passes (base/deadline.ts): nearly
+ * every call ends in time, and a stack for each would cost about 2 µs (bench/lease.ts makes several
+ * such calls per grant); `what` names the operation instead.
  */
-export function withDeadline<T>(
-  what: string,
-  ms: number,
-  work: Promise<T>,
-  signal?: AbortSignal,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    // Passes on what `work` rejects with, whatever it is.
-    const fail: (reason: unknown) => void = reject;
-    let onAbort: (() => void) | undefined;
-    const timer = setTimeout(() => {
-      settle();
-      reject(new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`));
-    }, ms);
-    const settle = (): void => {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
-    };
-    // Always handled, so that work failing after the deadline is not an unhandled rejection.
-    work.then(
-      (value) => (settle(), resolve(value)),
-      (err: unknown) => (settle(), fail(err)),
-    );
-    if (signal) {
-      onAbort = () => {
-        settle();
-        reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    }
-  });
+export function busTimeout(what: string, ms: number): () => BusError {
+  return () => new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`);
 }
 
 /** Whether an error says "the server (or the path to it) is away for now": worth a retry. */

@@ -4,6 +4,7 @@
  * deadline, retries of idempotent calls, and the de-duplicated JetStream write that every durable
  * write (KV, stream, work queue) goes through.
  */
+import { withDeadline } from "../base/deadline.ts";
 import {
   ConnectionError,
   headers as natsHeaders,
@@ -28,7 +29,7 @@ import {
   settle,
   sleep,
   toBusError,
-  withDeadline,
+  busTimeout,
 } from "./nats-common.ts";
 
 /** Bytes of a NATS header block around its entries (`NATS/1.0\r\n`, a blank line); each entry adds `Key: value\r\n`. */
@@ -88,13 +89,14 @@ export class NatsLink {
     if (this.#connected) return;
     let done: (() => void) | undefined;
     try {
+      const ms = remaining(until);
       await withDeadline(
-        what,
-        remaining(until),
-        new Promise<void>((resolve) => {
-          done = resolve;
-          this.#waiters.add(resolve);
-        }),
+        { ms, timeout: busTimeout(what, ms) },
+        () =>
+          new Promise<void>((resolve) => {
+            done = resolve;
+            this.#waiters.add(resolve);
+          }),
       );
     } catch (err) {
       throw new BusError("BUS_UNAVAILABLE", `${what}: not connected to the NATS server`, { cause: err });
@@ -154,7 +156,9 @@ export class NatsLink {
       const left = remaining(until);
       if (left <= 0) break;
       try {
-        return await this.unlessLost(withDeadline(what, left, attempt(left)));
+        return await this.unlessLost(
+          withDeadline({ ms: left, timeout: busTimeout(what, left) }, () => attempt(left)),
+        );
       } catch (err) {
         if (this.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
         if (!isTransient(err)) throw toBusError(what, err, this.closed);

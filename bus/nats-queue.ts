@@ -11,6 +11,7 @@
  * it receives past the limit (and `nak` one on its last delivery), which removes it from the stream.
  * Relying on the server's own limit would leave exhausted jobs in the stream and in `pending()`.
  */
+import { withDeadline } from "../base/deadline.ts";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -20,7 +21,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos, type Msg } from "@nats-io/transport-node";
 import { BusError, type Deadline, type Job, type WorkQueue, type WorkQueueOptions } from "./bus.ts";
-import { checkName, checkSize, remaining, sleep, withDeadline, isApiError } from "./nats-common.ts";
+import { checkName, checkSize, remaining, sleep, busTimeout, isApiError } from "./nats-common.ts";
 import type { NatsLink } from "./nats-link.ts";
 import { DUPLICATE_WINDOW_MS } from "./nats-stream.ts";
 
@@ -125,7 +126,12 @@ class NatsQueue implements WorkQueue {
       if (left <= 0) return undefined;
       let m: Msg;
       try {
-        m = await this.#link.unlessLost(withDeadline(what, left + 50, this.#pull(left), deadline.signal));
+        const ms = left + 50;
+        m = await this.#link.unlessLost(
+          withDeadline({ ms, timeout: busTimeout(what, ms), signal: deadline.signal }, () =>
+            this.#pull(left),
+          ),
+        );
       } catch (err) {
         if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
         if (remaining(until) <= 0) return undefined;

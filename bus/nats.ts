@@ -9,6 +9,7 @@
  * wait for it up to their deadline and then fail with the retryable code `BUS_UNAVAILABLE`, and durable
  * writes are retried with the same message id, so an acknowledged write is stored exactly once.
  */
+import { withDeadline } from "../base/deadline.ts";
 import {
   connect,
   type Msg,
@@ -37,7 +38,7 @@ import {
   remaining,
   settle,
   toBusError,
-  withDeadline,
+  busTimeout,
 } from "./nats-common.ts";
 import { NatsLink } from "./nats-link.ts";
 import { openNatsKv } from "./nats-kv.ts";
@@ -99,9 +100,8 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   }
   try {
     const jsm = await withDeadline(
-      "JetStream account info",
-      timeoutMs,
-      jetstreamManager(nc, { timeout: timeoutMs }),
+      { ms: timeoutMs, timeout: busTimeout("JetStream account info", timeoutMs) },
+      () => jetstreamManager(nc, { timeout: timeoutMs }),
     );
     const js = jetstream(nc, { timeout: timeoutMs });
     return new NatsBus(new NatsLink(nc, js, jsm, timeoutMs));
@@ -223,7 +223,10 @@ class NatsBus implements Bus {
   async #track(sub: NatsSubscription): Promise<Subscription> {
     this.#subs.add(sub);
     if (this.#link.isConnected) {
-      await withDeadline("subscribe", this.#link.timeoutMs, this.#link.nc.flush()).catch(() => undefined);
+      const ms = this.#link.timeoutMs;
+      await withDeadline({ ms, timeout: busTimeout("subscribe", ms) }, () => this.#link.nc.flush()).catch(
+        () => undefined,
+      );
     }
     return {
       unsubscribe: () =>
@@ -256,7 +259,8 @@ class NatsBus implements Bus {
     if (nc.isClosed()) return;
     // Drain sends what is buffered; when the server is away it cannot finish, so it is bounded.
     try {
-      await withDeadline("close", this.#link.timeoutMs, nc.drain());
+      const ms = this.#link.timeoutMs;
+      await withDeadline({ ms, timeout: busTimeout("close", ms) }, () => nc.drain());
     } catch {
       await nc.close();
     }

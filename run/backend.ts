@@ -4,6 +4,7 @@
  * stands by while another instance serves; embedded it is the only one and serves at once.
  */
 import { errorClass } from "../base/errors.ts";
+import { withDeadline } from "../base/deadline.ts";
 import { startLeaseService, type LeaseService } from "../actors/lease/service.ts";
 import { busTransport, type LeaseTransport } from "../actors/lease/transport.ts";
 import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../bus/bus.ts";
@@ -36,16 +37,6 @@ export interface BackendOptions {
   readonly natsUrl?: string;
   /** How long the embedded lease service may take to become active (a crashed run's lock expires). */
   readonly leaseActiveMs?: number;
-}
-
-function withDeadline<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  // Made before the wait, so its stack names what timed out.
-  const timeout = new RunSetupError(`${what} did not happen within ${ms} ms`);
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** An error's message with the credentials of any URL in it (`nats://user:pass@host`) hidden. */
@@ -82,11 +73,10 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     // Embedded, nobody else can serve: wait for it. With NATS another instance may be serving,
     // and clients retry until one answers.
     if (mode === "embedded") {
-      await withDeadline(
-        "the lease service becoming active",
-        options.leaseActiveMs ?? 30_000,
-        service.whenActive(),
-      );
+      const ms = options.leaseActiveMs ?? 30_000;
+      const timeout = new RunSetupError(`the lease service becoming active did not happen within ${ms} ms`);
+      const active = service;
+      await withDeadline({ ms, timeout }, () => active.whenActive());
     }
     const leaseService = service;
     return {

@@ -6,6 +6,7 @@
  * Like `agent/server/firewall.ts`'s `createNftRunner`, plus the signal and the output cap that a
  * long-running workstation process needs (a `show rule` on a Windows host can print megabytes).
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { spawn } from "node:child_process";
 import { FirewallError } from "./firewall.ts";
 
@@ -52,65 +53,48 @@ export function createCommandRunner(
     const [file, ...args] = [...(options.prefix ?? []), ...argv];
     if (file === undefined) return Promise.reject(new TypeError("argv is empty"));
     const { signal } = runOptions;
-    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-    return new Promise((resolve, reject) => {
-      const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const text = (chunks: Buffer[]): string => Buffer.concat(chunks).toString("utf8");
-      const settle = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        return true;
-      };
-      // Answer at once when killing, rather than on "close", which waits for every holder of the
-      // pipes (a wrapper's children too).
-      const kill = (outcome: Partial<CommandOutcome>, note: string): void => {
-        if (!settle()) return;
-        child.kill("SIGKILL");
-        child.stdout.destroy();
-        child.stderr.destroy();
-        resolve({ exitCode: null, stdout: text(out), stderr: `${text(err)}${note}`, ...outcome });
-      };
-      const timer = setTimeout(
-        () => kill({ timedOut: true }, `${file} did not finish within ${timeoutMs} ms`),
-        timeoutMs,
-      );
-      const onAbort = (): void => {
-        if (!settle()) return;
-        child.kill("SIGKILL");
-        child.stdout.destroy();
-        child.stderr.destroy();
-        reject(signal?.reason as Error);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const collect =
-        (into: Buffer[]) =>
-        (chunk: Buffer): void => {
-          size += chunk.length;
-          if (size > maxOutput) kill({ tooLarge: true }, `${file} printed more than ${maxOutput} bytes`);
-          else into.push(chunk);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const text = (chunks: Buffer[]): string => Buffer.concat(chunks).toString("utf8");
+    const expired = new Error(`${file} did not finish within ${timeoutMs} ms`);
+    const run = (stop: AbortSignal) =>
+      new Promise<CommandOutcome>((resolve) => {
+        const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+        let size = 0;
+        // Answer at once when killing, rather than on "close", which waits for every holder of the
+        // pipes (a wrapper's children too).
+        const kill = (): void => {
+          child.kill("SIGKILL");
+          child.stdout.destroy();
+          child.stderr.destroy();
         };
-      child.stdout.on("data", collect(out));
-      child.stderr.on("data", collect(err));
-      child.stdin.on("error", () => undefined); // EPIPE when the tool exits before reading
-      child.stdin.end(runOptions.stdin ?? "");
-      child.on("error", (error: NodeJS.ErrnoException) => {
-        if (settle())
+        stop.addEventListener("abort", kill, { once: true });
+        const collect =
+          (into: Buffer[]) =>
+          (chunk: Buffer): void => {
+            size += chunk.length;
+            if (size <= maxOutput) return void into.push(chunk);
+            kill();
+            const note = `${file} printed more than ${maxOutput} bytes`;
+            resolve({ exitCode: null, stdout: text(out), stderr: `${text(err)}${note}`, tooLarge: true });
+          };
+        child.stdout.on("data", collect(out));
+        child.stderr.on("data", collect(err));
+        child.stdin.on("error", () => undefined); // EPIPE when the tool exits before reading
+        child.stdin.end(runOptions.stdin ?? "");
+        child.on("error", (error: NodeJS.ErrnoException) =>
           resolve({
             exitCode: null,
             stdout: text(out),
             stderr: error.message,
             missing: error.code === "ENOENT",
-          });
+          }),
+        );
+        child.on("close", (exitCode) => resolve({ exitCode, stdout: text(out), stderr: text(err) }));
       });
-      child.on("close", (exitCode) => {
-        if (settle()) resolve({ exitCode, stdout: text(out), stderr: text(err) });
-      });
+    return withDeadline({ ms: timeoutMs, timeout: expired, signal }, run).catch((error: unknown) => {
+      if (error !== expired) throw error;
+      return { exitCode: null, stdout: text(out), stderr: `${text(err)}${expired.message}`, timedOut: true };
     });
   };
 }

@@ -7,6 +7,7 @@
  * a password). sudo's own words are told from the command's by a random marker the wrapped shell
  * prints on stderr first: no marker means sudo refused (`BECOME_FAILED`).
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
@@ -89,61 +90,59 @@ export function execLocal(
 ): Promise<ExecResult> {
   const { file, args, marker } = launch(command, options.become, how);
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-  return new Promise((resolve, reject) => {
-    if (options.signal?.aborted === true) return reject(options.signal.reason as Error);
-    const timeout = new RemoteTimeoutError(
-      `local command did not finish within ${options.timeoutMs} ms; it was stopped`,
-    );
-    const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
-    track.add(child);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outBytes = 0;
-    let errBytes = 0;
-    let failure: Error | undefined;
-    const fail = (error: Error): void => {
-      failure ??= error;
-      terminate(child);
-    };
-    const timer = setTimeout(() => fail(timeout), options.timeoutMs);
-    const onAbort = (): void => fail(options.signal?.reason as Error);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    const tooLarge = (): void =>
-      fail(new RemoteOutputTooLargeError(`local command wrote more than ${max} bytes on stdout or stderr`));
-    child.stdout.on("data", (chunk: Buffer) => {
-      outBytes += chunk.byteLength;
-      if (outBytes > max) tooLarge();
-      else out.push(chunk);
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      errBytes += chunk.byteLength;
-      if (errBytes > max + (marker === undefined ? 0 : MAX_SUDO_BYTES)) tooLarge();
-      else err.push(chunk);
-    });
-    child.on("error", (error: NodeJS.ErrnoException) => {
-      failure ??= startFailure(file, error, marker !== undefined);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      track.delete(child);
-      if (failure !== undefined) return reject(failure);
-      let stderr = Buffer.concat(err).toString("utf8");
-      if (marker !== undefined) {
-        const at = stderr.indexOf(`${marker}\n`);
-        if (at < 0) return reject(sudoRefusal(stderr));
-        stderr = stderr.slice(at + marker.length + 1);
-      }
-      resolve({
-        exitCode: code,
-        signal: signal === null ? null : signal.replace(/^SIG/, ""),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr,
+  const timeout = new RemoteTimeoutError(
+    `local command did not finish within ${options.timeoutMs} ms; it was stopped`,
+  );
+  const run = (stop: AbortSignal) =>
+    new Promise<ExecResult>((resolve, reject) => {
+      const child = spawn(file, args, { detached: true, stdio: ["pipe", "pipe", "pipe"] });
+      track.add(child);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let outBytes = 0;
+      let errBytes = 0;
+      let failure: Error | undefined;
+      // The call settles when the process has closed, after a failure too.
+      const fail = (error: Error): void => {
+        failure ??= error;
+        terminate(child);
+      };
+      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
+      const tooLarge = (): void =>
+        fail(new RemoteOutputTooLargeError(`local command wrote more than ${max} bytes on stdout or stderr`));
+      child.stdout.on("data", (chunk: Buffer) => {
+        outBytes += chunk.byteLength;
+        if (outBytes > max) tooLarge();
+        else out.push(chunk);
       });
+      child.stderr.on("data", (chunk: Buffer) => {
+        errBytes += chunk.byteLength;
+        if (errBytes > max + (marker === undefined ? 0 : MAX_SUDO_BYTES)) tooLarge();
+        else err.push(chunk);
+      });
+      child.on("error", (error: NodeJS.ErrnoException) => {
+        failure ??= startFailure(file, error, marker !== undefined);
+      });
+      child.on("close", (code, signal) => {
+        track.delete(child);
+        if (failure !== undefined) return reject(failure);
+        let stderr = Buffer.concat(err).toString("utf8");
+        if (marker !== undefined) {
+          const at = stderr.indexOf(`${marker}\n`);
+          if (at < 0) return reject(sudoRefusal(stderr));
+          stderr = stderr.slice(at + marker.length + 1);
+        }
+        resolve({
+          exitCode: code,
+          signal: signal === null ? null : signal.replace(/^SIG/, ""),
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr,
+        });
+      });
+      child.stdin.on("error", () => undefined);
+      child.stdin.end(options.stdin ?? "");
     });
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(options.stdin ?? "");
-  });
+  return withDeadline({ ms: options.timeoutMs, timeout, signal: options.signal, waitForWork: true }, run);
 }
 
 /** Starts `command` with its streams open; resolves once it runs (after sudo let it, with `become`). */
@@ -167,42 +166,40 @@ export async function spawnLocal(
   child.stdin.on("error", () => undefined);
   // With sudo, stderr is handed on only after the marker; before it, it is sudo's.
   const stderr = marker === undefined ? child.stderr : new PassThrough();
-  await new Promise<void>((resolve, reject) => {
-    let sudoSaid = "";
-    let settled = false;
-    const done = (error?: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      if (error === undefined) return resolve();
-      terminate(child);
-      reject(error);
-    };
-    const timer = setTimeout(() => done(timeout), options.startTimeoutMs);
-    const onAbort = (): void => done(options.signal?.reason as Error);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    child.once("error", (error: NodeJS.ErrnoException) =>
-      done(startFailure(file, error, marker !== undefined)),
-    );
-    if (marker === undefined) {
-      child.once("spawn", () => done());
-      return;
-    }
-    const onData = (chunk: Buffer): void => {
-      sudoSaid += chunk.toString("utf8");
-      const at = sudoSaid.indexOf(`${marker}\n`);
-      if (at >= 0) {
-        child.stderr.off("data", onData);
-        const rest = sudoSaid.slice(at + marker.length + 1);
-        if (rest !== "") (stderr as PassThrough).write(rest);
-        child.stderr.pipe(stderr as PassThrough);
-        done();
-      } else if (sudoSaid.length > MAX_SUDO_BYTES) done(sudoRefusal(sudoSaid.slice(-300)));
-    };
-    child.stderr.on("data", onData);
-    void exited.then(() => done(sudoRefusal(sudoSaid)));
-  });
+  const started = (stop: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      let sudoSaid = "";
+      let settled = false;
+      const done = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        if (error === undefined) return resolve();
+        terminate(child);
+        reject(error);
+      };
+      stop.addEventListener("abort", () => done(stop.reason as Error), { once: true });
+      child.once("error", (error: NodeJS.ErrnoException) =>
+        done(startFailure(file, error, marker !== undefined)),
+      );
+      if (marker === undefined) {
+        child.once("spawn", () => done());
+        return;
+      }
+      const onData = (chunk: Buffer): void => {
+        sudoSaid += chunk.toString("utf8");
+        const at = sudoSaid.indexOf(`${marker}\n`);
+        if (at >= 0) {
+          child.stderr.off("data", onData);
+          const rest = sudoSaid.slice(at + marker.length + 1);
+          if (rest !== "") (stderr as PassThrough).write(rest);
+          child.stderr.pipe(stderr as PassThrough);
+          done();
+        } else if (sudoSaid.length > MAX_SUDO_BYTES) done(sudoRefusal(sudoSaid.slice(-300)));
+      };
+      child.stderr.on("data", onData);
+      void exited.then(() => done(sudoRefusal(sudoSaid)));
+    });
+  await withDeadline({ ms: options.startTimeoutMs, timeout, signal: options.signal }, started);
   options.signal?.addEventListener("abort", () => terminate(child), { once: true });
   return {
     stdin: child.stdin,

@@ -15,6 +15,7 @@
  * });
  */
 import ssh2 from "ssh2";
+import { withDeadline } from "../../base/deadline.ts";
 import { authLabel, resolveAuth, type SshAuth } from "./auth.ts";
 import type { BecomeConfig } from "./become.ts";
 import {
@@ -24,7 +25,7 @@ import {
   SshKnownHostsError,
   SshUnreachableError,
 } from "./errors.ts";
-import { SumacError } from "../../base/errors.ts";
+import { type SumacError, isSumacError } from "../../base/errors.ts";
 import { DEFAULT_RUN_ROOT, checkRunRoot, type FileHooks } from "./files.ts";
 import {
   hostLabel,
@@ -135,87 +136,89 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
   const algorithms = [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
   signal?.throwIfAborted();
 
-  return new Promise<SshSession>((resolve, reject) => {
-    const client = new ssh2.Client();
-    let verdict: HostKeyVerdict | undefined;
-    let settled = false;
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      return true;
-    };
-    const fail = (error: Error): void => {
-      if (!settle()) return;
-      client.destroy();
-      reject(error);
-    };
-    const timer = setTimeout(
-      () => fail(verdict?.ok === false ? verdict.error : timeout),
-      Math.max(1, timeoutMs - (Date.now() - started)),
-    );
-    const onAbort = (): void => fail(signal?.reason as Error);
-    signal?.addEventListener("abort", onAbort, { once: true });
+  let verdict: HostKeyVerdict | undefined;
+  const login = (stop: AbortSignal) =>
+    new Promise<SshSession>((resolve, reject) => {
+      const client = new ssh2.Client();
+      let done = false;
+      const settle = (): boolean => {
+        if (done) return false;
+        done = true;
+        return true;
+      };
+      const fail = (error: Error): void => {
+        if (!settle()) return;
+        client.destroy();
+        reject(error);
+      };
+      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
 
-    client.on("ready", () => {
-      if (!settle()) return void client.end();
-      resolve(
-        new SshSession(client, {
-          label,
-          username: options.username,
-          hostKeyFingerprint: verdict?.fingerprint ?? "",
-          runRoot,
-          ...(options.become ? { become: options.become } : {}),
-          ...(options.maxChannels === undefined ? {} : { maxChannels: options.maxChannels }),
-          ...(options.hooks ? { hooks: options.hooks } : {}),
-        }),
+      client.on("ready", () => {
+        if (!settle()) return void client.end();
+        resolve(
+          new SshSession(client, {
+            label,
+            username: options.username,
+            hostKeyFingerprint: verdict?.fingerprint ?? "",
+            runRoot,
+            ...(options.become ? { become: options.become } : {}),
+            ...(options.maxChannels === undefined ? {} : { maxChannels: options.maxChannels }),
+            ...(options.hooks ? { hooks: options.hooks } : {}),
+          }),
+        );
+      });
+      client.on("error", (error: Ssh2Error) => fail(mapError(error, verdict, label, options)));
+      client.on("close", () =>
+        fail(
+          verdict?.ok === false
+            ? verdict.error
+            : new SshUnreachableError(`${label} closed the connection before login`),
+        ),
       );
-    });
-    client.on("error", (error: Ssh2Error) => fail(mapError(error, verdict, label, options)));
-    client.on("close", () =>
-      fail(
-        verdict?.ok === false
-          ? verdict.error
-          : new SshUnreachableError(`${label} closed the connection before login`),
-      ),
-    );
-    try {
-      client.connect({
-        host,
-        port,
-        username: options.username,
-        ...auth,
-        tryKeyboard: false,
-        // Our own timer answers first; ssh2's is a backstop.
-        readyTimeout: timeoutMs + 1_000,
-        keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
-        keepaliveCountMax: 3,
-        algorithms: { serverHostKey: algorithms as ssh2.ServerHostKeyAlgorithm[] },
-        ...(options.debug ? { debug: options.debug } : {}),
-        // Called during key exchange, before the user name or any credential is sent.
-        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-          verifyHostKey(options.hostKey, host, port, key).then(
-            (v) => {
-              verdict = v;
-              verify(v.ok);
-            },
-            (error: unknown) => {
-              const reason =
-                error instanceof SumacError
+      try {
+        client.connect({
+          host,
+          port,
+          username: options.username,
+          ...auth,
+          tryKeyboard: false,
+          // Our own timer answers first; ssh2's is a backstop.
+          readyTimeout: timeoutMs + 1_000,
+          keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+          keepaliveCountMax: 3,
+          algorithms: { serverHostKey: algorithms as ssh2.ServerHostKeyAlgorithm[] },
+          ...(options.debug ? { debug: options.debug } : {}),
+          // Called during key exchange, before the user name or any credential is sent.
+          hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+            verifyHostKey(options.hostKey, host, port, key).then(
+              (v) => {
+                verdict = v;
+                verify(v.ok);
+              },
+              (error: unknown) => {
+                const reason = isSumacError(error)
                   ? error
                   : new SshKnownHostsError(
                       `cannot check the host key of ${label}: ${(error as Error).message}`,
                       { cause: error },
                     );
-              verdict = { ok: false, fingerprint: fingerprint(key), error: reason };
-              verify(false);
-            },
-          );
-        },
-      });
-    } catch (error) {
-      fail(new SshConfigError(`cannot connect to ${label}: ${(error as Error).message}`, { cause: error }));
-    }
-  });
+                verdict = { ok: false, fingerprint: fingerprint(key), error: reason };
+                verify(false);
+              },
+            );
+          },
+        });
+      } catch (error) {
+        fail(new SshConfigError(`cannot connect to ${label}: ${(error as Error).message}`, { cause: error }));
+      }
+    });
+  // A host key refused during the key exchange is the better reason when time runs out.
+  return withDeadline(
+    {
+      ms: Math.max(1, timeoutMs - (Date.now() - started)),
+      timeout: () => (verdict?.ok === false ? verdict.error : timeout),
+      signal,
+    },
+    login,
+  );
 }

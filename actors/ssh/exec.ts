@@ -5,6 +5,7 @@
  * wait, at the deadline or on abort: TERM over the channel, which the `exec`ed wrapper relays to
  * the command's process group.
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { PassThrough } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions } from "../remote.ts";
@@ -107,103 +108,99 @@ export function runExec(
   become: false | BecomeConfig,
 ): Promise<ExecResult> {
   const { signal, timeoutMs } = options;
-  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   const cap = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   // Made when the timer is armed, so its stack names the caller (STYLE.md item 7).
   const timeout = new RemoteTimeoutError(
     `command on ${host.label} did not finish within ${timeoutMs} ms and was stopped: ${brief(command)}`,
   );
   const wrapped = wrapCommand(command, { become, remoteTimeoutMs: timeoutMs + REMOTE_GRACE_MS });
-  return new Promise<ExecResult>((resolve, reject) => {
-    let channel: ClientChannel | undefined;
-    let settled = false;
-    let started = false;
-    let handshake: SudoHandshake | undefined;
-    let exit: { code: number | null; signal: string | null } | undefined;
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const sizes = { out: 0, err: 0 };
+  const run = (stop: AbortSignal) =>
+    new Promise<ExecResult>((resolve, reject) => {
+      let channel: ClientChannel | undefined;
+      let done = false;
+      let started = false;
+      let handshake: SudoHandshake | undefined;
+      let exit: { code: number | null; signal: string | null } | undefined;
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const sizes = { out: 0, err: 0 };
+      // At the deadline, on abort, or on a failure of its own, the command is stopped on the target.
+      const fail = (error: Error): void => {
+        if (done) return;
+        done = true;
+        if (channel) stopChannel(channel);
+        reject(error);
+      };
+      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
 
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      return true;
-    };
-    const fail = (error: Error): void => {
-      if (!settle()) return;
-      if (channel) stopChannel(channel);
-      reject(error);
-    };
-    const timer = setTimeout(() => fail(timeout), timeoutMs);
-    const onAbort = (): void => fail(signal?.reason as Error);
-    signal?.addEventListener("abort", onAbort, { once: true });
+      const collect = (into: Buffer[], which: "out" | "err") => (chunk: Buffer) => {
+        sizes[which] += chunk.length;
+        if (sizes[which] > cap) {
+          const stream = which === "out" ? "stdout" : "stderr";
+          fail(
+            new RemoteOutputTooLargeError(
+              `command on ${host.label} printed more than ${cap} bytes on ${stream} and was stopped: ${brief(command)}`,
+            ),
+          );
+        } else into.push(chunk);
+      };
 
-    const collect = (into: Buffer[], which: "out" | "err") => (chunk: Buffer) => {
-      sizes[which] += chunk.length;
-      if (sizes[which] > cap) {
-        const stream = which === "out" ? "stdout" : "stderr";
-        fail(
-          new RemoteOutputTooLargeError(
-            `command on ${host.label} printed more than ${cap} bytes on ${stream} and was stopped: ${brief(command)}`,
-          ),
-        );
-      } else into.push(chunk);
-    };
-
-    host.openExec(wrapped.line, signal).then(
-      (ch) => {
-        if (settled) return stopChannel(ch);
-        channel = ch;
-        ch.on("error", (error: Error) =>
-          fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error })),
-        );
-        ch.on("data", collect(out, "out"));
-        ch.on("exit", (code: number | null, sig?: string) => {
-          exit = { code: typeof code === "number" ? code : null, signal: signalName(sig) };
-        });
-        ch.on("close", () => {
-          if (!started && handshake) {
-            return fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
-          }
-          if (!exit) {
-            const lost = host.lost();
-            return fail(
-              new SshConnectionLostError(
-                `connection to ${host.label} ended while running: ${brief(command)}`,
-                { cause: lost },
-              ),
-            );
-          }
-          if (!settle()) return;
-          resolve({
-            exitCode: exit.code,
-            signal: exit.signal,
-            stdout: Buffer.concat(out).toString("utf8"),
-            stderr: Buffer.concat(err).toString("utf8"),
+      host.openExec(wrapped.line, stop).then(
+        (ch) => {
+          if (done) return stopChannel(ch);
+          channel = ch;
+          ch.on("error", (error: Error) =>
+            fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error })),
+          );
+          ch.on("data", collect(out, "out"));
+          ch.on("exit", (code: number | null, sig?: string) => {
+            exit = { code: typeof code === "number" ? code : null, signal: signalName(sig) };
           });
-        });
-        const onStderr = collect(err, "err");
-        handshake = followSudo(
-          ch,
-          wrapped,
-          become,
-          {
-            ready: (rest) => {
-              started = true;
-              if (rest.length > 0) onStderr(rest);
-              ch.end(options.stdin ?? "");
+          ch.on("close", () => {
+            if (!started && handshake) {
+              return fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
+            }
+            if (!exit) {
+              const lost = host.lost();
+              return fail(
+                new SshConnectionLostError(
+                  `connection to ${host.label} ended while running: ${brief(command)}`,
+                  {
+                    cause: lost,
+                  },
+                ),
+              );
+            }
+            if (done) return;
+            done = true;
+            resolve({
+              exitCode: exit.code,
+              signal: exit.signal,
+              stdout: Buffer.concat(out).toString("utf8"),
+              stderr: Buffer.concat(err).toString("utf8"),
+            });
+          });
+          const onStderr = collect(err, "err");
+          handshake = followSudo(
+            ch,
+            wrapped,
+            become,
+            {
+              ready: (rest) => {
+                started = true;
+                if (rest.length > 0) onStderr(rest);
+                ch.end(options.stdin ?? "");
+              },
+              fail,
+              stderr: onStderr,
             },
-            fail,
-            stderr: onStderr,
-          },
-          host.label,
-        );
-      },
-      (error: Error) => fail(error),
-    );
-  });
+            host.label,
+          );
+        },
+        (error: Error) => fail(error),
+      );
+    });
+  return withDeadline({ ms: timeoutMs, timeout, signal }, run);
 }
 
 /** Starts a long-running `command`; resolves once it runs (after sudo, with `become`). */
@@ -214,72 +211,68 @@ export function spawnProcess(
   become: false | BecomeConfig,
 ): Promise<RemoteProcess> {
   const { signal, startTimeoutMs } = options;
-  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   const timeout = new RemoteTimeoutError(
     `process on ${host.label} did not start within ${startTimeoutMs} ms and was stopped: ${brief(command)}`,
   );
   const wrapped = wrapCommand(command, { become });
-  return new Promise<RemoteProcess>((resolve, reject) => {
-    let channel: ClientChannel | undefined;
-    let settled = false;
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      if (channel) stopChannel(channel);
-      reject(error);
-    };
-    const timer = setTimeout(() => fail(timeout), startTimeoutMs);
-    const onAbort = (): void => fail(signal?.reason as Error);
-    signal?.addEventListener("abort", onAbort, { once: true });
+  const start = (stop: AbortSignal) =>
+    new Promise<RemoteProcess>((resolve, reject) => {
+      let channel: ClientChannel | undefined;
+      let done = false;
+      // Until it has started: at the deadline, on abort, or on a failure, the process is stopped.
+      const fail = (error: Error): void => {
+        if (done) return;
+        done = true;
+        if (channel) stopChannel(channel);
+        reject(error);
+      };
+      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
 
-    host.openExec(wrapped.line, signal).then(
-      (ch) => {
-        if (settled) return stopChannel(ch);
-        channel = ch;
-        const stderr = new PassThrough();
-        let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
-        ch.on("exit", (code: number | null, sig?: string) => {
-          exit = { exitCode: typeof code === "number" ? code : null, signal: signalName(sig) };
-        });
-        const exited = new Promise<{ exitCode: number | null; signal: string | null }>((done) => {
-          ch.on("close", () => {
-            stderr.end();
-            done(exit);
+      host.openExec(wrapped.line, stop).then(
+        (ch) => {
+          if (done) return stopChannel(ch);
+          channel = ch;
+          const stderr = new PassThrough();
+          let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
+          ch.on("exit", (code: number | null, sig?: string) => {
+            exit = { exitCode: typeof code === "number" ? code : null, signal: signalName(sig) };
           });
-        });
-        ch.on("error", (error: Error) => {
-          fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error }));
-          stderr.destroy(error);
-        });
-        const handshake = followSudo(
-          ch,
-          wrapped,
-          become,
-          {
-            ready: (rest) => {
-              if (settled) return;
-              settled = true;
-              clearTimeout(timer);
-              if (rest.length > 0) stderr.write(rest);
-              const kill = (sig: "TERM" | "KILL" | "INT" | "HUP" = "TERM"): void => stopChannel(ch, sig);
-              // Once started, an abort stops the process rather than failing the start.
-              signal?.removeEventListener("abort", onAbort);
-              signal?.addEventListener("abort", () => kill(), { once: true });
-              resolve({ stdin: ch, stdout: ch, stderr, exited, kill });
+          const exited = new Promise<{ exitCode: number | null; signal: string | null }>((settle) => {
+            ch.on("close", () => {
+              stderr.end();
+              settle(exit);
+            });
+          });
+          ch.on("error", (error: Error) => {
+            fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error }));
+            stderr.destroy(error);
+          });
+          const handshake = followSudo(
+            ch,
+            wrapped,
+            become,
+            {
+              ready: (rest) => {
+                if (done) return;
+                done = true;
+                if (rest.length > 0) stderr.write(rest);
+                const kill = (sig: "TERM" | "KILL" | "INT" | "HUP" = "TERM"): void => stopChannel(ch, sig);
+                // Once started, an abort stops the process rather than failing the start.
+                signal?.addEventListener("abort", () => kill(), { once: true });
+                resolve({ stdin: ch, stdout: ch, stderr, exited, kill });
+              },
+              fail,
+              stderr: (chunk) => stderr.write(chunk),
             },
-            fail,
-            stderr: (chunk) => stderr.write(chunk),
-          },
-          host.label,
-        );
-        void exited.then(() => {
-          if (handshake) fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
-          else fail(new SshConnectionLostError(`process on ${host.label} ended before it started`));
-        });
-      },
-      (error: Error) => fail(error),
-    );
-  });
+            host.label,
+          );
+          void exited.then(() => {
+            if (handshake) fail(new RemoteBecomeError(`sudo on ${host.label} refused: ${handshake.said()}`));
+            else fail(new SshConnectionLostError(`process on ${host.label} ended before it started`));
+          });
+        },
+        (error: Error) => fail(error),
+      );
+    });
+  return withDeadline({ ms: startTimeoutMs, timeout, signal }, start);
 }

@@ -12,7 +12,7 @@
  * exporter key and its distinct context already keep callback and agent sessions apart. Every
  * answer, acknowledgement or fault, is signed; every rejection is logged with its code.
  */
-import { errorClass, SumacError } from "../../base/errors.ts";
+import { errorClass, isSumacError } from "../../base/errors.ts";
 import { mutualTlsServerOptions, sendSigned } from "../protocol/signed-http.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server as HttpsServer } from "node:https";
@@ -181,10 +181,9 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       }
       sendSigned(res, session, 200, responseOperation(NOTIFY_OPERATION), notifyAckEnvelope());
     } catch (error) {
-      const failure =
-        error instanceof SumacError
-          ? error
-          : new InternalAgentError(`internal error: ${(error as Error).message}`, { cause: error });
+      const failure = isSumacError(error)
+        ? error
+        : new InternalAgentError(`internal error: ${(error as Error).message}`, { cause: error });
       log("warn", `rejected ${failure.code} from ${session.peer}: ${failure.message}`);
       if (res.headersSent || res.destroyed) return;
       const status =

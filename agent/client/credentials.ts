@@ -15,7 +15,7 @@
  *   the first handshake anyway, and a CSR encoder would have to ship inside the agent bundle.
  * - Nothing here verifies chains: Node's TLS does (never node-forge).
  */
-import { errorClass, SumacError } from "../../base/errors.ts";
+import { errorClass } from "../../base/errors.ts";
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import {

@@ -6,7 +6,7 @@
  * workstation's callback listener).
  */
 import { isErrorCode } from "../../base/error-codes.ts";
-import { errorClass, SumacError } from "../../base/errors.ts";
+import { errorClass, SumacError, isSumacError } from "../../base/errors.ts";
 
 // What the agent refuses or fails at.
 
@@ -71,7 +71,7 @@ export type MessageSecurityError = SumacError<(typeof MESSAGE_SECURITY_CODES)[nu
 
 /** Whether `error` is a rejection by message security. */
 export function isMessageSecurityError(error: unknown): error is MessageSecurityError {
-  return error instanceof SumacError && (MESSAGE_SECURITY_CODES as readonly string[]).includes(error.code);
+  return isSumacError(error) && (MESSAGE_SECURITY_CODES as readonly string[]).includes(error.code);
 }
 
 /** The header is missing, has other fields, or a field has the wrong type, form or size. */

@@ -7,7 +7,7 @@
  *
  * The only judge of "free" is a real bind: probing first and binding later would race.
  */
-import { errorClass, SumacError } from "../../base/errors.ts";
+import { errorClass } from "../../base/errors.ts";
 import { randomInt } from "node:crypto";
 import type { Server } from "node:net";
 

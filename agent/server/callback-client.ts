@@ -13,6 +13,7 @@
 import { postSigned, type SignedAnswer } from "../protocol/signed-http.ts";
 import type { TLSSocket } from "node:tls";
 import type { AgentLog } from "./agent-log.ts";
+import type { CallbackTarget } from "../protocol/start-up.ts";
 import { type CallbackMessage, notifyEnvelope } from "../protocol/callback-messages.ts";
 import { connectToAgent, OneSocketAgent } from "../protocol/pinned-connection.ts";
 import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
@@ -31,17 +32,6 @@ import { bodyElement } from "../protocol/soap-envelope.ts";
 import { childElement, parseXmlTree } from "../protocol/xml-tree.ts";
 
 /** Where the workstation's callback listener is, as the agent's config gives it. */
-export interface CallbackTarget {
-  readonly host: string;
-  readonly port: number;
-  /** SHA-256 fingerprint of the listener's certificate (AB:CD:…): pinned. */
-  readonly fingerprint256: string;
-  /** Heartbeat period (`workstation-watch.ts`); default 15 s. */
-  readonly heartbeatMs?: number;
-  /** No acknowledgement for this long: the workstation is gone and the agent stops; default 60 s. */
-  readonly lostAfterMs?: number;
-}
-
 export interface CallbackClientOptions {
   readonly target: CallbackTarget;
   readonly runId: string;

@@ -1,6 +1,6 @@
 /**
- * The agent's config: one JSON document the workstation writes to the agent's stdin over the push
- * channel. It holds only public material (the run CA's certificate) and places; the agent's key is
+ * The agent's config: the JSON document the workstation writes to the agent's stdin over the push
+ * channel (agent/protocol/start-up.ts), checked, with its defaults filled in. The agent's key is
  * made on the target and its certificate arrives on a second line (see `main.ts`).
  */
 import { errorClass } from "../../base/errors.ts";
@@ -8,41 +8,19 @@ import { isIP } from "node:net";
 import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
 import type { PortStrategy } from "../protocol/port-binding.ts";
-import type { CallbackTarget } from "./callback-client.ts";
+import type { AgentConfigDocument, CallbackTarget } from "../protocol/start-up.ts";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS } from "./workstation-watch.ts";
 
-export interface AgentConfig {
-  readonly runId: string;
-  readonly targetId: string;
-  readonly caCertPem: string;
-  readonly stagingDir: string;
-  /** The agent's program files, removed at stop. */
-  readonly programFiles: readonly string[];
+/** The configuration as the agent uses it: checked, defaults filled in. */
+export interface AgentConfig extends Omit<
+  AgentConfigDocument,
+  "logDir" | "idleTimeoutMs" | "firewall" | "limits"
+> {
   /** Default `/var/log/sumac/<runId>`. */
   readonly logDir: string;
   readonly idleTimeoutMs: number;
-  /**
-   * Where to listen. `port` binds exactly that port (0: any free one); without it the agent binds
-   * `basePort` (default 62286) or the next free port, or with `strategy: "random"` a random free
-   * port in [basePort, basePort + window).
-   */
-  readonly listen: {
-    readonly host: string;
-    readonly port?: number;
-    readonly basePort?: number;
-    readonly strategy?: PortStrategy;
-    readonly window?: number;
-  };
-  /**
-   * The workstation's address as the target sees it. With it, and `firewall` not `none`, the agent
-   * admits that address to its port in nftables while it runs.
-   */
-  readonly workstationAddress?: string;
   readonly firewall: "nft" | "none";
-  readonly maxBodyBytes?: number;
   readonly limits?: Partial<AgentLimits>;
-  /** The workstation's callback listener (its leaf pinned by fingerprint); optional. */
-  readonly callback?: CallbackTarget;
 }
 
 /** A config that cannot be used; the message names the field. */

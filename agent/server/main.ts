@@ -21,7 +21,8 @@ import { createKeyPair } from "../protocol/key-pair.ts";
 import { createNftRunner, deregisterAgentPort, registerAgentPort, type AgentPortRule } from "./firewall.ts";
 import { listenOn } from "./listen.ts";
 import { bindByStrategy } from "../protocol/port-binding.ts";
-import { withDeadline } from "./deadline.ts";
+import { withDeadline } from "../../base/deadline.ts";
+import { DeadlineExceededError } from "../protocol/errors.ts";
 import { createAgentServer } from "./server.ts";
 
 /** The start-up dialogue is two short lines: more than this on stdin is not a workstation. */
@@ -62,9 +63,9 @@ async function main(): Promise<number> {
   });
   overflow.catch(() => undefined);
   const next = async (what: string): Promise<unknown> => {
-    const line = await withDeadline(`the ${what} line`, DIALOGUE_LINE_DEADLINE_MS, () =>
-      Promise.race([lines.next(), overflow]),
-    );
+    const ms = DIALOGUE_LINE_DEADLINE_MS;
+    const timeout = new DeadlineExceededError(`the ${what} line did not finish within ${ms} ms`);
+    const line = await withDeadline({ ms, timeout }, () => Promise.race([lines.next(), overflow]));
     if (line.done === true) throw new Error(`stdin closed before the ${what}`);
     try {
       return JSON.parse(line.value) as unknown;

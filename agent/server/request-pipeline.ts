@@ -26,7 +26,7 @@ import {
   ShuttingDownError,
   UnknownOperationError,
 } from "../protocol/errors.ts";
-import { SumacError } from "../../base/errors.ts";
+import { type SumacError, isSumacError } from "../../base/errors.ts";
 import type { AgentLog } from "./agent-log.ts";
 import { oneLine } from "../../base/text.ts";
 import { readCappedBody } from "../protocol/body-reader.ts";
@@ -153,7 +153,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 }
 
 function toAgentError(error: unknown): SumacError {
-  if (error instanceof SumacError) return error;
+  if (isSumacError(error)) return error;
   return new InternalAgentError(`internal error: ${error instanceof Error ? error.message : String(error)}`, {
     cause: error,
   });

@@ -11,8 +11,10 @@ import { oneLine } from "../../base/text.ts";
 import { type AgentLog, openAgentLog } from "./agent-log.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../protocol/body-reader.ts";
 import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
-import { CallbackClient, type CallbackTarget } from "./callback-client.ts";
-import { withDeadline } from "./deadline.ts";
+import { CallbackClient } from "./callback-client.ts";
+import type { CallbackTarget } from "../protocol/start-up.ts";
+import { withDeadline } from "../../base/deadline.ts";
+import { DeadlineExceededError } from "../protocol/errors.ts";
 import { IdleWatch, type IdleTimers } from "./idle-watch.ts";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS, WorkstationWatch } from "./workstation-watch.ts";
 import type { BindListener } from "./listen.ts";
@@ -138,9 +140,11 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       stopReason ??= reason;
     }),
   };
-  const soap = await createAgentSoapService(loadAgentWsdl(), handlers, (operation, handler, args, facts) =>
-    withDeadline(operation, operationDeadline(operation, limits), (signal) => handler(args, facts, signal)),
-  );
+  const soap = await createAgentSoapService(loadAgentWsdl(), handlers, (operation, handler, args, facts) => {
+    const ms = operationDeadline(operation, limits);
+    const timeout = new DeadlineExceededError(`${operation} did not finish within ${ms} ms`);
+    return withDeadline({ ms, timeout }, (signal) => handler(args, facts, signal));
+  });
 
   const sessions = new WeakMap<TLSSocket, ConnectionSession>();
   const https = createServer(mutualTlsServerOptions(options));

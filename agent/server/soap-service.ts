@@ -10,7 +10,7 @@
  */
 import { type ISoapServiceMethod, listen, type Server as SoapServer } from "soap";
 import { InternalAgentError } from "../protocol/errors.ts";
-import { SumacError } from "../../base/errors.ts";
+import { type SumacError, isSumacError } from "../../base/errors.ts";
 import type { OperationHandler, RequestFacts } from "./operations/context.ts";
 import { AGENT_PATH, type OperationName } from "../protocol/wire.ts";
 
@@ -65,10 +65,9 @@ export function createAgentSoapService(
       try {
         return await run(name, handler, args, context.facts);
       } catch (error) {
-        context.error =
-          error instanceof SumacError
-            ? error
-            : new InternalAgentError(`${name} failed: ${(error as Error).message}`, { cause: error });
+        context.error = isSumacError(error)
+          ? error
+          : new InternalAgentError(`${name} failed: ${(error as Error).message}`, { cause: error });
         throw new HandlerFault(context.error.message);
       }
     };

@@ -1,6 +1,6 @@
-import { InstallInProgressError } from "../../protocol/errors.ts";
+import { DeadlineExceededError, InstallInProgressError } from "../../protocol/errors.ts";
 import { oneLine } from "../../../base/text.ts";
-import { withDeadline } from "../deadline.ts";
+import { withDeadline } from "../../../base/deadline.ts";
 import { fieldsOf, intField, stringField } from "../request-fields.ts";
 import { runCommand } from "../run-command.ts";
 import type { OperationContext, OperationHandler } from "./context.ts";
@@ -43,7 +43,8 @@ export function installOperation(context: OperationContext): OperationHandler {
     let marker = false;
     log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
     callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
-    const run = withDeadline(`install of ${id}`, timeoutMs, (deadline) =>
+    const timeout = new DeadlineExceededError(`install of ${id} did not finish within ${timeoutMs} ms`);
+    const run = withDeadline({ ms: timeoutMs, timeout }, (deadline) =>
       runCommand(command, {
         cwd: settings.stagingDir,
         // The request's own signal is not passed: once started, an install runs to its end or its

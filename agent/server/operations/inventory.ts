@@ -1,6 +1,7 @@
 import { oneLine } from "../../../base/text.ts";
 import { fieldsOf, intField, listField, stringField } from "../request-fields.ts";
-import { withDeadline } from "../deadline.ts";
+import { withDeadline } from "../../../base/deadline.ts";
+import { DeadlineExceededError } from "../../protocol/errors.ts";
 import { runCommand } from "../run-command.ts";
 import type { OperationContext, OperationHandler } from "./context.ts";
 
@@ -32,7 +33,8 @@ export function inventoryOperation(context: OperationContext): OperationHandler 
     const results = [];
     for (const c of components) {
       signal.throwIfAborted();
-      const result = await withDeadline(`detect of ${c.id}`, c.timeoutMs, (deadline) =>
+      const timeout = new DeadlineExceededError(`detect of ${c.id} did not finish within ${c.timeoutMs} ms`);
+      const result = await withDeadline({ ms: c.timeoutMs, timeout }, (deadline) =>
         runCommand(c.detectCommand, {
           cwd: settings.stagingDir,
           signal: AbortSignal.any([signal, deadline]),

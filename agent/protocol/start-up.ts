@@ -1,0 +1,65 @@
+/**
+ * The agent's start-up dialogue, one JSON document per line on its stdin and stdout, over the push
+ * channel that started it (agent/server/main.ts is the agent's side):
+ *
+ * 1. stdin: the configuration, {@link AgentConfigDocument};
+ * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the agent made its key pair, whose private
+ *    half never leaves the target;
+ * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run's CA;
+ * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}`, or at any point
+ *    `{"event":"failed","message":...}`.
+ */
+import type { PortStrategy } from "./port-binding.ts";
+
+/** Where the agent sends its callbacks: the workstation's listener, its certificate pinned. */
+export interface CallbackTarget {
+  readonly host: string;
+  readonly port: number;
+  /** SHA-256 fingerprint of the listener's certificate (AB:CD:…): pinned. */
+  readonly fingerprint256: string;
+  /** Heartbeat period (agent/server/workstation-watch.ts); default 15 s. */
+  readonly heartbeatMs?: number;
+  /** No acknowledgement for this long: the workstation is gone and the agent stops; default 60 s. */
+  readonly lostAfterMs?: number;
+}
+
+/**
+ * The configuration the workstation writes as the first line. It holds only public material (the
+ * run CA's certificate) and places; the agent checks it and fills in defaults
+ * (agent/server/config.ts).
+ */
+export interface AgentConfigDocument {
+  readonly runId: string;
+  readonly targetId: string;
+  readonly caCertPem: string;
+  readonly stagingDir: string;
+  /** The agent's program files, removed at stop. */
+  readonly programFiles: readonly string[];
+  /** Default `/var/log/sumac/<runId>`. */
+  readonly logDir?: string;
+  /** No authenticated request for this long and the agent stops; default 10 minutes. */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Where to listen. `port` binds exactly that port (0: any free one); without it the agent binds
+   * `basePort` (default 62286) or the next free port, or with `strategy: "random"` a random free
+   * port in [basePort, basePort + window).
+   */
+  readonly listen: {
+    readonly host: string;
+    readonly port?: number;
+    readonly basePort?: number;
+    readonly strategy?: PortStrategy;
+    readonly window?: number;
+  };
+  /**
+   * The workstation's address as the target sees it. With it, and `firewall` not `none`, the agent
+   * admits that address to its port in nftables while it runs.
+   */
+  readonly workstationAddress?: string;
+  /** Default `nft`. */
+  readonly firewall?: "nft" | "none";
+  readonly maxBodyBytes?: number;
+  readonly limits?: Readonly<Record<string, number>>;
+  /** The workstation's callback listener; optional. */
+  readonly callback?: CallbackTarget;
+}
