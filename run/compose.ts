@@ -1,21 +1,28 @@
 /**
  * The one place where a run's step actors are put together (STYLE.md: composition root): the
- * session registry, the agent artifacts, the run's CA and workstation leaf, the lease client, the
- * firewall, and the step groups of connect.ts, push.ts and exchange-steps.ts over them.
+ * run's CA and workstation leaf, the lease client, the firewall, the agent's bundle and runtime,
+ * one transport per kind of target (actors/target/transports/), and the step groups over them
+ * (actors/target/*-steps.ts) sharing one session registry.
  */
 import { join } from "node:path";
-import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
 import { hostname } from "node:os";
-import type { JobComponent, JobTarget } from "./job/types.ts";
-import type { RunContext, RunSteps } from "./types.ts";
+import { AgentClient } from "../agent/client/client.ts";
+import { startCallbackListener } from "../agent/client/callback-listener.ts";
+import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
 import { selectFirewall } from "../actors/firewall/select.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
 import { agentBundleOnce } from "../actors/target/agent-bundle.ts";
-import { createConnectSteps } from "../actors/target/connect.ts";
-import { createPushSteps } from "../actors/target/push.ts";
-import { runtimeOnce } from "../actors/target/runtime.ts";
+import { createAgentSteps } from "../actors/target/agent-steps.ts";
+import { createConnectSteps } from "../actors/target/connect-steps.ts";
 import { createExchangeSteps } from "../actors/target/exchange-steps.ts";
-import { SessionRegistry } from "../actors/target/sessions.ts";
+import { createFileSteps } from "../actors/target/file-steps.ts";
+import { createPortSteps } from "../actors/target/port-steps.ts";
+import { runtimeOnce } from "../actors/target/posix/runtime.ts";
+import { SessionRegistry } from "../actors/target/session.ts";
+import { localTransport } from "../actors/target/transports/local.ts";
+import { sshTransport } from "../actors/target/transports/ssh.ts";
+import { targetAccess } from "./target-access.ts";
+import type { RunContext, RunSteps } from "./types.ts";
 
 /** The real steps of a run. */
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
@@ -25,7 +32,6 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     run.events.log(targetId, level, line);
   // Run-wide notes: the firewall chosen, rules swept.
   const note = (line: string) => run.events.note(line);
-  const sessions = new SessionRegistry();
   const leases: LeaseClient = createLeaseClient({
     bus: run.leases.transport,
     workerHost: hostname() || "localhost",
@@ -47,21 +53,43 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   }
   const ca = createRunCa({ runId: run.runId, validForMs: 24 * 3_600_000 });
   const client = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
-  const targets = new Map<string, JobTarget>(job.targets.map((t) => [t.id, t]));
-  const components = new Map<string, JobComponent>(job.package.components.map((c) => [c.id, c]));
-
-  const connect = createConnectSteps({
-    targets,
-    sessions,
-    hostKeyPolicy: job.options.hostKeyPolicy,
-    log,
-    env,
-  });
-  const push = createPushSteps({
-    sessions,
+  const agentFiles = {
     agentCache: job.options.agentCache,
     bundle: agentBundleOnce({ outDir: join(run.stateDir, "cache", "agent") }),
     runtime: runtimeOnce(join(run.stateDir, "cache", "runtime")),
+    log,
+  };
+  const sessions = new SessionRegistry();
+  const progress = (targetId: string, componentId: string, percent: number) =>
+    run.events.progress(targetId, componentId, percent);
+  const connect = createConnectSteps({
+    targets: new Map(job.targets.map((t) => [t.id, targetAccess(t, env)])),
+    transports: {
+      ssh: sshTransport({ hostKeyPolicy: job.options.hostKeyPolicy, env, agentFiles, log }),
+      local: localTransport({ env, agentFiles, log }),
+    },
+    sessions,
+    log,
+  });
+  const files = createFileSteps({ sessions });
+  const ports = createPortSteps({
+    runId: run.runId,
+    sessions,
+    ca,
+    leases,
+    firewall,
+    firewallMode: job.options.firewall,
+    agentBasePort: job.options.ports.agent.base,
+    startListener: startCallbackListener,
+    log,
+    progress,
+  });
+  const agent = createAgentSteps({
+    runId: run.runId,
+    sessions,
+    ca,
+    agentPorts: job.options.ports.agent,
+    firewallMode: job.options.firewall,
     log,
   });
   const exchange = createExchangeSteps({
@@ -69,17 +97,15 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     sessions,
     ca,
     client,
+    connectAgent: (options) => AgentClient.connect(options),
     leases,
-    firewall,
-    components,
-    ports: job.options.ports,
-    firewallMode: job.options.firewall,
+    components: new Map(job.package.components.map((c) => [c.id, c])),
     logDir: (targetId) => run.targetLogDir(targetId),
     log,
-    progress: (targetId, componentId, percent) => run.events.progress(targetId, componentId, percent),
+    progress,
   });
   return {
-    steps: { ...connect, ...push, ...exchange },
+    steps: { ...connect, ...files, ...ports, ...agent, ...exchange },
     async close() {
       await leases.close({ release: true, timeoutMs: 5_000 }).catch(() => undefined);
     },

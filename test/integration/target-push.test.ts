@@ -14,13 +14,16 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import ssh2 from "ssh2";
 import { agentBundleOnce } from "../../actors/target/agent-bundle.ts";
-import { createConnectSteps } from "../../actors/target/connect.ts";
-import { agentMarker, startAgentCommand, stopAgentCommand } from "../../actors/target/exchange-steps.ts";
-import { LineReader } from "../../actors/target/line-reader.ts";
-import { createPushSteps } from "../../actors/target/push.ts";
-import { runtimeOnce, type RuntimeArtifact } from "../../actors/target/runtime.ts";
-import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
+import { agentMarker } from "../../actors/target/agent-steps.ts";
+import { createConnectSteps } from "../../actors/target/connect-steps.ts";
+import { createFileSteps } from "../../actors/target/file-steps.ts";
+import { startAgentCommand, stopAgentCommand } from "../../actors/target/posix/agent-process.ts";
+import { LineReader } from "../../actors/target/posix/line-reader.ts";
+import { runtimeOnce, type RuntimeArtifact } from "../../actors/target/posix/runtime.ts";
+import { SessionRegistry, type TargetSession } from "../../actors/target/session.ts";
+import { sshTransport } from "../../actors/target/transports/ssh.ts";
 import type { SshTarget } from "../../run/job/types.ts";
+import { targetAccess } from "../../run/target-access.ts";
 import type { CleanupInput } from "../../machines/target/step-io.ts";
 import type { TargetRef } from "../../machines/target/types.ts";
 import { containerSkipReason } from "../support/engine.ts";
@@ -76,16 +79,21 @@ describe("target push - against linux-target containers", { skip }, () => {
     const lines: string[] = [];
     const log = (_: string, __: string, line: string) => void lines.push(line);
     const ref: TargetRef = { id: target.id, host: target.host, os: "linux", port: target.port };
-    const connect = createConnectSteps({
-      targets: new Map([[target.id, target]]),
-      sessions,
+    const transport = sshTransport({
       hostKeyPolicy: "strict",
       knownHostsPath: join(tmp, "known_hosts"),
-      log,
       env,
       connectTimeoutMs: 20_000,
+      agentFiles: { agentCache, bundle, runtime: pushed, log },
+      log,
     });
-    const push = createPushSteps({ sessions, agentCache, bundle, runtime: pushed, log });
+    const connect = createConnectSteps({
+      targets: new Map([[target.id, targetAccess(target, env)]]),
+      transports: { ssh: transport },
+      sessions,
+      log,
+    });
+    const push = createFileSteps({ sessions });
     const cleanup = (runId: string, sessionId: string | null): CleanupInput => ({
       runId,
       target: ref,
@@ -124,7 +132,7 @@ describe("target push - against linux-target containers", { skip }, () => {
   it("target push - a target with Node >= 18 runs the bundle with its own Node", async () => {
     const s = steps(jobTarget(withNode, "root"));
     const { sessionId } = await s.connect({ runId: "run-n", target: s.ref, attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, s.ref.id);
     assert.match(session.remoteAddress, /^\d+\.\d+\.\d+\.\d+$/);
     assert.match(session.localAddress, /^\d+\.\d+\.\d+\.\d+$/);
     const { agentDir } = await s.pushAgent({ runId: "run-n", target: s.ref, attempt: 0, sessionId }, never);
@@ -156,7 +164,7 @@ describe("target push - against linux-target containers", { skip }, () => {
     const s = steps(jobTarget(plain, "deploy"));
     assert.equal(await sh(plain, "command -v node || echo none"), "none");
     const { sessionId } = await s.connect({ runId: "run-p", target: s.ref, attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, s.ref.id);
     await s.pushAgent({ runId: "run-p", target: s.ref, attempt: 0, sessionId }, never);
     const pushed = session.pushed;
     assert.ok(pushed);
@@ -228,7 +236,7 @@ describe("target push - against linux-target containers", { skip }, () => {
   it("target push - an agent left by a closed channel keeps running; the stop command stops it", async () => {
     const s = steps(jobTarget(withNode, "root"));
     const { sessionId } = await s.connect({ runId: "run-k", target: s.ref, attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, s.ref.id);
     try {
       await s.pushAgent({ runId: "run-k", target: s.ref, attempt: 0, sessionId }, never);
       const pushed = session.pushed!;
@@ -268,7 +276,7 @@ describe("target push - against linux-target containers", { skip }, () => {
     const s = steps(jobTarget(plain, "deploy"), true);
     const stats = (path: string) => sh(plain, `stat -c '%i %y' ${path}`);
     const { sessionId } = await s.connect({ runId: "run-c1", target: s.ref, attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, s.ref.id);
     await s.pushAgent({ runId: "run-c1", target: s.ref, attempt: 0, sessionId }, never);
     const first = session.pushed;
     assert.ok(first);

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { LocalSession } from "../../actors/local/session.ts";
-import { LineReader } from "../../actors/target/line-reader.ts";
-import { startAgentCommand, stopAgentCommand } from "../../actors/target/exchange-steps.ts";
+import { LineReader } from "../../actors/target/posix/line-reader.ts";
+import { startAgentCommand, stopAgentCommand } from "../../actors/target/posix/agent-process.ts";
 
 describe("target steps - line reader", () => {
   it("target steps - lines come one at a time, split across chunks", async () => {

@@ -19,7 +19,7 @@ import {
   probeCommand,
   runtimeFits,
   runtimeOnce,
-} from "../../actors/target/runtime.ts";
+} from "../../actors/target/posix/runtime.ts";
 
 describe("target transport runtime - node versions", () => {
   it("target transport runtime - reads node --version output", () => {

@@ -12,10 +12,13 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { BuiltAgent } from "../../agent/build.ts";
 import type { JobTarget } from "../../run/job/types.ts";
-import { connectError, createConnectSteps } from "../../actors/target/connect.ts";
-import { createPushSteps } from "../../actors/target/push.ts";
-import { SessionRegistry } from "../../actors/target/sessions.ts";
+import { connectError, createConnectSteps } from "../../actors/target/connect-steps.ts";
+import { createFileSteps } from "../../actors/target/file-steps.ts";
+import { SessionRegistry } from "../../actors/target/session.ts";
+import { localTransport } from "../../actors/target/transports/local.ts";
+import { sshTransport } from "../../actors/target/transports/ssh.ts";
 import { SecretUnavailableError } from "../../run/job/secret.ts";
+import { targetAccess } from "../../run/target-access.ts";
 import type { CleanupInput } from "../../machines/target/step-io.ts";
 
 const never = new AbortController().signal;
@@ -68,17 +71,7 @@ function steps(agentCache: boolean, root = runRoot) {
   const lines: string[] = [];
   const log = (_: string, __: string, line: string) => void lines.push(line);
   let runtimeCalls = 0;
-  const connect = createConnectSteps({
-    targets: new Map([localTarget, sshTarget, smbTarget].map((t) => [t.id, t])),
-    sessions,
-    hostKeyPolicy: "strict",
-    knownHostsPath: join(tmp, "known_hosts"),
-    localRunRoot: root,
-    log,
-    env: {},
-  });
-  const push = createPushSteps({
-    sessions,
+  const agentFiles = {
     agentCache,
     bundle: () => Promise.resolve(bundle),
     runtime: () => {
@@ -87,8 +80,24 @@ function steps(agentCache: boolean, root = runRoot) {
     },
     log,
     localLogRoot: logRoot,
+  };
+  const connect = createConnectSteps({
+    targets: new Map([localTarget, sshTarget, smbTarget].map((t) => [t.id, targetAccess(t, {})])),
+    transports: {
+      ssh: sshTransport({
+        hostKeyPolicy: "strict",
+        knownHostsPath: join(tmp, "known_hosts"),
+        env: {},
+        agentFiles,
+        log,
+      }),
+      local: localTransport({ runRoot: root, agentFiles, log }),
+    },
+    sessions,
+    log,
   });
-  return { sessions, lines, ...connect, ...push, runtimeCalls: () => runtimeCalls };
+  const files = createFileSteps({ sessions });
+  return { sessions, lines, ...connect, ...files, runtimeCalls: () => runtimeCalls };
 }
 
 const cleanup = (runId: string, sessionId: string | null): CleanupInput => ({
@@ -105,7 +114,7 @@ describe("target transport steps - connect", () => {
   it("target transport steps - local connect records a local session with numeric addresses", async () => {
     const s = steps(false);
     const { sessionId } = await s.connect({ runId: "r1", target: ref(localTarget), attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, "here");
     assert.equal(session.local, true);
     assert.equal(session.remoteAddress, "127.0.0.1");
     assert.equal(session.localAddress, "127.0.0.1");
@@ -116,11 +125,11 @@ describe("target transport steps - connect", () => {
   it("target transport steps - connecting again replaces the stale session", async () => {
     const s = steps(false);
     const first = await s.connect({ runId: "r1", target: ref(localTarget), attempt: 0 }, never);
-    const old = s.sessions.get(first.sessionId);
+    const old = s.sessions.get(first.sessionId, "here");
     const second = await s.connect({ runId: "r1", target: ref(localTarget), attempt: 1 }, never);
     assert.notEqual(first.sessionId, second.sessionId);
     assert.equal(s.sessions.size, 1);
-    assert.equal(s.sessions.find(first.sessionId), undefined);
+    assert.equal(s.sessions.find("here")?.sessionId, second.sessionId, "the first session is forgotten");
     await assert.rejects(old.shell.exec("true", { timeoutMs: 1_000 }), { code: "COMMAND_FAILED" });
   });
 
@@ -162,9 +171,9 @@ describe("target transport steps - connect", () => {
       code: "UNREACHABLE",
       retryable: true,
     });
-    assert.equal(connectError(sshTarget, transport), transport);
+    assert.equal(connectError(sshTarget.id, transport), transport);
     const wrapped = connectError(
-      sshTarget,
+      sshTarget.id,
       new SecretUnavailableError("secret file /k cannot be read (ENOENT)"),
     );
     assert.ok(wrapped instanceof Error);
@@ -182,7 +191,7 @@ describe("target transport steps - push and remove", () => {
       never,
     );
     assert.equal(agentDir, join(runRoot, "run-a"));
-    const pushed = s.sessions.get(sessionId).pushed;
+    const pushed = s.sessions.get(sessionId, "here").pushed;
     assert.ok(pushed !== undefined);
     assert.equal(pushed.runtimePushed, false);
     assert.equal(pushed.nodePath, process.execPath);
@@ -204,7 +213,7 @@ describe("target transport steps - push and remove", () => {
     await s.removeFiles(cleanup("run-b", sessionId), never);
     await assert.rejects(stat(join(runRoot, "run-b")), { code: "ENOENT" });
     assert.equal(await readFile(join(logDir, "here.log"), "utf8"), "log line\n");
-    assert.equal(s.sessions.get(sessionId).pushed, undefined);
+    assert.equal(s.sessions.get(sessionId, "here").pushed, undefined);
     await s.removeFiles(cleanup("run-b", sessionId), never);
     assert.ok(!(await readdir(runRoot)).includes("cache"));
   });
@@ -213,7 +222,7 @@ describe("target transport steps - push and remove", () => {
     const s = steps(false);
     const { sessionId } = await s.connect({ runId: "run-e", target: ref(localTarget), attempt: 0 }, never);
     await s.pushAgent({ runId: "run-e", target: ref(localTarget), attempt: 0, sessionId }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, "here");
     const removed: string[] = [];
     const remove = session.files.remove.bind(session.files);
     session.files.remove = (path, options) => (removed.push(path), remove(path, options));
@@ -235,7 +244,7 @@ describe("target transport steps - push and remove", () => {
   it("target transport steps - removeFiles works when push never finished or never connected", async () => {
     const s = steps(false);
     const { sessionId } = await s.connect({ runId: "run-c", target: ref(localTarget), attempt: 0 }, never);
-    const session = s.sessions.get(sessionId);
+    const session = s.sessions.get(sessionId, "here");
     await session.files.createRunDir("run-c");
     await session.files.put(Buffer.from("half"), join(runRoot, "run-c", "partial"), { mode: 0o600 });
     await s.removeFiles(cleanup("run-c", sessionId), never);
@@ -248,7 +257,7 @@ describe("target transport steps - push and remove", () => {
     const s = steps(true, cacheRoot);
     const { sessionId } = await s.connect({ runId: "run-d", target: ref(localTarget), attempt: 0 }, never);
     await s.pushAgent({ runId: "run-d", target: ref(localTarget), attempt: 0, sessionId }, never);
-    const cached = s.sessions.get(sessionId).pushed?.bundlePath;
+    const cached = s.sessions.get(sessionId, "here").pushed?.bundlePath;
     assert.equal(cached, join(cacheRoot, "cache", bundle.sha256, basename(bundle.path)));
     const first = await stat(cached);
     await s.removeFiles(cleanup("run-d", sessionId), never);

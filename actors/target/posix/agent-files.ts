@@ -1,39 +1,29 @@
 /**
- * The steps `pushAgent` and `removeFiles`. pushAgent makes the run directory `<runRoot>/<runId>`
- * with `staging/`, probes the target for Node >= 18 (runtime.ts), uploads the agent bundle
- * (checked by SHA-256 on the target) and, where no usable Node is found, this workstation's own
- * Node binary, gzip-compressed, unpacked with `gzip -dc` and checked again. With the agent cache,
- * bundle and runtime live in `<runRoot>/cache/<sha256>/` and are reused while their hash matches.
- * removeFiles removes the run directory; the agent's log directory is outside it and stays.
+ * The agent's files on a POSIX target (over SSH, or this machine's own): push makes the run
+ * directory `<runRoot>/<runId>` with `staging/`, probes the target for Node >= 18 (runtime.ts),
+ * uploads the agent bundle (checked by SHA-256 on the target by the command that starts it) and,
+ * where no usable Node is found, this workstation's own Node binary, gzip-compressed, unpacked with
+ * `gzip -dc` and checked again. With the agent cache, bundle and runtime live in
+ * `<runRoot>/cache/<sha256>/` and are reused while their hash matches. remove takes the run
+ * directory away; the agent's log directory is outside it and stays.
  */
-import { errorClass } from "../../base/errors.ts";
 import { basename, posix } from "node:path";
-import type { BuiltAgent } from "../../agent/build.ts";
-import { localRoots } from "../local/session.ts";
-import { shellQuote } from "../ssh/become.ts";
-import { checkRunName } from "../ssh/files.ts";
-import type { StepLog } from "./connect.ts";
+import type { BuiltAgent } from "../../../agent/build.ts";
+import { localRoots } from "../../local/session.ts";
+import { shellQuote } from "../../ssh/become.ts";
+import { checkRunName } from "../../ssh/files.ts";
+import {
+  AgentBuildError,
+  NoGzipError,
+  NoRuntimeError,
+  PushCommandError,
+  RuntimeHashError,
+} from "../errors.ts";
+
+import type { AgentFiles, StepLog, PushedAgent, TransportSession } from "../transport.ts";
 import { parseProbe, probeCommand, runtimeFits, MIN_NODE_MAJOR, type RuntimeArtifact } from "./runtime.ts";
-import type { PushedAgent, SessionRegistry, TargetSession } from "./sessions.ts";
-import type { StepImpls } from "./steps.ts";
 
-/** The target has no Node >= 18 and this workstation's Node cannot run there. */
-export class NoRuntimeError extends errorClass("NO_RUNTIME") {}
-
-/** The target has no Node >= 18 and no gzip to unpack the runtime pushed to it. */
-export class NoGzipError extends errorClass("NO_GZIP") {}
-
-/** A command of the push (probe, unpacking) failed on the target. */
-export class PushCommandError extends errorClass("PUSH_COMMAND_FAILED") {}
-
-/** The runtime unpacked on the target is not the binary sent (a damaged transfer or disk). */
-export class RuntimeHashError extends errorClass("HASH_MISMATCH") {}
-
-/** The agent bundle could not be built on this workstation. */
-export class AgentBuildError extends errorClass("AGENT_BUILD_FAILED") {}
-
-export interface PushDeps {
-  readonly sessions: SessionRegistry;
+export interface PosixFilesDeps {
   /** Keep bundle and runtime on targets by hash (job option `agentCache`); default: remove them. */
   readonly agentCache: boolean;
   /** The run's agent bundle, built once (agent-bundle.ts `agentBundleOnce`). */
@@ -60,12 +50,12 @@ export function noNodeMessage(targetId: string, found: readonly string[]): strin
   return `${targetId} has no Node >= ${MIN_NODE_MAJOR} (${seen})`;
 }
 
-export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "removeFiles"> {
+export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
   const commandMs = deps.commandTimeoutMs ?? COMMAND_MS;
   const uploadMs = deps.uploadTimeoutMs ?? UPLOAD_MS;
 
   async function run(
-    session: TargetSession,
+    session: TransportSession,
     command: string,
     what: string,
     signal: AbortSignal,
@@ -86,7 +76,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
    * binary's hash covers it.
    */
   async function pushRuntime(
-    session: TargetSession,
+    session: TransportSession,
     runtime: RuntimeArtifact,
     nodePath: string,
     signal: AbortSignal,
@@ -139,7 +129,7 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
    * Makes `<runRoot>/cache/<sha256>`. The run root may be root's (made through sudo for a login
    * that is not root), so where the login cannot make `cache` there, root makes it for the login.
    */
-  async function cacheDirFor(session: TargetSession, dir: string, signal: AbortSignal): Promise<void> {
+  async function cacheDirFor(session: TransportSession, dir: string, signal: AbortSignal): Promise<void> {
     try {
       await session.files.mkdir(dir, { signal, mode: 0o700 });
       return;
@@ -159,8 +149,8 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
   }
 
   return {
-    async pushAgent({ runId, target, sessionId }, signal) {
-      const session = deps.sessions.get(sessionId);
+    async push(session, runId, signal) {
+      const target = { id: session.targetId };
       const log = (line: string): void => deps.log(target.id, "info", line);
       const bundle = await deps.bundle().catch((cause: unknown) => {
         throw new AgentBuildError(`cannot build the agent bundle: ${(cause as Error).message}`, { cause });
@@ -259,20 +249,17 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
         logDir: `${logRoot}/${checkRunName(runId)}`,
         extraPaths: [],
       };
-      session.pushed = pushed;
-      return { agentDir: runDir };
+      return pushed;
     },
 
-    async removeFiles({ runId, target, sessionId }, signal) {
-      const session = deps.sessions.find(sessionId) ?? findForTarget(deps.sessions, target.id);
-      if (session === undefined) return;
+    async remove(session, runId, signal) {
+      const target = { id: session.targetId };
       const runDir = session.pushed?.runDir ?? `${session.files.runRoot}/${checkRunName(runId)}`;
       const extra = session.pushed?.extraPaths ?? [];
       if (session.agentRemovedFiles === true && extra.length === 0) {
         // The agent removed the run directory before it exited 0: no command (and no new SSH
         // session on the target) for what is gone already.
         deps.log(target.id, "debug", `${runDir} was removed by the agent`);
-        delete session.pushed;
         return;
       }
       for (const path of [runDir, ...extra]) {
@@ -285,15 +272,6 @@ export function createPushSteps(deps: PushDeps): Pick<StepImpls, "pushAgent" | "
           await session.files.remove(path, { signal, timeoutMs: commandMs });
         }
       }
-      delete session.pushed;
     },
   };
-}
-
-function findForTarget(sessions: SessionRegistry, targetId: string): TargetSession | undefined {
-  try {
-    return sessions.forTarget(targetId);
-  } catch {
-    return undefined;
-  }
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { isIP } from "node:net";
 import { createGzip } from "node:zlib";
-import { shellQuote } from "../ssh/become.ts";
+import { shellQuote } from "../../ssh/become.ts";
 
 /** The oldest Node the agent bundle runs on (agent/build.ts builds for `node18`). */
 export const MIN_NODE_MAJOR = 18;

@@ -1,5 +1,5 @@
 /**
- * The callback port's firewall rule in the exchange steps: closeFirewall removes it even when its
+ * The callback port's firewall rule in the port steps: closeFirewall removes it even when its
  * open failed (nft may have run before the caller stopped waiting), and a failed open is asked for
  * again on the step's next attempt. Real lease service and callback listener; the firewall is a
  * fake that records its calls.
@@ -10,8 +10,9 @@ import { createRunCa } from "../../agent/client/credentials.ts";
 import type { PortRule, RuleRef, Firewall } from "../../actors/firewall/firewall.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import { startLeaseService } from "../../actors/lease/service.ts";
-import { createExchangeSteps } from "../../actors/target/exchange-steps.ts";
-import { SessionRegistry, type TargetSession } from "../../actors/target/sessions.ts";
+import { startCallbackListener } from "../../agent/client/callback-listener.ts";
+import { createPortSteps } from "../../actors/target/port-steps.ts";
+import { SessionRegistry, type TargetSession } from "../../actors/target/session.ts";
 import { openMemoryBus } from "../../bus/memory.ts";
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -19,8 +20,8 @@ after(async () => {
   for (const undo of cleanup.reverse()) await undo();
 });
 
-describe("target exchange - firewall", () => {
-  it("target exchange - a failed open is closed by closeFirewall and asked for again on the next attempt", async () => {
+describe("target ports - firewall", () => {
+  it("target ports - a failed open is closed by closeFirewall and asked for again on the next attempt", async () => {
     const bus = await openMemoryBus();
     cleanup.push(() => bus.close());
     const service = await startLeaseService({ bus });
@@ -57,19 +58,17 @@ describe("target exchange - firewall", () => {
       remoteAddress: "127.0.0.2",
       localAddress: "127.0.0.1",
       local: false,
+      ports: {},
     } as unknown as TargetSession);
-    const range = (base: number) => ({ base, strategy: "lowest" as const, window: 100 });
-    const steps = createExchangeSteps({
+    const steps = createPortSteps({
       runId: "r1",
       sessions,
       ca: createRunCa({ runId: "r1", validForMs: 60_000 }),
-      client: { certPem: "", keyPem: "" },
       leases,
       firewall,
-      components: new Map(),
-      ports: { workstation: range(60000), callback: range(61000), agent: range(62286) },
       firewallMode: "nftables",
-      logDir: () => Promise.resolve("/nonexistent"),
+      agentBasePort: 62286,
+      startListener: startCallbackListener,
       log: () => undefined,
       progress: () => undefined,
     });

@@ -2,10 +2,9 @@
  * Reads one line at a time from a stream with a size limit and a deadline: the agent's start-up
  * lines on the push channel (a few KiB; anything longer is not the agent talking).
  */
-import { errorClass } from "../../base/errors.ts";
 import type { Readable } from "node:stream";
-
-export class LineReaderError extends errorClass("AGENT_START_FAILED") {}
+import { withDeadline } from "../../../base/deadline.ts";
+import { AgentStartError } from "../errors.ts";
 
 export class LineReader {
   readonly #stream: Readable;
@@ -28,7 +27,7 @@ export class LineReader {
         this.#buffer = this.#buffer.slice(nl + 1);
       }
       if (this.#buffer.length > this.#maxLineBytes) {
-        this.#error = new LineReaderError(`a line of more than ${this.#maxLineBytes} bytes`);
+        this.#error = new AgentStartError(`a line of more than ${this.#maxLineBytes} bytes`);
         stream.destroy();
       }
       this.#wake?.();
@@ -44,28 +43,26 @@ export class LineReader {
   }
 
   /** The next line; rejects at the deadline, on abort, or when the stream ends first. */
-  async next(what: string, timeoutMs: number, signal?: AbortSignal): Promise<string> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const line = this.#lines.shift();
-      if (line !== undefined) return line;
-      if (this.#error !== undefined) throw new LineReaderError(`reading ${what}: ${this.#error.message}`);
-      if (this.#ended) throw new LineReaderError(`the output ended before ${what}`);
-      signal?.throwIfAborted();
-      const left = until - Date.now();
-      if (left <= 0) throw new LineReaderError(`no ${what} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        const onAbort = () => resolve();
-        signal?.addEventListener("abort", onAbort, { once: true });
-        this.#wake = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
+  next(what: string, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+    const timeout = new AgentStartError(`no ${what} within ${timeoutMs} ms`);
+    return withDeadline({ ms: timeoutMs, timeout, signal }, async (stop) => {
+      for (;;) {
+        const line = this.#lines.shift();
+        if (line !== undefined) return line;
+        if (this.#error !== undefined) throw new AgentStartError(`reading ${what}: ${this.#error.message}`);
+        if (this.#ended) throw new AgentStartError(`the output ended before ${what}`);
+        if (stop.aborted) throw stop.reason as Error;
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            stop.removeEventListener("abort", wake);
+            resolve();
+          };
+          stop.addEventListener("abort", wake, { once: true });
+          this.#wake = wake;
+        });
+        this.#wake = undefined;
+      }
+    });
   }
 
   /** Hands every further line to `onLine` (after start-up, to keep the pipe drained). */

@@ -1,0 +1,33 @@
+/**
+ * The workstation's end of a target's agent, as the steps use it: the signed SOAP calls of a
+ * session with the agent (agent/client/client.ts's AgentClient) and the callback listener the
+ * agent reports to (agent/client/callback-listener.ts). The steps are given factories of these,
+ * so that tests can run them against fakes.
+ */
+import type { AgentClientOptions } from "../../agent/client/client.ts";
+import type { CallbackListenerOptions } from "../../agent/client/callback-listener.ts";
+import type { ResultOf } from "../../agent/client/results.ts";
+import type { XmlFields } from "../../agent/protocol/soap-envelope.ts";
+import type { OperationName } from "../../agent/protocol/wire.ts";
+
+/** A session with one agent: one call at a time, each signed and its answer verified. */
+export interface AgentCalls {
+  call<Op extends OperationName>(
+    operation: Op,
+    fields: XmlFields,
+    options?: { timeoutMs?: number },
+  ): Promise<ResultOf<Op>>;
+  close(): void;
+}
+
+/** Opens a session with an agent (AgentClient.connect). */
+export type ConnectAgent = (options: AgentClientOptions) => Promise<AgentCalls>;
+
+/** A callback listener, bound. */
+export interface CallbackListenerHandle {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts a callback listener (startCallbackListener). */
+export type StartCallbackListener = (options: CallbackListenerOptions) => Promise<CallbackListenerHandle>;
