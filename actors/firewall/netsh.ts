@@ -12,13 +12,8 @@
  * taken from the line before the dashes, which works whatever the display language; the messages
  * telling "no rule" and "needs elevation" apart are matched in English only.
  */
-import {
-  createCommandRunner,
-  createSerialQueue,
-  toolFailure,
-  type CommandOutcome,
-  type CommandRunner,
-} from "./command.ts";
+import { createSerialQueue, toolFailure } from "./command.ts";
+import { createCommandRunner, type CommandOutcome, type CommandRunner } from "../../base/command.ts";
 import {
   checkRef,
   checkRule,

@@ -21,7 +21,8 @@
  * its calls is run again alone, so that each gets the error it caused, or none.
  */
 import { isIP } from "node:net";
-import { createCommandRunner, createSerialQueue, toolFailure, type CommandRunner } from "./command.ts";
+import { createSerialQueue, toolFailure } from "./command.ts";
+import { createCommandRunner, type CommandRunner } from "../../base/command.ts";
 import {
   checkRef,
   checkRule,

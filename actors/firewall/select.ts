@@ -3,7 +3,8 @@
  * on Windows, nftables on Linux when `nft` runs and is permitted (probed with a harmless
  * `nft list tables` under a deadline), and none otherwise; the log says what was chosen and why.
  */
-import { createCommandRunner, toolFailure, type CommandRunner } from "./command.ts";
+import { toolFailure } from "./command.ts";
+import { createCommandRunner, type CommandRunner } from "../../base/command.ts";
 import type { Firewall } from "./firewall.ts";
 import { createNetshFirewall } from "./netsh.ts";
 import { createNftablesFirewall, NFT_PROBE_ARGV } from "./nftables.ts";

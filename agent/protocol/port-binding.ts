@@ -7,6 +7,7 @@
  *
  * The only judge of "free" is a real bind: probing first and binding later would race.
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { errorClass } from "../../base/errors.ts";
 import { randomInt } from "node:crypto";
 import type { Server } from "node:net";
@@ -150,29 +151,34 @@ export function listenOnce(
 ): Promise<"bound" | "busy"> {
   // Made when the timer is armed, so the stack names this bind (STYLE.md item 7).
   const timeout = new PortBindTimeoutError(`binding ${host}:${port} took longer than ${timeoutMs} ms`);
-  return new Promise((resolve, reject) => {
-    const settle = (): void => {
-      clearTimeout(timer);
-      server.off("error", onError);
-      server.off("listening", onListening);
-    };
-    const onError = (error: NodeJS.ErrnoException): void => {
-      settle();
-      if (error.code === "EADDRINUSE") resolve("busy");
-      else reject(new PortBindFailedError(`cannot bind ${host}:${port}: ${error.message}`, { cause: error }));
-    };
-    const onListening = (): void => {
-      settle();
-      resolve("bound");
-    };
-    const timer = setTimeout(() => {
-      settle();
-      server.close();
-      reject(timeout);
-    }, timeoutMs);
-    server.once("error", onError);
-    server.once("listening", onListening);
-    // exclusive: in a cluster worker, a port held by a sibling must count as busy, not be shared.
-    server.listen({ host, port, exclusive: true });
-  });
+  const bind = (stop: AbortSignal) =>
+    new Promise<"bound" | "busy">((resolve, reject) => {
+      const detach = (): void => {
+        server.off("error", onError);
+        server.off("listening", onListening);
+      };
+      const onError = (error: NodeJS.ErrnoException): void => {
+        detach();
+        if (error.code === "EADDRINUSE") resolve("busy");
+        else
+          reject(new PortBindFailedError(`cannot bind ${host}:${port}: ${error.message}`, { cause: error }));
+      };
+      const onListening = (): void => {
+        detach();
+        resolve("bound");
+      };
+      stop.addEventListener(
+        "abort",
+        () => {
+          detach();
+          server.close();
+        },
+        { once: true },
+      );
+      server.once("error", onError);
+      server.once("listening", onListening);
+      // exclusive: in a cluster worker, a port held by a sibling must count as busy, not be shared.
+      server.listen({ host, port, exclusive: true });
+    });
+  return withDeadline({ ms: timeoutMs, timeout }, bind);
 }

@@ -14,13 +14,15 @@
  * a `drop` in another table's input chain (a distribution's own firewall) still drops it. Our pair
  * narrows the port to the workstation everywhere, and opens it where nothing else drops it.
  */
-import { spawn } from "node:child_process";
 import { isIP } from "node:net";
+import { createCommandRunner, type CommandOutcome } from "../../base/command.ts";
 
 export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "sumac_agent";
 export const NFT_CHAIN = "input";
 const DEFAULT_NFT_TIMEOUT_MS = 5_000;
+/** More output than nft gives for sumac's chain (a few rules) is not nft talking. */
+const NFT_MAX_OUTPUT = 1024 * 1024;
 /** nftables keeps at most 128 bytes of a rule's comment (NFT_USERDATA_MAXLEN applies to the whole). */
 const MAX_COMMENT = 128;
 
@@ -45,13 +47,8 @@ export type FirewallResult =
   | { readonly status: "failed"; readonly reason: "timeout" | "nft-error"; readonly detail: string };
 
 /** One run of nft: exit code and output, or ENOENT when there is no binary. */
-export interface NftOutcome {
-  readonly exitCode: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly missing?: boolean;
-  readonly timedOut?: boolean;
-}
+/** What one run of nft gave (base/command.ts). */
+export type NftOutcome = CommandOutcome;
 
 /** Runs nft with `args` and `stdin`; the agent's is {@link createNftRunner}, tests may inject one. */
 export type NftRunner = (args: readonly string[], stdin?: string) => Promise<NftOutcome>;
@@ -147,42 +144,20 @@ export async function deregisterAgentPort(rule: AgentPortRule, nft: NftRunner): 
 }
 
 /**
- * Runs `command` (default `["nft"]`; e.g. `["ip", "netns", "exec", ns, "nft"]`) with a deadline:
- * at `timeoutMs` the process is killed and the outcome says `timedOut`.
+ * Runs `command` (default `["nft"]`; e.g. `["ip", "netns", "exec", ns, "nft"]`) with a deadline
+ * (the outcome says `timedOut`) and a cap on its output (`tooLarge`): nft's listing of the chain is
+ * small, and anything past the cap is not nft talking.
  */
 export function createNftRunner(
   options: { readonly command?: readonly string[]; readonly timeoutMs?: number } = {},
 ): NftRunner {
-  const [file = "nft", ...prefix] = options.command ?? ["nft"];
-  const timeoutMs = options.timeoutMs ?? DEFAULT_NFT_TIMEOUT_MS;
-  return (args, stdin) =>
-    new Promise((resolve) => {
-      const child = spawn(file, [...prefix, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      let settled = false;
-      const finish = (outcome: NftOutcome): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(outcome);
-      };
-      // At the deadline: kill, and answer now rather than on "close", which waits for every holder
-      // of the pipes (a wrapper's children too).
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        child.stdout.destroy();
-        child.stderr.destroy();
-        const note = `nft did not finish within ${timeoutMs} ms`;
-        finish({ exitCode: null, stdout, stderr: `${stderr}${note}`, timedOut: true });
-      }, timeoutMs);
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-      child.stdin.on("error", () => undefined); // EPIPE when nft exits before reading
-      child.stdin.end(stdin ?? "");
-      child.on("error", (error: NodeJS.ErrnoException) =>
-        finish({ exitCode: null, stdout, stderr: error.message, missing: error.code === "ENOENT" }),
-      );
-      child.on("close", (exitCode) => finish({ exitCode, stdout, stderr, timedOut: false }));
-    });
+  const run = createCommandRunner({
+    prefix: options.command ?? ["nft"],
+    timeoutMs: options.timeoutMs ?? DEFAULT_NFT_TIMEOUT_MS,
+    maxOutputBytes: NFT_MAX_OUTPUT,
+  });
+  return async (args, stdin) => {
+    const out = await run(args, stdin === undefined ? {} : { stdin });
+    return { ...out, timedOut: out.timedOut === true };
+  };
 }

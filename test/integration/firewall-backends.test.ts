@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { createCommandRunner } from "../../actors/firewall/command.ts";
+import { createCommandRunner } from "../../base/command.ts";
 import { FirewallError, type PortRule } from "../../actors/firewall/firewall.ts";
 import { createNftablesFirewall, nftTag } from "../../actors/firewall/nftables.ts";
 import { selectFirewall } from "../../actors/firewall/select.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CommandOutcome, CommandRunner } from "../../actors/firewall/command.ts";
+import type { CommandOutcome, CommandRunner } from "../../base/command.ts";
 import { FirewallError, type PortRule } from "../../actors/firewall/firewall.ts";
 import {
   createNetshFirewall,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CommandOutcome, CommandRunner } from "../../actors/firewall/command.ts";
+import type { CommandOutcome, CommandRunner } from "../../base/command.ts";
 import { NFT_PROBE_ARGV } from "../../actors/firewall/nftables.ts";
 import { createNoneFirewall } from "../../actors/firewall/none.ts";
 import { selectFirewall, type FirewallMode } from "../../actors/firewall/select.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createCommandRunner } from "../../actors/firewall/command.ts";
+import { createCommandRunner } from "../../base/command.ts";
 
 // Real child processes: the Node binary running this test, so nothing else needs to be installed.
 const node = process.execPath;
