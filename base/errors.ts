@@ -34,6 +34,19 @@ export function errorClass<C extends ErrorCode>(code: C) {
   };
 }
 
+/**
+ * A test for a family of failure kinds (the lease client's, message security's), by their codes.
+ *
+ * @example
+ * export const isLeaseError = errorGuard(["LEASE_EXHAUSTED", "LEASE_UNKNOWN"]);
+ */
+export function errorGuard<const C extends ErrorCode>(
+  codes: readonly C[],
+): (error: unknown) => error is SumacError<C> {
+  const family: ReadonlySet<string> = new Set(codes);
+  return (error): error is SumacError<C> => isSumacError(error) && family.has(error.code);
+}
+
 /** True for sumac's errors, so that callers can tell them from programming errors. */
 export function isSumacError(error: unknown): error is SumacError {
   return error instanceof SumacError;

@@ -1,5 +1,5 @@
 /**
- * The agent (issue 3, Acceptance): median milliseconds of a key pair plus a certificate issued on
+ * The agent: median milliseconds of a key pair plus a certificate issued on
  * it, median milliseconds of a TLS handshake plus Hello on a new connection to an in-process agent,
  * Hello calls per second on one kept-alive connection, and the agent bundle's size (raw, gzipped).
  *

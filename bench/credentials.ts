@@ -1,5 +1,5 @@
 /**
- * Certificate issuance for the agent's mutual TLS (issue 3, item 4): median and p90 milliseconds of
+ * Certificate issuance for the agent's mutual TLS: median and p90 milliseconds of
  * key pair generation, run CA creation, a leaf with a new key, and a leaf on a supplied public key,
  * for every library tried. Requirement: a key plus a certificate in at most 5 ms median.
  *

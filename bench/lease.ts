@@ -22,7 +22,7 @@
  * not run out. Warm-up, not counted: an in-process round of 1 s before the in-process rows, and the
  * first second of each NATS row (its client process starts cold).
  *
- * Run: `npm run bench -- lease [SECONDS] [ROW...]` (default 2 s per row). Targets (issue 4):
+ * Run: `npm run bench -- lease [SECONDS] [ROW...]` (default 2 s per row). Targets:
  * >= 100,000 grants/s in-process; >= 5,000 grants/s over NATS with p99 <= 20 ms.
  */
 import { spawn } from "node:child_process";

@@ -17,20 +17,19 @@ import {
   type Subscription as NatsSubscription,
 } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import {
-  type Bus,
-  type BusMessage,
-  type Deadline,
-  type EventStream,
-  type KvOptions,
-  type KvStore,
-  type StreamOptions,
-  type Subscription,
-  type WorkQueue,
-  type WorkQueueOptions,
-  BusError,
-  redactUrlCredentials,
+import type {
+  Bus,
+  BusMessage,
+  Deadline,
+  EventStream,
+  KvOptions,
+  KvStore,
+  StreamOptions,
+  Subscription,
+  WorkQueue,
+  WorkQueueOptions,
 } from "./bus.ts";
+import { BusError, redactUrlCredentials } from "./bus.ts";
 import {
   checkPattern,
   checkSize,

@@ -2,7 +2,7 @@
  * The one place where a run's step actors are put together (STYLE.md: composition root): the
  * run's CA and workstation leaf, the lease client, the firewall, the agent's bundle and runtime,
  * one transport per kind of target (actors/target/transports/), and the step groups over them
- * (actors/target/*-steps.ts) sharing one session registry.
+ * (the `*-steps.ts` files of actors/target/) sharing one session registry.
  */
 import { join } from "node:path";
 import { hostname } from "node:os";

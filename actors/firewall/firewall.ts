@@ -1,5 +1,5 @@
 /**
- * Firewall registration of the ports a run uses (DESIGN.md "Firewalls"; issue 4, part 3): while a
+ * Firewall registration of the ports a run uses (DESIGN.md "Firewalls"): while a
  * lease lasts, its port is reachable from the one peer that needs it, and nothing else. One
  * interface, three backends (`nftables.ts`, `netsh.ts`, `none.ts`), chosen by `select.ts`.
  *

@@ -2,7 +2,7 @@
  * Errors of the lease client (STYLE.md item 6): one class per failure kind, its code from
  * base/error-codes.ts. The statuses of the service's replies (`exhausted`, ...) map to these.
  */
-import { errorClass, type SumacError, isSumacError } from "../../base/errors.ts";
+import { errorClass, errorGuard, type SumacError } from "../../base/errors.ts";
 import type { LeaseErrorCode } from "../../bus/schemas/lease.ts";
 
 const LEASE_CODES = [
@@ -20,9 +20,7 @@ const LEASE_CODES = [
 export type LeaseError = SumacError<(typeof LEASE_CODES)[number]>;
 
 /** Whether `error` is a failure of the lease client (rather than of the bus under it, or a bug). */
-export function isLeaseError(error: unknown): error is LeaseError {
-  return isSumacError(error) && (LEASE_CODES as readonly string[]).includes(error.code);
-}
+export const isLeaseError = errorGuard(LEASE_CODES);
 
 /** Every port of the range up to its cap is leased or busy; retry once some are released. */
 export class LeaseExhaustedError extends errorClass("LEASE_EXHAUSTED") {}

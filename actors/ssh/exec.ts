@@ -100,6 +100,25 @@ function followSudo(
   return handshake;
 }
 
+/**
+ * How a call on a channel ends, once: the first failure (or the deadline or an abort, through
+ * `stop`) stops the channel, when it is open, and rejects; whatever comes later does nothing.
+ */
+function channelCall(stop: AbortSignal, reject: (error: Error) => void) {
+  const call = {
+    channel: undefined as ClientChannel | undefined,
+    done: false,
+    fail: (error: Error): void => {
+      if (call.done) return;
+      call.done = true;
+      if (call.channel) stopChannel(call.channel);
+      reject(error);
+    },
+  };
+  stop.addEventListener("abort", () => call.fail(stop.reason as Error), { once: true });
+  return call;
+}
+
 /** Runs `command` to completion, collecting its output. */
 export function runExec(
   host: ChannelHost,
@@ -116,22 +135,15 @@ export function runExec(
   const wrapped = wrapCommand(command, { become, remoteTimeoutMs: timeoutMs + REMOTE_GRACE_MS });
   const run = (stop: AbortSignal) =>
     new Promise<ExecResult>((resolve, reject) => {
-      let channel: ClientChannel | undefined;
-      let done = false;
+      // At the deadline, on abort, or on a failure of its own, the command is stopped on the target.
+      const call = channelCall(stop, reject);
+      const fail = call.fail;
       let started = false;
       let handshake: SudoHandshake | undefined;
       let exit: { code: number | null; signal: string | null } | undefined;
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       const sizes = { out: 0, err: 0 };
-      // At the deadline, on abort, or on a failure of its own, the command is stopped on the target.
-      const fail = (error: Error): void => {
-        if (done) return;
-        done = true;
-        if (channel) stopChannel(channel);
-        reject(error);
-      };
-      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
 
       const collect = (into: Buffer[], which: "out" | "err") => (chunk: Buffer) => {
         sizes[which] += chunk.length;
@@ -147,8 +159,8 @@ export function runExec(
 
       host.openExec(wrapped.line, stop).then(
         (ch) => {
-          if (done) return stopChannel(ch);
-          channel = ch;
+          if (call.done) return stopChannel(ch);
+          call.channel = ch;
           ch.on("error", (error: Error) =>
             fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error })),
           );
@@ -171,8 +183,8 @@ export function runExec(
                 ),
               );
             }
-            if (done) return;
-            done = true;
+            if (call.done) return;
+            call.done = true;
             resolve({
               exitCode: exit.code,
               signal: exit.signal,
@@ -217,21 +229,14 @@ export function spawnProcess(
   const wrapped = wrapCommand(command, { become });
   const start = (stop: AbortSignal) =>
     new Promise<RemoteProcess>((resolve, reject) => {
-      let channel: ClientChannel | undefined;
-      let done = false;
       // Until it has started: at the deadline, on abort, or on a failure, the process is stopped.
-      const fail = (error: Error): void => {
-        if (done) return;
-        done = true;
-        if (channel) stopChannel(channel);
-        reject(error);
-      };
-      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
+      const call = channelCall(stop, reject);
+      const fail = call.fail;
 
       host.openExec(wrapped.line, stop).then(
         (ch) => {
-          if (done) return stopChannel(ch);
-          channel = ch;
+          if (call.done) return stopChannel(ch);
+          call.channel = ch;
           const stderr = new PassThrough();
           let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
           ch.on("exit", (code: number | null, sig?: string) => {
@@ -253,8 +258,8 @@ export function spawnProcess(
             become,
             {
               ready: (rest) => {
-                if (done) return;
-                done = true;
+                if (call.done) return;
+                call.done = true;
                 if (rest.length > 0) stderr.write(rest);
                 const kill = (sig: "TERM" | "KILL" | "INT" | "HUP" = "TERM"): void => stopChannel(ch, sig);
                 // Once started, an abort stops the process rather than failing the start.

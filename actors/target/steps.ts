@@ -1,8 +1,8 @@
 /**
  * The step actors of the target machine, as plain async functions, and the one place they become
- * XState actors (`provideSteps`). Each group of steps is written as a factory over the run's
- * resources (`connect.ts`, `push.ts`, `ports.ts`, `agent-steps.ts`); `compose.ts` puts them
- * together for a run.
+ * XState actors (`provideSteps`). Each group of steps is written as a factory over the interfaces
+ * it needs (`connect-steps.ts`, `file-steps.ts`, `port-steps.ts`, `agent-steps.ts`,
+ * `exchange-steps.ts`); run/compose.ts puts them together for a run.
  */
 import { fromPromise } from "xstate";
 import { targetMachine } from "../../machines/target/target.machine.ts";

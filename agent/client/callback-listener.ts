@@ -1,5 +1,5 @@
 /**
- * The workstation's callback listener (issue 3, item 3): agents send progress, output lines and
+ * The workstation's callback listener: agents send progress, output lines and
  * install results here instead of waiting to be asked. An `https.Server` with the same mutual TLS
  * 1.3 as the agent's server (client certificate from the run CA required), each agent's certificate
  * pinned by fingerprint on top, bound at 61000 or the next free port (`agent/protocol/port-binding.ts`).
@@ -44,7 +44,7 @@ import {
 } from "../protocol/wire.ts";
 import { faultEnvelope } from "../protocol/soap-envelope.ts";
 
-/** The callback listener's base port: the 61000+ range of issue 3. */
+/** The callback listener's base port: the workstation's 61000+ range (DESIGN.md "Ports"). */
 export const DEFAULT_CALLBACK_PORT = 61000;
 /** A Notify is one line or one result; 64 KiB is ample. */
 export const DEFAULT_CALLBACK_MAX_BODY_BYTES = 64 * 1024;

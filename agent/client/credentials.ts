@@ -8,7 +8,7 @@
  *   `@peculiar/x509` over WebCrypto, `pkijs` and `jsrsasign` (leaf with a new key, median of three
  *   runs under load: 0.78 ms, against 2.2, 1.2 and 42 ms), this pairing was the fastest, is
  *   synchronous, and needs no global `reflect-metadata` polyfill, DI container or crypto engine.
- * - The agent's private key never leaves the target: the agent makes its own (protocol/key-pair.ts), sends
+ * - The agent's private key never leaves the target: the agent makes its own (agent/protocol/key-pair.ts), sends
  *   back only its SPKI public key over the push channel (SSH or signed SMB, which already protect
  *   integrity), and the workstation issues the server leaf on that key. A PKCS#10 CSR would add a
  *   proof of possession, but the TLS 1.3 CertificateVerify (RFC 8446 4.4.3) proves possession on
@@ -59,7 +59,7 @@ export interface IssuedLeafWithKey extends IssuedCertificate {
 
 /**
  * Which end of TLS a leaf authenticates: selects extKeyUsage serverAuth, clientAuth, or both (an
- * agent that also connects to the workstation's callback listener, issue 3 item 3).
+ * agent that also connects to the workstation's callback listener).
  */
 export type LeafUsage = "server" | "client" | "server-and-client";
 
@@ -120,7 +120,7 @@ export function createRunCa(options: {
  * critical), extKeyUsage serverAuth or clientAuth, subjectAltName, a random positive 16-byte
  * serial, notBefore backdated by {@link CLOCK_SKEW_BACKDATE_MS}, notAfter no later than the CA's.
  *
- * With `publicKey` (an SPKI PEM from protocol/key-pair.ts on the other machine) only the
+ * With `publicKey` (an SPKI PEM from agent/protocol/key-pair.ts on the other machine) only the
  * certificate comes back; without it a new key pair is made and its PKCS#8 PEM is returned too.
  *
  * @example

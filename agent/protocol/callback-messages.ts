@@ -1,5 +1,5 @@
 /**
- * The messages an agent sends back to the workstation's callback listener (issue 3, item 3): a
+ * The messages an agent sends back to the workstation's callback listener: a
  * SOAP 1.1 `Notify` request in the agent namespace, answered by `NotifyResponse`. The same envelope
  * writer, XML guard and fault format as the agent's own operations, so one parser and one set of
  * error codes cover both directions of the protocol.

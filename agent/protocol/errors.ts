@@ -6,7 +6,7 @@
  * workstation's callback listener).
  */
 import { isErrorCode } from "../../base/error-codes.ts";
-import { errorClass, SumacError, isSumacError } from "../../base/errors.ts";
+import { errorClass, errorGuard, SumacError } from "../../base/errors.ts";
 
 // What the agent refuses or fails at.
 
@@ -56,7 +56,8 @@ export class NotFoundError extends errorClass("NOT_FOUND") {}
 // bytes again fails the same way, and a sender that means to retry makes a new message (new
 // sequence number, nonce and MAC).
 
-const MESSAGE_SECURITY_CODES = [
+/** Whether `error` is a rejection by message security; branch on `code`. */
+export const isMessageSecurityError = errorGuard([
   "MALFORMED_HEADER",
   "UNKNOWN_SESSION",
   "BAD_MAC",
@@ -64,15 +65,7 @@ const MESSAGE_SECURITY_CODES = [
   "FUTURE_TIMESTAMP",
   "REPLAYED",
   "OUT_OF_ORDER",
-] as const;
-
-/** Any message that message security rejected; branch on `code`. */
-export type MessageSecurityError = SumacError<(typeof MESSAGE_SECURITY_CODES)[number]>;
-
-/** Whether `error` is a rejection by message security. */
-export function isMessageSecurityError(error: unknown): error is MessageSecurityError {
-  return isSumacError(error) && (MESSAGE_SECURITY_CODES as readonly string[]).includes(error.code);
-}
+]);
 
 /** The header is missing, has other fields, or a field has the wrong type, form or size. */
 export class MalformedHeaderError extends errorClass("MALFORMED_HEADER") {}

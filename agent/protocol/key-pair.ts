@@ -1,7 +1,7 @@
 /**
  * The key pairs of the agent's mutual TLS: ECDSA P-256 (RFC 5480), made with node:crypto alone so
  * that the agent, which makes its own on the target, carries no certificate builder in its bundle.
- * The workstation makes the run CA's and its own leaves' keys the same way (client/credentials.ts).
+ * The workstation makes the run CA's and its own leaves' keys the same way (agent/client/credentials.ts).
  */
 import { generateKeyPairSync } from "node:crypto";
 

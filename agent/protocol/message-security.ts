@@ -1,5 +1,5 @@
 /**
- * Message security of every SOAP message in both directions (issue 3, item 5), as pure functions:
+ * Message security of every SOAP message in both directions, as pure functions:
  * no sockets, no XML. Each message carries a {@link SecurityHeader} (session id, sequence number,
  * nonce, timestamp, MAC); the MAC is HMAC-SHA-256 (RFC 2104) over {@link canonicalBytes}, keyed with
  * key material exported from the message's own TLS connection (RFC 8446 7.5, RFC 5705), so a

@@ -100,7 +100,7 @@ export function decodeSecurityHeader(value: string | string[] | undefined): unkn
   }
 }
 
-/** The URL path of the workstation's callback listener (issue 3, item 3). */
+/** The URL path of the workstation's callback listener. */
 export const CALLBACK_PATH = "/sumac-callback";
 /** The one operation of the callback listener; its answer is signed as `NotifyResponse`. */
 export const NOTIFY_OPERATION = "Notify";

@@ -1,5 +1,5 @@
 /**
- * The agent's side of the callback channel (issue 3, item 3): a pinned mutual-TLS connection to
+ * The agent's side of the callback channel: a pinned mutual-TLS connection to
  * the workstation's callback listener (`agent/client/callback-listener.ts`), opened on first use, with a
  * message-security session from its TLS exporter (context `callbackContext(runId)`); each message
  * a signed `Notify` whose signed acknowledgement is verified.

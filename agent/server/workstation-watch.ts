@@ -1,5 +1,5 @@
 /**
- * Orphan protection, second half (issue 3, item 8): "when its workstation stops answering". The
+ * Orphan protection, second half: "when its workstation stops answering". The
  * idle clock (`idle-watch.ts`) only sees requests that arrive; an agent busy with a long install,
  * or one whose workstation crashed between calls, needs to ask. With a callback listener
  * configured, the agent sends a heartbeat `Notify` every `heartbeatMs`; when no message of any
