@@ -52,7 +52,7 @@ export interface RemoteProcess {
    * Sends a signal to the process (TERM by default) and closes its channel. Over SSH the signal is
    * a request the server may refuse (OpenSSH does for root logins), and a process that does not end
    * with its channel then keeps running: whoever must be sure it stops finds it on the target (the
-   * agent: `stopAgentCommand` in actors/target/exchange-steps.ts).
+   * agent: `stopAgentCommand` in actors/target/posix/agent-process.ts).
    */
   kill(signal?: "TERM" | "KILL" | "INT" | "HUP"): void;
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- fleet [TARGETS] [ROUNDS]`: the issue-5 fleet figures, side by side in one run.
+ * `npm run bench -- fleet [TARGETS] [ROUNDS]`: the fleet figures, side by side in one run.
  *
  * 1. Real fleet: TARGETS `linux-target-node` containers (default 20). Each round deploys a 1 MiB
  *    component with `sumac deploy` (the CLI, embedded default, a fresh state directory) and, on
