@@ -3,7 +3,7 @@
  * through it, or through a library's own deadline that it backs up.
  */
 
-export interface DeadlineOptions {
+export interface DeadlineOptions<T = unknown> {
   /** Milliseconds from the call. */
   readonly ms: number;
   /**
@@ -20,6 +20,12 @@ export interface DeadlineOptions {
    * reaped). The work must then settle on its signal; the result is what it settles with.
    */
   readonly waitForWork?: boolean;
+  /**
+   * Called with what the work gives when it gives it too late (the deadline passed, or the caller
+   * aborted, while its value was on its way): a process, a session, a socket the caller will never
+   * see, to be closed.
+   */
+  readonly dispose?: (value: T) => void;
 }
 
 /**
@@ -34,18 +40,20 @@ export interface DeadlineOptions {
  * const result = await withDeadline({ ms, timeout, signal }, (stop) => runCommand(command, stop));
  */
 export function withDeadline<T>(
-  options: DeadlineOptions,
+  options: DeadlineOptions<T>,
   work: (signal: AbortSignal) => Promise<T> | T,
 ): Promise<T> {
   const outer = options.signal;
   if (outer?.aborted === true) return Promise.reject(reasonOf(outer));
   const controller = new AbortController();
+  let stopped = false;
   return new Promise<T>((resolve, reject) => {
     const finish = (): void => {
       clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);
     };
     const stop = (reason: Error): void => {
+      stopped = true;
       finish();
       if (options.waitForWork !== true) reject(reason);
       controller.abort(reason);
@@ -62,6 +70,7 @@ export function withDeadline<T>(
     pending.then(
       (value) => {
         finish();
+        if (stopped && options.waitForWork !== true) options.dispose?.(value);
         resolve(value);
       },
       () => {

@@ -155,8 +155,3 @@ export const ERROR_CODES = {
 
 /** A code of the table. */
 export type ErrorCode = keyof typeof ERROR_CODES;
-
-/** Whether `code` is one of the table (for codes that arrive from elsewhere: a fault, a snapshot). */
-export function isErrorCode(code: unknown): code is ErrorCode {
-  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code);
-}

@@ -1,6 +1,6 @@
 /**
  * The `sumac` command line, without process globals (testable): `deploy` and `inventory` run a
- * job (cli/run/), `--help` and `--version` answer. Output goes to the injected streams and the
+ * job (command.ts, over the run engine in run/), `--help` and `--version` answer. Output goes to the injected streams and the
  * exit code is returned, never passed to `process.exit`.
  *
  * The step implementations of a run are given by the caller (`cli/sumac.ts` passes the real ones

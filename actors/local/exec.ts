@@ -199,7 +199,11 @@ export async function spawnLocal(
       child.stderr.on("data", onData);
       void exited.then(() => done(sudoRefusal(sudoSaid)));
     });
-  await withDeadline({ ms: options.startTimeoutMs, timeout, signal: options.signal }, started);
+  await withDeadline(
+    // Started just as the deadline passed or the caller gave up: nobody will stop it but this.
+    { ms: options.startTimeoutMs, timeout, signal: options.signal, dispose: () => terminate(child) },
+    started,
+  );
   options.signal?.addEventListener("abort", () => terminate(child), { once: true });
   return {
     stdin: child.stdin,

@@ -218,6 +218,8 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
       ms: Math.max(1, timeoutMs - (Date.now() - started)),
       timeout: () => (verdict?.ok === false ? verdict.error : timeout),
       signal,
+      // Logged in just as the deadline passed or the caller gave up: nobody else will close it.
+      dispose: (session) => void session.close().catch(() => undefined),
     },
     login,
   );

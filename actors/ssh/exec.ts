@@ -279,5 +279,6 @@ export function spawnProcess(
         (error: Error) => fail(error),
       );
     });
-  return withDeadline({ ms: startTimeoutMs, timeout, signal }, start);
+  // Started just as the deadline passed or the caller gave up: nobody else will stop it.
+  return withDeadline({ ms: startTimeoutMs, timeout, signal, dispose: (process) => process.kill() }, start);
 }

@@ -5,7 +5,7 @@
  * signed call sees (the workstation's client of an agent, and the agent's client of the
  * workstation's callback listener).
  */
-import { isErrorCode } from "../../base/error-codes.ts";
+import type { ErrorCode } from "../../base/error-codes.ts";
 import { errorClass, errorGuard, SumacError } from "../../base/errors.ts";
 
 // What the agent refuses or fails at.
@@ -91,9 +91,40 @@ export class OutOfOrderError extends errorClass("OUT_OF_ORDER") {}
 // What the caller of a signed call sees.
 
 /**
- * The peer answered with a fault. `code` is the code the fault carries when it is one of sumac's
- * (BAD_MAC, REPLAYED, ...), else AGENT_RESPONSE; whether it is retried is this side's table's
- * say, not the peer's.
+ * The codes a peer may put in a fault: what the agent refuses or fails at, what message security
+ * rejects, and the callback listener's refusal of an agent it does not know. Any other code in a
+ * fault (a target claiming a host key mismatch or a lease failure of the workstation's) is not
+ * believed.
+ */
+const FAULT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "BODY_TOO_LARGE",
+  "XML_FORBIDDEN",
+  "MALFORMED_XML",
+  "UNKNOWN_OPERATION",
+  "INVALID_REQUEST",
+  "PATH_ESCAPES_STAGING",
+  "STAGED_FILE_MISSING",
+  "STAGED_FILE_MISMATCH",
+  "DEADLINE_EXCEEDED",
+  "INSTALL_IN_PROGRESS",
+  "SHUTTING_DOWN",
+  "COMMAND_FAILED",
+  "INTERNAL",
+  "NOT_FOUND",
+  "MALFORMED_HEADER",
+  "UNKNOWN_SESSION",
+  "BAD_MAC",
+  "STALE_TIMESTAMP",
+  "FUTURE_TIMESTAMP",
+  "REPLAYED",
+  "OUT_OF_ORDER",
+  "UNKNOWN_AGENT",
+]);
+
+/**
+ * The peer answered with a fault. `code` is the code the fault carries when a peer may send it
+ * (BAD_MAC, REPLAYED, ...), else AGENT_RESPONSE; whether it is retried is this side's table's say,
+ * not the peer's.
  */
 export class AgentFaultError extends SumacError {
   /** The HTTP status the fault came with. */
@@ -101,7 +132,7 @@ export class AgentFaultError extends SumacError {
 
   constructor(fault: { code: string; message: string; status: number }) {
     super(
-      isErrorCode(fault.code) ? fault.code : "AGENT_RESPONSE",
+      FAULT_CODES.has(fault.code) ? (fault.code as ErrorCode) : "AGENT_RESPONSE",
       `agent fault ${fault.code}: ${fault.message}`,
     );
     this.status = fault.status;

@@ -83,7 +83,7 @@ export function connectToAgent(options: AgentConnectOptions): Promise<TLSSocket>
       };
       socket.once("error", onError);
     });
-  return withDeadline({ ms: timeoutMs, timeout }, open);
+  return withDeadline({ ms: timeoutMs, timeout, dispose: (socket) => socket.destroy() }, open);
 }
 
 /**

@@ -180,5 +180,8 @@ export function listenOnce(
       // exclusive: in a cluster worker, a port held by a sibling must count as busy, not be shared.
       server.listen({ host, port, exclusive: true });
     });
-  return withDeadline({ ms: timeoutMs, timeout }, bind);
+  return withDeadline(
+    { ms: timeoutMs, timeout, dispose: (outcome) => void (outcome === "bound" && server.close()) },
+    bind,
+  );
 }

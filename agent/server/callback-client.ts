@@ -10,6 +10,7 @@
  * messages are dropped unsent for a short back-off, so an unreachable workstation costs one
  * deadline, not one per output line.
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { postSigned, type SignedAnswer } from "../protocol/signed-http.ts";
 import type { TLSSocket } from "node:tls";
 import type { AgentLog } from "./agent-log.ts";
@@ -98,9 +99,8 @@ export class CallbackClient {
 
   /** Resolves once every queued message is delivered or dropped, or after `ms`. */
   async flush(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#queue, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-    clearTimeout(timer);
+    const late = new Error(`callbacks still queued after ${ms} ms`);
+    await withDeadline({ ms, timeout: late }, () => this.#queue).catch(() => undefined);
   }
 
   /** When the listener last acknowledged a message (ms since the epoch, on `now`), if ever. */
@@ -130,15 +130,9 @@ export class CallbackClient {
     const { log, backoffMs = 5_000, timeoutMs = 10_000, now = Date.now } = this.#options;
     if (this.#closed) return false;
     if (now() < this.#backoffUntil) return false;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new AgentResponseError(`no acknowledgement within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
+    const timeout = () => new AgentResponseError(`no acknowledgement within ${timeoutMs} ms`);
     try {
-      await Promise.race([this.#exchange(message), expired]);
+      await withDeadline({ ms: timeoutMs, timeout }, () => this.#exchange(message));
       this.#lastAcknowledged = now();
       return true;
     } catch (error) {
@@ -151,8 +145,6 @@ export class CallbackClient {
       this.#backoffUntil = now() + backoffMs;
       this.#drop();
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -1,12 +1,13 @@
 /**
  * The layers of sumac's source and the check that keeps them (docs/architecture.md): which folder
- * may import which, and no import cycle between files. Imports are read from the text (static,
- * type-only, re-exports and dynamic `import()` of a literal path), so a type import counts as much
+ * may import which, and no import cycle between files. Imports are read by TypeScript's parser
+ * (static, type-only, re-exports and `import()` of a literal path), so a type import counts as much
  * as any other: it ties the folders together all the same.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 
 /** The repository's root. */
 export const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), "..", ".."));
@@ -56,20 +57,61 @@ export function sourceFiles(root = ROOT): string[] {
   return found.sort();
 }
 
-const SPECIFIER =
-  /(?:^|[;\s}])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/g;
+/** What a file imports, as the TypeScript parser reads it. */
+interface ParsedImports {
+  /** Repository-relative files imported by a relative path. */
+  readonly files: string[];
+  /** Imports the check cannot follow: `import()` of something other than a string, `require`. */
+  readonly opaque: string[];
+}
+
+function parseImports(file: string, text: string): ParsedImports {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const files: string[] = [];
+  const opaque: string[] = [];
+  const add = (spec: string): void => {
+    if (spec.startsWith(".")) files.push(normalize(join(dirname(file), spec)));
+  };
+  const visit = (node: ts.Node): void => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier) {
+      if (ts.isStringLiteral(node.moduleSpecifier)) add(node.moduleSpecifier.text);
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
+      const expression = node.moduleReference.expression;
+      if (ts.isStringLiteral(expression)) add(expression.text);
+    } else if (ts.isCallExpression(node)) {
+      const [argument] = node.arguments;
+      const line = source.getLineAndCharacterOfPosition(node.getStart(source)).line + 1;
+      if (node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+        if (argument !== undefined && ts.isStringLiteralLike(argument)) add(argument.text);
+        else opaque.push(`${file}:${line}: import() of a computed path`);
+      } else if (
+        ts.isIdentifier(node.expression) &&
+        ["require", "createRequire"].includes(node.expression.text)
+      )
+        opaque.push(`${file}:${line}: ${node.expression.text}()`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return { files, opaque };
+}
 
 /** The repository-relative files that `text` (the content of `file`) imports by relative path. */
 export function importsOf(file: string, text: string): string[] {
-  // Comments may quote imports (an @example); they import nothing.
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-  const out: string[] = [];
-  for (const match of code.matchAll(SPECIFIER)) {
-    const spec = match[1] ?? match[2];
-    if (spec === undefined || !spec.startsWith(".")) continue;
-    out.push(normalize(join(dirname(file), spec)));
-  }
-  return out;
+  return parseImports(file, text).files;
+}
+
+/**
+ * Imports in the product that the layer check cannot follow (a computed `import()`, `require`):
+ * each is a way round the layers, so there are none.
+ */
+export function opaqueImports(root = ROOT): string[] {
+  return sourceFiles(root).flatMap((f) => opaqueImportsOf(f, readFileSync(join(root, f), "utf8")));
+}
+
+/** The imports of `text` (the content of `file`) that the check cannot follow. */
+export function opaqueImportsOf(file: string, text: string): string[] {
+  return parseImports(file, text).opaque;
 }
 
 /** File → the files it imports. */

@@ -131,4 +131,35 @@ describe("deadline", () => {
       process.off("unhandledRejection", onUnhandled);
     }
   });
+
+  it("deadline - what the work gives too late is handed to dispose, so that nothing it opened is left", async () => {
+    const disposed: string[] = [];
+    const dispose = (value: string) => void disposed.push(value);
+    await assert.rejects(
+      withDeadline({ ms: 5, timeout: new Error("late"), dispose }, () =>
+        sleep(30).then(() => "late session"),
+      ),
+      /late/,
+    );
+    await sleep(50);
+    assert.deepEqual(disposed, ["late session"]);
+    // Resolved, and the caller aborts before its answer is seen: the caller gets the abort, the
+    // value goes to dispose.
+    const caller = new AbortController();
+    const result = withDeadline(
+      { ms: 1_000, timeout: new Error("late"), signal: caller.signal, dispose },
+      () => {
+        queueMicrotask(() => caller.abort(new Error("cancelled")));
+        return Promise.resolve("child process");
+      },
+    );
+    await assert.rejects(result, /cancelled/);
+    assert.deepEqual(disposed, ["late session", "child process"]);
+    // In time: dispose is not called.
+    assert.equal(
+      await withDeadline({ ms: 1_000, timeout: new Error("late"), dispose }, () => "kept"),
+      "kept",
+    );
+    assert.equal(disposed.length, 2);
+  });
 });

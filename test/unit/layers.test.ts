@@ -8,6 +8,8 @@ import {
   importsOf,
   layerOf,
   layerViolations,
+  opaqueImports,
+  opaqueImportsOf,
   ROOT,
   sourceFiles,
   type ImportGraph,
@@ -90,10 +92,43 @@ describe("layers", () => {
     ]);
   });
 
-  it("layers - an import quoted in a comment is not an import", () => {
-    const text =
-      '/**\n * @example\n * import { x } from "../cli/main.ts";\n */\n// import "../cli/main.ts";\nexport {};';
-    assert.deepEqual(importsOf("bus/doc.ts", text), []);
+  it("layers - an import quoted in a comment or a string is not an import; every form of a real one is", () => {
+    const quoted = [
+      "/**",
+      " * @example",
+      ' * import { x } from "../cli/main.ts";',
+      " */",
+      '// import "../cli/main.ts";',
+      'const s = "/*";',
+      "export {};",
+    ].join("\n");
+    assert.deepEqual(importsOf("bus/doc.ts", quoted), []);
+    const forms = [
+      'const s = "/*";',
+      'import{a}from"../cli/a.ts";',
+      'import {\n  b, // why\n  c,\n} from "../cli/b.ts";',
+      'export * from "../cli/c.ts";',
+      'export * as d from "../cli/d.ts";',
+      'import type { E } from "../cli/e.ts";',
+      'const f = await import("../cli/f.ts");',
+    ].join("\n");
+    assert.deepEqual(importsOf("bus/forms.ts", forms), [
+      "cli/a.ts",
+      "cli/b.ts",
+      "cli/c.ts",
+      "cli/d.ts",
+      "cli/e.ts",
+      "cli/f.ts",
+    ]);
+  });
+
+  it("layers - no import in the product is beyond the check: no computed import(), no require", () => {
+    assert.deepEqual(opaqueImports(), []);
+    const around = 'const name = "../cli/main.ts";\nawait import(name);\nconst r = require("../cli/x.ts");';
+    assert.deepEqual(opaqueImportsOf("run/evil.ts", around), [
+      "run/evil.ts:2: import() of a computed path",
+      "run/evil.ts:3: require()",
+    ]);
   });
 
   it("layers - the agent bundle is made of the agent's server, the protocol and base only", async () => {

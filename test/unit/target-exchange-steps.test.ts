@@ -319,14 +319,20 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
       retryable: true,
       message: /Inventory did not finish/,
     });
-    const unknown = setup();
-    await connected(unknown);
-    unknown.agent.answer("Inventory", fault("NO_SUCH_CODE"));
-    await assert.rejects(unknown.steps.inventory({ target: TARGET, componentIds: ["fw"] } as never, never), {
-      code: "AGENT_RESPONSE",
-      retryable: false,
-      message: /NO_SUCH_CODE/,
-    });
+    // A code no peer may send, or one of the workstation's own, is not believed.
+    for (const code of ["NO_SUCH_CODE", "HOST_KEY_MISMATCH", "LEASE_EXHAUSTED", "TIMEOUT"]) {
+      const hostile = setup();
+      await connected(hostile);
+      hostile.agent.answer("Inventory", fault(code));
+      await assert.rejects(
+        hostile.steps.inventory({ target: TARGET, componentIds: ["fw"] } as never, never),
+        {
+          code: "AGENT_RESPONSE",
+          retryable: false,
+          message: new RegExp(`agent fault ${code}`),
+        },
+      );
+    }
   });
 
   it("target exchange steps - stage has the agent check what inventory put there, uploading nothing again", async () => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { LocalSession } from "../../actors/local/session.ts";
-import { LineReader } from "../../actors/target/posix/line-reader.ts";
+import { LineReader, MAX_WAITING_LINES } from "../../actors/target/posix/line-reader.ts";
 import { startAgentCommand, stopAgentCommand } from "../../actors/target/posix/agent-process.ts";
 
 describe("target steps - line reader", () => {
@@ -33,6 +33,22 @@ describe("target steps - line reader", () => {
     await assert.rejects(early.next("the listening line", 1000), /ended before the listening line/);
     const silent = new LineReader(new PassThrough());
     await assert.rejects(silent.next("its public key", 50), /no its public key within 50 ms/);
+  });
+
+  it("target steps - a target that floods lines before they are read is cut off, not kept; once drained, it is not", async () => {
+    const flood = new PassThrough();
+    const reader = new LineReader(flood);
+    flood.write("\n".repeat(MAX_WAITING_LINES + 1));
+    await assert.rejects(reader.next("its public key", 1000), /more than 64 lines before they were read/);
+    assert.ok(flood.destroyed, "the stream is closed");
+    const chatty = new PassThrough();
+    const drained = new LineReader(chatty);
+    const seen: string[] = [];
+    drained.drain((line) => seen.push(line));
+    chatty.write("line\n".repeat(MAX_WAITING_LINES * 2));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(seen.length, MAX_WAITING_LINES * 2);
+    assert.ok(!chatty.destroyed);
   });
 });
 

@@ -176,19 +176,22 @@ function exitsWithin(agent: AgentProcess, ms: number): Promise<boolean> {
   );
 }
 
+/** Stops the agent's process by signals, TERM then KILL: real ones for a local process. */
+async function signalStop(log: StepLog, session: TransportSession, agent: AgentProcess): Promise<void> {
+  agent.process.kill("TERM");
+  if (!(await exitsWithin(agent, LOCAL_EXIT_MS))) {
+    log(
+      session.targetId,
+      "warn",
+      `the agent did not exit within ${LOCAL_EXIT_MS / 1000} s of its stop: killed`,
+    );
+    agent.process.kill("KILL");
+  }
+}
+
 /** The agent as a local process: stopped by real signals, TERM then KILL. */
 export function localAgentLauncher(log: StepLog): AgentLauncher {
-  return processLauncher(log, async (session, agent) => {
-    agent.process.kill("TERM");
-    if (!(await exitsWithin(agent, LOCAL_EXIT_MS))) {
-      log(
-        session.targetId,
-        "warn",
-        `the agent did not exit within ${LOCAL_EXIT_MS / 1000} s of its stop: killed`,
-      );
-      agent.process.kill("KILL");
-    }
-  });
+  return processLauncher(log, (session, agent) => signalStop(log, session, agent));
 }
 
 /**
@@ -198,7 +201,8 @@ export function localAgentLauncher(log: StepLog): AgentLauncher {
 export function sshAgentLauncher(log: StepLog): AgentLauncher {
   return processLauncher(log, async (session, agent, marker) => {
     const pushed = session.pushed;
-    if (pushed === undefined) return agent.process.kill("TERM");
+    // Without its paths the command cannot find it: signals through the channel, as for a local one.
+    if (pushed === undefined) return signalStop(log, session, agent);
     try {
       const result = await session.shell.exec(stopAgentCommand(pushed, marker), {
         become: true,

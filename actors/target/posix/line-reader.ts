@@ -1,10 +1,14 @@
 /**
  * Reads one line at a time from a stream with a size limit and a deadline: the agent's start-up
- * lines on the push channel (a few KiB; anything longer is not the agent talking).
+ * lines on the push channel (a few KiB; anything longer is not the agent talking). Lines not yet
+ * read are capped too ({@link MAX_WAITING_LINES}): a target that floods them is cut off, not kept.
  */
 import type { Readable } from "node:stream";
 import { withDeadline } from "../../../base/deadline.ts";
 import { AgentStartError } from "../errors.ts";
+
+/** Lines a reader holds before they are asked for; the start-up dialogue needs two. */
+export const MAX_WAITING_LINES = 64;
 
 export class LineReader {
   readonly #stream: Readable;
@@ -14,6 +18,7 @@ export class LineReader {
   #ended = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
+  #draining = false;
 
   constructor(stream: Readable, maxLineBytes = 64 * 1024) {
     this.#stream = stream;
@@ -28,6 +33,10 @@ export class LineReader {
       }
       if (this.#buffer.length > this.#maxLineBytes) {
         this.#error = new AgentStartError(`a line of more than ${this.#maxLineBytes} bytes`);
+        stream.destroy();
+      } else if (!this.#draining && this.#lines.length > MAX_WAITING_LINES) {
+        this.#error = new AgentStartError(`more than ${MAX_WAITING_LINES} lines before they were read`);
+        this.#lines = [];
         stream.destroy();
       }
       this.#wake?.();
@@ -67,6 +76,7 @@ export class LineReader {
 
   /** Hands every further line to `onLine` (after start-up, to keep the pipe drained). */
   drain(onLine: (line: string) => void): void {
+    this.#draining = true;
     for (const line of this.#lines.splice(0)) onLine(line);
     this.#wake = () => {
       for (const line of this.#lines.splice(0)) onLine(line);

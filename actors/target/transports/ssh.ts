@@ -10,6 +10,7 @@ import { createSocket } from "node:dgram";
 import { isIP } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { withDeadline } from "../../../base/deadline.ts";
 import { connectSsh } from "../../ssh/connect.ts";
 import type { HostKeyPolicy } from "../../ssh/host-key.ts";
 import { KnownHostsFile } from "../../ssh/known-hosts-file.ts";
@@ -35,6 +36,8 @@ export interface SshTransportDeps {
 }
 
 const CONNECT_MS = 30_000;
+/** Deadline of resolving a target's name again for its numeric address (it was just connected to). */
+const LOOKUP_MS = 10_000;
 
 /** This host's source address on the route to `remote` (what a TCP socket to it gets). */
 export async function localAddressTowards(remote: string): Promise<string> {
@@ -62,7 +65,11 @@ interface SocketAddresses {
  * the address `host` resolves to as `net.connect` resolves it (dns.lookup, first answer) and the
  * source address the kernel picks towards it, which is what the socket has.
  */
-async function addressesOf(session: object, host: string): Promise<{ remote: string; local: string }> {
+async function addressesOf(
+  session: object,
+  host: string,
+  signal: AbortSignal,
+): Promise<{ remote: string; local: string }> {
   const s = session as SocketAddresses;
   if (
     typeof s.remoteAddress === "string" &&
@@ -70,7 +77,11 @@ async function addressesOf(session: object, host: string): Promise<{ remote: str
     isIP(s.remoteAddress) !== 0
   )
     return { remote: s.remoteAddress.replace(/^::ffff:/, ""), local: s.localAddress.replace(/^::ffff:/, "") };
-  const remote = isIP(host) !== 0 ? host : (await lookup(host)).address;
+  const resolving = new Error(`resolving ${host} took over ${LOOKUP_MS} ms`);
+  const remote =
+    isIP(host) !== 0
+      ? host
+      : (await withDeadline({ ms: LOOKUP_MS, timeout: resolving, signal }, () => lookup(host))).address;
   return { remote, local: await localAddressTowards(remote) };
 }
 
@@ -104,7 +115,7 @@ export function sshTransport(deps: SshTransportDeps): TargetTransport<SshAccess>
         ...(deps.runRoot === undefined ? {} : { runRoot: deps.runRoot }),
       });
       try {
-        const { remote, local } = await addressesOf(ssh, target.host).catch((cause: unknown) => {
+        const { remote, local } = await addressesOf(ssh, target.host, signal).catch((cause: unknown) => {
           throw new TargetAddressError(
             `connected to ${target.host}:${target.port} but cannot tell its numeric address: ${(cause as Error).message}`,
             { cause },
