@@ -26,6 +26,7 @@ import {
   subjects,
   type TargetStateChanged as TargetStateChangedType,
 } from "../../run/events/subjects.ts";
+import { targetMachine } from "../../machines/target/target.machine.ts";
 
 const change: TargetStateChangedType = {
   run: "run-1",
@@ -54,6 +55,20 @@ function refuses(fn: () => unknown, path: string): void {
 }
 
 describe("subjects - schemas", () => {
+  it("subjects - a state change carries exactly the target machine's top-level states", () => {
+    const states = Object.keys(targetMachine.config.states ?? {});
+    assert.ok(states.includes("shuttingDown") && states.length >= 10);
+    for (const state of states)
+      assert.doesNotThrow(
+        () => encode(TargetStateChanged, { ...change, from: state, to: state } as never),
+        state,
+      );
+    assert.throws(
+      () => encode(TargetStateChanged, { ...change, to: "rebooting" } as never),
+      MessageSchemaError,
+    );
+  });
+
   it("subjects - a valid state change encodes and decodes unchanged", () => {
     assert.deepEqual(decode(TargetStateChanged, encode(TargetStateChanged, change)), change);
   });
