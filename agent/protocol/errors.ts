@@ -56,8 +56,7 @@ export class NotFoundError extends errorClass("NOT_FOUND") {}
 // bytes again fails the same way, and a sender that means to retry makes a new message (new
 // sequence number, nonce and MAC).
 
-/** Whether `error` is a rejection by message security; branch on `code`. */
-export const isMessageSecurityError = errorGuard([
+const MESSAGE_SECURITY_CODES = [
   "MALFORMED_HEADER",
   "UNKNOWN_SESSION",
   "BAD_MAC",
@@ -65,7 +64,10 @@ export const isMessageSecurityError = errorGuard([
   "FUTURE_TIMESTAMP",
   "REPLAYED",
   "OUT_OF_ORDER",
-]);
+] as const;
+
+/** Whether `error` is a rejection by message security; branch on `code`. */
+export const isMessageSecurityError = errorGuard(MESSAGE_SECURITY_CODES);
 
 /** The header is missing, has other fields, or a field has the wrong type, form or size. */
 export class MalformedHeaderError extends errorClass("MALFORMED_HEADER") {}
@@ -111,13 +113,7 @@ const FAULT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "COMMAND_FAILED",
   "INTERNAL",
   "NOT_FOUND",
-  "MALFORMED_HEADER",
-  "UNKNOWN_SESSION",
-  "BAD_MAC",
-  "STALE_TIMESTAMP",
-  "FUTURE_TIMESTAMP",
-  "REPLAYED",
-  "OUT_OF_ORDER",
+  ...MESSAGE_SECURITY_CODES,
   "UNKNOWN_AGENT",
 ]);
 
