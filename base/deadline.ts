@@ -81,6 +81,46 @@ export function withDeadline<T>(
   });
 }
 
+/** How work that holds something ends: see {@link endsOnce}. */
+export interface Ending {
+  /** True once the work has ended, one way or the other. */
+  readonly done: boolean;
+  /** Claims the ending for a success; false when the work has ended already (release then). */
+  readonly succeed: () => boolean;
+  /** Ends the work with `error`: releases what it holds, then rejects; later calls do nothing. */
+  readonly fail: (error: Error) => void;
+}
+
+/**
+ * The one ending of work given to {@link withDeadline} that holds something while it runs (a
+ * channel, a client, a child process): the first failure, or its signal aborting at the deadline,
+ * releases what it holds and rejects; whatever comes later does nothing.
+ *
+ * @example
+ * withDeadline({ ms, timeout }, (stop) => new Promise((resolve, reject) => {
+ *   const end = endsOnce(stop, reject, () => client.destroy());
+ *   client.on("ready", () => end.succeed() ? resolve(client) : client.end());
+ *   client.on("error", end.fail);
+ * }));
+ */
+export function endsOnce(stop: AbortSignal, reject: (error: Error) => void, release: () => void): Ending {
+  let done = false;
+  const ending: Ending = {
+    get done() {
+      return done;
+    },
+    succeed: () => !done && (done = true),
+    fail: (error) => {
+      if (done) return;
+      done = true;
+      release();
+      reject(error);
+    },
+  };
+  stop.addEventListener("abort", () => ending.fail(stop.reason as Error), { once: true });
+  return ending;
+}
+
 /** An aborted signal's reason as an Error (`abort()` without one gives an AbortError already). */
 export function reasonOf(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;

@@ -7,7 +7,7 @@
  * a password). sudo's own words are told from the command's by a random marker the wrapped shell
  * prints on stderr first: no marker means sudo refused (`BECOME_FAILED`).
  */
-import { withDeadline } from "../../base/deadline.ts";
+import { endsOnce, withDeadline } from "../../base/deadline.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
@@ -169,15 +169,11 @@ export async function spawnLocal(
   const started = (stop: AbortSignal) =>
     new Promise<void>((resolve, reject) => {
       let sudoSaid = "";
-      let settled = false;
+      const end = endsOnce(stop, reject, () => terminate(child));
       const done = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        if (error === undefined) return resolve();
-        terminate(child);
-        reject(error);
+        if (error !== undefined) end.fail(error);
+        else if (end.succeed()) resolve();
       };
-      stop.addEventListener("abort", () => done(stop.reason as Error), { once: true });
       child.once("error", (error: NodeJS.ErrnoException) =>
         done(startFailure(file, error, marker !== undefined)),
       );

@@ -15,7 +15,7 @@
  * });
  */
 import ssh2 from "ssh2";
-import { withDeadline } from "../../base/deadline.ts";
+import { endsOnce, withDeadline } from "../../base/deadline.ts";
 import { authLabel, resolveAuth, type SshAuth } from "./auth.ts";
 import type { BecomeConfig } from "./become.ts";
 import {
@@ -140,21 +140,11 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
   const login = (stop: AbortSignal) =>
     new Promise<SshSession>((resolve, reject) => {
       const client = new ssh2.Client();
-      let done = false;
-      const settle = (): boolean => {
-        if (done) return false;
-        done = true;
-        return true;
-      };
-      const fail = (error: Error): void => {
-        if (!settle()) return;
-        client.destroy();
-        reject(error);
-      };
-      stop.addEventListener("abort", () => fail(stop.reason as Error), { once: true });
+      const end = endsOnce(stop, reject, () => client.destroy());
+      const fail = end.fail;
 
       client.on("ready", () => {
-        if (!settle()) return void client.end();
+        if (!end.succeed()) return void client.end();
         resolve(
           new SshSession(client, {
             label,

@@ -5,7 +5,7 @@
  * wait, at the deadline or on abort: TERM over the channel, which the `exec`ed wrapper relays to
  * the command's process group.
  */
-import { withDeadline } from "../../base/deadline.ts";
+import { endsOnce, withDeadline } from "../../base/deadline.ts";
 import { PassThrough } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions } from "../remote.ts";
@@ -100,25 +100,6 @@ function followSudo(
   return handshake;
 }
 
-/**
- * How a call on a channel ends, once: the first failure (or the deadline or an abort, through
- * `stop`) stops the channel, when it is open, and rejects; whatever comes later does nothing.
- */
-function channelCall(stop: AbortSignal, reject: (error: Error) => void) {
-  const call = {
-    channel: undefined as ClientChannel | undefined,
-    done: false,
-    fail: (error: Error): void => {
-      if (call.done) return;
-      call.done = true;
-      if (call.channel) stopChannel(call.channel);
-      reject(error);
-    },
-  };
-  stop.addEventListener("abort", () => call.fail(stop.reason as Error), { once: true });
-  return call;
-}
-
 /** Runs `command` to completion, collecting its output. */
 export function runExec(
   host: ChannelHost,
@@ -136,8 +117,9 @@ export function runExec(
   const run = (stop: AbortSignal) =>
     new Promise<ExecResult>((resolve, reject) => {
       // At the deadline, on abort, or on a failure of its own, the command is stopped on the target.
-      const call = channelCall(stop, reject);
-      const fail = call.fail;
+      let channel: ClientChannel | undefined;
+      const end = endsOnce(stop, reject, () => channel && stopChannel(channel));
+      const fail = end.fail;
       let started = false;
       let handshake: SudoHandshake | undefined;
       let exit: { code: number | null; signal: string | null } | undefined;
@@ -159,8 +141,8 @@ export function runExec(
 
       host.openExec(wrapped.line, stop).then(
         (ch) => {
-          if (call.done) return stopChannel(ch);
-          call.channel = ch;
+          if (end.done) return stopChannel(ch);
+          channel = ch;
           ch.on("error", (error: Error) =>
             fail(new SshConnectionLostError(`channel to ${host.label} failed`, { cause: error })),
           );
@@ -183,8 +165,7 @@ export function runExec(
                 ),
               );
             }
-            if (call.done) return;
-            call.done = true;
+            if (!end.succeed()) return;
             resolve({
               exitCode: exit.code,
               signal: exit.signal,
@@ -230,13 +211,14 @@ export function spawnProcess(
   const start = (stop: AbortSignal) =>
     new Promise<RemoteProcess>((resolve, reject) => {
       // Until it has started: at the deadline, on abort, or on a failure, the process is stopped.
-      const call = channelCall(stop, reject);
-      const fail = call.fail;
+      let channel: ClientChannel | undefined;
+      const end = endsOnce(stop, reject, () => channel && stopChannel(channel));
+      const fail = end.fail;
 
       host.openExec(wrapped.line, stop).then(
         (ch) => {
-          if (call.done) return stopChannel(ch);
-          call.channel = ch;
+          if (end.done) return stopChannel(ch);
+          channel = ch;
           const stderr = new PassThrough();
           let exit: { exitCode: number | null; signal: string | null } = { exitCode: null, signal: null };
           ch.on("exit", (code: number | null, sig?: string) => {
@@ -258,8 +240,7 @@ export function spawnProcess(
             become,
             {
               ready: (rest) => {
-                if (call.done) return;
-                call.done = true;
+                if (!end.succeed()) return;
                 if (rest.length > 0) stderr.write(rest);
                 const kill = (sig: "TERM" | "KILL" | "INT" | "HUP" = "TERM"): void => stopChannel(ch, sig);
                 // Once started, an abort stops the process rather than failing the start.

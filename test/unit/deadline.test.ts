@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { withDeadline } from "../../base/deadline.ts";
+import { endsOnce, withDeadline } from "../../base/deadline.ts";
 
 const never = (): Promise<never> => new Promise<never>(() => undefined);
 
@@ -161,5 +161,42 @@ describe("deadline", () => {
       "kept",
     );
     assert.equal(disposed.length, 2);
+  });
+
+  it("deadline - work that holds something ends once: the first failure or the deadline releases it", async () => {
+    const released: string[] = [];
+    const failed = withDeadline(
+      { ms: 1_000, timeout: new Error("late") },
+      (stop) =>
+        new Promise<string>((resolve, reject) => {
+          const end = endsOnce(stop, reject, () => released.push("channel"));
+          end.fail(new Error("refused"));
+          end.fail(new Error("closed too"));
+          assert.equal(end.succeed(), false, "a success after the failure is refused");
+          assert.equal(end.done, true);
+          resolve("never seen");
+        }),
+    );
+    await assert.rejects(failed, /refused/);
+    assert.deepEqual(released, ["channel"]);
+    await assert.rejects(
+      withDeadline(
+        { ms: 5, timeout: new Error("late") },
+        (stop) => new Promise((_, reject) => endsOnce(stop, reject, () => released.push("at the deadline"))),
+      ),
+      /late/,
+    );
+    assert.deepEqual(released, ["channel", "at the deadline"]);
+    const ok = await withDeadline(
+      { ms: 1_000, timeout: new Error("late") },
+      (stop) =>
+        new Promise<string>((resolve, reject) => {
+          const end = endsOnce(stop, reject, () => released.push("not this"));
+          if (end.succeed()) resolve("started");
+          end.fail(new Error("too late to fail"));
+        }),
+    );
+    assert.equal(ok, "started");
+    assert.equal(released.length, 2, "nothing released after a success");
   });
 });
