@@ -5,14 +5,13 @@
  * (Shutdown), and has the launcher stop it when it does not answer or does not end. See
  * docs/target-steps.md.
  */
-import { withDeadline } from "../../base/deadline.ts";
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
 import { AgentStateError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
-import type { RunningAgent, StepLog } from "./transport.ts";
+import { exitWithin, type RunningAgent, type StepLog } from "./transport.ts";
 
 export interface AgentStepsDeps {
   readonly runId: string;
@@ -38,12 +37,6 @@ const EXIT_MS = 20_000;
  */
 export function agentMarker(runId: string, targetId: string): string {
   return `sumac-run=${runId}:${targetId}`;
-}
-
-/** Whether `agent` exits within `ms`: its status, or undefined. */
-function exitWithin(agent: RunningAgent, ms: number): Promise<{ exitCode: number | null } | undefined> {
-  const late = new Error("the agent did not exit in time");
-  return withDeadline({ ms, timeout: late }, () => agent.exited).catch(() => undefined);
 }
 
 export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAgent" | "stopAgent"> {

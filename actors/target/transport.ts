@@ -6,6 +6,7 @@
  * (posix/); each kind is composed in one place (transports/). A Windows target adds its own
  * three (SMB files, the agent as a service) beside them, and no step changes.
  */
+import { withDeadline } from "../../base/deadline.ts";
 import type { BecomeConfig } from "../ssh/become.ts";
 import type { SshAuth } from "../ssh/auth.ts";
 import type { FileChannel, RemoteShell } from "../remote.ts";
@@ -120,6 +121,15 @@ export interface AgentStartRequest {
 export interface RunningAgent {
   /** Settles when it has ended: status 0 means it removed its program files itself. */
   readonly exited: Promise<{ readonly exitCode: number | null }>;
+}
+
+/** How `agent` ended if it did within `ms`: its status, or undefined while it still runs. */
+export function exitWithin(
+  agent: RunningAgent,
+  ms: number,
+): Promise<{ exitCode: number | null } | undefined> {
+  const late = new Error("the agent did not exit in time");
+  return withDeadline({ ms, timeout: late }, () => agent.exited).catch(() => undefined);
 }
 
 /** An agent that started and listens. */

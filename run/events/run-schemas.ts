@@ -3,10 +3,8 @@
  * (docs/bus.md). The `v1` in the subjects is the schema version.
  */
 import { z } from "zod";
+import { EpochMs } from "../../bus/schemas/lease.ts";
 import { RunId } from "./target-schemas.ts";
-
-/** Milliseconds since the epoch. */
-const EpochMs = z.int().min(0);
 
 const Count = z.int().min(0);
 

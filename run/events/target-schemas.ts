@@ -4,11 +4,9 @@
  * steps are the target machine's own lists.
  */
 import { z } from "zod";
+import { EpochMs } from "../../bus/schemas/lease.ts";
 import { TARGET_STATES } from "../../machines/target/target.machine.ts";
 import { CLEANUP_STEPS, MAIN_STEPS } from "../../machines/target/types.ts";
-
-/** Milliseconds since the epoch (not exported: bus/schemas/lease.ts has its own of the same name). */
-const EpochMs = z.int().min(0);
 
 /** A run's id or a target's id as it appears in payloads (subjects carry it encoded). */
 export const RunId = z.string().min(1).max(128);

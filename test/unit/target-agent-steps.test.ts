@@ -11,7 +11,8 @@ import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import { createKeyPair } from "../../agent/protocol/key-pair.ts";
 import { agentMarker, createAgentSteps } from "../../actors/target/agent-steps.ts";
 import type { AgentCalls } from "../../actors/target/agent-session.ts";
-import { SessionRegistry, type TargetSession } from "../../actors/target/session.ts";
+import type { TargetSession } from "../../actors/target/session.ts";
+import { testSession } from "../support/target-session.ts";
 import type { AgentLauncher, RunningAgent, StartedAgent } from "../../actors/target/transport.ts";
 
 const never = new AbortController().signal;
@@ -50,17 +51,10 @@ class FakeLauncher implements AgentLauncher {
 
 function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" = "auto") {
   const launcher = new FakeLauncher();
-  const sessions = new SessionRegistry();
   const lines: string[] = [];
   const listenerClosed: string[] = [];
-  const session = {
-    sessionId: "r1/t1/0",
-    targetId: "t1",
-    remoteAddress: "10.0.0.5",
-    localAddress: "10.0.0.1",
-    local: false,
+  const { session, sessions } = testSession({
     seenAs: "192.0.2.1",
-    description: "",
     transport: { launcher },
     pushed: {
       runDir: "/var/tmp/sumac/r1",
@@ -72,8 +66,7 @@ function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" 
       listener: { port: 61003, close: () => (listenerClosed.push("closed"), Promise.resolve()) },
     },
     ...over,
-  } as unknown as TargetSession;
-  sessions.add(session);
+  });
   const steps = createAgentSteps({
     runId: "r1",
     sessions,

@@ -17,7 +17,8 @@ import type { OperationName } from "../../agent/protocol/wire.ts";
 import type { Lease } from "../../bus/schemas/lease.ts";
 import type { AgentCalls } from "../../actors/target/agent-session.ts";
 import { createExchangeSteps, type ExchangeComponent } from "../../actors/target/exchange-steps.ts";
-import { SessionRegistry, type TargetSession } from "../../actors/target/session.ts";
+import type { TargetSession } from "../../actors/target/session.ts";
+import { testSession } from "../support/target-session.ts";
 import { provideSteps, type StepImpls } from "../../actors/target/steps.ts";
 import { clockAt, input, OUTPUTS, pathOf, settle, TIMEOUT_MS } from "../support/target-harness.ts";
 
@@ -131,27 +132,17 @@ function setup(
   const lines: string[] = [];
   const progress: string[] = [];
   const logDir = join(tmp, `logs-${Math.random().toString(36).slice(2)}`);
-  const sessions = new SessionRegistry();
-  const session = {
-    sessionId: "r1/t1/0",
-    targetId: "t1",
-    remoteAddress: "10.0.0.5",
-    localAddress: "10.0.0.1",
-    local: false,
-    description: "",
-    shell: {},
+  const { session, sessions } = testSession({
     files: {
       put: (source: string | Buffer, path: string) => {
         uploads.push(`${String(source)} -> ${path}`);
         return Promise.resolve({ bytes: 10, sha256: `sha-of-${String(source)}` });
       },
     },
-    transport: {},
     pushed: { stagingDir: "/var/tmp/sumac/r1/staging" },
     ports: { workstationLease: lease("L-ws-1", 60000) },
     ...(options.started === false ? {} : { agentFingerprint: FINGERPRINT }),
-  } as unknown as TargetSession;
-  sessions.add(session);
+  });
   let attempt = 0;
   const steps = createExchangeSteps({
     runId: "r1",

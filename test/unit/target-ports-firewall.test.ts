@@ -12,7 +12,7 @@ import { createLeaseClient } from "../../actors/lease/client.ts";
 import { startLeaseService } from "../../actors/lease/service.ts";
 import { startCallbackListener } from "../../agent/client/callback-listener.ts";
 import { createPortSteps } from "../../actors/target/port-steps.ts";
-import { SessionRegistry, type TargetSession } from "../../actors/target/session.ts";
+import { testSession } from "../support/target-session.ts";
 import { openMemoryBus } from "../../bus/memory.ts";
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -49,17 +49,8 @@ describe("target ports - firewall", () => {
       sweep: () => Promise.reject(new Error("sweep is not used here")),
     };
 
-    const sessions = new SessionRegistry();
-    sessions.add({
-      sessionId: "s1",
-      targetId: "t1",
-      shell: {},
-      files: {},
-      remoteAddress: "127.0.0.2",
-      localAddress: "127.0.0.1",
-      local: false,
-      ports: {},
-    } as unknown as TargetSession);
+    // The listener binds on loopback; the rule names the target's address.
+    const { sessions } = testSession({ remoteAddress: "127.0.0.2", localAddress: "127.0.0.1" });
     const steps = createPortSteps({
       runId: "r1",
       sessions,

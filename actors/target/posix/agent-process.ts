@@ -6,17 +6,17 @@
  */
 import { shellQuote } from "../../ssh/become.ts";
 import type { RemoteProcess } from "../../remote.ts";
-import { withDeadline } from "../../../base/deadline.ts";
 import { AgentBundleMismatchError, AgentStartError } from "../errors.ts";
 
-import type {
-  AgentLauncher,
-  AgentStartRequest,
-  RunningAgent,
-  StartedAgent,
-  StepLog,
-  PushedAgent,
-  TransportSession,
+import {
+  exitWithin,
+  type AgentLauncher,
+  type AgentStartRequest,
+  type PushedAgent,
+  type RunningAgent,
+  type StartedAgent,
+  type StepLog,
+  type TransportSession,
 } from "../transport.ts";
 import { LineReader } from "./line-reader.ts";
 
@@ -167,19 +167,10 @@ async function dialogue(
   };
 }
 
-/** Whether the process exits within `ms`. */
-function exitsWithin(agent: AgentProcess, ms: number): Promise<boolean> {
-  const late = new Error("the agent did not exit in time");
-  return withDeadline({ ms, timeout: late }, () => agent.exited).then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Stops the agent's process by signals, TERM then KILL: real ones for a local process. */
 async function signalStop(log: StepLog, session: TransportSession, agent: AgentProcess): Promise<void> {
   agent.process.kill("TERM");
-  if (!(await exitsWithin(agent, LOCAL_EXIT_MS))) {
+  if ((await exitWithin(agent, LOCAL_EXIT_MS)) === undefined) {
     log(
       session.targetId,
       "warn",
