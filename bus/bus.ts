@@ -198,6 +198,15 @@ export type BusErrorCode = Extract<
 export class BusError extends SumacError<BusErrorCode> {}
 
 /**
+ * The TIMEOUT error of a bus call, made only when its deadline passes (base/deadline.ts): nearly
+ * every call ends in time, and a stack for each would cost about 2 µs (bench/lease.ts makes several
+ * such calls per grant); `what` names the operation instead.
+ */
+export function busTimeout(what: string, ms: number): () => BusError {
+  return () => new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`);
+}
+
+/**
  * `text` with the user, password or token of every URL in it (`nats://user:pass@host`,
  * `tls://token@host`) replaced by `***`: for messages and logs, and to tell whether a URL holds
  * credentials (it does when this changes it).

@@ -3,7 +3,7 @@
  * timer per request, cleared on the answer (about 0.3 µs); the timeout error is made only when the
  * timer fires, as an Error's stack costs about 2 µs and almost every request is answered.
  */
-import { BusError, type BusMessage, type Deadline } from "./bus.ts";
+import { busTimeout, type BusMessage, type Deadline } from "./bus.ts";
 import { MAX_PAYLOAD, abortError, copy } from "./memory-common.ts";
 
 /** A request waiting for its first answer, its deadline or its signal. */
@@ -28,10 +28,7 @@ export class PendingRequest {
     this.#resolve = resolve;
     this.#reject = reject;
     const ms = Math.max(0, deadline.timeoutMs);
-    this.#timer = setTimeout(
-      () => this.fail(new BusError("TIMEOUT", `request ${subject}: no answer within ${Math.round(ms)} ms`)),
-      ms,
-    );
+    this.#timer = setTimeout(() => this.fail(busTimeout(`request ${subject}`, ms)()), ms);
     this.#signal = deadline.signal;
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
     set.add(this);

@@ -56,15 +56,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/**
- * The TIMEOUT error of a bus call, made only when its deadline passes (base/deadline.ts): nearly
- * every call ends in time, and a stack for each would cost about 2 µs (bench/lease.ts makes several
- * such calls per grant); `what` names the operation instead.
- */
-export function busTimeout(what: string, ms: number): () => BusError {
-  return () => new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`);
-}
-
 /** Whether an error says "the server (or the path to it) is away for now": worth a retry. */
 export function isTransient(err: unknown): boolean {
   // nats.js wraps a JetStream request that met no responders (JetStream not up yet after a

@@ -19,18 +19,9 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { BusError } from "./bus.ts";
+import { BusError, busTimeout } from "./bus.ts";
 import { RequestMux } from "./nats-mux.ts";
-import {
-  checkSize,
-  isTransient,
-  MAX_PAYLOAD,
-  remaining,
-  settle,
-  sleep,
-  toBusError,
-  busTimeout,
-} from "./nats-common.ts";
+import { checkSize, isTransient, MAX_PAYLOAD, remaining, settle, sleep, toBusError } from "./nats-common.ts";
 
 /** Bytes of a NATS header block around its entries (`NATS/1.0\r\n`, a blank line); each entry adds `Key: value\r\n`. */
 const HEADER_FRAME = 10 + 2;

@@ -9,7 +9,7 @@
  * made only when a request fails.
  */
 import { nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { BusError } from "./bus.ts";
+import { BusError, busTimeout } from "./bus.ts";
 
 /** A reply: the inbox it came to and its bytes (as nats.js delivers them). */
 export interface MuxReply {
@@ -52,8 +52,7 @@ export class RequestMux {
     const token = (this.#next++).toString(36);
     return new Promise<MuxReply>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.#pending.delete(token))
-          reject(new BusError("TIMEOUT", `${what}: no answer within ${Math.round(ms)} ms`));
+        if (this.#pending.delete(token)) reject(busTimeout(what, ms)());
       }, ms);
       this.#pending.set(token, { what, resolve, reject, timer, failOnLost: options.failOnLost === true });
       try {

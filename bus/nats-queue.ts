@@ -20,8 +20,15 @@ import {
   JetStreamApiCodes,
 } from "@nats-io/jetstream";
 import { nanos, type Msg } from "@nats-io/transport-node";
-import { BusError, type Deadline, type Job, type WorkQueue, type WorkQueueOptions } from "./bus.ts";
-import { checkName, checkSize, remaining, sleep, busTimeout, isApiError } from "./nats-common.ts";
+import {
+  BusError,
+  busTimeout,
+  type Deadline,
+  type Job,
+  type WorkQueue,
+  type WorkQueueOptions,
+} from "./bus.ts";
+import { checkName, checkSize, remaining, sleep, isApiError } from "./nats-common.ts";
 import type { NatsLink } from "./nats-link.ts";
 import { DUPLICATE_WINDOW_MS } from "./nats-stream.ts";
 

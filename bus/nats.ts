@@ -29,16 +29,8 @@ import type {
   WorkQueue,
   WorkQueueOptions,
 } from "./bus.ts";
-import { BusError, redactUrlCredentials } from "./bus.ts";
-import {
-  checkPattern,
-  checkSize,
-  checkSubject,
-  remaining,
-  settle,
-  toBusError,
-  busTimeout,
-} from "./nats-common.ts";
+import { BusError, busTimeout, redactUrlCredentials } from "./bus.ts";
+import { checkPattern, checkSize, checkSubject, remaining, settle, toBusError } from "./nats-common.ts";
 import { NatsLink } from "./nats-link.ts";
 import { openNatsKv } from "./nats-kv.ts";
 import { openNatsQueue } from "./nats-queue.ts";
