@@ -69,6 +69,8 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     service = await startLeaseService({
       bus,
       ranges: { workstation: ports.workstation, callback: ports.callback, agent: ports.agent },
+      // The embedded bus is this process's alone: a lock in it is a crashed run's.
+      exclusive: mode === "embedded",
     });
     // Embedded, nobody else can serve: wait for it. With NATS another instance may be serving,
     // and clients retry until one answers.

@@ -27,6 +27,7 @@ import {
   RangeName,
   ReleaseReply,
   RenewReply,
+  STATUS_LIMIT,
   StatusReply,
   WorkerHost,
   type ConflictRequest,
@@ -42,6 +43,7 @@ import {
   isLeaseError,
   type LeaseError,
   LeaseInvalidRequestError,
+  LeaseServiceError,
   LeaseUnavailableError,
 } from "./errors.ts";
 
@@ -80,7 +82,14 @@ export interface LeaseClient {
   /** Releases leases; idempotent. Resolves to how many the service still held. */
   release(leaseIds: string | readonly string[], options?: CallOptions): Promise<number>;
   /** The service's leases (of this worker host, or all) and busy ports. */
-  status(options?: CallOptions & { allHosts?: boolean }): Promise<Extract<StatusReply, { ok: true }>>;
+  status(
+    options?: CallOptions & { allHosts?: boolean; after?: string },
+  ): Promise<Extract<StatusReply, { ok: true }>>;
+  /**
+   * Every lease of every worker host, paged (`status` with `after`) until the last page: complete,
+   * or a throw (`LeaseServiceError` when the service does not page). Each page has the deadline.
+   */
+  allLeases(options?: CallOptions): Promise<Lease[]>;
   /** The leases this client holds and renews. */
   held(): Lease[];
   /** Stops renewing; with `release`, releases what is held first. */
@@ -93,6 +102,8 @@ export function createLeaseClient(options: LeaseClientOptions): LeaseClient {
 }
 
 const MAX_IDS = 4096;
+/** Pages `allLeases` reads at most: 2,000 leases each. */
+const MAX_PAGES = 10_000;
 
 /** The ok reply of a reply schema. */
 type Ok<S extends z.ZodType> = Extract<z.infer<S>, { ok: true }>;
@@ -189,9 +200,33 @@ class Client implements LeaseClient {
     return released;
   }
 
-  status(options?: CallOptions & { allHosts?: boolean }): Promise<Extract<StatusReply, { ok: true }>> {
+  status(
+    options?: CallOptions & { allHosts?: boolean; after?: string },
+  ): Promise<Extract<StatusReply, { ok: true }>> {
     const body: StatusRequest = options?.allHosts === true ? {} : { workerHost: this.workerHost };
+    if (options?.after !== undefined) body.after = options.after;
     return this.call("status", body, StatusReply, options);
+  }
+
+  async allLeases(options?: CallOptions): Promise<Lease[]> {
+    const leases: Lease[] = [];
+    let after = "";
+    for (let page = 0; ; page++) {
+      const reply = await this.status({ ...options, allHosts: true, after });
+      leases.push(...reply.leases);
+      if (reply.next === undefined) {
+        // A full page without `next` comes from a service that does not page: more may exist.
+        if (reply.truncated && reply.leases.length >= STATUS_LIMIT)
+          throw new LeaseServiceError("status: the service listed a truncated page without a next one");
+        return leases;
+      }
+      // A service that does not page (an older one ignores `after`) would repeat itself forever.
+      if (reply.next <= after || page >= MAX_PAGES)
+        throw new LeaseServiceError(
+          `status: the listing of leases did not advance past ${after || "the start"}`,
+        );
+      after = reply.next;
+    }
   }
 
   held(): Lease[] {

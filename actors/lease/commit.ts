@@ -25,8 +25,16 @@ export interface GroupCommitHost {
   readonly kv: KvStore;
   /** Only the active instance writes: a table forgotten on losing the lock must not be stored. */
   active(): boolean;
-  /** Whether the lock claim is still valid by this instance's clock (the fence before replying). */
+  /**
+   * Whether the lock claim is still valid by this instance's clock: the fence before every write
+   * and before replying.
+   */
   lockHeld(): boolean;
+  /**
+   * Told when a write was due but the claim had run out: the instance must stand down, since its
+   * table now holds changes that were never written.
+   */
+  fenced(): void;
   now(): number;
   log(line: string): void;
   publish(subject: string, data: Uint8Array): void;
@@ -127,6 +135,12 @@ export class GroupCommit {
     const count = writes.ports.size + (writes.conflicts === undefined ? 0 : 1);
     if (count === 0) return true;
     for (let attempt = 0; this.host.active(); attempt++) {
+      // A standby may have taken over since the claim ran out and loaded the state: a write now
+      // could overwrite what it grants.
+      if (!this.host.lockHeld()) {
+        this.host.fenced();
+        return false;
+      }
       try {
         await writePending(this.host.kv, writes);
         return true;

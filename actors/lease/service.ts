@@ -32,7 +32,7 @@ import {
 import { DEFAULT_COOLDOWN_MS, leaseTableConfig, type LeaseRangesOption } from "./config.ts";
 import { KvLock } from "./lock.ts";
 import { GroupCommit, type Reply } from "./commit.ts";
-import { loadState } from "./store.ts";
+import { leaseDomain, loadState } from "./store.ts";
 import { fromJson, toJson, type LeaseOp, type LeaseTransport } from "./transport.ts";
 
 export interface LeaseServiceOptions {
@@ -49,6 +49,16 @@ export interface LeaseServiceOptions {
   readonly tickMs?: number;
   /** Wall clock in ms since the epoch; default `Date.now`. Lease expiry times are on it. */
   readonly now?: () => number;
+  /**
+   * Monotonic clock in ms; default `performance.now`. The lock's decisions are on it alone (with
+   * the KV's revisions), never on another host's clock.
+   */
+  readonly clock?: () => number;
+  /**
+   * No other instance can use this bus (the embedded bus, whose state directory is locked to this
+   * process): a lock left in its KV is a dead process's and is taken at once.
+   */
+  readonly exclusive?: boolean;
   /** Log lines (no secrets in them); default none. */
   readonly log?: (line: string) => void;
 }
@@ -57,6 +67,11 @@ export type LeaseServiceState = "standby" | "recovering" | "active" | "stopped";
 
 export interface LeaseService {
   readonly instance: string;
+  /**
+   * The lease domain's id, the same for every instance on the same KV bucket: the owner that
+   * firewall rules for these leases carry (docs/firewall.md "What is tagged").
+   */
+  readonly domain: string;
   state(): LeaseServiceState;
   /** Resolves once this instance is active (at once when it is). */
   whenActive(): Promise<void>;
@@ -127,13 +142,14 @@ export async function startLeaseService(options: LeaseServiceOptions): Promise<L
   // Leases mean nothing after a reboot of the machine whose bus keeps them in-process (their holders
   // and firewall rules die with it): written to the file before a reply, not synced per grant.
   const kv = await options.bus.kv(LEASE_BUCKET, { durability: "process" });
-  const service = new Service(options, kv);
+  const service = new Service(options, kv, await leaseDomain(kv));
   service.start();
   return service;
 }
 
 class Service implements LeaseService {
   readonly instance: string;
+  readonly domain: string;
   private readonly bus: Bus;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -164,14 +180,20 @@ class Service implements LeaseService {
   private readonly draws = new Uint32Array(1024);
   private drawn = this.draws.length;
 
-  constructor(options: LeaseServiceOptions, kv: KvStore) {
+  constructor(options: LeaseServiceOptions, kv: KvStore, domain: string) {
     this.bus = options.bus;
+    this.domain = domain;
     this.instance = options.instance ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
     this.lockMs = options.lockMs ?? 6_000;
     this.tickMs = options.tickMs ?? 1_000;
-    this.lock = new KvLock(kv, this.instance, this.lockMs, this.now);
+    this.lock = new KvLock(kv, this.instance, {
+      lockMs: this.lockMs,
+      now: this.now,
+      clock: options.clock,
+      exclusive: options.exclusive,
+    });
     const restore = fromPromise(() =>
       loadState(kv, (key, why) => this.log(`lease: skipped invalid ${key}: ${why.slice(0, 200)}`)),
     );
@@ -179,6 +201,7 @@ class Service implements LeaseService {
       kv,
       active: () => this.current === "active",
       lockHeld: () => this.lock.held(),
+      fenced: () => this.standDown("its claim ran out before a write"),
       now: this.now,
       log: this.log,
       publish: (subject, data) => this.publishData(subject, data),
@@ -254,6 +277,14 @@ class Service implements LeaseService {
         this.actor.send({ type: "lock.lost" });
       }
     }
+  }
+
+  /** Stops serving and forgets the table (the lock is taken again only as a standby would). */
+  private standDown(why: string): void {
+    if (this.current !== "active" && this.current !== "recovering") return;
+    this.log(`lease: ${this.instance} stands down: ${why}`);
+    this.lock.drop();
+    this.actor.send({ type: "lock.lost" });
   }
 
   private onState(state: LeaseServiceState): void {

@@ -7,13 +7,18 @@
  * (fewer KV writes when grants cluster on a host, but every write re-encodes and re-logs the whole
  * block; the embedded configuration ran about 30 % slower with blocks).
  */
-import type { KvStore, KvWrite } from "../../bus/bus.ts";
+import { randomBytes } from "node:crypto";
+import { BusError, type KvStore, type KvWrite } from "../../bus/bus.ts";
 import { BusyPort, Lease, LeaseCounters } from "../../bus/schemas/lease.ts";
 import type { LeaseChange, LeaseState } from "../../machines/port-lease/table.ts";
 import { fromJson, toJson } from "./transport.ts";
 
 /** Key of the active instance's lock. */
 export const LOCK_KEY = "lock";
+/** Key of the lease domain's id: what the firewall rules of this service's leases are tagged with. */
+export const DOMAIN_KEY = "domain";
+/** A domain id: 14 of `a-z 0-9` (56 random bits, lower case so that Windows rule names keep it whole). */
+export const DOMAIN_PATTERN = /^[a-z0-9]{14}$/;
 const COUNTERS_KEY = "counters";
 
 /**
@@ -136,4 +141,28 @@ export async function loadState(
   const busy = await readAll<BusyPort>("busy", BusyPort, busyKey);
   const counters = LeaseCounters.safeParse(await read(COUNTERS_KEY));
   return { leases, busy, conflicts: counters.success ? counters.data.conflicts : 0 };
+}
+
+/**
+ * The id of the lease domain kept in `kv`: every instance of one lease service (one KV bucket:
+ * one NATS account's, or one state directory's) reads the same id, the first one creating it.
+ * Firewall rules are tagged with it, so a sweep touches only the rules of its own domain's leases.
+ * A value that is not an id (written by hand) is replaced.
+ */
+export async function leaseDomain(kv: KvStore): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const entry = await kv.get(DOMAIN_KEY);
+    const text = entry === undefined ? "" : new TextDecoder().decode(entry.value.subarray(0, 64));
+    if (DOMAIN_PATTERN.test(text)) return text;
+    const id = [...randomBytes(14)].map((b) => "abcdefghijklmnopqrstuvwxyz0123456789"[b % 36]).join("");
+    const value = new TextEncoder().encode(id);
+    try {
+      if (entry === undefined) await kv.create(DOMAIN_KEY, value);
+      else await kv.update(DOMAIN_KEY, value, entry.revision);
+      return id;
+    } catch (err) {
+      // Another instance wrote it first: read theirs.
+      if (!(err instanceof BusError && err.code === "REVISION_MISMATCH") || attempt >= 3) throw err;
+    }
+  }
 }

@@ -86,6 +86,12 @@ export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 
 export const StatusRequest = z.object({
   workerHost: WorkerHost.optional(),
+  /**
+   * Pages through every lease: when given, leases are listed in lease-id order (by UTF-16 code
+   * units), those after `after` only (`""`: from the first), and the reply's `next` is where the
+   * next page starts.
+   */
+  after: z.union([LeaseId, z.literal("")]).optional(),
 });
 export type StatusRequest = z.infer<typeof StatusRequest>;
 
@@ -154,6 +160,8 @@ export const StatusReply = reply({
   conflicts: z.int().min(0),
   /** True when more leases exist than the reply lists (at most {@link STATUS_LIMIT}). */
   truncated: z.boolean(),
+  /** Paging (`after` given): the `after` of the next page, absent on the last one. */
+  next: LeaseId.optional(),
 });
 export type StatusReply = z.infer<typeof StatusReply>;
 

@@ -103,14 +103,25 @@ function handleOne(
     case "release":
       return { ok: true, released: table.release(request.body, changes) };
     case "status": {
-      const { leases, busy } = table.snapshot(request.body.workerHost);
+      const { workerHost, after } = request.body;
+      const { leases, busy } = table.snapshot(workerHost);
+      const busyPart = busy.slice(0, STATUS_LIMIT);
+      const reply = { ok: true, instance, busy: busyPart, conflicts: table.conflicts };
+      if (after === undefined)
+        return {
+          ...reply,
+          leases: leases.slice(0, STATUS_LIMIT),
+          truncated: leases.length > STATUS_LIMIT || busy.length > STATUS_LIMIT,
+        };
+      // Lease ids never change, so a lease that lives through the whole paging is on one page.
+      const rest = leases.filter((l) => l.leaseId > after).sort((a, b) => (a.leaseId < b.leaseId ? -1 : 1));
+      const page = rest.slice(0, STATUS_LIMIT);
+      const more = rest.length > STATUS_LIMIT;
       return {
-        ok: true,
-        instance,
-        leases: leases.slice(0, STATUS_LIMIT),
-        busy: busy.slice(0, STATUS_LIMIT),
-        conflicts: table.conflicts,
-        truncated: leases.length > STATUS_LIMIT || busy.length > STATUS_LIMIT,
+        ...reply,
+        leases: page,
+        truncated: more || busy.length > STATUS_LIMIT,
+        ...(more ? { next: page[page.length - 1]!.leaseId } : {}),
       };
     }
   }

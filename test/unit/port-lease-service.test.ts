@@ -9,7 +9,7 @@ import { after, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import type { Bus, KvStore, KvWrite } from "../../bus/bus.ts";
 import { LEASE_BUCKET, Lease } from "../../bus/schemas/lease.ts";
-import { leaseKey } from "../../actors/lease/store.ts";
+import { leaseKey, LOCK_KEY } from "../../actors/lease/store.ts";
 import { GroupCommit } from "../../actors/lease/commit.ts";
 import { leaseTableConfig } from "../../actors/lease/config.ts";
 import { LeaseTable, type LeaseChange } from "../../machines/port-lease/table.ts";
@@ -26,6 +26,7 @@ import {
 } from "../../actors/lease/errors.ts";
 import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
 import { openTestBus } from "../support/lease-fixtures.ts";
+import { lockHoldable } from "../support/lease-skew.ts";
 
 const holder = { run: "run-1", target: "t1" };
 const cleanup: (() => Promise<void>)[] = [];
@@ -119,19 +120,31 @@ describe("port lease service", () => {
     assert.equal((await client.acquire("workstation", holder)).port, 60002);
   });
 
-  it("port lease service - a standby takes over when the active lock expires, and the old one stands down", async () => {
+  it("port lease service - a standby takes over when the active one stops renewing, not because its clock runs ahead", async () => {
     const b = await bus();
-    let skew = 0;
-    const active = await service(b, { instance: "a" });
+    const held = lockHoldable(b);
+    const active = await service(held.bus, { instance: "a" });
     await active.whenActive();
-    const standby = await service(b, { instance: "b", now: () => Date.now() + skew });
+    // The standby's wall clock is 10 s ahead: by the old timestamps, every claim of `a` has run out.
+    const standby = await service(b, { instance: "b", now: () => Date.now() + 10_000 });
     assert.equal(standby.state(), "standby");
     const client = createLeaseClient({ bus: b, workerHost: "w1" });
     cleanup.push(() => client.close());
     const lease = await client.acquire("workstation", holder);
-    // By the standby's clock, the active instance's claim has run out (but not the 30 s lease).
-    skew = 5_000;
+    const kv = await b.kv(LEASE_BUCKET);
+    const revision = async (): Promise<number> => (await kv.get(LOCK_KEY))?.revision ?? 0;
+    const until = performance.now() + 10_000;
+    for (let renewals = 0; renewals < 4; renewals++) {
+      const before = await revision();
+      while ((await revision()) === before) {
+        assert.ok(performance.now() < until, "the active instance renews its lock");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    assert.equal(standby.state(), "standby", "no takeover while the active instance renews");
+    held.hold();
     await standby.whenActive();
+    held.letGo();
     for (let i = 0; i < 1000 && active.state() === "active"; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(active.state(), "standby", "the old instance lost its compare-and-set");
     const status = await client.status();
@@ -305,6 +318,7 @@ describe("port lease service", () => {
       kv,
       active: () => true,
       lockHeld: () => true,
+      fenced: () => undefined,
       now: () => 0,
       log: () => undefined,
       publish: () => undefined,
