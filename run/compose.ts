@@ -10,6 +10,7 @@ import { AgentClient } from "../agent/client/client.ts";
 import { startCallbackListener } from "../agent/client/callback-listener.ts";
 import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
 import { selectFirewall } from "../actors/firewall/select.ts";
+import { sweepStaleRules } from "../actors/firewall/sweep.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
 import { agentBundleOnce } from "../actors/target/agent-bundle.ts";
 import { createAgentSteps } from "../actors/target/agent-steps.ts";
@@ -37,20 +38,20 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     workerHost: hostname() || "localhost",
     leaseMs: 60_000,
   });
-  const firewall = await selectFirewall({ mode: job.options.firewall, log: note });
-  // A crashed earlier run may have left rules: remove those whose leases are gone.
-  const live = await leases.status({ allHosts: true }).catch(() => undefined);
-  if (live !== undefined) {
-    const ids = new Set(live.leases.map((l) => l.leaseId));
-    const swept = await firewall
-      .sweep((owner) => ids.has(owner.leaseId))
-      .catch((error: unknown) => {
-        note(`firewall sweep failed: ${(error as Error).message}`);
-        return undefined;
-      });
-    if (swept !== undefined && swept.removed.length > 0)
-      note(`firewall: removed ${swept.removed.length} rule(s) left by earlier runs`);
-  }
+  // Tagged with the lease domain: rules of another sumac (another state directory or lease
+  // service) are never touched by this run's sweep.
+  const firewall = await selectFirewall({
+    mode: job.options.firewall,
+    owner: run.leases.service.domain,
+    log: note,
+  });
+  // A crashed earlier run of this domain may have left rules: remove those whose leases are gone.
+  await sweepStaleRules({
+    firewall,
+    liveLeaseIds: async () =>
+      new Set((await leases.allLeases({ timeoutMs: 10_000 })).map((lease) => lease.leaseId)),
+    note,
+  });
   const ca = createRunCa({ runId: run.runId, validForMs: 24 * 3_600_000 });
   const client = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
   const agentFiles = {

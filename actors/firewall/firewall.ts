@@ -3,8 +3,9 @@
  * lease lasts, its port is reachable from the one peer that needs it, and nothing else. One
  * interface, three backends (`nftables.ts`, `netsh.ts`, `none.ts`), chosen by `select.ts`.
  *
- * Every rule carries a tag naming its run and lease, so that a sweep at start-up can find the rules
- * a crashed process left behind and remove those whose lease is gone.
+ * Every rule carries a tag naming its lease domain (the lease service its lease comes from), its run
+ * and its lease, so that a sweep at start-up can find the rules a crashed process of the same
+ * domain left behind and remove those whose lease is gone, and leave every other sumac's alone.
  */
 import { isIP } from "node:net";
 import type { ErrorCode } from "../../base/error-codes.ts";
@@ -33,6 +34,8 @@ export type RuleRef = Pick<PortRule, "runId" | "leaseId" | "port">;
 
 /** A rule found by a sweep, as far as its tag tells. */
 export interface TaggedRule extends RuleOwner {
+  /** The lease domain that opened it. */
+  readonly owner: string;
   readonly port: number;
 }
 
@@ -53,6 +56,30 @@ export interface CloseResult {
 export interface SweepResult {
   readonly removed: readonly TaggedRule[];
   readonly kept: readonly TaggedRule[];
+  /** Rules tagged by another lease domain (another sumac's), or in an older tag format: left alone. */
+  readonly foreign: number;
+}
+
+/** What a backend that registers rules is made with. */
+export interface FirewallOptions {
+  /**
+   * The lease domain whose rules this instance opens and sweeps (`LeaseService.domain`, 14 of
+   * `a-z 0-9`): rules of another domain are never touched.
+   */
+  readonly owner: string;
+}
+
+/** A lease domain id as tags carry it. */
+export const OWNER_PATTERN = /^[a-z0-9]{14}$/;
+
+/** Checks a backend's owner; throws `FIREWALL_BAD_RULE`. */
+export function checkOwner(owner: unknown): string {
+  if (typeof owner !== "string" || !OWNER_PATTERN.test(owner))
+    throw new FirewallError(
+      "FIREWALL_BAD_RULE",
+      `the firewall's owner must be a lease domain id (14 of a-z 0-9), not ${JSON.stringify(owner)}`,
+    );
+  return owner;
 }
 
 export interface CallOptions {
@@ -63,7 +90,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Answers whether a rule's lease still lives; a throw stops the sweep and removes nothing more. */
+/**
+ * Answers whether a rule's lease still lives; a throw stops the sweep and removes nothing more.
+ * Called only after the rules were listed, so a listing of leases made on the first call is not
+ * older than any rule it judges.
+ */
 export type IsLive = (owner: RuleOwner) => boolean | Promise<boolean>;
 
 /**
@@ -71,7 +102,7 @@ export type IsLive = (owner: RuleOwner) => boolean | Promise<boolean>;
  * lists, then changes), so concurrent target actors may share one.
  *
  * @example
- * const fw = await selectFirewall({ mode: "auto", log: (m) => logger.info(m) });
+ * const fw = await selectFirewall({ mode: "auto", owner: leaseService.domain, log: (m) => logger.info(m) });
  * await fw.sweep((o) => leases.isLive(o));
  * await fw.open({ runId, leaseId, port: 61004, peer: "10.0.0.7" }, { signal });
  * // ...
@@ -83,7 +114,7 @@ export interface Firewall {
   open(rule: PortRule, options?: CallOptions): Promise<OpenResult>;
   /** Removes the rule; idempotent. */
   close(rule: RuleRef, options?: CallOptions): Promise<CloseResult>;
-  /** Removes every sumac rule whose owner `isLive` says is gone. */
+  /** Removes every rule of this lease domain whose lease `isLive` says is gone. */
   sweep(isLive: IsLive, options?: CallOptions): Promise<SweepResult>;
 }
 
@@ -102,10 +133,10 @@ export class FirewallError extends SumacError<FirewallErrorCode> {}
 
 /**
  * Run and lease ids as tags carry them: no spaces, quotes, `=` or `:` (the separators of the
- * tags), at most 48 characters, so that a tag parses back to the same ids and fits nftables'
- * 128-byte comment.
+ * tags), at most 40 characters, so that a tag parses back to the same ids and fits nftables'
+ * 128-byte comment beside the owner.
  */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/;
 
 /**
  * Checks a rule and returns it with its peer in canonical form: an IPv4-mapped IPv6 address
@@ -129,7 +160,7 @@ export function checkRef(ref: RuleRef): void {
     if (typeof value !== "string" || !ID_PATTERN.test(value))
       throw new FirewallError(
         "FIREWALL_BAD_RULE",
-        `${field} must be 1 to 48 of A-Z a-z 0-9 . _ - (starting with a letter or digit), not ${JSON.stringify(value)}`,
+        `${field} must be 1 to 40 of A-Z a-z 0-9 . _ - (starting with a letter or digit), not ${JSON.stringify(value)}`,
       );
   }
   if (!Number.isSafeInteger(ref.port) || ref.port < 1 || ref.port > 65535)

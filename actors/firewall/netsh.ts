@@ -1,8 +1,8 @@
 /**
  * The Windows Firewall backend, through `netsh advfirewall firewall` (argv only, never a shell
  * string). Each open port is one inbound allow rule for TCP to that local port from the peer's
- * address; the rule's name is the tag, `sumac:RUN:LEASE:PORT`, which needs no quoting (ids have
- * no spaces, quotes, `=` or `:`) and parses back for the sweep.
+ * address; the rule's name is the tag, `sumac:OWNER:RUN:LEASE:PORT`, which needs no quoting (ids
+ * have no spaces, quotes, `=` or `:`) and parses back for the sweep.
  *
  * Windows Firewall blocks inbound connections by default, so an allow rule restricted to the peer
  * is what admits it and not another address (unless some other allow rule opens the same port).
@@ -15,9 +15,11 @@
 import { createSerialQueue, toolFailure } from "./command.ts";
 import { createCommandRunner, type CommandOutcome, type CommandRunner } from "../../base/command.ts";
 import {
+  checkOwner,
   checkRef,
   checkRule,
   FirewallError,
+  type FirewallOptions,
   type CallOptions,
   type CloseResult,
   type Firewall,
@@ -35,30 +37,34 @@ export const MAX_SHOW_BYTES = 16 * 1024 * 1024;
 const NO_MATCH = /No rules match the specified criteria/;
 const NOT_PERMITTED = /requires elevation|Access is denied/;
 
-/** The rule name that tags a lease's rule. */
-export function netshRuleName(ref: RuleRef): string {
-  return `sumac:${ref.runId}:${ref.leaseId}:${ref.port}`;
+/** The rule name that tags a lease's rule of lease domain `owner`. */
+export function netshRuleName(owner: string, ref: RuleRef): string {
+  return `sumac:${owner}:${ref.runId}:${ref.leaseId}:${ref.port}`;
 }
 
-const NAME = /^sumac:([A-Za-z0-9][A-Za-z0-9._-]{0,47}):([A-Za-z0-9][A-Za-z0-9._-]{0,47}):(\d{1,5})$/;
+const NAME =
+  /^sumac:([a-z0-9]{14}):([A-Za-z0-9][A-Za-z0-9._-]{0,39}):([A-Za-z0-9][A-Za-z0-9._-]{0,39}):(\d{1,5})$/i;
+/** Names of the format before lease domains (no owner): nobody can tell whose they are. */
+const UNOWNED_NAME = /^sumac:[^:\s]+:[^:\s]+:\d+$/i;
 
-/** The owner and port a rule name carries, or undefined when it is not a sumac rule. */
+/** The owner, run, lease and port a rule name carries, or undefined when it is not a sumac rule. */
 export function parseNetshRuleName(name: string): TaggedRule | undefined {
   const m = NAME.exec(name);
   if (m === null) return undefined;
-  const port = Number(m[3]);
+  const port = Number(m[4]);
   if (port < 1 || port > 65535) return undefined;
-  return { runId: m[1] ?? "", leaseId: m[2] ?? "", port };
+  // Windows keeps names as given but compares them without case; owners are lower case.
+  return { owner: (m[1] ?? "").toLowerCase(), runId: m[2] ?? "", leaseId: m[3] ?? "", port };
 }
 
-/** argv adding the inbound allow rule for `rule`. */
-export function netshAddArgv(rule: PortRule): string[] {
+/** argv adding the inbound allow rule for `rule`, of lease domain `owner`. */
+export function netshAddArgv(owner: string, rule: PortRule): string[] {
   const r = checkRule(rule);
   return [
     ...NETSH,
     "add",
     "rule",
-    `name=${netshRuleName(r)}`,
+    `name=${netshRuleName(owner, r)}`,
     "dir=in",
     "action=allow",
     "protocol=TCP",
@@ -127,7 +133,8 @@ function answered(out: CommandOutcome): boolean {
 }
 
 /** The Windows Firewall backend; `run` defaults to real processes with a 10 s deadline. */
-export function createNetshFirewall(options: { readonly run?: CommandRunner } = {}): Firewall {
+export function createNetshFirewall(options: FirewallOptions & { readonly run?: CommandRunner }): Firewall {
+  const owner = checkOwner(options.owner);
   const run = options.run ?? createCommandRunner();
   const serial = createSerialQueue();
 
@@ -144,8 +151,8 @@ export function createNetshFirewall(options: { readonly run?: CommandRunner } = 
     backend: "netsh",
 
     async open(rule: PortRule, { signal }: CallOptions = {}): Promise<OpenResult> {
-      const argv = netshAddArgv(rule);
-      const tag = netshRuleName(rule);
+      const argv = netshAddArgv(owner, rule);
+      const tag = netshRuleName(owner, rule);
       return serial(async () => {
         // Windows allows duplicate names: drop an earlier rule of this lease so there is one.
         await remove(tag, signal);
@@ -158,7 +165,10 @@ export function createNetshFirewall(options: { readonly run?: CommandRunner } = 
 
     async close(ref: RuleRef, { signal }: CallOptions = {}): Promise<CloseResult> {
       checkRef(ref);
-      return serial(async () => ({ backend: "netsh", removed: await remove(netshRuleName(ref), signal) }));
+      return serial(async () => ({
+        backend: "netsh",
+        removed: await remove(netshRuleName(owner, ref), signal),
+      }));
     },
 
     async sweep(isLive: IsLive, { signal }: CallOptions = {}): Promise<SweepResult> {
@@ -167,21 +177,23 @@ export function createNetshFirewall(options: { readonly run?: CommandRunner } = 
         if (!(answered(out) && (out.exitCode === 0 || NO_MATCH.test(out.stdout))))
           throw toolFailure("netsh show rule", out, NOT_PERMITTED);
         const listed = parseShowRule(out.stdout);
-        const owners = new Map<string, TaggedRule>();
+        const ours = new Map<string, TaggedRule>();
+        let foreign = 0;
         for (const r of listed) {
-          const owner = parseNetshRuleName(r.name);
-          if (owner !== undefined) owners.set(r.name, owner);
+          const tagged = parseNetshRuleName(r.name);
+          if (tagged?.owner === owner) ours.set(r.name, tagged);
+          else if (tagged !== undefined || UNOWNED_NAME.test(r.name)) foreign++;
         }
         const removed: TaggedRule[] = [];
         const kept: TaggedRule[] = [];
-        for (const [name, owner] of owners) {
-          if (await isLive({ runId: owner.runId, leaseId: owner.leaseId })) kept.push(owner);
+        for (const [name, rule] of ours) {
+          if (await isLive({ runId: rule.runId, leaseId: rule.leaseId })) kept.push(rule);
           else {
             await remove(name, signal);
-            removed.push(owner);
+            removed.push(rule);
           }
         }
-        return { removed, kept };
+        return { removed, kept, foreign };
       });
     },
   };

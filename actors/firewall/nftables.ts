@@ -24,9 +24,11 @@ import { isIP } from "node:net";
 import { createSerialQueue, toolFailure } from "./command.ts";
 import { createCommandRunner, type CommandRunner } from "../../base/command.ts";
 import {
+  checkOwner,
   checkRef,
   checkRule,
   FirewallError,
+  type FirewallOptions,
   type CallOptions,
   type CloseResult,
   type Firewall,
@@ -60,29 +62,40 @@ export const NFT_LIST_ARGV: readonly string[] = [
 export const NFT_PROBE_ARGV: readonly string[] = ["nft", "list", "tables"];
 const NFT_APPLY_ARGV: readonly string[] = ["nft", "-f", "-"];
 
-/** The comment on both rules of a lease: `sumac run=RUN lease=LEASE port=PORT` (ids are checked). */
-export function nftTag(ref: RuleRef): string {
-  return `sumac run=${ref.runId} lease=${ref.leaseId} port=${ref.port}`;
+/**
+ * The comment on both rules of a lease: `sumac svc=OWNER run=RUN lease=LEASE port=PORT` (ids are
+ * checked; at most 127 bytes).
+ */
+export function nftTag(owner: string, ref: RuleRef): string {
+  return `sumac svc=${owner} run=${ref.runId} lease=${ref.leaseId} port=${ref.port}`;
 }
 
 const TAG =
-  /^sumac run=([A-Za-z0-9][A-Za-z0-9._-]{0,47}) lease=([A-Za-z0-9][A-Za-z0-9._-]{0,47}) port=(\d{1,5})$/;
+  /^sumac svc=([a-z0-9]{14}) run=([A-Za-z0-9][A-Za-z0-9._-]{0,39}) lease=([A-Za-z0-9][A-Za-z0-9._-]{0,39}) port=(\d{1,5})$/;
+/** Tags of the format before lease domains (no owner): nobody can tell whose they are. */
+const UNOWNED_TAG = /^sumac run=\S+ lease=\S+ port=\d+$/;
 
-/** The owner and port a comment names, or undefined when it is not a sumac tag. */
+/** The owner, run, lease and port a comment names, or undefined when it is not a sumac tag. */
 export function parseNftTag(comment: string): TaggedRule | undefined {
   const m = TAG.exec(comment);
   if (m === null) return undefined;
-  const port = Number(m[3]);
+  const port = Number(m[4]);
   if (port < 1 || port > 65535) return undefined;
-  return { runId: m[1] ?? "", leaseId: m[2] ?? "", port };
+  return { owner: m[1] ?? "", runId: m[2] ?? "", leaseId: m[3] ?? "", port };
 }
 
 /**
  * The `nft -f -` input of one transaction: the table and chain declared when something is opened
  * (a no-op when they exist), the rules in `deletes` deleted (closed leases, and earlier opens of a
- * lease opened again), then each rule of `opens` added as its pair.
+ * lease opened again), then each rule of `opens` added as its pair; with `dropTable` (nothing
+ * opened, and the deletes empty the chain), sumac's table goes too.
  */
-export function batchRuleset(opens: readonly PortRule[], deletes: readonly number[]): string {
+export function batchRuleset(
+  owner: string,
+  opens: readonly PortRule[],
+  deletes: readonly number[],
+  dropTable = false,
+): string {
   const where = `${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN}`;
   const lines =
     opens.length === 0
@@ -98,17 +111,20 @@ export function batchRuleset(opens: readonly PortRule[], deletes: readonly numbe
   for (const rule of opens) {
     const r = checkRule(rule);
     const saddr = isIP(r.peer) === 4 ? "ip saddr" : "ip6 saddr";
-    const comment = `comment "${nftTag(r)}"`;
+    const comment = `comment "${nftTag(owner, r)}"`;
     lines.push(`insert rule ${where} ${saddr} ${r.peer} tcp dport ${r.port} accept ${comment}`);
     lines.push(`add rule ${where} tcp dport ${r.port} drop ${comment}`);
   }
+  if (dropTable && opens.length === 0) lines.push(`delete table ${NFT_FAMILY} ${NFT_TABLE}`);
   lines.push("");
   return lines.join("\n");
 }
 
-/** The `nft -f -` input deleting rules by handle; empty when there are none. */
-export function deleteRuleset(handles: readonly number[]): string {
-  return handles.map((h) => `delete rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} handle ${h}\n`).join("");
+/** The `nft -f -` input deleting rules by handle, and sumac's table after them with `dropTable`. */
+export function deleteRuleset(handles: readonly number[], dropTable = false): string {
+  const lines = handles.map((h) => `delete rule ${NFT_FAMILY} ${NFT_TABLE} ${NFT_CHAIN} handle ${h}\n`);
+  if (dropTable) lines.push(`delete table ${NFT_FAMILY} ${NFT_TABLE}\n`);
+  return lines.join("");
 }
 
 /** One rule of the chain as listed: its handle and comment (if any). */
@@ -158,17 +174,22 @@ interface Call {
  * The nftables backend. `run` defaults to real processes with a 10 s deadline; the integration
  * test passes one prefixed with `ip netns exec NS`.
  */
-export function createNftablesFirewall(options: { readonly run?: CommandRunner } = {}): Firewall {
+export function createNftablesFirewall(
+  options: FirewallOptions & { readonly run?: CommandRunner },
+): Firewall {
+  const owner = checkOwner(options.owner);
   const run = options.run ?? createCommandRunner();
   const serial = createSerialQueue();
   /** Calls waiting for the next batch; a batch is queued on `serial` when the first one comes. */
   let waiting: Call[] = [];
 
-  async function list(signal?: AbortSignal): Promise<ListedRule[]> {
+  /** The chain's rules (every sumac's), and whether the chain is there at all. */
+  async function list(signal?: AbortSignal): Promise<{ exists: boolean; rules: ListedRule[] }> {
     const out = await run(NFT_LIST_ARGV, { signal });
-    if (out.exitCode === 0) return parseChainListing(out.stdout);
-    // No table or chain yet (never opened, or deleted by an administrator): nothing of ours.
-    if (out.missing !== true && /No such file or directory/.test(out.stderr)) return [];
+    if (out.exitCode === 0) return { exists: true, rules: parseChainListing(out.stdout) };
+    // No table or chain yet (never opened, or deleted when empty): nothing of ours.
+    if (out.missing !== true && /No such file or directory/.test(out.stderr))
+      return { exists: false, rules: [] };
     throw toolFailure("nft list chain", out, NOT_PERMITTED);
   }
 
@@ -194,7 +215,7 @@ export function createNftablesFirewall(options: { readonly run?: CommandRunner }
     if (wanted.length === 0) return;
     let rules: ListedRule[];
     try {
-      rules = await list();
+      ({ rules } = await list());
     } catch (error) {
       for (const call of wanted) settle(call, { error });
       return;
@@ -213,9 +234,11 @@ export function createNftablesFirewall(options: { readonly run?: CommandRunner }
       applied.push(call);
     }
     if (applied.length === 0) return;
+    // The last rules of the chain go: the table goes with them, so no empty table stays behind.
+    const emptied = opens.length === 0 && deletes.length === rules.length;
     try {
       const what = applied.length > 1 ? `${applied.length} changes` : (applied[0]?.kind ?? "");
-      await apply(what, batchRuleset(opens, deletes));
+      await apply(what, batchRuleset(owner, opens, deletes, emptied));
     } catch (error) {
       if (applied.length === 1) settle(applied[0]!, { error });
       // Which one failed is not known: each alone, so that each gets its own outcome.
@@ -238,7 +261,7 @@ export function createNftablesFirewall(options: { readonly run?: CommandRunner }
       const call: Call = {
         kind,
         rule,
-        tag: nftTag(rule),
+        tag: nftTag(owner, rule),
         done: false,
         resolve: (result) => {
           signal?.removeEventListener("abort", onAbort);
@@ -282,26 +305,38 @@ export function createNftablesFirewall(options: { readonly run?: CommandRunner }
 
     async sweep(isLive: IsLive, { signal }: CallOptions = {}): Promise<SweepResult> {
       return serial(async () => {
-        const byTag = new Map<string, { owner: TaggedRule; handles: number[] }>();
-        for (const r of await list(signal)) {
-          const owner = r.comment === undefined ? undefined : parseNftTag(r.comment);
-          if (owner === undefined || r.comment === undefined) continue; // not ours: leave it
-          const entry = byTag.get(r.comment) ?? { owner, handles: [] };
+        const byTag = new Map<string, { rule: TaggedRule; handles: number[] }>();
+        let foreign = 0;
+        const { exists, rules } = await list(signal);
+        for (const r of rules) {
+          const tagged = r.comment === undefined ? undefined : parseNftTag(r.comment);
+          if (tagged === undefined || r.comment === undefined) {
+            // Another sumac's rule in the older format: whose lease it is, nobody can tell.
+            if (r.comment !== undefined && UNOWNED_TAG.test(r.comment)) foreign++;
+            continue;
+          }
+          if (tagged.owner !== owner) {
+            foreign++;
+            continue;
+          }
+          const entry = byTag.get(r.comment) ?? { rule: tagged, handles: [] };
           entry.handles.push(r.handle);
           byTag.set(r.comment, entry);
         }
         const removed: TaggedRule[] = [];
         const kept: TaggedRule[] = [];
         const dead: number[] = [];
-        for (const { owner, handles } of byTag.values()) {
-          if (await isLive({ runId: owner.runId, leaseId: owner.leaseId })) kept.push(owner);
+        for (const { rule, handles } of byTag.values()) {
+          if (await isLive({ runId: rule.runId, leaseId: rule.leaseId })) kept.push(rule);
           else {
-            removed.push(owner);
+            removed.push(rule);
             dead.push(...handles);
           }
         }
-        if (dead.length > 0) await apply("sweep", deleteRuleset(dead), signal);
-        return { removed, kept };
+        // An empty chain (left by an earlier version, or emptied now) takes the table with it.
+        const emptied = exists && dead.length === rules.length;
+        if (dead.length > 0 || emptied) await apply("sweep", deleteRuleset(dead, emptied), signal);
+        return { removed, kept, foreign };
       });
     },
   };

@@ -27,6 +27,6 @@ export function createNoneFirewall(options: { readonly log: FirewallLog }): Fire
         checkRef(ref);
         resolve({ backend: "none", removed: false });
       }),
-    sweep: () => Promise.resolve({ removed: [], kept: [] }),
+    sweep: () => Promise.resolve({ removed: [], kept: [], foreign: 0 }),
   };
 }

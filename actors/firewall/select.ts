@@ -14,6 +14,8 @@ export type FirewallMode = "auto" | "nftables" | "netsh" | "none";
 
 export interface SelectOptions {
   readonly mode: FirewallMode;
+  /** The lease domain whose rules the backend opens and sweeps (`LeaseService.domain`). */
+  readonly owner: string;
   /** Defaults to `process.platform`. */
   readonly platform?: NodeJS.Platform;
   readonly log: FirewallLog;
@@ -31,7 +33,7 @@ const PROBE_NOT_PERMITTED = /Operation not permitted|Permission denied/;
  * not tell whether rules can be added; the first open says so.
  *
  * @example
- * const firewall = await selectFirewall({ mode: config.firewall, log: (m) => log.info(m) });
+ * const firewall = await selectFirewall({ mode: config.firewall, owner: leases.domain, log: (m) => log.info(m) });
  */
 export async function selectFirewall(options: SelectOptions): Promise<Firewall> {
   const { mode, log } = options;
@@ -45,21 +47,28 @@ export async function selectFirewall(options: SelectOptions): Promise<Firewall> 
     case "none":
       return chosen(createNoneFirewall({ log }), "configured; ports are not registered");
     case "netsh":
-      return chosen(createNetshFirewall({ run }), "configured");
+      return chosen(createNetshFirewall({ run, owner: options.owner }), "configured");
     case "nftables": {
       const failure = await probeNft(run, options.signal);
       if (failure !== undefined) throw failure;
-      return chosen(createNftablesFirewall({ run }), "configured; nft list tables works");
+      return chosen(
+        createNftablesFirewall({ run, owner: options.owner }),
+        "configured; nft list tables works",
+      );
     }
     case "auto":
       break;
   }
-  if (platform === "win32") return chosen(createNetshFirewall({ run }), "auto: platform is win32");
+  if (platform === "win32")
+    return chosen(createNetshFirewall({ run, owner: options.owner }), "auto: platform is win32");
   if (platform !== "linux")
     return chosen(createNoneFirewall({ log }), `auto: no backend for platform ${platform}`);
   const failure = await probeNft(run, options.signal);
   if (failure === undefined)
-    return chosen(createNftablesFirewall({ run }), "auto: linux, and nft list tables works");
+    return chosen(
+      createNftablesFirewall({ run, owner: options.owner }),
+      "auto: linux, and nft list tables works",
+    );
   const hint =
     failure.code === "FIREWALL_NOT_PERMITTED"
       ? "needs root or CAP_NET_ADMIN"

@@ -36,7 +36,8 @@ const CONNECT_MS = 1_500;
 
 const inServer = ["ip", "netns", "exec", server];
 const nsRun = createCommandRunner({ prefix: inServer, timeoutMs: 10_000 });
-const firewall = createNftablesFirewall({ run: nsRun });
+const OWNER = "fwb0wn3rfwb0wn";
+const firewall = createNftablesFirewall({ run: nsRun, owner: OWNER });
 
 async function sh(argv: string[]): Promise<void> {
   const [file = "", ...args] = argv;
@@ -128,7 +129,7 @@ describe("firewall backends", { skip }, () => {
     assert.deepEqual(result, {
       backend: "nftables",
       registered: true,
-      tag: nftTag(lease("lease-a", PORT_A, PEER4)),
+      tag: nftTag(OWNER, lease("lease-a", PORT_A, PEER4)),
     });
     assert.equal(await connect(PEER4, SERVER4, PORT_A), "connected");
     assert.equal(await connect(OTHER4, SERVER4, PORT_A), "timeout");
@@ -138,9 +139,12 @@ describe("firewall backends", { skip }, () => {
     const text = await ruleset();
     assert.match(
       text,
-      /ip saddr 10\.231\.0\.2 tcp dport 61004 accept comment "sumac run=run-fw lease=lease-a port=61004"/,
+      /ip saddr 10\.231\.0\.2 tcp dport 61004 accept comment "sumac svc=fwb0wn3rfwb0wn run=run-fw lease=lease-a port=61004"/,
     );
-    assert.match(text, /tcp dport 61004 drop comment "sumac run=run-fw lease=lease-a port=61004"/);
+    assert.match(
+      text,
+      /tcp dport 61004 drop comment "sumac svc=fwb0wn3rfwb0wn run=run-fw lease=lease-a port=61004"/,
+    );
   });
 
   it("firewall backends - open admits an IPv6 peer and not another address", async () => {
@@ -174,19 +178,32 @@ describe("firewall backends", { skip }, () => {
     // lease-b (port B) is still open; a crashed run left lease-dead on port A.
     await firewall.open(lease("lease-dead", PORT_A, PEER4));
     assert.equal(await connect(OTHER4, SERVER4, PORT_A), "timeout");
-    const result = await createNftablesFirewall({ run: nsRun }).sweep(({ leaseId }) => leaseId === "lease-b");
+    const result = await createNftablesFirewall({ run: nsRun, owner: OWNER }).sweep(
+      ({ leaseId }) => leaseId === "lease-b",
+    );
     assert.deepEqual(result, {
-      removed: [{ runId: "run-fw", leaseId: "lease-dead", port: PORT_A }],
-      kept: [{ runId: "run-fw", leaseId: "lease-b", port: PORT_B }],
+      removed: [{ owner: OWNER, runId: "run-fw", leaseId: "lease-dead", port: PORT_A }],
+      kept: [{ owner: OWNER, runId: "run-fw", leaseId: "lease-b", port: PORT_B }],
+      foreign: 0,
     });
     const text = await ruleset();
     assert.doesNotMatch(text, /lease-dead/);
     assert.match(
       text,
-      /ip6 saddr fd31::2 tcp dport 61005 accept comment "sumac run=run-fw lease=lease-b port=61005"/,
+      /ip6 saddr fd31::2 tcp dport 61005 accept comment "sumac svc=fwb0wn3rfwb0wn run=run-fw lease=lease-b port=61005"/,
     );
     assert.equal(await connect(OTHER4, SERVER4, PORT_A), "connected");
     assert.equal(await connect(OTHER6, SERVER6, PORT_B), "timeout");
+  });
+
+  it("firewall backends - closing the last rule deletes sumac's table", async () => {
+    assert.match(await ruleset(), /table inet sumac /);
+    assert.deepEqual(await firewall.close(lease("lease-b", PORT_B, PEER6)), {
+      backend: "nftables",
+      removed: true,
+    });
+    assert.doesNotMatch(await ruleset(), /table inet sumac /);
+    assert.equal(await connect(OTHER6, SERVER6, PORT_B), "connected");
   });
 
   it("firewall backends - without CAP_NET_ADMIN open fails as not permitted and auto picks none", async () => {
@@ -194,7 +211,7 @@ describe("firewall backends", { skip }, () => {
       prefix: [...inServer, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
     });
     await assert.rejects(
-      createNftablesFirewall({ run: unprivileged }).open(lease("lease-c", PORT_A, PEER4)),
+      createNftablesFirewall({ run: unprivileged, owner: OWNER }).open(lease("lease-c", PORT_A, PEER4)),
       (e: unknown) => {
         assert.ok(e instanceof FirewallError);
         assert.equal(e.code, "FIREWALL_NOT_PERMITTED");
@@ -207,6 +224,7 @@ describe("firewall backends", { skip }, () => {
       mode: "auto",
       platform: "linux",
       run: unprivileged,
+      owner: OWNER,
       log: (m) => lines.push(m),
     });
     assert.equal(chosen.backend, "none");
@@ -218,6 +236,7 @@ describe("firewall backends", { skip }, () => {
       mode: "auto",
       platform: "linux",
       run: nsRun,
+      owner: OWNER,
       log: (m) => lines.push(m),
     });
     assert.equal(privileged.backend, "nftables");

@@ -11,7 +11,9 @@ import {
 } from "../../actors/firewall/netsh.ts";
 
 const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
-const NAME = "sumac:run-7:lease-42:61004";
+const OWNER = "own3r0wn3r0wn3";
+const NAME = `sumac:${OWNER}:run-7:lease-42:61004`;
+const DEAD = `sumac:${OWNER}:run-1:lease-1:61000`;
 
 /** Answers tool calls from a script and records their argv. */
 function scripted(...answers: CommandOutcome[]) {
@@ -72,20 +74,24 @@ const SHOW = crlf([
   "                                      1       Any ",
   ...[pad("Edge traversal") + "No", pad("Action") + "Allow"],
   "",
-  ...block("sumac:run-1:lease-1:61000", tcpIn("61000", "10.0.0.9/32")),
+  ...block(DEAD, tcpIn("61000", "10.0.0.9/32")),
   "",
   ...block("Remote Desktop - User Mode (TCP-In)", tcpIn("3389", "Any")),
   "",
+  ...block("sumac:0th3r0th3r0th3:run-2:lease-2:61001", tcpIn("61001", "10.0.0.8/32")),
+  "",
+  ...block("sumac:run-3:lease-3:61002", tcpIn("61002", "10.0.0.8/32")),
+  "",
   ...block(NAME, tcpIn("61004", "fd00::7/128")),
   "",
-  ...block("sumac:run-1:lease-1:61000", tcpIn("61000", "10.0.0.9/32")),
+  ...block(DEAD, tcpIn("61000", "10.0.0.9/32")),
   "Ok.",
   "",
 ]);
 
 describe("firewall netsh", () => {
   it("firewall netsh - add rule is one argv per parameter, the name carrying run, lease and port", () => {
-    assert.deepEqual(netshAddArgv(rule), [
+    assert.deepEqual(netshAddArgv(OWNER, rule), [
       "netsh",
       "advfirewall",
       "firewall",
@@ -100,8 +106,8 @@ describe("firewall netsh", () => {
       "profile=any",
       "enable=yes",
     ]);
-    assert.equal(netshAddArgv({ ...rule, peer: "::ffff:10.0.0.7" })[10], "remoteip=10.0.0.7");
-    assert.equal(netshAddArgv({ ...rule, peer: "FD00::7" })[10], "remoteip=fd00::7");
+    assert.equal(netshAddArgv(OWNER, { ...rule, peer: "::ffff:10.0.0.7" })[10], "remoteip=10.0.0.7");
+    assert.equal(netshAddArgv(OWNER, { ...rule, peer: "FD00::7" })[10], "remoteip=fd00::7");
   });
 
   it("firewall netsh - delete and show are argv too, and names need no quoting", () => {
@@ -123,7 +129,7 @@ describe("firewall netsh", () => {
       "name=all",
       "dir=in",
     ]);
-    for (const arg of netshAddArgv(rule)) assert.doesNotMatch(arg, /[\s"']/);
+    for (const arg of netshAddArgv(OWNER, rule)) assert.doesNotMatch(arg, /[\s"']/);
   });
 
   it("firewall netsh - show rule output parses into blocks with name and fields", () => {
@@ -132,13 +138,15 @@ describe("firewall netsh", () => {
       rules.map((r) => r.name),
       [
         "Core Networking - Destination Unreachable (ICMPv6-In)",
-        "sumac:run-1:lease-1:61000",
+        DEAD,
         "Remote Desktop - User Mode (TCP-In)",
+        "sumac:0th3r0th3r0th3:run-2:lease-2:61001",
+        "sumac:run-3:lease-3:61002",
         NAME,
-        "sumac:run-1:lease-1:61000",
+        DEAD,
       ],
     );
-    const mine = rules[3];
+    const mine = rules[5];
     assert.equal(mine?.fields.LocalPort, "61004");
     assert.equal(mine?.fields.RemoteIP, "fd00::7/128");
     assert.equal(mine?.fields["Edge traversal"], "No");
@@ -167,35 +175,42 @@ describe("firewall netsh", () => {
 
   it("firewall netsh - open deletes an earlier rule of the lease, then adds it", async () => {
     const { run, calls } = scripted(NO_MATCH, OK);
-    assert.deepEqual(await createNetshFirewall({ run }).open(rule), {
+    assert.deepEqual(await createNetshFirewall({ run, owner: OWNER }).open(rule), {
       backend: "netsh",
       registered: true,
       tag: NAME,
     });
-    assert.deepEqual(calls, [netshDeleteArgv(NAME), netshAddArgv(rule)]);
+    assert.deepEqual(calls, [netshDeleteArgv(NAME), netshAddArgv(OWNER, rule)]);
   });
 
   it("firewall netsh - close says whether a rule was removed, so closing twice is not an error", async () => {
     const { run, calls } = scripted(DELETED, NO_MATCH);
-    const fw = createNetshFirewall({ run });
+    const fw = createNetshFirewall({ run, owner: OWNER });
     assert.deepEqual(await fw.close(rule), { backend: "netsh", removed: true });
     assert.deepEqual(await fw.close(rule), { backend: "netsh", removed: false });
     assert.deepEqual(calls, [netshDeleteArgv(NAME), netshDeleteArgv(NAME)]);
   });
 
-  it("firewall netsh - sweep deletes each dead lease's rule once and keeps live and foreign rules", async () => {
+  it("firewall netsh - sweep deletes each dead lease's rule of its domain once and keeps live ones and every other sumac's", async () => {
     const { run, calls } = scripted({ exitCode: 0, stdout: SHOW, stderr: "" }, DELETED);
-    const result = await createNetshFirewall({ run }).sweep(({ leaseId }) => leaseId === "lease-42");
+    const result = await createNetshFirewall({ run, owner: OWNER }).sweep(
+      ({ leaseId }) => leaseId === "lease-42",
+    );
     assert.deepEqual(result, {
-      removed: [{ runId: "run-1", leaseId: "lease-1", port: 61000 }],
-      kept: [{ runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      removed: [{ owner: OWNER, runId: "run-1", leaseId: "lease-1", port: 61000 }],
+      kept: [{ owner: OWNER, runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      foreign: 2,
     });
-    assert.deepEqual(calls, [NETSH_SHOW_ARGV, netshDeleteArgv("sumac:run-1:lease-1:61000")]);
+    assert.deepEqual(calls, [NETSH_SHOW_ARGV, netshDeleteArgv(DEAD)]);
   });
 
   it("firewall netsh - sweep on a host with no inbound rules removes nothing", async () => {
     const { run } = scripted(NO_MATCH);
-    assert.deepEqual(await createNetshFirewall({ run }).sweep(() => false), { removed: [], kept: [] });
+    assert.deepEqual(await createNetshFirewall({ run, owner: OWNER }).sweep(() => false), {
+      removed: [],
+      kept: [],
+      foreign: 0,
+    });
   });
 
   it("firewall netsh - without elevation, without netsh, or past the deadline, errors carry stable codes", async () => {
@@ -207,12 +222,12 @@ describe("firewall netsh", () => {
         return true;
       });
     await check(
-      createNetshFirewall({ run: scripted(NO_MATCH, ELEVATION).run }).open(rule),
+      createNetshFirewall({ run: scripted(NO_MATCH, ELEVATION).run, owner: OWNER }).open(rule),
       "FIREWALL_NOT_PERMITTED",
       /netsh add rule: The requested operation requires elevation/,
     );
     await check(
-      createNetshFirewall({ run: scripted(ELEVATION).run }).close(rule),
+      createNetshFirewall({ run: scripted(ELEVATION).run, owner: OWNER }).close(rule),
       "FIREWALL_NOT_PERMITTED",
       /netsh delete rule/,
     );
@@ -223,7 +238,7 @@ describe("firewall netsh", () => {
       missing: true,
     };
     await check(
-      createNetshFirewall({ run: scripted(missing).run }).sweep(() => false),
+      createNetshFirewall({ run: scripted(missing).run, owner: OWNER }).sweep(() => false),
       "FIREWALL_TOOL_MISSING",
       /netsh show rule: spawn netsh ENOENT/,
     );
@@ -233,10 +248,14 @@ describe("firewall netsh", () => {
       stderr: "netsh did not finish within 10000 ms",
       timedOut: true,
     };
-    await check(createNetshFirewall({ run: scripted(slow).run }).close(rule), "TIMEOUT", /did not finish/);
+    await check(
+      createNetshFirewall({ run: scripted(slow).run, owner: OWNER }).close(rule),
+      "TIMEOUT",
+      /did not finish/,
+    );
     const odd = said(1, ["The parameter is incorrect.", ""]);
     await check(
-      createNetshFirewall({ run: scripted(NO_MATCH, odd).run }).open(rule),
+      createNetshFirewall({ run: scripted(NO_MATCH, odd).run, owner: OWNER }).open(rule),
       "FIREWALL_TOOL_FAILED",
       /The parameter is incorrect/,
     );
@@ -244,10 +263,10 @@ describe("firewall netsh", () => {
 
   it("firewall netsh - a bad rule is refused before netsh runs", async () => {
     const { run, calls } = scripted();
-    await assert.rejects(createNetshFirewall({ run }).open({ ...rule, peer: "any" }), {
+    await assert.rejects(createNetshFirewall({ run, owner: OWNER }).open({ ...rule, peer: "any" }), {
       code: "FIREWALL_BAD_RULE",
     });
-    await assert.rejects(createNetshFirewall({ run }).close({ ...rule, runId: 'a" dir=out' }), {
+    await assert.rejects(createNetshFirewall({ run, owner: OWNER }).close({ ...rule, runId: 'a" dir=out' }), {
       code: "FIREWALL_BAD_RULE",
     });
     assert.equal(calls.length, 0);

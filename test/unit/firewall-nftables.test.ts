@@ -11,7 +11,9 @@ import {
 } from "../../actors/firewall/nftables.ts";
 
 const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
-const TAG = "sumac run=run-7 lease=lease-42 port=61004";
+const OWNER = "own3r0wn3r0wn3";
+const OTHER_OWNER = "0th3r0th3r0th3";
+const TAG = `sumac svc=${OWNER} run=run-7 lease=lease-42 port=61004`;
 
 /** Answers tool calls from a script and records them. */
 function scripted(...answers: CommandOutcome[]) {
@@ -70,7 +72,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): 
 describe("firewall nftables", () => {
   it("firewall nftables - the open ruleset inserts the peer's accept and appends the port's drop", () => {
     assert.equal(
-      batchRuleset([rule], []),
+      batchRuleset(OWNER, [rule], []),
       [
         "table inet sumac {",
         "\tchain input {",
@@ -85,7 +87,7 @@ describe("firewall nftables", () => {
   });
 
   it("firewall nftables - an IPv6 peer is matched with ip6 saddr, and earlier handles are deleted first", () => {
-    const text = batchRuleset([{ ...rule, peer: "fd00::7" }], [4, 5]);
+    const text = batchRuleset(OWNER, [{ ...rule, peer: "fd00::7" }], [4, 5]);
     const lines = text.split("\n");
     assert.deepEqual(lines.slice(5), [
       "delete rule inet sumac input handle 4",
@@ -98,7 +100,7 @@ describe("firewall nftables", () => {
 
   it("firewall nftables - a mapped IPv4 peer is registered as IPv4", () => {
     assert.match(
-      batchRuleset([{ ...rule, peer: "::ffff:10.0.0.7" }], []),
+      batchRuleset(OWNER, [{ ...rule, peer: "::ffff:10.0.0.7" }], []),
       /insert rule inet sumac input ip saddr 10\.0\.0\.7 /,
     );
   });
@@ -132,11 +134,11 @@ describe("firewall nftables", () => {
 
   it("firewall nftables - open lists the chain then adds the pair in one nft -f - transaction", async () => {
     const { run, calls } = scripted(NO_TABLE, ok());
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     assert.deepEqual(await fw.open(rule), { backend: "nftables", registered: true, tag: TAG });
     assert.deepEqual(calls, [
       { argv: NFT_LIST_ARGV, stdin: undefined },
-      { argv: ["nft", "-f", "-"], stdin: batchRuleset([rule], []) },
+      { argv: ["nft", "-f", "-"], stdin: batchRuleset(OWNER, [rule], []) },
     ]);
   });
 
@@ -145,12 +147,12 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 2, comment: TAG }, { handle: 3, comment: TAG }, { handle: 7 }])),
       ok(),
     );
-    await createNftablesFirewall({ run }).open(rule);
-    assert.equal(calls[1]?.stdin, batchRuleset([rule], [2, 3]));
+    await createNftablesFirewall({ run, owner: OWNER }).open(rule);
+    assert.equal(calls[1]?.stdin, batchRuleset(OWNER, [rule], [2, 3]));
   });
 
   it("firewall nftables - close deletes the lease's rules only, and closing again is not an error", async () => {
-    const other = "sumac run=run-7 lease=lease-43 port=61005";
+    const other = `sumac svc=${OWNER} run=run-7 lease=lease-43 port=61005`;
     const { run, calls } = scripted(
       ok(
         listing([
@@ -163,7 +165,7 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 3, comment: other }])),
       NO_TABLE,
     );
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: true });
     assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
     assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: false });
@@ -171,9 +173,11 @@ describe("firewall nftables", () => {
     assert.equal(calls.length, 4);
   });
 
-  it("firewall nftables - sweep removes the rules of dead leases, keeps live ones and foreign rules", async () => {
-    const dead = "sumac run=run-1 lease=lease-1 port=61000";
-    const live = "sumac run=run-7 lease=lease-42 port=61004";
+  it("firewall nftables - sweep removes the rules of dead leases of its domain, keeps live ones and every other sumac's", async () => {
+    const dead = `sumac svc=${OWNER} run=run-1 lease=lease-1 port=61000`;
+    const live = `sumac svc=${OWNER} run=run-7 lease=lease-42 port=61004`;
+    const others = `sumac svc=${OTHER_OWNER} run=run-2 lease=lease-2 port=61001`;
+    const older = "sumac run=run-3 lease=lease-3 port=61002";
     const { run, calls } = scripted(
       ok(
         listing([
@@ -182,21 +186,28 @@ describe("firewall nftables", () => {
           { handle: 4, comment: dead },
           { handle: 5, comment: live },
           { handle: 6, comment: "admin: ssh" },
+          { handle: 7, comment: others },
+          { handle: 9, comment: older },
           { handle: 8 },
         ]),
       ),
       ok(),
     );
     const asked: string[] = [];
-    const result = await createNftablesFirewall({ run }).sweep(({ runId, leaseId }) => {
+    const result = await createNftablesFirewall({ run, owner: OWNER }).sweep(({ runId, leaseId }) => {
       asked.push(`${runId}/${leaseId}`);
       return Promise.resolve(leaseId === "lease-42");
     });
     assert.deepEqual(result, {
-      removed: [{ runId: "run-1", leaseId: "lease-1", port: 61000 }],
-      kept: [{ runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      removed: [{ owner: OWNER, runId: "run-1", leaseId: "lease-1", port: 61000 }],
+      kept: [{ owner: OWNER, runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      foreign: 2,
     });
-    assert.deepEqual(asked, ["run-1/lease-1", "run-7/lease-42"]);
+    assert.deepEqual(
+      asked,
+      ["run-1/lease-1", "run-7/lease-42"],
+      "another domain's leases are not asked about",
+    );
     assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
   });
 
@@ -205,10 +216,11 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 3, comment: TAG }])),
       ok(listing([{ handle: 3, comment: TAG }])),
     );
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     assert.deepEqual(await fw.sweep(() => true), {
       removed: [],
-      kept: [{ runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      kept: [{ owner: OWNER, runId: "run-7", leaseId: "lease-42", port: 61004 }],
+      foreign: 0,
     });
     await assert.rejects(
       fw.sweep(() => Promise.reject(new Error("bus down"))),
@@ -217,18 +229,56 @@ describe("firewall nftables", () => {
     assert.equal(calls.length, 2);
   });
 
+  it("firewall nftables - the close or sweep that empties the chain deletes sumac's table with its rules", async () => {
+    const { run, calls } = scripted(
+      ok(
+        listing([
+          { handle: 2, comment: TAG },
+          { handle: 4, comment: TAG },
+        ]),
+      ),
+      ok(),
+      ok(listing([])),
+      ok(),
+      NO_TABLE,
+    );
+    const fw = createNftablesFirewall({ run, owner: OWNER });
+    assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: true });
+    assert.equal(
+      calls[1]?.stdin,
+      [
+        "delete rule inet sumac input handle 2",
+        "delete rule inet sumac input handle 4",
+        "delete table inet sumac",
+        "",
+      ].join("\n"),
+    );
+    // An empty chain left behind (by an earlier version) goes at the sweep; no table, nothing to do.
+    assert.deepEqual(await fw.sweep(() => true), { removed: [], kept: [], foreign: 0 });
+    assert.equal(calls[3]?.stdin, "delete table inet sumac\n");
+    assert.deepEqual(await fw.sweep(() => true), { removed: [], kept: [], foreign: 0 });
+    assert.equal(calls.length, 5);
+  });
+
+  it("firewall nftables - the owner must be a lease domain id", () => {
+    assert.throws(() => createNftablesFirewall({ owner: "Not-An-Id" }), {
+      code: "FIREWALL_BAD_RULE",
+      message: /owner must be a lease domain id/,
+    });
+  });
+
   it("firewall nftables - tool failures become errors with stable codes", async () => {
     const perm = failed(
       "Operation not permitted (you must be root)\nnetlink: Error: cache initialization failed: Operation not permitted\n",
     );
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(perm).run }).open(rule),
+      createNftablesFirewall({ run: scripted(perm).run, owner: OWNER }).open(rule),
       "FIREWALL_NOT_PERMITTED",
       /nft list chain: Operation not permitted/,
     );
     const missing: CommandOutcome = { exitCode: null, stdout: "", stderr: "spawn nft ENOENT", missing: true };
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(missing).run }).close(rule),
+      createNftablesFirewall({ run: scripted(missing).run, owner: OWNER }).close(rule),
       "FIREWALL_TOOL_MISSING",
       /ENOENT/,
     );
@@ -238,13 +288,16 @@ describe("firewall nftables", () => {
       stderr: "nft did not finish within 10000 ms",
       timedOut: true,
     };
-    await assert.rejects(createNftablesFirewall({ run: scripted(NO_TABLE, slow).run }).open(rule), {
-      code: "TIMEOUT",
-      retryable: true,
-    });
+    await assert.rejects(
+      createNftablesFirewall({ run: scripted(NO_TABLE, slow).run, owner: OWNER }).open(rule),
+      {
+        code: "TIMEOUT",
+        retryable: true,
+      },
+    );
     const syntax = failed("/dev/stdin:6:1-6: Error: Could not process rule: No such file or directory\n");
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(NO_TABLE, syntax).run }).open(rule),
+      createNftablesFirewall({ run: scripted(NO_TABLE, syntax).run, owner: OWNER }).open(rule),
       "FIREWALL_TOOL_FAILED",
       /nft -f - \(open\): \/dev\/stdin/,
     );
@@ -253,12 +306,12 @@ describe("firewall nftables", () => {
   it("firewall nftables - a bad rule is refused before nft runs", async () => {
     const { run, calls } = scripted();
     await rejectsWith(
-      createNftablesFirewall({ run }).open({ ...rule, peer: "10.0.0.0/8" }),
+      createNftablesFirewall({ run, owner: OWNER }).open({ ...rule, peer: "10.0.0.0/8" }),
       "FIREWALL_BAD_RULE",
       /peer/,
     );
     await rejectsWith(
-      createNftablesFirewall({ run }).close({ ...rule, leaseId: "a b" }),
+      createNftablesFirewall({ run, owner: OWNER }).close({ ...rule, leaseId: "a b" }),
       "FIREWALL_BAD_RULE",
       /leaseId/,
     );
@@ -268,7 +321,7 @@ describe("firewall nftables", () => {
   it("firewall nftables - calls made while nft runs go together: one listing, one transaction", async () => {
     const other = { ...rule, leaseId: "lease-43", port: 61005 };
     const third = { ...rule, leaseId: "lease-44", port: 61006, peer: "fd00::9" };
-    const OTHER = "sumac run=run-7 lease=lease-43 port=61005";
+    const OTHER = `sumac svc=${OWNER} run=run-7 lease=lease-43 port=61005`;
     const { run, calls } = scripted(
       NO_TABLE,
       ok(),
@@ -283,7 +336,7 @@ describe("firewall nftables", () => {
       ),
       ok(),
     );
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     const first = fw.open(rule);
     // Made while the first open is queued or running: they wait for it, then go as one batch.
     await Promise.resolve();
@@ -292,10 +345,14 @@ describe("firewall nftables", () => {
     assert.deepEqual(await rest, [
       { backend: "nftables", removed: true },
       { backend: "nftables", registered: true, tag: OTHER },
-      { backend: "nftables", registered: true, tag: "sumac run=run-7 lease=lease-44 port=61006" },
+      {
+        backend: "nftables",
+        registered: true,
+        tag: `sumac svc=${OWNER} run=run-7 lease=lease-44 port=61006`,
+      },
     ]);
     assert.equal(calls.length, 4);
-    assert.equal(calls[3]?.stdin, batchRuleset([other, third], [2, 5, 6]));
+    assert.equal(calls[3]?.stdin, batchRuleset(OWNER, [other, third], [2, 5, 6]));
     const text = calls[3]?.stdin ?? "";
     assert.match(text, /^table inet sumac \{/);
     assert.equal(text.split("\n").filter((l) => l.startsWith("delete rule")).length, 3);
@@ -313,22 +370,22 @@ describe("firewall nftables", () => {
       NO_TABLE,
       bad, // the second alone
     );
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     const [a, b] = await Promise.allSettled([fw.open(rule), fw.open(other)]);
     assert.deepEqual(a, { status: "fulfilled", value: { backend: "nftables", registered: true, tag: TAG } });
     assert.equal(b.status, "rejected");
     assert.ok(b.status === "rejected" && b.reason instanceof FirewallError);
     assert.equal(b.reason.code, "FIREWALL_TOOL_FAILED");
     assert.match(String(b.reason.message), /nft -f - \(open\)/);
-    assert.equal(calls[1]?.stdin, batchRuleset([rule, other], []));
-    assert.equal(calls[3]?.stdin, batchRuleset([rule], []));
-    assert.equal(calls[5]?.stdin, batchRuleset([other], []));
+    assert.equal(calls[1]?.stdin, batchRuleset(OWNER, [rule, other], []));
+    assert.equal(calls[3]?.stdin, batchRuleset(OWNER, [rule], []));
+    assert.equal(calls[5]?.stdin, batchRuleset(OWNER, [other], []));
     assert.equal(calls.length, 6);
   });
 
   it("firewall nftables - an aborted call ends at once and a waiting one is left out of its batch", async () => {
     const { run, calls } = scripted(NO_TABLE, ok(), NO_TABLE, ok());
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     const first = fw.open(rule);
     await Promise.resolve();
     const abort = new AbortController();
@@ -340,7 +397,7 @@ describe("firewall nftables", () => {
     await first;
     await kept;
     assert.equal(calls.length, 4);
-    assert.equal(calls[3]?.stdin, batchRuleset([{ ...rule, leaseId: "lease-44", port: 61006 }], []));
+    assert.equal(calls[3]?.stdin, batchRuleset(OWNER, [{ ...rule, leaseId: "lease-44", port: 61006 }], []));
     await assert.rejects(fw.open(other, { signal: abort.signal }), /target cancelled/);
     assert.equal(calls.length, 4, "an already aborted call runs nothing");
   });
@@ -355,7 +412,7 @@ describe("firewall nftables", () => {
       running -= 1;
       return argv.includes("list") ? NO_TABLE : ok();
     };
-    const fw = createNftablesFirewall({ run });
+    const fw = createNftablesFirewall({ run, owner: OWNER });
     await Promise.all([1, 2, 3, 4].map((i) => fw.open({ ...rule, leaseId: `lease-${i}`, port: 61000 + i })));
     assert.equal(most, 1);
   });

@@ -6,6 +6,7 @@ import {
   checkRule,
   FirewallError,
   ID_PATTERN,
+  OWNER_PATTERN,
   type PortRule,
 } from "../../actors/firewall/firewall.ts";
 import { netshRuleName, parseNetshRuleName } from "../../actors/firewall/netsh.ts";
@@ -53,10 +54,10 @@ describe("firewall rule", () => {
       badRule(() => checkRule({ ...rule, port }), /port must be an integer from 1 to 65535/);
   });
 
-  it("firewall rule - ids with spaces, quotes, separators or over 48 characters are refused", () => {
-    for (const runId of ["", "run 7", 'run"7', "run=7", "run:7", "-run", "r".repeat(49), "run\n7"])
-      badRule(() => checkRef({ ...rule, runId }), /runId must be 1 to 48 of/);
-    badRule(() => checkRule({ ...rule, leaseId: "lease;drop" }), /leaseId must be 1 to 48 of .*"lease;drop"/);
+  it("firewall rule - ids with spaces, quotes, separators or over 40 characters are refused", () => {
+    for (const runId of ["", "run 7", 'run"7', "run=7", "run:7", "-run", "r".repeat(41), "run\n7"])
+      badRule(() => checkRef({ ...rule, runId }), /runId must be 1 to 40 of/);
+    badRule(() => checkRule({ ...rule, leaseId: "lease;drop" }), /leaseId must be 1 to 40 of .*"lease;drop"/);
   });
 
   it("firewall rule - only tcp is accepted as protocol", () => {
@@ -77,25 +78,32 @@ describe("firewall rule", () => {
       assert.equal(new FirewallError(code, "x").retryable, false);
   });
 
-  it("firewall rule - every valid owner and port round-trips through both backends' tags", () => {
+  it("firewall rule - every valid owner, run, lease and port round-trips through both backends' tags", () => {
     const id = fc.stringMatching(ID_PATTERN);
+    const owner = fc.stringMatching(OWNER_PATTERN);
     fc.assert(
-      fc.property(id, id, fc.integer({ min: 1, max: 65535 }), (runId, leaseId, port) => {
+      fc.property(owner, id, id, fc.integer({ min: 1, max: 65535 }), (o, runId, leaseId, port) => {
         const ref = { runId, leaseId, port };
-        assert.deepEqual(parseNftTag(nftTag(ref)), ref);
-        assert.deepEqual(parseNetshRuleName(netshRuleName(ref)), ref);
+        assert.deepEqual(parseNftTag(nftTag(o, ref)), { owner: o, ...ref });
+        assert.deepEqual(parseNetshRuleName(netshRuleName(o, ref)), { owner: o, ...ref });
         // nftables keeps at most 128 bytes of a comment.
-        assert.ok(Buffer.byteLength(nftTag(ref)) <= 128);
+        assert.ok(Buffer.byteLength(nftTag(o, ref)) <= 128);
       }),
     );
+    const longest = { runId: "r".repeat(40), leaseId: "l".repeat(40), port: 65535 };
+    assert.equal(Buffer.byteLength(nftTag("o".repeat(14), longest)), 127);
   });
 
   it("firewall rule - tags of other tools or out-of-range ports are not taken for sumac's", () => {
     assert.equal(parseNftTag("ssh from office"), undefined);
     assert.equal(parseNftTag("sumac run=a lease=b port=70000"), undefined);
     assert.equal(parseNftTag("sumac run=a target=b port=62286"), undefined); // the agent's own
+    // The format before lease domains names no owner: never taken for anyone's.
+    assert.equal(parseNftTag("sumac run=a lease=b port=61000"), undefined);
+    assert.equal(parseNftTag("sumac svc=SHOUTING0000000 run=a lease=b port=61000"), undefined);
     assert.equal(parseNetshRuleName("Core Networking - Teredo (UDP-In)"), undefined);
     assert.equal(parseNetshRuleName("sumac:a:b:0"), undefined);
     assert.equal(parseNetshRuleName("sumac:a:b:c:1"), undefined);
+    assert.equal(parseNetshRuleName("sumac:a:b:61000"), undefined);
   });
 });

@@ -33,7 +33,13 @@ const SLOW: CommandOutcome = {
 async function pick(mode: FirewallMode, platform: NodeJS.Platform, answer: CommandOutcome) {
   const lines: string[] = [];
   const { run, calls } = answering(answer);
-  const firewall = await selectFirewall({ mode, platform, run, log: (m) => lines.push(m) });
+  const firewall = await selectFirewall({
+    mode,
+    platform,
+    run,
+    owner: "own3r0wn3r0wn3",
+    log: (m) => lines.push(m),
+  });
   return { backend: firewall.backend, lines, calls };
 }
 
@@ -106,7 +112,7 @@ describe("firewall select", () => {
       "firewall: none, port 61004/tcp for peer 10.0.0.7 not registered (run=run-7 lease=lease-42 port=61004)",
     ]);
     assert.deepEqual(await fw.close(rule), { backend: "none", removed: false });
-    assert.deepEqual(await fw.sweep(() => false), { removed: [], kept: [] });
+    assert.deepEqual(await fw.sweep(() => false), { removed: [], kept: [], foreign: 0 });
     await assert.rejects(fw.open({ ...rule, port: 0 }), { code: "FIREWALL_BAD_RULE" });
   });
 });
