@@ -97,7 +97,8 @@ export interface KvEntry {
 
 /**
  * Keys are dot-separated tokens of `[A-Za-z0-9_=-]` (NATS KV rules). No per-key TTL: Debian's
- * nats-server 2.9.10 ignores it, so expiry times live in the values.
+ * nats-server 2.9.10 ignores it, so expiry times live in the values. What must not depend on
+ * another host's clock (the lease lock) decides by revisions alone: every write makes a new one.
  */
 export interface KvStore {
   get(key: string): Promise<KvEntry | undefined>;
