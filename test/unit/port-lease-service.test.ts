@@ -155,6 +155,20 @@ describe("port lease service", () => {
     );
   });
 
+  it("port lease service - a lock left by a dead owner is watched for the lock time, unless the bus is the service's alone", async () => {
+    const b = await bus();
+    const kv = await b.kv(LEASE_BUCKET);
+    await kv.create(LOCK_KEY, new TextEncoder().encode(JSON.stringify({ owner: "dead", expiresAt: 0 })));
+    // An hour of lock time: a shared bus's standby must not take it before then (the old value's
+    // expiresAt, long past, counts for nothing).
+    const shared = await service(b, { instance: "shared", lockMs: 3_600_000 });
+    const exclusive = await service(b, { instance: "exclusive", lockMs: 3_600_000, exclusive: true });
+    await exclusive.whenActive();
+    assert.equal(shared.state(), "standby");
+    assert.match(shared.domain, /^[a-z0-9]{14}$/);
+    assert.equal(exclusive.domain, shared.domain, "one KV bucket, one lease domain");
+  });
+
   it("port lease service - the client maps failure replies and missing services to error classes", async () => {
     const b = await bus();
     const nobody = createLeaseClient({ bus: b, workerHost: "w1", timeoutMs: 150, attemptMs: 50 });
