@@ -13,6 +13,7 @@ import { createActor } from "xstate";
 import type { AgentClientOptions } from "../../agent/client/client.ts";
 import type { ResultMap } from "../../agent/client/results.ts";
 import { AgentConnectionError, AgentFaultError } from "../../agent/protocol/errors.ts";
+import { CALL_MARGIN_MS, callDeadline, INSTALL_ANSWER_MS } from "../../agent/protocol/deadlines.ts";
 import type { OperationName } from "../../agent/protocol/wire.ts";
 import type { Lease } from "../../bus/schemas/lease.ts";
 import type { AgentCalls } from "../../actors/target/agent-session.ts";
@@ -371,7 +372,11 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
     );
     const call = s.agent.calls.find((c) => c.operation === "Install");
     assert.deepEqual(call?.fields, { componentId: "nic", command: "true", timeoutMs: 5_000 });
-    assert.equal(call?.timeoutMs, 35_000, "the answer may take the install's deadline and 30 s");
+    assert.equal(call?.timeoutMs, undefined, "the client waits as the agent's table says");
+    assert.equal(
+      callDeadline("Install", { installTimeoutMs: 5_000 }),
+      5_000 + INSTALL_ANSWER_MS + CALL_MARGIN_MS,
+    );
     assert.deepEqual(s.progress, ["nic 0", "nic 100"]);
     assert.equal(s.session.installing, undefined);
   });
@@ -390,7 +395,10 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
     );
     assert.deepEqual(s.progress, ["fw 0"]);
     assert.equal(s.session.installing, undefined);
-    assert.equal(s.agent.calls.find((c) => c.operation === "Install")?.timeoutMs, 30 * 60_000 + 30_000);
+    assert.deepEqual(
+      (s.agent.calls.find((c) => c.operation === "Install")?.fields as { timeoutMs: number }).timeoutMs,
+      30 * 60_000,
+    );
     s.agent.answer("Install", fault("INSTALL_IN_PROGRESS"));
     await assert.rejects(
       s.steps.install({ target: TARGET, component: { id: "fw", version: "2.1.0" } } as never, never),
