@@ -46,27 +46,27 @@ export function installOperation(context: OperationContext): OperationHandler {
     log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
     callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
     const timeout = new DeadlineExceededError(`install of ${id} did not finish within ${timeoutMs} ms`);
+    // Only a forced stop ends an install before its deadline; either way the stop waits until its
+    // process group has ended.
     const stopped = new AbortController();
-    const run = withDeadline(
-      { ms: timeoutMs, timeout, signal: stopped.signal, waitForWork: true },
-      (deadline) =>
-        runCommand(command, {
-          cwd: settings.stagingDir,
-          // The request's own signal is not passed: once started, an install runs to its end or its
-          // deadline, even when the connection drops or an unforced Shutdown arrives (HP SUM's rule);
-          // only a forced stop ends it sooner.
-          signal: deadline,
-          maxOutputBytes: limits.maxOutputBytes,
-          onLine: (stream, line) => {
-            if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
-            const progress = stream === "stdout" ? PROGRESS_MARKER.exec(line.trim()) : null;
-            const percent = Number(progress?.[1] ?? NaN);
-            if (percent >= 0 && percent <= 100)
-              callback?.send({ kind: "progress", step: `install ${componentId}`, percent });
-            log.write("info", `install ${id} ${stream}: ${line}`);
-            callback?.send({ kind: "log", line: `${stream}: ${line}` });
-          },
-        }),
+    const limit = { ms: timeoutMs, timeout, signal: stopped.signal, waitForWork: true };
+    const run = withDeadline(limit, (deadline) =>
+      runCommand(command, {
+        cwd: settings.stagingDir,
+        // The request's own signal is not passed: once started, an install runs to its end or its
+        // deadline, even when the connection drops or Shutdown arrives (HP SUM's rule).
+        signal: deadline,
+        maxOutputBytes: limits.maxOutputBytes,
+        onLine: (stream, line) => {
+          if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
+          const progress = stream === "stdout" ? PROGRESS_MARKER.exec(line.trim()) : null;
+          const percent = Number(progress?.[1] ?? NaN);
+          if (percent >= 0 && percent <= 100)
+            callback?.send({ kind: "progress", step: `install ${componentId}`, percent });
+          log.write("info", `install ${id} ${stream}: ${line}`);
+          callback?.send({ kind: "log", line: `${stream}: ${line}` });
+        },
+      }),
     );
     installs.current = run.catch(() => undefined);
     installs.stop = (reason) => stopped.abort(reason);
