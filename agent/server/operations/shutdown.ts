@@ -28,7 +28,10 @@ export function shutdownOperation(context: OperationContext, requestStop: Reques
   };
 }
 
-/** An optional xsd:boolean as `soap` leaves it (a string, or a boolean); absent is false. */
+/**
+ * An optional xsd:boolean as `soap` leaves it: a boolean (it reads only `true` and `1` as true), or
+ * the text when it did not type it; absent is false.
+ */
 function booleanField(value: unknown): boolean {
   if (value === undefined || value === false || value === "false" || value === "0") return false;
   if (value === true || value === "true" || value === "1") return true;
