@@ -67,6 +67,9 @@ describe("force cancel end to end", { skip, timeout: 600_000 }, () => {
         const ps = await t.exec("pgrep -x sleep || true", 10_000);
         return ps.stdout.trim() !== "";
       });
+      // What must be gone afterwards is there now: the agent's rule in the target's firewall.
+      const rule = await t.exec("nft list table inet sumac_agent", 10_000);
+      assert.match(rule.stdout, /tcp dport \d+ accept/, `no agent rule while it runs: ${rule.stderr}`);
       child.kill("SIGINT");
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       child.kill("SIGINT");
