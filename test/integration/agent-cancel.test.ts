@@ -108,6 +108,8 @@ describe("agent cancel", () => {
     await assert.rejects(install, { code: "AGENT_CONNECTION", message: /abandoned/ });
     assert.equal(installer.closed, true);
     await assert.rejects(installer.call("Hello", {}), { code: "AGENT_CONNECTION" });
+    // A connection's own signal: aborted, no session is opened.
+    await assert.rejects(f.connect({ signal: AbortSignal.abort(new Error("step stopped")) }), /step stopped/);
     assert.ok(await alive(sleep), "an abandoned call does not stop the install");
 
     const control = await f.connect();
