@@ -61,6 +61,10 @@ export const ERROR_CODES = {
   },
   COMPONENT_FAILED: { retryable: false, means: "a component's install command exited non-zero" },
   SESSION_LOST: { retryable: false, means: "a step needs a connection that this process does not have" },
+  AGENT_STILL_RUNNING: {
+    retryable: true,
+    means: "the agent has not ended: its files are not removed from under it",
+  },
 
   // The target machine (machines/target).
   STEP_TIMEOUT: { retryable: true, means: "a step did not finish within its deadline" },
@@ -128,6 +132,10 @@ export const ERROR_CODES = {
   STAGED_FILE_MISMATCH: { retryable: true, means: "a staged file's size or SHA-256 is not the one sent" },
   DEADLINE_EXCEEDED: { retryable: true, means: "an agent operation ran past its deadline" },
   INSTALL_IN_PROGRESS: { retryable: true, means: "another install is running on the agent" },
+  INSTALL_STOPPED: {
+    retryable: false,
+    means: "the install's process group was stopped before its end: a forced cancel or stop",
+  },
   SHUTTING_DOWN: { retryable: false, means: "the agent is shutting down and takes no more work" },
   INTERNAL: { retryable: false, means: "an unexpected failure inside the agent" },
   NOT_FOUND: { retryable: false, means: "a request to a path that has no route" },

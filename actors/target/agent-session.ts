@@ -10,13 +10,19 @@ import type { ResultOf } from "../../agent/client/results.ts";
 import type { XmlFields } from "../../agent/protocol/soap-envelope.ts";
 import type { OperationName } from "../../agent/protocol/wire.ts";
 
-/** A session with one agent: one call at a time, each signed and its answer verified. */
+/**
+ * A session with one agent: one call at a time, each signed and its answer verified. A call
+ * without `timeoutMs` waits as long as the agent allows the operation, plus a margin; a call whose
+ * signal aborts closes the session (its connection cannot be reused).
+ */
 export interface AgentCalls {
   call<Op extends OperationName>(
     operation: Op,
     fields: XmlFields,
-    options?: { timeoutMs?: number },
+    options?: { timeoutMs?: number; signal?: AbortSignal },
   ): Promise<ResultOf<Op>>;
+  /** True once the connection is gone: a step then opens a new session (agent-link.ts). */
+  readonly closed: boolean;
   close(): void;
 }
 

@@ -2,12 +2,14 @@
  * The steps `startAgent` and `stopAgent`: the agent's life on the target, through its transport's
  * launcher (a process over SSH or here, posix/agent-process.ts). startAgent gives the agent its
  * configuration and a certificate issued on the key it made; stopAgent asks it to stop
- * (Shutdown), and has the launcher stop it when it does not answer or does not end. See
- * docs/target-steps.md.
+ * (Shutdown, forced after a forced cancel: the install in progress is stopped), on a new session
+ * when the last one was lost, and has the launcher stop it when it does not answer or does not
+ * end. See docs/target-steps.md.
  */
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
+import { liveClient } from "./agent-link.ts";
 import { AgentStateError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
@@ -29,6 +31,14 @@ export interface AgentStepsDeps {
 const IDLE_MS = 300_000;
 /** How long an agent that answered Shutdown has to exit before it is stopped otherwise. */
 const EXIT_MS = 20_000;
+/**
+ * How long stopAgent waits for Shutdown's answer: a forced one stops the install first (its
+ * process group has KILL_GRACE_MS between TERM and KILL), an unforced one comes when no install
+ * runs. Within the step's own deadline, with time left for a forced stop.
+ */
+const SHUTDOWN_MS = 15_000;
+/** How long stopAgent gives a new connection to an agent whose session was lost. */
+const RECONNECT_MS = 5_000;
 
 /**
  * The argument after the bundle on the agent's command line (the agent ignores it): names the run
@@ -77,6 +87,31 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
     await session.transport.launcher.forceStop(session, agent, agentMarker(deps.runId, session.targetId));
   }
 
+  /**
+   * Asks the agent to stop (Shutdown; forced: the install in progress is stopped, not waited for),
+   * on the session there is or, when it was lost, on a new one; whether it answered. Never throws.
+   */
+  async function askToStop(session: TargetSession, force: boolean, signal: AbortSignal): Promise<boolean> {
+    const reason = force ? "run cancelled: stop the install" : "run finished";
+    try {
+      // A lost session is opened again, briefly: an agent that does not take it is stopped otherwise.
+      const client = await liveClient(session, AbortSignal.any([signal, AbortSignal.timeout(RECONNECT_MS)]));
+      await client.call(
+        "Shutdown",
+        { reason, ...(force ? { force: true } : {}) },
+        { timeoutMs: SHUTDOWN_MS, signal },
+      );
+      return true;
+    } catch (error) {
+      deps.log(
+        session.targetId,
+        "warn",
+        `Shutdown not answered (${(error as Error).message}): stopping the agent otherwise`,
+      );
+      return false;
+    }
+  }
+
   return {
     async startAgent({ target, sessionId, leases }, signal) {
       const session = deps.sessions.get(sessionId, target.id);
@@ -114,32 +149,27 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
       return { agentPort: agent.port };
     },
 
-    async stopAgent({ target }) {
+    async stopAgent({ target, cancel }, signal) {
       const session = deps.sessions.find(target.id);
       if (session === undefined) return;
+      // Forced: the operator asked for it (a second Ctrl-C), or an install call was abandoned and
+      // its install may still run; either way nobody waits for that install any more.
+      const force = cancel === "force" || session.installAbandoned !== undefined;
       let answered = false;
-      if (session.client !== undefined) {
-        answered = await session.client
-          .call("Shutdown", { reason: "run finished" }, { timeoutMs: 15_000 })
-          .then(
-            () => true,
-            (error: unknown) => {
-              deps.log(
-                target.id,
-                "warn",
-                `Shutdown not answered (${(error as Error).message}): stopping the agent otherwise`,
-              );
-              return false;
-            },
-          );
-        session.client.close();
-        session.client = undefined;
-      }
+      if (session.client !== undefined || session.reconnect !== undefined)
+        answered = await askToStop(session, force, signal);
+      session.client?.close();
+      session.client = undefined;
+      session.reconnect = undefined;
+      session.installAbandoned = undefined;
       const agent = session.agent;
       if (agent !== undefined) {
         if (!answered) await forceStop(session, agent);
         else {
-          const exited = await exitWithin(agent, EXIT_MS);
+          const exited = await exitWithin(agent, EXIT_MS, signal);
+          // Stopped by the machine (its deadline): the agent stays the session's, and the step's
+          // next attempt, with no session left, stops it otherwise.
+          signal.throwIfAborted();
           if (exited === undefined) {
             deps.log(
               target.id,

@@ -49,3 +49,6 @@ export class AgentStateError extends errorClass("AGENT_NOT_RUNNING") {}
 
 /** A component's install command exited non-zero (HP SUM: the component failed). */
 export class ComponentFailedError extends errorClass("COMPONENT_FAILED") {}
+
+/** The agent still runs: its files are not removed from under it (the next attempt looks again). */
+export class AgentStillRunningError extends errorClass("AGENT_STILL_RUNNING") {}

@@ -3,13 +3,17 @@
  * workstation port, the agent's certificate pinned), `inventory` (component files staged first,
  * then the detect commands), `stage` (each staged file checked by the agent), `install` (one
  * component) and `logs` (the agent's log files copied here). Transport-independent: the agent is
- * reached by its address, files go through the session's file channel. See docs/target-steps.md.
+ * reached by its address, files go through the session's file channel. Every call takes the step's
+ * signal and waits as long as the agent allows the operation; a step that finds the session lost
+ * opens a new one (agent-link.ts). See docs/target-steps.md.
  */
 import { writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { RunCa } from "../../agent/client/credentials.ts";
 import type { LeaseClient } from "../lease/client.ts";
 import type { ConnectAgent } from "./agent-session.ts";
+import { liveClient, openAgentSession } from "./agent-link.ts";
+import { AgentFaultError } from "../../agent/protocol/errors.ts";
 import { AgentStateError, ComponentFailedError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
@@ -50,16 +54,8 @@ export interface ExchangeStepsDeps {
   readonly progress: (targetId: string, componentId: string, percent: number) => void;
 }
 
-/** Deadline of each call to the agent unless it names its own. */
-const CALL_MS = 60_000;
-/** Deadline of the TLS connection to the agent. */
-const CONNECT_MS = 15_000;
-/** Workstation ports found taken in a row before hello gives up. */
-const MAX_PORT_CONFLICTS = 16;
 /** An install's deadline when its component names none. */
 const INSTALL_MS = 30 * 60_000;
-/** What the agent is given on top of an install's deadline to answer. */
-const INSTALL_ANSWER_MS = 30_000;
 
 export function createExchangeSteps(
   deps: ExchangeStepsDeps,
@@ -68,10 +64,6 @@ export function createExchangeSteps(
     const component = deps.components.get(id);
     if (component === undefined) throw new AgentStateError(`no component ${id} in the job`);
     return component;
-  };
-  const clientOf = (session: TargetSession) => {
-    if (session.client === undefined) throw new AgentStateError(`no agent session with ${session.targetId}`);
-    return session.client;
   };
 
   /** Puts a component's files into the staging directory; returns what Stage must check. */
@@ -98,41 +90,8 @@ export function createExchangeSteps(
   return {
     async hello({ target, agentPort }, signal) {
       const session = deps.sessions.of(target.id);
-      const fingerprint = session.agentFingerprint;
-      if (fingerprint === undefined) throw new AgentStateError(`${target.id}: no agent was started`);
-      session.client?.close();
-      session.client = undefined;
-      for (let conflicts = 0; ; conflicts++) {
-        signal.throwIfAborted();
-        const lease = session.ports.workstationLease;
-        if (lease === undefined) throw new AgentStateError(`${target.id}: no workstation port was leased`);
-        try {
-          session.client = await deps.connectAgent({
-            host: session.remoteAddress,
-            port: agentPort,
-            caCertPem: deps.ca.certPem,
-            certPem: deps.client.certPem,
-            keyPem: deps.client.keyPem,
-            agentFingerprint256: fingerprint,
-            runId: deps.runId,
-            targetId: target.id,
-            localPort: lease.port,
-            connectTimeoutMs: CONNECT_MS,
-            callTimeoutMs: CALL_MS,
-          });
-          break;
-        } catch (error) {
-          const cause = (error as { cause?: { code?: string } }).cause;
-          if (cause?.code !== "EADDRINUSE" || conflicts >= MAX_PORT_CONFLICTS) throw error;
-          deps.log(
-            target.id,
-            "warn",
-            `workstation port ${lease.port} taken: reporting it and taking the next`,
-          );
-          session.ports.workstationLease = await deps.leases.reportConflict(lease.leaseId, { signal });
-        }
-      }
-      const hello = await session.client.call("Hello", {});
+      const client = await openAgentSession(deps, session, agentPort, signal);
+      const hello = await client.call("Hello", {}, { signal });
       deps.log(
         target.id,
         "info",
@@ -143,7 +102,6 @@ export function createExchangeSteps(
 
     async inventory({ target, componentIds }, signal) {
       const session = deps.sessions.of(target.id);
-      const client = clientOf(session);
       // The component files go first, so that detect commands can use them (they run in the
       // staging directory, as installs do).
       const uploaded = new Map<string, { name: string; size: number; sha256: string }[]>();
@@ -151,12 +109,17 @@ export function createExchangeSteps(
         componentIds.map(async (id) => uploaded.set(id, await uploadFiles(session, componentOf(id), signal))),
       );
       session.uploaded = uploaded;
-      const result = await client.call("Inventory", {
-        component: componentIds.map((id) => {
-          const c = componentOf(id);
-          return { id, detectCommand: c.detect, absentExitCode: c.absentExitCode };
-        }),
-      });
+      const client = await liveClient(session, signal);
+      const result = await client.call(
+        "Inventory",
+        {
+          component: componentIds.map((id) => {
+            const c = componentOf(id);
+            return { id, detectCommand: c.detect, absentExitCode: c.absentExitCode };
+          }),
+        },
+        { signal },
+      );
       const installed: Record<string, string | null> = {};
       for (const c of result.components) {
         if (c.status === "failed")
@@ -168,7 +131,7 @@ export function createExchangeSteps(
 
     async stage({ target, components }, signal) {
       const session = deps.sessions.of(target.id);
-      const client = clientOf(session);
+      await liveClient(session, signal);
       let files = 0;
       let bytes = 0;
       for (const spec of components) {
@@ -176,7 +139,8 @@ export function createExchangeSteps(
         const toStage =
           session.uploaded?.get(spec.id) ?? (await uploadFiles(session, componentOf(spec.id), signal));
         for (const staged of toStage) {
-          const answer = await client.call("Stage", staged);
+          const client = await liveClient(session, signal);
+          const answer = await client.call("Stage", staged, { signal });
           files++;
           bytes += answer.size;
         }
@@ -184,19 +148,24 @@ export function createExchangeSteps(
       return { files, bytes };
     },
 
-    async install({ target, component: spec }) {
+    async install({ target, component: spec }, signal) {
       const session = deps.sessions.of(target.id);
-      const client = clientOf(session);
       const component = componentOf(spec.id);
+      const client = await liveClient(session, signal);
       const timeoutMs = component.timeoutMs ?? INSTALL_MS;
       session.installing = spec.id;
       deps.progress(target.id, spec.id, 0);
       try {
-        const result = await client.call(
-          "Install",
-          { componentId: spec.id, command: component.install, timeoutMs },
-          { timeoutMs: timeoutMs + INSTALL_ANSWER_MS },
-        );
+        // Abandoned (a forced cancel), the call closes its session; stopAgent opens a new one to
+        // have the agent stop this install.
+        const result = await client
+          .call("Install", { componentId: spec.id, command: component.install, timeoutMs }, { signal })
+          .catch((error: unknown) => {
+            // No answer (abandoned, or the connection lost): the install may still run there.
+            if (!(error instanceof AgentFaultError)) session.installAbandoned = spec.id;
+            throw error;
+          });
+        session.installAbandoned = undefined;
         if (result.exitCode !== 0)
           throw new ComponentFailedError(
             `${spec.id} ${spec.version}: the install command exited ${result.exitCode} (see the target's log)`,
@@ -208,9 +177,9 @@ export function createExchangeSteps(
       }
     },
 
-    async logs({ target }) {
-      const client = clientOf(deps.sessions.of(target.id));
-      const result = await client.call("Logs", {});
+    async logs({ target }, signal) {
+      const client = await liveClient(deps.sessions.of(target.id), signal);
+      const result = await client.call("Logs", {}, { signal });
       const dir = await deps.logDir(target.id);
       let bytes = 0;
       for (const file of result.files) {

@@ -35,10 +35,20 @@ export interface TargetSession extends TransportSession {
   agent?: RunningAgent;
   /** The last started agent's certificate fingerprint: the callback listener and hello pin it. */
   agentFingerprint?: string;
-  /** The session with the agent, from hello on. */
+  /** The session with the agent, from hello on; replaced when it was lost (agent-link.ts). */
   client?: AgentCalls;
+  /**
+   * Opens a new session with the same agent (a new connection from the leased workstation port,
+   * a new secured session): set by hello, used by a later step that finds the session lost.
+   */
+  reconnect?: (signal: AbortSignal) => Promise<AgentCalls>;
   /** The component being installed, for the callbacks' progress. */
   installing?: string;
+  /**
+   * The component whose Install call was abandoned (its step stopped): its install may still run on
+   * the agent, so stopAgent has the agent stop it rather than wait for it.
+   */
+  installAbandoned?: string;
   /** Files already put into the staging directory by inventory, per component. */
   uploaded?: Map<string, { name: string; size: number; sha256: string }[]>;
 }

@@ -123,13 +123,17 @@ export interface RunningAgent {
   readonly exited: Promise<{ readonly exitCode: number | null }>;
 }
 
-/** How `agent` ended if it did within `ms`: its status, or undefined while it still runs. */
+/**
+ * How `agent` ended if it did within `ms`: its status, or undefined while it still runs (also when
+ * `signal` aborts first).
+ */
 export function exitWithin(
   agent: RunningAgent,
   ms: number,
+  signal?: AbortSignal,
 ): Promise<{ exitCode: number | null } | undefined> {
   const late = new Error("the agent did not exit in time");
-  return withDeadline({ ms, timeout: late }, () => agent.exited).catch(() => undefined);
+  return withDeadline({ ms, timeout: late, signal }, () => agent.exited).catch(() => undefined);
 }
 
 /** An agent that started and listens. */

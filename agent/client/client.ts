@@ -25,13 +25,19 @@ import {
 } from "../protocol/wire.ts";
 import { bodyElement, requestEnvelope, type XmlFields } from "../protocol/soap-envelope.ts";
 import { childElement, parseXmlTree, type XmlElement } from "../protocol/xml-tree.ts";
+import { type AgentLimits, callDeadline } from "../protocol/deadlines.ts";
 import { readResult, type ResultOf } from "./results.ts";
 
 export interface AgentClientOptions extends AgentConnectOptions {
   readonly runId: string;
   readonly targetId: string;
-  /** Deadline of each call unless the call names its own; default 60 s. */
+  /**
+   * Deadline of every call that names none of its own. Without it each operation gets the agent's
+   * own deadline for it plus a margin (`callDeadline` of agent/protocol/deadlines.ts).
+   */
   readonly callTimeoutMs?: number;
+  /** The agent's limits when its configuration changed them: its deadlines follow from them. */
+  readonly limits?: AgentLimits;
   readonly maxSkewMs?: number;
   /** The clock of the response verifier and (unless signNow) of the signer. */
   readonly now?: () => number;
@@ -49,6 +55,17 @@ export interface WireRequest {
 /** An answer as it came off the wire. */
 export type WireResponse = Readonly<SignedAnswer>;
 
+/** A call's own deadline and abort signal. */
+export interface CallOptions {
+  /** Milliseconds for the answer; default the client's callTimeoutMs, else the operation's own. */
+  readonly timeoutMs?: number;
+  /**
+   * Aborting it abandons the call. An HTTP/1.1 request cannot be taken back once sent, so the
+   * connection and its session are closed with it: the next call needs a new connection.
+   */
+  readonly signal?: AbortSignal;
+}
+
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -58,22 +75,30 @@ const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
  * const client = await AgentClient.connect({ host, port, caCertPem, certPem, keyPem,
  *   agentFingerprint256, runId, targetId });
  * const hello = await client.call("Hello", {});
- * await client.call("Shutdown", { reason: "done" });
+ * await client.call("Shutdown", { reason: "done" }, { signal });
  * client.close();
  */
 export class AgentClient {
   readonly #socket: TLSSocket;
   readonly #session: ConnectionSession;
   readonly #http: OneSocketAgent;
-  readonly #timeoutMs: number;
+  readonly #timeoutMs: number | undefined;
+  readonly #limits: AgentLimits | undefined;
+  #closed = false;
   /** Calls go one at a time so that sequence numbers are sent in the order they were signed. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(socket: TLSSocket, session: ConnectionSession, timeoutMs: number) {
+  private constructor(
+    socket: TLSSocket,
+    session: ConnectionSession,
+    timeouts: { callTimeoutMs?: number | undefined; limits?: AgentLimits | undefined },
+  ) {
     this.#socket = socket;
     this.#session = session;
     this.#http = new OneSocketAgent(socket);
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = timeouts.callTimeoutMs;
+    this.#limits = timeouts.limits;
+    socket.once("close", () => (this.#closed = true));
   }
 
   /** Connects, checks the agent's identity, and opens the session. */
@@ -96,7 +121,11 @@ export class AgentClient {
             side: "workstation",
             now: signNow,
           });
-    return new AgentClient(socket, { ...session, signer: signing.signer }, options.callTimeoutMs ?? 60_000);
+    return new AgentClient(
+      socket,
+      { ...session, signer: signing.signer },
+      { callTimeoutMs: options.callTimeoutMs, limits: options.limits },
+    );
   }
 
   /** This connection's session id (the agent reports the same in Hello). */
@@ -109,6 +138,22 @@ export class AgentClient {
     return this.#socket;
   }
 
+  /** True once the connection is gone (closed here, by the agent, or lost): calls then fail at once. */
+  get closed(): boolean {
+    return this.#closed || this.#socket.destroyed;
+  }
+
+  /** The deadline of a call of `operation` that names none of its own. */
+  deadlineOf(operation: string, fields: XmlFields = {}): number {
+    if (this.#timeoutMs !== undefined) return this.#timeoutMs;
+    const install = fields.timeoutMs;
+    return callDeadline(operation as OperationName, {
+      ...(this.#limits === undefined ? {} : { limits: this.#limits }),
+      ...(typeof install === "number" ? { installTimeoutMs: install } : {}),
+      force: fields.force === true,
+    });
+  }
+
   /**
    * Calls `operation` and returns its typed result.
    *
@@ -118,9 +163,13 @@ export class AgentClient {
   async call<Op extends OperationName>(
     operation: Op,
     fields: XmlFields,
-    options: { timeoutMs?: number } = {},
+    options: CallOptions = {},
   ): Promise<ResultOf<Op>> {
-    const element = await this.callRaw(operation, this.prepare(operation, fields), options);
+    options.signal?.throwIfAborted();
+    const element = await this.callRaw(operation, this.prepare(operation, fields), {
+      ...options,
+      timeoutMs: options.timeoutMs ?? this.deadlineOf(operation, fields),
+    });
     return readResult(operation, element);
   }
 
@@ -140,11 +189,7 @@ export class AgentClient {
   }
 
   /** Sends a prepared (possibly tampered) request, verifies the answer, returns its body element. */
-  async callRaw(
-    operation: string,
-    wire: WireRequest,
-    options: { timeoutMs?: number } = {},
-  ): Promise<XmlElement> {
+  async callRaw(operation: string, wire: WireRequest, options: CallOptions = {}): Promise<XmlElement> {
     const response = await this.send(wire, options);
     const macOperation = response.status === 200 ? responseOperation(operation) : FAULT_OPERATION;
     this.#session.verifier.verify(decodeSecurityHeader(response.securityHeader), macOperation, response.body);
@@ -157,15 +202,44 @@ export class AgentClient {
     return element;
   }
 
-  /** Sends bytes as they are and returns the answer unverified (the queue keeps calls in order). */
-  send(wire: WireRequest, options: { timeoutMs?: number } = {}): Promise<WireResponse> {
-    const run = this.#queue.then(() => this.#sendNow(wire, options.timeoutMs ?? this.#timeoutMs));
+  /**
+   * Sends bytes as they are and returns the answer unverified (the queue keeps calls in order).
+   * An abort of `options.signal`, queued or in flight, closes the connection (see CallOptions).
+   */
+  send(wire: WireRequest, options: CallOptions = {}): Promise<WireResponse> {
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs ?? callDeadline("Hello");
+    let onAbort: (() => void) | undefined;
+    const aborted =
+      signal === undefined
+        ? undefined
+        : new Promise<never>((_, reject) => {
+            onAbort = () => {
+              this.close();
+              reject(
+                new AgentConnectionError("agent call abandoned: its step was stopped", {
+                  cause: signal.reason,
+                }),
+              );
+            };
+            if (signal.aborted) onAbort();
+            else signal.addEventListener("abort", onAbort, { once: true });
+          });
+    aborted?.catch(() => undefined);
+    const run = this.#queue.then(() => {
+      signal?.throwIfAborted();
+      return this.#sendNow(wire, timeoutMs);
+    });
     this.#queue = run.catch(() => undefined);
-    return run;
+    if (aborted === undefined) return run;
+    return Promise.race([run, aborted]).finally(() => {
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+    });
   }
 
   /** Closes the connection; the session ends with it. */
   close(): void {
+    this.#closed = true;
     this.#http.destroy();
     this.#socket.destroy();
   }

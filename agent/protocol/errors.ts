@@ -40,6 +40,9 @@ export class DeadlineExceededError extends errorClass("DEADLINE_EXCEEDED") {}
 /** Another install is running: the agent never runs two at once. */
 export class InstallInProgressError extends errorClass("INSTALL_IN_PROGRESS") {}
 
+/** The install was stopped before its end: a forced Shutdown, or the agent stopped by a signal. */
+export class InstallStoppedError extends errorClass("INSTALL_STOPPED") {}
+
 /** The agent is shutting down and takes no more work. */
 export class ShuttingDownError extends errorClass("SHUTTING_DOWN") {}
 
@@ -109,6 +112,7 @@ const FAULT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "STAGED_FILE_MISMATCH",
   "DEADLINE_EXCEEDED",
   "INSTALL_IN_PROGRESS",
+  "INSTALL_STOPPED",
   "SHUTTING_DOWN",
   "COMMAND_FAILED",
   "INTERNAL",

@@ -31,6 +31,8 @@ export interface AgentConnectOptions {
    * error's cause, so the caller can report the conflict and try the next lease.
    */
   readonly localPort?: number;
+  /** Aborting it abandons the connection as the deadline does. */
+  readonly signal?: AbortSignal;
 }
 
 /** Opens the TLS connection; rejects when the handshake fails, the pin does not match, or time runs out. */
@@ -83,7 +85,10 @@ export function connectToAgent(options: AgentConnectOptions): Promise<TLSSocket>
       };
       socket.once("error", onError);
     });
-  return withDeadline({ ms: timeoutMs, timeout, dispose: (socket) => socket.destroy() }, open);
+  return withDeadline(
+    { ms: timeoutMs, timeout, signal: options.signal, dispose: (socket) => socket.destroy() },
+    open,
+  );
 }
 
 /**

@@ -34,8 +34,10 @@ const DIALOGUE_LINE_DEADLINE_MS = 60_000;
 const EXIT_FILES_LEFT = 4;
 
 async function main(): Promise<number> {
-  // A stop by signal (the workstation gave up, or an operator) is the same stop as Shutdown: the
-  // program files and the firewall rule go, the log stays. Before the server exists there is
+  // A stop by signal (the workstation gave up, or an operator) is the same stop as a forced
+  // Shutdown: the install in progress is stopped (its process group would otherwise outlive an
+  // agent that its launcher kills after a grace), the program files and the firewall rule go, the
+  // log stays. Before the server exists there is
   // nothing registered yet, so the process just ends; while the port is being registered the stop
   // waits until it is, so that it is removed again.
   const stopper: { stop?: (reason: string) => void } = {};
@@ -127,7 +129,7 @@ async function main(): Promise<number> {
     // Missing nft or no permission is said and the agent goes on: the port may be open already.
     agent.log.write(result.status === "registered" ? "info" : "warn", `firewall: ${JSON.stringify(result)}`);
   }
-  stopper.stop = (reason) => void agent.stop(reason);
+  stopper.stop = (reason) => void agent.stop(reason, { force: true });
   if (pendingStop !== undefined) stopper.stop(pendingStop);
   emit({ event: "listening", port, busy, fingerprint256: agent.fingerprint256 });
   const reason = await agent.stopped;

@@ -1,9 +1,11 @@
 /**
  * What happens to one HTTP request before and after `soap`, in this order:
  *
- * 1. path and method (404 NOT_FOUND); the agent stopping (SHUTTING_DOWN);
+ * 1. path and method (404 NOT_FOUND);
  * 2. the body, capped while it is read (413 BODY_TOO_LARGE, then the connection is closed);
- * 3. the SOAPAction's operation name (UNKNOWN_OPERATION when there is none);
+ * 3. the SOAPAction's operation name (UNKNOWN_OPERATION when there is none); the agent stopping
+ *    (SHUTTING_DOWN) for every operation but Shutdown, which may come again with force while a stop
+ *    waits for an install;
  * 4. the security header and MAC over the raw body (MALFORMED_HEADER, UNKNOWN_SESSION, BAD_MAC,
  *    STALE_TIMESTAMP, FUTURE_TIMESTAMP, REPLAYED, OUT_OF_ORDER). From here the message is
  *    authenticated: it consumed a sequence number, and it resets the idle clock;
@@ -79,10 +81,11 @@ export async function handleAgentRequest(
   try {
     if (new URL(req.url ?? "/", "https://agent").pathname !== AGENT_PATH || req.method !== "POST")
       throw new NotFoundError(`${req.method ?? "?"} ${oneLine(req.url ?? "", 200)}: only POST ${AGENT_PATH}`);
-    if (deps.stopping()) throw new ShuttingDownError("the agent is shutting down");
     const body = await readCappedBody(req, deps.maxBodyBytes);
     operation = operationFromSoapAction(headerValue(req.headers.soapaction));
     if (operation === undefined) throw new UnknownOperationError("no SOAPAction of the agent's namespace");
+    if (deps.stopping() && operation !== "Shutdown")
+      throw new ShuttingDownError("the agent is shutting down");
 
     session.verifier.verify(decodeSecurityHeader(req.headers[SECURITY_HEADER]), operation, body);
     const done = deps.busy();

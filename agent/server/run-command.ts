@@ -1,10 +1,12 @@
 /**
  * Runs a detect or install command on the target: `/bin/sh -c` (Windows comes later), a clean
  * environment (the agent's own environment may hold what the service manager or SSH session put
- * there, and commands must not depend on it), output capped, killed with its whole process group
- * when the signal aborts.
+ * there, and commands must not depend on it), output capped, stopped with its whole process group
+ * when the signal aborts: SIGTERM first, so that an installer can undo what it started, then
+ * SIGKILL after a grace.
  */
 import { spawn } from "node:child_process";
+import { KILL_GRACE_MS } from "../protocol/deadlines.ts";
 import { CommandFailedError } from "../protocol/errors.ts";
 
 /** The environment every command gets. */
@@ -23,6 +25,8 @@ export interface CommandOptions {
   /** Receives each complete output line (cut at maxLineChars), e.g. to stream it to the log. */
   readonly onLine?: (stream: "stdout" | "stderr", line: string) => void;
   readonly maxLineChars?: number;
+  /** Between SIGTERM and SIGKILL to the process group once the signal aborts; default KILL_GRACE_MS. */
+  readonly killGraceMs?: number;
 }
 
 export interface CommandResult {
@@ -38,10 +42,13 @@ export interface CommandResult {
 
 /**
  * Runs `command` with `/bin/sh -c`; resolves when it exits, whatever its exit code. When `signal`
- * aborts, the process group gets SIGKILL and the promise rejects with the signal's reason.
+ * aborts, the process group gets SIGTERM, and SIGKILL if it has not ended `killGraceMs` later; the
+ * promise rejects with the signal's reason once the command has ended (or, should something of it
+ * escape its group and hold its output open, shortly after the SIGKILL).
  */
 export function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const { cwd, signal, maxOutputBytes, onLine, maxLineChars = 2000 } = options;
+  const killGraceMs = options.killGraceMs ?? KILL_GRACE_MS;
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason as Error);
@@ -73,23 +80,45 @@ export function runCommand(command: string, options: CommandOptions): Promise<Co
     child.stdout.on("data", collect("stdout"));
     child.stderr.on("data", collect("stderr"));
 
-    const kill = () => {
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
+    const group = (name: NodeJS.Signals): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, name);
+      } catch {
+        // Already gone.
       }
     };
+    let exited = false;
+    let settled = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    let giveUpTimer: NodeJS.Timeout | undefined;
+    const kill = () => {
+      group("SIGTERM");
+      killTimer = setTimeout(() => {
+        group("SIGKILL");
+        // The group is dead; output held open by something that left it must not hold the stop.
+        giveUpTimer = setTimeout(() => {
+          if (!exited) return;
+          settled = true;
+          reject(signal.reason as Error);
+        }, 2000);
+      }, killGraceMs);
+    };
     signal.addEventListener("abort", kill, { once: true });
+    child.once("exit", () => (exited = true));
+    const clear = () => {
+      signal.removeEventListener("abort", kill);
+      clearTimeout(killTimer);
+      clearTimeout(giveUpTimer);
+    };
 
     child.on("error", (cause) => {
-      signal.removeEventListener("abort", kill);
+      clear();
       reject(new CommandFailedError(`cannot run /bin/sh in ${cwd}: ${cause.message}`, { cause }));
     });
     child.on("close", (code, exitSignal) => {
-      signal.removeEventListener("abort", kill);
+      clear();
+      if (settled) return;
       if (onLine !== undefined)
         for (const stream of ["stdout", "stderr"] as const)
           if (partial[stream] !== "") onLine(stream, partial[stream]);

@@ -14,7 +14,7 @@ import { type ConnectionSession, openConnectionSession } from "../protocol/conne
 import { CallbackClient } from "./callback-client.ts";
 import type { CallbackTarget } from "../protocol/start-up.ts";
 import { withDeadline } from "../../base/deadline.ts";
-import { DeadlineExceededError } from "../protocol/errors.ts";
+import { DeadlineExceededError, InstallStoppedError } from "../protocol/errors.ts";
 import { IdleWatch, type IdleTimers } from "./idle-watch.ts";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS, WorkstationWatch } from "./workstation-watch.ts";
 import type { BindListener } from "./listen.ts";
@@ -30,7 +30,7 @@ import { inventoryOperation } from "./operations/inventory.ts";
 import { logsOperation } from "./operations/logs.ts";
 import { shutdownOperation } from "./operations/shutdown.ts";
 import { stageOperation } from "./operations/stage.ts";
-import type { OperationName } from "../protocol/wire.ts";
+import { operationDeadline } from "../protocol/deadlines.ts";
 import { handleAgentRequest } from "./request-pipeline.ts";
 import { removeAgentFiles } from "./self-removal.ts";
 import { createAgentSoapService } from "./soap-service.ts";
@@ -79,8 +79,11 @@ export interface AgentServer {
   readonly fingerprint256: string;
   /** Binds and starts the idle clock; resolves with the port. */
   start(bind: BindListener): Promise<number>;
-  /** Stops serving, removes the agent's files, keeps the log; idempotent. Resolves when done. */
-  stop(reason: string): Promise<void>;
+  /**
+   * Stops serving, removes the agent's files, keeps the log; idempotent. Resolves when done. The
+   * install in progress is waited for, or with `force` stopped (also when the stop is under way).
+   */
+  stop(reason: string, options?: { force?: boolean }): Promise<void>;
   /** Resolves with the stop reason once the agent has stopped and removed itself. */
   readonly stopped: Promise<string>;
   /** Once stopped: whether every program file and the staging directory were removed. */
@@ -124,6 +127,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   let port = 0;
   let stopping = false;
   let stopReason: string | undefined;
+  let stopForced = false;
   let resolveStopped!: (reason: string) => void;
   const stopped = new Promise<string>((resolve) => (resolveStopped = resolve));
   let stopRun: Promise<void> | undefined;
@@ -135,9 +139,10 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     Stage: stageOperation(context),
     Install: installOperation(context),
     Logs: logsOperation(context),
-    Shutdown: shutdownOperation(context, (reason) => {
+    Shutdown: shutdownOperation(context, (reason, force) => {
       stopping = true;
       stopReason ??= reason;
+      if (force) forceStop(reason);
     }),
   };
   const soap = await createAgentSoapService(loadAgentWsdl(), handlers, (operation, handler, args, facts) => {
@@ -221,14 +226,24 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     });
   });
 
-  function stop(reason: string): Promise<void> {
+  /** Stops the install in progress, if any, rather than waiting for it; said once in the log. */
+  function forceStop(reason: string): void {
+    if (stopForced) return;
+    stopForced = true;
+    if (installs.stop === undefined) return;
+    log.write("warn", `stopping the install in progress: ${reason}`);
+    installs.stop(new InstallStoppedError(`the install was stopped: ${reason}`));
+  }
+
+  function stop(reason: string, how: { force?: boolean } = {}): Promise<void> {
+    if (how.force === true) forceStop(reason);
     stopRun ??= (async () => {
       stopping = true;
       idle.stop();
       watch?.stop();
       log.write("info", `stopping: ${reason}`);
       if (installs.current !== undefined) {
-        log.write("info", "stopping: waiting for the install in progress");
+        if (!stopForced) log.write("info", "stopping: waiting for the install in progress");
         await installs.current;
       }
       if (callback !== undefined) {
@@ -263,21 +278,6 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     stopped,
     filesRemoved: () => removed,
   };
-}
-
-/** Each operation's deadline: its own work's longest allowed time, plus a margin for the rest. */
-export function operationDeadline(operation: OperationName, limits: AgentLimits): number {
-  switch (operation) {
-    case "Install":
-      return limits.maxInstallTimeoutMs + 10_000;
-    case "Shutdown":
-      // Waits for the install in progress to finish.
-      return limits.maxInstallTimeoutMs + limits.operationTimeoutMs;
-    case "Inventory":
-      return Math.max(limits.operationTimeoutMs, 10 * limits.detectTimeoutMs);
-    default:
-      return limits.operationTimeoutMs;
-  }
 }
 
 /** Stops listening and closes every connection: idle ones now, busy ones once they answer. */

@@ -112,6 +112,7 @@ export function stepInput(step: StepName, context: TargetContext): StepActorType
         agentDir: c.agentDir,
         leases: c.leases,
         agentPort: c.agentPort,
+        ...(context.cancel === "none" ? {} : { cancel: context.cancel }),
       };
       return cleanup;
     }

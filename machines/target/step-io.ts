@@ -2,7 +2,14 @@
  * Input and output of every step actor the target machine invokes, by the name it is provided
  * under. The real implementations live in actors/; tests provide fakes.
  */
-import type { ComponentAction, ComponentSpec, LogsSummary, PortLeases, TargetRef } from "./types.ts";
+import type {
+  CancelMode,
+  ComponentAction,
+  ComponentSpec,
+  LogsSummary,
+  PortLeases,
+  TargetRef,
+} from "./types.ts";
 
 /**
  * What every input carries: the run, the target and the attempt, so that an actor can key its own
@@ -87,6 +94,11 @@ export interface CleanupInput extends StepInputBase {
   agentDir: string | null;
   leases: PortLeases | null;
   agentPort: number | null;
+  /**
+   * How the target was cancelled, if it was: with `force` (a second Ctrl-C), stopAgent has the
+   * agent stop the install in progress instead of waiting for it. Absent: not cancelled.
+   */
+  cancel?: CancelMode;
 }
 
 /** Input and output of each step actor, by the name it is provided under. */

@@ -79,12 +79,14 @@ function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" 
 }
 
 /** An agent session whose Shutdown answers, or fails. */
-function shutdown(answers: boolean): AgentCalls & { calls: string[]; closed: boolean } {
+function shutdown(answers: boolean): AgentCalls & { calls: string[]; fields: unknown[]; closed: boolean } {
   return {
     calls: [],
+    fields: [],
     closed: false,
-    call(operation) {
+    call(operation, fields) {
       this.calls.push(operation);
+      this.fields.push(fields);
       return answers ? Promise.resolve({} as never) : Promise.reject(new Error("socket hang up"));
     },
     close() {
@@ -193,5 +195,80 @@ describe("target agent steps", () => {
     await never_reached.steps.stopAgent({ target: TARGET } as never, never);
     await never_reached.steps.stopAgent({ target: { ...TARGET, id: "t2" } } as never, never);
     assert.equal(never_reached.launcher.events.length, 2);
+  });
+
+  it("target agent steps - after a forced cancel, or an Install left unanswered, the Shutdown is forced", async () => {
+    for (const [cancel, abandoned] of [
+      ["force", undefined],
+      [undefined, "fw"],
+    ] as const) {
+      const s = setup();
+      await s.steps.startAgent({ target: TARGET, sessionId: "r1/t1/0", leases: LEASES } as never, never);
+      const client = shutdown(true);
+      s.session.client = client;
+      if (abandoned !== undefined) s.session.installAbandoned = abandoned;
+      const stopping = s.steps.stopAgent({ target: TARGET, cancel } as never, never);
+      setImmediate(() => s.launcher.exited({ exitCode: 0 }));
+      await stopping;
+      assert.deepEqual(client.fields, [{ reason: "run cancelled: stop the install", force: true }]);
+      assert.equal(s.session.installAbandoned, undefined);
+    }
+    const graceful = setup();
+    await graceful.steps.startAgent({ target: TARGET, sessionId: "r1/t1/0", leases: LEASES } as never, never);
+    const client = shutdown(true);
+    graceful.session.client = client;
+    const stopping = graceful.steps.stopAgent({ target: TARGET, cancel: "graceful" } as never, never);
+    setImmediate(() => graceful.launcher.exited({ exitCode: 0 }));
+    await stopping;
+    assert.deepEqual(client.fields, [{ reason: "run finished" }]);
+  });
+
+  it("target agent steps - a lost session is opened again for Shutdown; one that cannot be is stopped otherwise", async () => {
+    const s = setup();
+    await s.steps.startAgent({ target: TARGET, sessionId: "r1/t1/0", leases: LEASES } as never, never);
+    s.session.client = Object.assign(shutdown(false), { closed: true });
+    const fresh = shutdown(true);
+    const signals: AbortSignal[] = [];
+    s.session.reconnect = (signal) => (signals.push(signal), Promise.resolve(fresh));
+    const stopping = s.steps.stopAgent({ target: TARGET, cancel: "force" } as never, never);
+    setImmediate(() => s.launcher.exited({ exitCode: 0 }));
+    await stopping;
+    assert.deepEqual(fresh.calls, ["Shutdown"]);
+    assert.equal(signals.length, 1);
+    assert.equal(s.session.reconnect, undefined);
+    assert.ok(!s.launcher.events.some((e) => e.startsWith("forceStop")));
+
+    const gone = setup();
+    await gone.steps.startAgent({ target: TARGET, sessionId: "r1/t1/0", leases: LEASES } as never, never);
+    gone.session.client = Object.assign(shutdown(false), { closed: true });
+    gone.session.reconnect = () => Promise.reject(new Error("connect ECONNREFUSED"));
+    await gone.steps.stopAgent({ target: TARGET, cancel: "force" } as never, never);
+    assert.deepEqual(gone.launcher.events.slice(1), [`forceStop ${agentMarker("r1", "t1")}`]);
+    assert.ok(gone.lines.some((l) => /Shutdown not answered \(connect ECONNREFUSED\)/.test(l)));
+  });
+
+  it("target agent steps - removeFiles leaves the files of an agent that still runs, and removes them once it ended", async () => {
+    const removed: string[] = [];
+    const s = setup({
+      transport: {
+        launcher: new FakeLauncher(),
+        files: { remove: (_s: unknown, runId: string) => (removed.push(runId), Promise.resolve()) },
+      },
+    } as never);
+    const { createFileSteps } = await import("../../actors/target/file-steps.ts");
+    const files = createFileSteps({ sessions: { find: () => s.session } as never });
+    let exit: (status: { exitCode: number | null }) => void = () => undefined;
+    s.session.agent = { exited: new Promise((resolve) => (exit = resolve)) };
+    const aborted = new AbortController();
+    aborted.abort(new Error("the step's deadline"));
+    await assert.rejects(files.removeFiles({ runId: "r1", target: TARGET } as never, aborted.signal), {
+      code: "AGENT_STILL_RUNNING",
+      retryable: true,
+    });
+    assert.deepEqual(removed, []);
+    exit({ exitCode: null });
+    await files.removeFiles({ runId: "r1", target: TARGET } as never, never);
+    assert.deepEqual(removed, ["r1"]);
+    assert.equal(s.session.agent, undefined);
   });
 });

@@ -13,6 +13,7 @@ import { createActor } from "xstate";
 import type { AgentClientOptions } from "../../agent/client/client.ts";
 import type { ResultMap } from "../../agent/client/results.ts";
 import { AgentConnectionError, AgentFaultError } from "../../agent/protocol/errors.ts";
+import { CALL_MARGIN_MS, callDeadline, INSTALL_ANSWER_MS } from "../../agent/protocol/deadlines.ts";
 import type { OperationName } from "../../agent/protocol/wire.ts";
 import type { Lease } from "../../bus/schemas/lease.ts";
 import type { AgentCalls } from "../../actors/target/agent-session.ts";
@@ -371,7 +372,11 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
     );
     const call = s.agent.calls.find((c) => c.operation === "Install");
     assert.deepEqual(call?.fields, { componentId: "nic", command: "true", timeoutMs: 5_000 });
-    assert.equal(call?.timeoutMs, 35_000, "the answer may take the install's deadline and 30 s");
+    assert.equal(call?.timeoutMs, undefined, "the client waits as the agent's table says");
+    assert.equal(
+      callDeadline("Install", { installTimeoutMs: 5_000 }),
+      5_000 + INSTALL_ANSWER_MS + CALL_MARGIN_MS,
+    );
     assert.deepEqual(s.progress, ["nic 0", "nic 100"]);
     assert.equal(s.session.installing, undefined);
   });
@@ -390,7 +395,10 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
     );
     assert.deepEqual(s.progress, ["fw 0"]);
     assert.equal(s.session.installing, undefined);
-    assert.equal(s.agent.calls.find((c) => c.operation === "Install")?.timeoutMs, 30 * 60_000 + 30_000);
+    assert.deepEqual(
+      (s.agent.calls.find((c) => c.operation === "Install")?.fields as { timeoutMs: number }).timeoutMs,
+      30 * 60_000,
+    );
     s.agent.answer("Install", fault("INSTALL_IN_PROGRESS"));
     await assert.rejects(
       s.steps.install({ target: TARGET, component: { id: "fw", version: "2.1.0" } } as never, never),
@@ -442,6 +450,92 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
       code: "SESSION_LOST",
       retryable: false,
     });
+  });
+});
+
+describe("target exchange steps - a lost session", () => {
+  const eaddrnotavail = () =>
+    new AgentConnectionError("cannot connect to the agent", {
+      cause: Object.assign(new Error("connect"), { code: "EADDRNOTAVAIL" }),
+    });
+
+  it("target exchange steps - a step that finds the session lost opens a new one from the leased port, and goes on", async () => {
+    const second = new FakeAgent().answer("Stage", { name: "x", size: 10, sha256: "h" });
+    const s = setup({ connect: (_, attempt) => (attempt === 0 ? undefined : Promise.resolve(second)) });
+    await s.steps.hello({ target: TARGET, agentPort: 62287 } as never, never);
+    s.agent.closed = true; // The agent's side closed it, or the network dropped it.
+    const staged = await s.steps.stage(
+      { target: TARGET, agentPort: 62287, components: [{ id: "fw", version: "2.1.0" }] } as never,
+      never,
+    );
+    assert.deepEqual(staged, { files: 2, bytes: 20 });
+    assert.deepEqual(
+      s.connects.map((c) => [c.port, c.localPort, c.agentFingerprint256]),
+      [
+        [62287, 60000, FINGERPRINT],
+        [62287, 60000, FINGERPRINT],
+      ],
+    );
+    assert.equal(s.session.client, second);
+    assert.deepEqual(
+      second.calls.map((c) => c.operation),
+      ["Stage", "Stage"],
+    );
+    assert.ok(s.lines.some((l) => /^info the session with the agent was lost: a new one is open/.test(l)));
+  });
+
+  it("target exchange steps - a new session whose port is still held by the last one takes the next lease", async () => {
+    const second = new FakeAgent().answer("Logs", { files: [] });
+    const s = setup({
+      connect: (_, attempt) =>
+        attempt === 0 ? undefined : attempt === 1 ? Promise.reject(eaddrnotavail()) : Promise.resolve(second),
+    });
+    await s.steps.hello({ target: TARGET, agentPort: 62286 } as never, never);
+    s.agent.closed = true;
+    await s.steps.logs({ target: TARGET, agentPort: 62286 } as never, never);
+    assert.deepEqual(s.conflicts, ["L-ws-1"]);
+    assert.deepEqual(
+      s.connects.map((c) => c.localPort),
+      [60000, 60000, 60001],
+    );
+    assert.ok(s.lines.some((l) => /workstation port 60000 not yet free again/.test(l)));
+  });
+
+  it("target exchange steps - every call carries the step's signal; an Install left unanswered is marked for stopAgent", async () => {
+    const s = setup();
+    await s.steps.hello({ target: TARGET, agentPort: 62286 } as never, never);
+    const step = new AbortController();
+    const signals: (AbortSignal | undefined)[] = [];
+    s.agent.call = ((operation: OperationName, _fields: object, options?: { signal?: AbortSignal }) => {
+      signals.push(options?.signal);
+      if (operation === "Install") return Promise.reject(new AgentConnectionError("abandoned"));
+      return Promise.resolve({ components: [] } as never);
+    }) as FakeAgent["call"];
+    await s.steps.inventory({ target: TARGET, componentIds: [] } as never, step.signal);
+    await assert.rejects(
+      s.steps.install({ target: TARGET, component: { id: "fw", version: "2.1.0" } } as never, step.signal),
+      { code: "AGENT_CONNECTION" },
+    );
+    assert.deepEqual(signals, [step.signal, step.signal]);
+    assert.equal(s.session.installAbandoned, "fw");
+    // A fault is an answer: the agent runs nothing of it.
+    const answered = setup();
+    await answered.steps.hello({ target: TARGET, agentPort: 62286 } as never, never);
+    answered.agent.answer("Install", fault("COMMAND_FAILED"));
+    await assert.rejects(
+      answered.steps.install({ target: TARGET, component: { id: "fw", version: "2.1.0" } } as never, never),
+    );
+    assert.equal(answered.session.installAbandoned, undefined);
+  });
+
+  it("target exchange steps - without hello nothing reconnects: AGENT_NOT_RUNNING", async () => {
+    const s = setup();
+    s.session.client = Object.assign(new FakeAgent(), { closed: true });
+    await assert.rejects(s.steps.logs({ target: TARGET } as never, never), {
+      code: "AGENT_NOT_RUNNING",
+      retryable: false,
+    });
+    assert.equal(s.connects.length, 0);
   });
 });
 

@@ -4,32 +4,10 @@
  */
 import type { AgentLog } from "../agent-log.ts";
 import type { CallbackMessage } from "../../protocol/callback-messages.ts";
+import type { AgentLimits } from "../../protocol/deadlines.ts";
 
-/** The limits every operation works within; defaults in `DEFAULT_LIMITS`. */
-export interface AgentLimits {
-  /** Deadline of operations that name none of their own (Hello, Stage, Logs, Shutdown). */
-  readonly operationTimeoutMs: number;
-  /** Default and cap of a detect command's deadline. */
-  readonly detectTimeoutMs: number;
-  /** Default install deadline; a request may ask for up to maxInstallTimeoutMs. */
-  readonly installTimeoutMs: number;
-  readonly maxInstallTimeoutMs: number;
-  /** Bytes of a command's stdout and of its stderr that are kept. */
-  readonly maxOutputBytes: number;
-  /** Bytes of each log file returned by Logs (the last ones), and of all together. */
-  readonly maxLogBytesPerFile: number;
-  readonly maxLogBytesTotal: number;
-}
-
-export const DEFAULT_LIMITS: AgentLimits = {
-  operationTimeoutMs: 30_000,
-  detectTimeoutMs: 30_000,
-  installTimeoutMs: 30 * 60_000,
-  maxInstallTimeoutMs: 4 * 60 * 60_000,
-  maxOutputBytes: 64 * 1024,
-  maxLogBytesPerFile: 256 * 1024,
-  maxLogBytesTotal: 512 * 1024,
-};
+// The limits are the protocol's: the workstation's call deadlines are read from the same table.
+export { type AgentLimits, DEFAULT_LIMITS } from "../../protocol/deadlines.ts";
 
 /** The agent's identity and places, from its config. */
 export interface AgentSettings {
@@ -47,9 +25,14 @@ export interface RequestFacts {
   readonly port: number;
 }
 
-/** Tracks the one install that may run, so Shutdown can wait for it (HP SUM: finish the component). */
+/**
+ * Tracks the one install that may run, so that Shutdown can wait for it (HP SUM: finish the
+ * component), or stop it when the stop is forced.
+ */
 export interface InstallSlot {
   current: Promise<unknown> | undefined;
+  /** Stops the install in progress: its process group gets SIGTERM, then SIGKILL. */
+  stop?: ((reason: Error) => void) | undefined;
 }
 
 /** Everything an operation handler may use. */

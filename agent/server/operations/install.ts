@@ -23,7 +23,9 @@ export const PROGRESS_MARKER = /^sumac:progress (\d{1,3})$/;
  * Install: runs the component's install command in the staging directory with a deadline,
  * streaming its output lines to the log. Never two at once: a second request while one runs gets
  * INSTALL_IN_PROGRESS (retryable). The exit code is returned as is; deciding what counts as
- * success is the workstation's business.
+ * success is the workstation's business. A forced stop (`installs.stop`: a Shutdown with force,
+ * the agent stopped by a signal) ends its process group, SIGTERM then SIGKILL, and it fails with
+ * INSTALL_STOPPED.
  */
 export function installOperation(context: OperationContext): OperationHandler {
   const { settings, log, installs, callback } = context;
@@ -44,7 +46,11 @@ export function installOperation(context: OperationContext): OperationHandler {
     log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
     callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
     const timeout = new DeadlineExceededError(`install of ${id} did not finish within ${timeoutMs} ms`);
-    const run = withDeadline({ ms: timeoutMs, timeout }, (deadline) =>
+    // Only a forced stop ends an install before its deadline; either way the stop waits until its
+    // process group has ended.
+    const stopped = new AbortController();
+    const limit = { ms: timeoutMs, timeout, signal: stopped.signal, waitForWork: true };
+    const run = withDeadline(limit, (deadline) =>
       runCommand(command, {
         cwd: settings.stagingDir,
         // The request's own signal is not passed: once started, an install runs to its end or its
@@ -63,6 +69,7 @@ export function installOperation(context: OperationContext): OperationHandler {
       }),
     );
     installs.current = run.catch(() => undefined);
+    installs.stop = (reason) => stopped.abort(reason);
     try {
       const result = await run;
       const rebootRequired = marker || REBOOT_EXIT_CODES.includes(result.exitCode);
@@ -90,6 +97,7 @@ export function installOperation(context: OperationContext): OperationHandler {
       throw error;
     } finally {
       installs.current = undefined;
+      installs.stop = undefined;
     }
   };
 }

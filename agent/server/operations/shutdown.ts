@@ -1,24 +1,39 @@
 import { oneLine } from "../../../base/text.ts";
+import { InvalidRequestError } from "../../protocol/errors.ts";
 import { fieldsOf, optionalStringField } from "../request-fields.ts";
 import type { OperationContext, OperationHandler } from "./context.ts";
 
+/** What a Shutdown asks of the server: stop, and whether the install in progress is stopped too. */
+export type RequestStop = (reason: string, force: boolean) => void;
+
 /**
- * Shutdown: refuses new work, waits for the component being installed to finish (HP SUM's rule),
- * and answers. Stopping the listener and removing the agent's files happen after the answer is
- * sent: `requestStop` is called with the reason and the server does the rest.
+ * Shutdown: refuses new work, and answers once no install runs. Unforced, it waits for the
+ * component being installed to finish (HP SUM's rule); with `force`, the server stops that install
+ * first (its process group: SIGTERM, then SIGKILL). A forced Shutdown is answered even while an
+ * unforced stop waits for the install. Stopping the listener and removing the agent's files happen
+ * after the answer is sent: `requestStop` is called with the reason and the server does the rest.
  */
-export function shutdownOperation(
-  context: OperationContext,
-  requestStop: (reason: string) => void,
-): OperationHandler {
+export function shutdownOperation(context: OperationContext, requestStop: RequestStop): OperationHandler {
   const { log, installs } = context;
   return async (args, facts) => {
-    const reason = optionalStringField(fieldsOf(args, "Shutdown"), "reason", 1024) ?? "no reason given";
-    requestStop(`Shutdown from ${facts.peer}: ${oneLine(reason)}`);
+    const fields = fieldsOf(args, "Shutdown");
+    const reason = optionalStringField(fields, "reason", 1024) ?? "no reason given";
+    const force = booleanField(fields.force);
+    requestStop(`Shutdown${force ? " (forced)" : ""} from ${facts.peer}: ${oneLine(reason)}`, force);
     if (installs.current !== undefined) {
-      log.write("info", "shutdown: waiting for the install in progress");
+      if (!force) log.write("info", "shutdown: waiting for the install in progress");
       await installs.current;
     }
     return { logFile: log.path };
   };
+}
+
+/**
+ * An optional xsd:boolean as `soap` leaves it: a boolean (it reads only `true` and `1` as true), or
+ * the text when it did not type it; absent is false.
+ */
+function booleanField(value: unknown): boolean {
+  if (value === undefined || value === false || value === "false" || value === "0") return false;
+  if (value === true || value === "true" || value === "1") return true;
+  throw new InvalidRequestError("force must be true or false");
 }
