@@ -32,7 +32,9 @@ export const DEFAULT_POLICY: Readonly<Record<StepName, StepPolicy>> = {
   allocatePorts: { timeoutMs: 15 * SECOND, maxAttempts: 5, backoff: DEFAULT_BACKOFF },
   startAgent: { timeoutMs: 60 * SECOND, maxAttempts: 3, backoff: DEFAULT_BACKOFF },
   hello: { timeoutMs: 15 * SECOND, maxAttempts: 3, backoff: DEFAULT_BACKOFF },
-  inventory: { timeoutMs: 120 * SECOND, maxAttempts: 2, backoff: DEFAULT_BACKOFF },
+  // The agent allows an Inventory 300 s (agent/protocol/deadlines.ts) and the workstation waits
+  // 315 s for it; the component uploads that come first need their own time on top.
+  inventory: { timeoutMs: 420 * SECOND, maxAttempts: 2, backoff: DEFAULT_BACKOFF },
   stage: { timeoutMs: 300 * SECOND, maxAttempts: 3, backoff: DEFAULT_BACKOFF },
   install: { timeoutMs: 1800 * SECOND, maxAttempts: 2, backoff: DEFAULT_BACKOFF },
   logs: { timeoutMs: 120 * SECOND, maxAttempts: 3, backoff: DEFAULT_BACKOFF },
