@@ -17,6 +17,11 @@ export interface AgentCalls {
     fields: XmlFields,
     options?: { timeoutMs?: number },
   ): Promise<ResultOf<Op>>;
+  /**
+   * The agent's clock minus this workstation's, in ms, as measured on the first answer of the
+   * session (Hello's); undefined before it.
+   */
+  readonly clockOffsetMs?: number | undefined;
   close(): void;
 }
 
@@ -26,6 +31,11 @@ export type ConnectAgent = (options: AgentClientOptions) => Promise<AgentCalls>;
 /** A callback listener, bound. */
 export interface CallbackListenerHandle {
   readonly port: number;
+  /**
+   * Resolves true once a message from the agent whose callback certificate is `fingerprint256`
+   * was accepted (now or before), false when none comes within `timeoutMs` or `signal` aborts.
+   */
+  heardFrom(fingerprint256: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean>;
   close(): Promise<void>;
 }
 

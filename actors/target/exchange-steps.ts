@@ -54,6 +54,8 @@ export interface ExchangeStepsDeps {
 const CALL_MS = 60_000;
 /** Deadline of the TLS connection to the agent. */
 const CONNECT_MS = 15_000;
+/** A target's clock this far from ours is mentioned when hello succeeds. */
+const CLOCK_NOTE_MS = 5_000;
 /** Workstation ports found taken in a row before hello gives up. */
 const MAX_PORT_CONFLICTS = 16;
 /** An install's deadline when its component names none. */
@@ -133,10 +135,17 @@ export function createExchangeSteps(
         }
       }
       const hello = await session.client.call("Hello", {});
+      // Measured on Hello's answer: the two clocks need not agree (message timestamps are judged
+      // against this offset), but a target far off is worth a line.
+      const offset = session.client.clockOffsetMs;
+      const skew =
+        offset !== undefined && Math.abs(offset) >= CLOCK_NOTE_MS
+          ? `, its clock ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? "ahead of" : "behind"} this workstation's`
+          : "";
       deps.log(
         target.id,
         "info",
-        `agent ${hello.agentVersion} on ${hello.hostname} (${hello.os} ${hello.arch}, Node ${hello.nodeVersion})`,
+        `agent ${hello.agentVersion} on ${hello.hostname} (${hello.os} ${hello.arch}, Node ${hello.nodeVersion})${skew}`,
       );
       return { agentVersion: hello.agentVersion };
     },
