@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   AGENT_BUILD_FAILED: { retryable: false, means: "the agent bundle could not be built on the workstation" },
   BUNDLE_MISMATCH: { retryable: false, means: "the agent bundle on the target is not the one sent" },
   AGENT_START_FAILED: { retryable: true, means: "the agent did not go through its start-up dialogue" },
+  CALLBACK_BLOCKED: {
+    retryable: false,
+    means: "the agent's first callback did not reach the workstation: its callback port is blocked",
+  },
   AGENT_NOT_RUNNING: {
     retryable: false,
     means: "a step needs an agent session that this target does not have",
@@ -142,8 +146,14 @@ export const ERROR_CODES = {
   MALFORMED_HEADER: { retryable: false, means: "a message security header that cannot be read" },
   UNKNOWN_SESSION: { retryable: false, means: "a message for another session than its connection's" },
   BAD_MAC: { retryable: false, means: "a message altered, forged, reflected or moved" },
-  STALE_TIMESTAMP: { retryable: false, means: "a message older than the allowed skew" },
-  FUTURE_TIMESTAMP: { retryable: false, means: "a message further ahead than the allowed skew" },
+  STALE_TIMESTAMP: {
+    retryable: false,
+    means: "a message older than the allowed skew from its sender's clock (as measured at Hello)",
+  },
+  FUTURE_TIMESTAMP: {
+    retryable: false,
+    means: "a message further ahead than the allowed skew from its sender's clock (as measured at Hello)",
+  },
   REPLAYED: { retryable: false, means: "a message whose nonce was already accepted" },
   OUT_OF_ORDER: { retryable: false, means: "a message out of sequence: a gap, repeat or reorder" },
   AGENT_IDENTITY: { retryable: false, means: "the peer's certificate is not the pinned one, or not TLS 1.3" },
@@ -153,6 +163,10 @@ export const ERROR_CODES = {
   },
   AGENT_RESPONSE: { retryable: false, means: "an answer that is not what the protocol says" },
   UNKNOWN_AGENT: { retryable: false, means: "a callback from an agent this listener does not know" },
+  UNKNOWN_WORKSTATION: {
+    retryable: false,
+    means: "a TLS client of the run's CA that is not the agent's workstation (its pinned certificate)",
+  },
   INVALID_PUBLIC_KEY: { retryable: false, means: "a public key that is not an ECDSA P-256 SPKI PEM" },
   INVALID_SUBJECT_NAME: { retryable: false, means: "a name that cannot go into a certificate" },
   PORTS_EXHAUSTED: { retryable: true, means: "every candidate port was taken" },

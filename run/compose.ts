@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { hostname } from "node:os";
 import { AgentClient } from "../agent/client/client.ts";
 import { startCallbackListener } from "../agent/client/callback-listener.ts";
-import { createRunCa, issueLeaf } from "../agent/client/credentials.ts";
+import { createRunCa, issueLeaf, type IssuedLeafWithKey, type RunCa } from "../agent/client/credentials.ts";
 import { selectFirewall } from "../actors/firewall/select.ts";
 import { sweepStaleRules } from "../actors/firewall/sweep.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
@@ -22,8 +22,31 @@ import { runtimeOnce } from "../actors/target/posix/runtime.ts";
 import { SessionRegistry } from "../actors/target/session.ts";
 import { localTransport } from "../actors/target/transports/local.ts";
 import { sshTransport } from "../actors/target/transports/ssh.ts";
+import { jobLifetimeMs } from "./run-lifetime.ts";
 import { targetAccess } from "./target-access.ts";
 import type { RunContext, RunSteps } from "./types.ts";
+
+/**
+ * The run's CA and the workstation's client leaf (client-only: it can open sessions with the
+ * run's agents, and is the one client they answer, by its fingerprint in their configuration).
+ * Both last `validForMs` from `now` (run-lifetime.ts: as long as the run can last), and every leaf
+ * the CA issues later is capped at its notAfter.
+ */
+export function createRunCredentials(
+  runId: string,
+  validForMs: number,
+  now?: number,
+): { ca: RunCa; client: IssuedLeafWithKey } {
+  const clock = now === undefined ? {} : { now };
+  const ca = createRunCa({ runId, validForMs, ...clock });
+  const client = issueLeaf(ca, {
+    commonName: "sumac-workstation",
+    subjectAltNames: [],
+    usage: "client",
+    ...clock,
+  });
+  return { ca, client };
+}
 
 /** The real steps of a run. */
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
@@ -52,8 +75,7 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
       new Set((await leases.allLeases({ timeoutMs: 10_000 })).map((lease) => lease.leaseId)),
     note,
   });
-  const ca = createRunCa({ runId: run.runId, validForMs: 24 * 3_600_000 });
-  const client = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
+  const { ca, client } = createRunCredentials(run.runId, jobLifetimeMs(job));
   const agentFiles = {
     agentCache: job.options.agentCache,
     bundle: agentBundleOnce({ outDir: join(run.stateDir, "cache", "agent") }),
@@ -89,6 +111,7 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     runId: run.runId,
     sessions,
     ca,
+    workstation: client,
     agentPorts: job.options.ports.agent,
     firewallMode: job.options.firewall,
     log,

@@ -23,6 +23,11 @@ export interface AgentCalls {
   ): Promise<ResultOf<Op>>;
   /** True once the connection is gone: a step then opens a new session (agent-link.ts). */
   readonly closed: boolean;
+  /**
+   * The agent's clock minus this workstation's, in ms, as measured on the first answer of the
+   * session (Hello's); undefined before it.
+   */
+  readonly clockOffsetMs?: number | undefined;
   close(): void;
 }
 
@@ -32,6 +37,11 @@ export type ConnectAgent = (options: AgentClientOptions) => Promise<AgentCalls>;
 /** A callback listener, bound. */
 export interface CallbackListenerHandle {
   readonly port: number;
+  /**
+   * Resolves true once a message from the agent whose callback certificate is `fingerprint256`
+   * was accepted (now or before), false when none comes within `timeoutMs` or `signal` aborts.
+   */
+  heardFrom(fingerprint256: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean>;
   close(): Promise<void>;
 }
 

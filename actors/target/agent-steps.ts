@@ -1,16 +1,18 @@
 /**
  * The steps `startAgent` and `stopAgent`: the agent's life on the target, through its transport's
  * launcher (a process over SSH or here, posix/agent-process.ts). startAgent gives the agent its
- * configuration and a certificate issued on the key it made; stopAgent asks it to stop
- * (Shutdown, forced after a forced cancel: the install in progress is stopped), on a new session
- * when the last one was lost, and has the launcher stop it when it does not answer or does not
- * end. See docs/target-steps.md.
+ * configuration (with the workstation's certificate fingerprint, the one client it will answer)
+ * and two certificates issued on the key it made, a server leaf for its listener and a client leaf
+ * for its callbacks, then waits for its first callback; stopAgent asks it to stop (Shutdown,
+ * forced after a forced cancel: the install in progress is stopped), on a new session when the
+ * last one was lost, and has the launcher stop it when it does not answer or does not end. See
+ * docs/target-steps.md.
  */
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
 import { liveClient } from "./agent-link.ts";
-import { AgentStateError } from "./errors.ts";
+import { AgentStateError, CallbackBlockedError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
 import { exitWithin, type RunningAgent, type StepLog } from "./transport.ts";
@@ -18,8 +20,10 @@ import { exitWithin, type RunningAgent, type StepLog } from "./transport.ts";
 export interface AgentStepsDeps {
   readonly runId: string;
   readonly sessions: SessionRegistry;
-  /** The run's CA: it issues each agent's certificate on the key the agent sends. */
+  /** The run's CA: it issues each agent's certificates on the key the agent sends. */
   readonly ca: RunCa;
+  /** The workstation's client certificate (its SHA-256 fingerprint): the one client agents answer. */
+  readonly workstation: { readonly fingerprint256: string };
   /** The agent's port strategy on targets (the job's `ports.agent`). */
   readonly agentPorts: { readonly strategy: "lowest" | "random"; readonly window: number };
   /** `none`: the agent registers no firewall rule of its own. */
@@ -39,6 +43,11 @@ const EXIT_MS = 20_000;
 const SHUTDOWN_MS = 15_000;
 /** How long stopAgent gives a new connection to an agent whose session was lost. */
 const RECONNECT_MS = 5_000;
+/**
+ * How long after the agent's `listening` line its first callback (a heartbeat sent as it starts
+ * listening) has to reach the callback listener; beyond it callbacks are taken as blocked.
+ */
+export const FIRST_CALLBACK_MS = 5_000;
 
 /**
  * The argument after the bundle on the agent's command line (the agent ignores it): names the run
@@ -61,6 +70,7 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
       runId: deps.runId,
       targetId: session.targetId,
       caCertPem: deps.ca.certPem,
+      workstationFingerprint256: deps.workstation.fingerprint256,
       stagingDir: pushed.stagingDir,
       programFiles: [pushed.runDir],
       logDir: pushed.logDir,
@@ -115,12 +125,21 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
   return {
     async startAgent({ target, sessionId, leases }, signal) {
       const session = deps.sessions.get(sessionId, target.id);
-      if (session.pushed === undefined || session.ports.listenerFingerprint === undefined)
+      const listener = session.ports.listener;
+      if (
+        session.pushed === undefined ||
+        session.ports.listenerFingerprint === undefined ||
+        listener === undefined
+      )
         throw new AgentStateError(`${target.id}: the agent was not pushed or no ports were allocated`);
       if (session.agent !== undefined) {
         await forceStop(session, session.agent);
         session.agent = undefined;
       }
+      // A session with the agent stopped above is of no use to a later step.
+      session.client?.close();
+      session.client = undefined;
+      session.reconnect = undefined;
       session.agentRemovedFiles = false;
       const agent = await session.transport.launcher.start(
         session,
@@ -129,15 +148,25 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
           // deps.runId, as stopAgent derives the same marker from it.
           marker: agentMarker(deps.runId, target.id),
           issue: (publicKeyPem) => {
+            // Two one-purpose leaves on the agent's one key: neither can stand in for the other,
+            // and neither lets the agent be a client of another agent (they answer the
+            // workstation's certificate only).
             const leaf = issueLeaf(deps.ca, {
               commonName: `agent-${target.id}`.slice(0, 64),
               subjectAltNames: [session.remoteAddress],
-              usage: "server-and-client",
+              usage: "server",
+              publicKey: publicKeyPem,
+            });
+            const callbackLeaf = issueLeaf(deps.ca, {
+              commonName: `agent-callback-${target.id}`.slice(0, 64),
+              subjectAltNames: [],
+              usage: "client",
               publicKey: publicKeyPem,
             });
             // Known before the agent listens: its first callback may come before the answer here.
             session.agentFingerprint = leaf.fingerprint256;
-            return leaf;
+            session.agentCallbackFingerprint = callbackLeaf.fingerprint256;
+            return { ...leaf, callbackCertPem: callbackLeaf.certPem };
           },
           running: (running) => (session.agent = running),
         },
@@ -146,6 +175,21 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
       session.agent = agent;
       const busy = agent.busy.join(", ");
       deps.log(target.id, "info", `agent listening on ${agent.port}${busy === "" ? "" : ` (busy: ${busy})`}`);
+      // The agent sends a heartbeat as soon as it listens: without it here soon, callbacks do not
+      // get through, and the agent would go on blind (and stop itself once requests pause).
+      const heard = await listener.heardFrom(session.agentCallbackFingerprint!, {
+        timeoutMs: FIRST_CALLBACK_MS,
+        signal,
+      });
+      signal.throwIfAborted();
+      if (!heard) {
+        const from = session.seenAs ?? session.remoteAddress;
+        throw new CallbackBlockedError(
+          `${target.id}: the agent's first callback did not reach this workstation within ${FIRST_CALLBACK_MS / 1000} s: ` +
+            `open TCP port ${leases.callbackPort} on ${session.localAddress} (this workstation) to connections from ${from} ` +
+            `(a host firewall here, or a target calling back from another address); the agent's log on the target says what it met`,
+        );
+      }
       return { agentPort: agent.port };
     },
 

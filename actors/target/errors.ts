@@ -44,6 +44,13 @@ export class AgentBundleMismatchError extends errorClass("BUNDLE_MISMATCH") {}
 /** The agent did not go through its start-up dialogue (no key, no listening line, its own failure). */
 export class AgentStartError extends errorClass("AGENT_START_FAILED") {}
 
+/**
+ * The agent listens, but its first callback did not reach this workstation's callback listener in
+ * time (a host firewall here, or the target calling back from another address): without callbacks
+ * the run cannot see installs, so the target fails at once, naming the port to open.
+ */
+export class CallbackBlockedError extends errorClass("CALLBACK_BLOCKED") {}
+
 /** A step that needs what an earlier step of this target made (an agent, a session), and it is not there. */
 export class AgentStateError extends errorClass("AGENT_NOT_RUNNING") {}
 

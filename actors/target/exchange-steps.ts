@@ -54,6 +54,8 @@ export interface ExchangeStepsDeps {
   readonly progress: (targetId: string, componentId: string, percent: number) => void;
 }
 
+/** A target's clock this far from ours is mentioned when hello succeeds. */
+const CLOCK_NOTE_MS = 5_000;
 /** An install's deadline when its component names none. */
 const INSTALL_MS = 30 * 60_000;
 
@@ -92,10 +94,17 @@ export function createExchangeSteps(
       const session = deps.sessions.of(target.id);
       const client = await openAgentSession(deps, session, agentPort, signal);
       const hello = await client.call("Hello", {}, { signal });
+      // Measured on Hello's answer: the two clocks need not agree (message timestamps are judged
+      // against this offset), but a target far off is worth a line.
+      const offset = client.clockOffsetMs;
+      const skew =
+        offset !== undefined && Math.abs(offset) >= CLOCK_NOTE_MS
+          ? `, its clock ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? "ahead of" : "behind"} this workstation's`
+          : "";
       deps.log(
         target.id,
         "info",
-        `agent ${hello.agentVersion} on ${hello.hostname} (${hello.os} ${hello.arch}, Node ${hello.nodeVersion})`,
+        `agent ${hello.agentVersion} on ${hello.hostname} (${hello.os} ${hello.arch}, Node ${hello.nodeVersion})${skew}`,
       );
       return { agentVersion: hello.agentVersion };
     },

@@ -55,7 +55,8 @@ export function createPortSteps(
           caCertPem: deps.ca.certPem,
           certPem: leaf.certPem,
           keyPem: leaf.keyPem,
-          agentFingerprints: (fp) => fp === session.agentFingerprint,
+          // This target's agent only, by the client leaf it calls back with (startAgent issues it).
+          agentFingerprints: (fp) => fp === session.agentCallbackFingerprint,
           runId: deps.runId,
           onMessage: (message) => {
             if (message.kind === "progress" && session.installing !== undefined)

@@ -33,8 +33,10 @@ export interface TargetSession extends TransportSession {
   readonly ports: HeldPorts;
   /** The agent running on the target (from its start, before it listens), until it is stopped. */
   agent?: RunningAgent;
-  /** The last started agent's certificate fingerprint: the callback listener and hello pin it. */
+  /** The last started agent's server certificate fingerprint: hello pins it. */
   agentFingerprint?: string;
+  /** The last started agent's callback (client) certificate fingerprint: the callback listener pins it. */
+  agentCallbackFingerprint?: string;
   /** The session with the agent, from hello on; replaced when it was lost (agent-link.ts). */
   client?: AgentCalls;
   /**

@@ -108,8 +108,16 @@ export interface AgentStartRequest {
   readonly config: AgentConfigDocument;
   /** Names this run's agent on the target, so that a forced stop finds it and no other. */
   readonly marker: string;
-  /** Issues the agent's certificate on the public key it sent. */
-  issue(publicKeyPem: string): { readonly certPem: string; readonly fingerprint256: string };
+  /**
+   * Issues the agent's certificates on the public key it sent: the server leaf of its listener
+   * (`certPem`, whose fingerprint the agent's `listening` line must repeat) and the client leaf of
+   * its callbacks; both go on the dialogue's certificate line (agent/protocol/start-up.ts).
+   */
+  issue(publicKeyPem: string): {
+    readonly certPem: string;
+    readonly fingerprint256: string;
+    readonly callbackCertPem?: string;
+  };
   /**
    * Told of the agent as soon as it runs, before its start-up dialogue: from then on it is the
    * target's to stop, whatever happens to the start.

@@ -1,8 +1,11 @@
 /**
  * The workstation's callback listener: agents send progress, output lines and
  * install results here instead of waiting to be asked. An `https.Server` with the same mutual TLS
- * 1.3 as the agent's server (client certificate from the run CA required), each agent's certificate
- * pinned by fingerprint on top, bound at 61000 or the next free port (`agent/protocol/port-binding.ts`).
+ * 1.3 as the agent's server (client certificate from the run CA required), and on top each agent's
+ * own callback certificate pinned by fingerprint (sumac runs one listener per target, allowing that
+ * target's agent only: another agent of the run, with a certificate of the same CA, is refused
+ * once its handshake is done), bound at 61000 or the next free port
+ * (`agent/protocol/port-binding.ts`).
  *
  * Every message is a SOAP `Notify` (`agent/protocol/callback-messages.ts`) checked like the agent checks the
  * workstation's requests: size cap, then the `X-Sumac-Security` MAC over the raw body with a key and
@@ -87,6 +90,11 @@ export interface CallbackListener {
   /** Ports found taken before {@link port}. */
   readonly busy: readonly number[];
   readonly server: HttpsServer;
+  /**
+   * Resolves true once a message from the agent whose certificate is `fingerprint256` has been
+   * accepted (now or before), false when none is within `timeoutMs` or `signal` aborts.
+   */
+  heardFrom(fingerprint256: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -108,17 +116,29 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       : (fp: string) => allowed.some((a) => a.toUpperCase() === fp.toUpperCase());
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_CALLBACK_MAX_BODY_BYTES;
   const sessions = new WeakMap<TLSSocket, CallbackSession>();
+  /** Agents (by fingerprint) a message was accepted from, and who waits to hear from one. */
+  const heard = new Set<string>();
+  const waiting = new Map<string, Set<() => void>>();
+  const markHeard = (fingerprint256: string) => {
+    const fp = fingerprint256.toUpperCase();
+    if (heard.has(fp)) return;
+    heard.add(fp);
+    for (const wake of waiting.get(fp) ?? []) wake();
+    waiting.delete(fp);
+  };
 
   const server = createServer(mutualTlsServerOptions(options));
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
 
-  server.on("secureConnection", (socket: TLSSocket) => {
+  // Prepended, so it runs before the HTTP server takes the socket: a refused socket is never read
+  // (see agent/server/server.ts).
+  server.prependListener("secureConnection", (socket: TLSSocket) => {
     const fingerprint256 = socket.getPeerCertificate().fingerprint256;
     if (!isAllowed(fingerprint256)) {
       log(
         "warn",
-        `rejected ${new UnknownAgentError("").code} from ${describePeer(socket)}: not an allowed agent`,
+        `rejected ${new UnknownAgentError("").code} from ${describePeer(socket)}: not this listener's agent`,
       );
       socket.destroy();
       return;
@@ -174,6 +194,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       if (operation !== NOTIFY_OPERATION)
         throw new UnknownOperationError(`no operation ${oneLine(operation, 100)} on the callback listener`);
       const message = parseNotify(body.toString("utf8"));
+      markHeard(session.fingerprint256);
       try {
         options.onMessage(message, { peer: session.peer, fingerprint256: session.fingerprint256 });
       } catch (cause) {
@@ -206,6 +227,29 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     port: bound.port,
     busy: bound.busy,
     server,
+    heardFrom(fingerprint256, { timeoutMs, signal }) {
+      const fp = fingerprint256.toUpperCase();
+      if (heard.has(fp)) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const finish = (result: boolean) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          waiting.get(fp)?.delete(onHeard);
+          resolve(result);
+        };
+        const onHeard = () => finish(true);
+        const onAbort = () => finish(false);
+        const timer = setTimeout(() => finish(false), timeoutMs);
+        if (signal?.aborted === true) {
+          finish(false);
+          return;
+        }
+        signal?.addEventListener("abort", onAbort, { once: true });
+        let wakers = waiting.get(fp);
+        if (wakers === undefined) waiting.set(fp, (wakers = new Set()));
+        wakers.add(onHeard);
+      });
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -133,6 +133,14 @@ export class AgentClient {
     return this.#session.sessionId;
   }
 
+  /**
+   * The agent's clock minus this one's, in ms, as measured on the session's first verified answer
+   * (Hello's); later answers are judged against it. Undefined before the first answer.
+   */
+  get clockOffsetMs(): number | undefined {
+    return this.#session.verifier.offsetMs;
+  }
+
   /** The underlying TLS socket (for tests that need to see it close). */
   get socket(): TLSSocket {
     return this.#socket;

@@ -10,9 +10,10 @@
  *   synchronous, and needs no global `reflect-metadata` polyfill, DI container or crypto engine.
  * - The agent's private key never leaves the target: the agent makes its own (agent/protocol/key-pair.ts), sends
  *   back only its SPKI public key over the push channel (SSH or signed SMB, which already protect
- *   integrity), and the workstation issues the server leaf on that key. A PKCS#10 CSR would add a
- *   proof of possession, but the TLS 1.3 CertificateVerify (RFC 8446 4.4.3) proves possession on
- *   the first handshake anyway, and a CSR encoder would have to ship inside the agent bundle.
+ *   integrity), and the workstation issues its two leaves on that key (server, and client for its
+ *   callbacks). A PKCS#10 CSR would add a proof of possession, but the TLS 1.3 CertificateVerify
+ *   (RFC 8446 4.4.3) proves possession on the first handshake anyway, and a CSR encoder would have
+ *   to ship inside the agent bundle.
  * - Nothing here verifies chains: Node's TLS does (never node-forge).
  */
 import { errorClass } from "../../base/errors.ts";
@@ -36,8 +37,13 @@ import {
 /** ub-common-name (RFC 5280 Appendix A.1). */
 const MAX_COMMON_NAME = 64;
 
-/** How far notBefore is set in the past, so a target whose clock runs behind still accepts. */
-export const CLOCK_SKEW_BACKDATE_MS = 5 * 60_000;
+/**
+ * How far notBefore is set in the past, so a target whose clock runs behind still accepts the
+ * workstation's certificates: a day, as far as message security lets two clocks differ
+ * (DEFAULT_MAX_OFFSET_MS in agent/protocol/message-security.ts). Nothing was signed with the run's
+ * CA before it was made, so the earlier start opens nothing.
+ */
+export const CLOCK_SKEW_BACKDATE_MS = 24 * 3_600_000;
 
 /** A run's CA: certificate and PKCS#8 key in PEM, and the SHA-256 fingerprint in `tls`'s format. */
 export interface RunCa {
@@ -58,8 +64,10 @@ export interface IssuedLeafWithKey extends IssuedCertificate {
 }
 
 /**
- * Which end of TLS a leaf authenticates: selects extKeyUsage serverAuth, clientAuth, or both (an
- * agent that also connects to the workstation's callback listener).
+ * Which end of TLS a leaf authenticates: selects extKeyUsage serverAuth, clientAuth, or both.
+ * sumac issues only one-purpose leaves: an agent gets a server leaf for its listener and a client
+ * leaf on the same key for its callbacks, so neither can stand in for the other, and the
+ * workstation's own leaf is client-only.
  */
 export type LeafUsage = "server" | "client" | "server-and-client";
 

@@ -74,8 +74,8 @@ export type AltName = { readonly dns: string } | { readonly ip: string };
 
 /**
  * An end entity's extensions: cA=false and digitalSignature (both critical; ECDHE key exchange
- * needs no keyEncipherment), extKeyUsage (serverAuth, clientAuth, or both for an agent that also
- * calls back to the workstation), authorityKeyIdentifier, subjectAltName.
+ * needs no keyEncipherment), extKeyUsage (serverAuth, clientAuth, or both; sumac issues one-purpose
+ * leaves only, see credentials.ts), authorityKeyIdentifier, subjectAltName.
  */
 export function leafExtensions(p: {
   readonly purpose: "server" | "client" | "server-and-client";

@@ -1,7 +1,9 @@
 /**
  * One message-security session per TLS connection: its id and MAC key come from that connection's
  * TLS 1.3 exporter, so a message captured on one connection fails on every other (UNKNOWN_SESSION,
- * BAD_MAC), and a kept-alive connection keeps one sequence in each direction.
+ * BAD_MAC), and a kept-alive connection keeps one sequence in each direction. Each direction's
+ * verifier measures the two clocks' offset at its first message (Hello and its answer), so the
+ * ends' clocks need not agree.
  */
 import type { TLSSocket } from "node:tls";
 import { exportMacKey, Signer, Verifier, type Direction } from "./message-security.ts";
@@ -29,7 +31,9 @@ export interface SessionOptions {
    * agent-to-workstation on either connection.
    */
   readonly context?: string;
+  /** The verifier's bounds (agent/protocol/message-security.ts); defaults there. */
   readonly maxSkewMs?: number;
+  readonly maxOffsetMs?: number;
   readonly now?: () => number;
 }
 
@@ -44,13 +48,16 @@ export function openConnectionSession(socket: TLSSocket, options: SessionOptions
   return {
     sessionId,
     peer: describePeer(socket),
-    verifier: new Verifier({ sessionId, key, direction: inbound, ...clock, ...skew(options.maxSkewMs) }),
+    verifier: new Verifier({
+      sessionId,
+      key,
+      direction: inbound,
+      ...clock,
+      ...(options.maxSkewMs === undefined ? {} : { maxSkewMs: options.maxSkewMs }),
+      ...(options.maxOffsetMs === undefined ? {} : { maxOffsetMs: options.maxOffsetMs }),
+    }),
     signer: new Signer({ sessionId, key, direction: outbound, ...clock }),
   };
-}
-
-function skew(maxSkewMs: number | undefined): { maxSkewMs?: number } {
-  return maxSkewMs === undefined ? {} : { maxSkewMs };
 }
 
 /** `address:port CN=name sha256=AB:CD…` of the peer, or what is known of it. */

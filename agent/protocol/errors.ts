@@ -81,13 +81,13 @@ export class UnknownSessionError extends errorClass("UNKNOWN_SESSION") {}
 /** The MAC does not match: altered, forged, reflected or moved to another operation. */
 export class BadMacError extends errorClass("BAD_MAC") {}
 
-/** The timestamp is older than the allowed skew. */
+/** The timestamp is older than the allowed skew from the sender's clock (offset measured at Hello). */
 export class StaleTimestampError extends errorClass("STALE_TIMESTAMP") {}
 
-/** The timestamp is further ahead than the allowed skew. */
+/** The timestamp is further ahead than the allowed skew from the sender's clock (offset measured at Hello). */
 export class FutureTimestampError extends errorClass("FUTURE_TIMESTAMP") {}
 
-/** The nonce was already accepted within the skew window. */
+/** The nonce is one of the latest accepted in this session. */
 export class ReplayedMessageError extends errorClass("REPLAYED") {}
 
 /** The sequence number is not exactly one more than the last accepted: a gap, repeat or reorder. */
@@ -138,6 +138,12 @@ export class AgentFaultError extends SumacError {
     this.status = fault.status;
   }
 }
+
+/**
+ * A client of the run's CA that is not the agent's workstation: the agent refuses it when its TLS
+ * handshake is done, before reading anything (logged, never sent: the connection just closes).
+ */
+export class UnknownWorkstationError extends errorClass("UNKNOWN_WORKSTATION") {}
 
 /** The agent's certificate is not the pinned one, or the connection is not TLS 1.3. */
 export class AgentIdentityError extends errorClass("AGENT_IDENTITY") {}

@@ -61,7 +61,12 @@ export interface MacInput extends Omit<SecurityHeader, "mac"> {
 export const MAC_KEY_LABEL = "EXPORTER-sumac-message-mac";
 export const MAC_KEY_BYTES = 32;
 export const NONCE_BYTES = 16;
+/** Allowed drift of a timestamp from the sender's clock as measured at the first message. */
 export const DEFAULT_MAX_SKEW_MS = 30_000;
+/** Allowed offset between the two clocks at the first message: only an absurd one is refused. */
+export const DEFAULT_MAX_OFFSET_MS = 24 * 3_600_000;
+/** Nonces each verifier remembers (the latest); older replays fail on their sequence. */
+export const DEFAULT_MAX_NONCES = 1024;
 
 const LABEL = Buffer.from("sumac-message-mac-v1", "ascii");
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -139,8 +144,18 @@ export interface VerifierOptions {
   readonly key: Uint8Array;
   /** The direction of the messages this verifier receives. */
   readonly direction: Direction;
-  /** Allowed distance of a timestamp from the receiver's clock, each way; default 30 s. */
+  /**
+   * Allowed distance, each way, of a timestamp from where the sender's clock should be: the
+   * receiver's clock plus the offset measured at the session's first message. Default 30 s.
+   */
   readonly maxSkewMs?: number;
+  /**
+   * Allowed offset between the two clocks at the session's first message, each way: only a clock
+   * absurdly far off is refused. Default {@link DEFAULT_MAX_OFFSET_MS}.
+   */
+  readonly maxOffsetMs?: number;
+  /** Nonces remembered, the latest ones; default {@link DEFAULT_MAX_NONCES}. */
+  readonly maxNonces?: number;
   /** The receiver's clock, milliseconds since the epoch; default `Date.now`. */
   readonly now?: () => number;
 }
@@ -148,41 +163,56 @@ export interface VerifierOptions {
 /**
  * The receiving half of one session in one direction. {@link Verifier.verify} checks, in this
  * order, and throws the first failure: header shape and sizes (MALFORMED_HEADER); session
- * (UNKNOWN_SESSION); MAC in constant time (BAD_MAC); timestamp within the skew (STALE_TIMESTAMP,
+ * (UNKNOWN_SESSION); MAC in constant time (BAD_MAC); timestamp (STALE_TIMESTAMP,
  * FUTURE_TIMESTAMP); nonce unseen (REPLAYED); sequence exactly one more than the last accepted
  * (OUT_OF_ORDER). The MAC comes before anything stateful, so unauthenticated bytes never change the
  * state; a rejected message changes nothing.
  *
- * Nonces are remembered only while a replay could still pass the timestamp check: memory is bounded
- * by the messages accepted in the last two skew windows.
+ * Clocks: the two ends' clocks need not agree. The first accepted message of the session (Hello,
+ * in each direction) measures the offset between the sender's clock and the receiver's (refused
+ * only beyond `maxOffsetMs`, a clock absurdly far off); every later timestamp is judged against the
+ * receiver's clock plus that offset, within `maxSkewMs` each way. Replay protection needs no clock:
+ * the sequence must grow by exactly one, so a message seen before can never pass again, and the
+ * latest `maxNonces` nonces are remembered on top, so a replay of a recent message is named
+ * REPLAYED (an older one fails as OUT_OF_ORDER). Memory is bounded by `maxNonces`.
  */
 export class Verifier {
   readonly #sessionId: string;
   readonly #key: Uint8Array;
   readonly #direction: Direction;
   readonly #maxSkewMs: number;
+  readonly #maxOffsetMs: number;
+  readonly #maxNonces: number;
   readonly #now: () => number;
-  /** nonce → forget-after time; insertion order has non-decreasing forget-after times. */
-  readonly #nonces = new Map<string, number>();
-  #lastForgetAt = 0;
+  /** The latest accepted nonces, oldest first. */
+  readonly #nonces = new Set<string>();
+  /** Sender's clock minus the receiver's, measured at the first accepted message. */
+  #offsetMs: number | undefined;
   #lastSequence = 0;
   #closed = false;
 
   constructor(options: VerifierOptions) {
     checkSessionOptions(options.sessionId, options.key);
-    const skew = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
-    if (!Number.isSafeInteger(skew) || skew < 0)
-      throw new TypeError("maxSkewMs must be a non-negative integer");
     this.#sessionId = options.sessionId;
     this.#key = options.key;
     this.#direction = options.direction;
-    this.#maxSkewMs = skew;
+    this.#maxSkewMs = nonNegative(options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS, "maxSkewMs");
+    this.#maxOffsetMs = nonNegative(options.maxOffsetMs ?? DEFAULT_MAX_OFFSET_MS, "maxOffsetMs");
+    this.#maxNonces = nonNegative(options.maxNonces ?? DEFAULT_MAX_NONCES, "maxNonces");
     this.#now = options.now ?? Date.now;
   }
 
   /** How many nonces are remembered now (for tests and metrics). */
   get nonceCount(): number {
     return this.#nonces.size;
+  }
+
+  /**
+   * The sender's clock minus the receiver's, in ms, as measured at the session's first accepted
+   * message; undefined before it.
+   */
+  get offsetMs(): number | undefined {
+    return this.#offsetMs;
   }
 
   /** Ends the session: every later message is UNKNOWN_SESSION. */
@@ -192,8 +222,9 @@ export class Verifier {
   }
 
   /**
-   * Verifies one received message and, when it passes, records its nonce and sequence.
-   * `header` is untrusted (straight from the parsed XML), hence `unknown`.
+   * Verifies one received message and, when it passes, records its nonce and sequence (and, for
+   * the first, the clocks' offset). `header` is untrusted (straight from the parsed XML), hence
+   * `unknown`.
    *
    * @throws a `MessageSecurityError` subclass with a stable `code` and `retryable: false`.
    */
@@ -208,30 +239,42 @@ export class Verifier {
     if (!timingSafeEqual(expected, Buffer.from(h.mac, "base64"))) throw new BadMacError("MAC does not match");
 
     const now = this.#now();
-    if (h.timestamp < now - this.#maxSkewMs)
-      throw new StaleTimestampError(`timestamp ${now - h.timestamp} ms old`);
-    if (h.timestamp > now + this.#maxSkewMs)
-      throw new FutureTimestampError(`timestamp ${h.timestamp - now} ms ahead`);
+    const measured = h.timestamp - now;
+    if (this.#offsetMs === undefined) {
+      if (measured < -this.#maxOffsetMs)
+        throw new StaleTimestampError(
+          `first message's timestamp ${-measured} ms behind this clock (over ${this.#maxOffsetMs} ms)`,
+        );
+      if (measured > this.#maxOffsetMs)
+        throw new FutureTimestampError(
+          `first message's timestamp ${measured} ms ahead of this clock (over ${this.#maxOffsetMs} ms)`,
+        );
+    } else {
+      const drift = measured - this.#offsetMs;
+      if (drift < -this.#maxSkewMs)
+        throw new StaleTimestampError(
+          `timestamp ${-drift} ms older than the sender's clock (offset ${this.#offsetMs} ms, measured at the first message)`,
+        );
+      if (drift > this.#maxSkewMs)
+        throw new FutureTimestampError(
+          `timestamp ${drift} ms ahead of the sender's clock (offset ${this.#offsetMs} ms, measured at the first message)`,
+        );
+    }
 
-    this.#forgetExpired(now);
     if (this.#nonces.has(h.nonce)) throw new ReplayedMessageError(`nonce ${h.nonce} already seen`);
     if (h.sequence !== this.#lastSequence + 1)
       throw new OutOfOrderError(`sequence ${h.sequence}, expected ${this.#lastSequence + 1}`);
 
     this.#lastSequence = h.sequence;
-    // A replay of this nonce fails the timestamp check once now > timestamp + skew, so it can be
-    // forgotten then. Clamped up to keep forget-after times sorted in insertion order, which lets
-    // #forgetExpired stop at the first live entry; remembering a little longer is safe.
-    this.#lastForgetAt = Math.max(this.#lastForgetAt, h.timestamp + this.#maxSkewMs);
-    this.#nonces.set(h.nonce, this.#lastForgetAt);
-    return h;
-  }
-
-  #forgetExpired(now: number): void {
-    for (const [nonce, forgetAt] of this.#nonces) {
-      if (forgetAt >= now) break;
-      this.#nonces.delete(nonce);
+    this.#offsetMs ??= measured;
+    this.#nonces.add(h.nonce);
+    // Sets iterate in insertion order: the first is the oldest. A replay of a forgotten nonce
+    // still fails, as OUT_OF_ORDER: its sequence is behind.
+    if (this.#nonces.size > this.#maxNonces) {
+      const oldest = this.#nonces.values().next();
+      if (oldest.done !== true) this.#nonces.delete(oldest.value);
     }
+    return h;
   }
 }
 
@@ -282,6 +325,12 @@ function isCanonicalBase64(value: unknown, bytes: number): value is string {
   if (typeof value !== "string" || value.length !== 4 * Math.ceil(bytes / 3)) return false;
   const decoded = Buffer.from(value, "base64");
   return decoded.byteLength === bytes && decoded.toString("base64") === value;
+}
+
+function nonNegative(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new TypeError(`${name} must be a non-negative integer`);
+  return value;
 }
 
 function checkSessionOptions(sessionId: string, key: Uint8Array): void {

@@ -5,11 +5,25 @@
  * 1. stdin: the configuration, {@link AgentConfigDocument};
  * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the agent made its key pair, whose private
  *    half never leaves the target;
- * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run's CA;
+ * 3. stdin: {@link CertificateLine}: the leaves the workstation issued on that key with the run's
+ *    CA, a server leaf for the agent's listener and a client leaf for its callbacks;
  * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}`, or at any point
  *    `{"event":"failed","message":...}`.
+ *
+ * Trust: the agent accepts the run CA's certificates only, and of the clients only the one whose
+ * SHA-256 fingerprint is `workstationFingerprint256` (any other, even of the same CA, is refused
+ * once its handshake is done, before anything is read); it calls back only to the listener whose
+ * certificate is `callback.fingerprint256`. The workstation pins the agent's two leaves in turn.
  */
 import type { PortStrategy } from "./port-binding.ts";
+
+/** The third line of the dialogue: the agent's leaves, both on the key it made. */
+export interface CertificateLine {
+  /** serverAuth only: the certificate of the agent's TLS listener. */
+  readonly certPem: string;
+  /** clientAuth only: the certificate the agent presents to the callback listener; with `callback`. */
+  readonly callbackCertPem?: string;
+}
 
 /** Where the agent sends its callbacks: the workstation's listener, its certificate pinned. */
 export interface CallbackTarget {
@@ -17,9 +31,15 @@ export interface CallbackTarget {
   readonly port: number;
   /** SHA-256 fingerprint of the listener's certificate (AB:CD:…): pinned. */
   readonly fingerprint256: string;
-  /** Heartbeat period (agent/server/workstation-watch.ts); default 15 s. */
+  /**
+   * Heartbeat period (agent/server/workstation-watch.ts); default 15 s. The first heartbeat goes as
+   * soon as the agent listens: the workstation waits for it to know callbacks get through.
+   */
   readonly heartbeatMs?: number;
-  /** No acknowledgement for this long: the workstation is gone and the agent stops; default 60 s. */
+  /**
+   * Nothing from the workstation for this long (no callback acknowledged, no authenticated
+   * request received or in progress): it is gone and the agent stops; default 60 s.
+   */
   readonly lostAfterMs?: number;
 }
 
@@ -32,6 +52,11 @@ export interface AgentConfigDocument {
   readonly runId: string;
   readonly targetId: string;
   readonly caCertPem: string;
+  /**
+   * SHA-256 fingerprint (AB:CD:…) of the workstation's client certificate: the one client the agent
+   * answers.
+   */
+  readonly workstationFingerprint256: string;
   readonly stagingDir: string;
   /** The agent's program files, removed at stop. */
   readonly programFiles: readonly string[];

@@ -1,6 +1,7 @@
 /**
  * The agent's side of the callback channel: a pinned mutual-TLS connection to
- * the workstation's callback listener (`agent/client/callback-listener.ts`), opened on first use, with a
+ * the workstation's callback listener (`agent/client/callback-listener.ts`), presenting the agent's
+ * client leaf (which that listener pins in turn), opened on first use, with a
  * message-security session from its TLS exporter (context `callbackContext(runId)`); each message
  * a signed `Notify` whose signed acknowledgement is verified.
  *
@@ -37,7 +38,7 @@ export interface CallbackClientOptions {
   readonly target: CallbackTarget;
   readonly runId: string;
   readonly caCertPem: string;
-  /** The agent's leaf (it must allow clientAuth) and key. */
+  /** The agent's client leaf for callbacks (clientAuth; the listener pins it) and its key. */
   readonly certPem: string;
   readonly keyPem: string;
   readonly log: AgentLog;
@@ -97,10 +98,14 @@ export class CallbackClient {
     return run.finally(() => this.#queued--);
   }
 
-  /** Resolves once every queued message is delivered or dropped, or after `ms`. */
-  async flush(ms: number): Promise<void> {
+  /**
+   * Resolves once every queued message is delivered or dropped, or after `ms`; with how many were
+   * still waiting then (0 when all were through).
+   */
+  async flush(ms: number): Promise<number> {
     const late = new Error(`callbacks still queued after ${ms} ms`);
     await withDeadline({ ms, timeout: late }, () => this.#queue).catch(() => undefined);
+    return this.#queued;
   }
 
   /** When the listener last acknowledged a message (ms since the epoch, on `now`), if ever. */

@@ -57,6 +57,7 @@ export function parseAgentConfig(value: unknown): AgentConfig {
     runId,
     targetId: text("targetId"),
     caCertPem: text("caCertPem"),
+    workstationFingerprint256: fingerprint(c.workstationFingerprint256, "workstationFingerprint256"),
     stagingDir: text("stagingDir"),
     programFiles: programFiles as string[],
     logDir: c.logDir === undefined ? defaultLogDir(runId) : text("logDir"),
@@ -100,8 +101,6 @@ function callbackTarget(
   const c = v as Record<string, unknown>;
   if (typeof c.host !== "string" || c.host.length === 0)
     throw new AgentConfigError("config.callback.host must be a non-empty string");
-  if (typeof c.fingerprint256 !== "string" || !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(c.fingerprint256))
-    throw new AgentConfigError("config.callback.fingerprint256 must be a SHA-256 fingerprint (AB:CD:…)");
   const heartbeatMs = int(c.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, "callback.heartbeatMs", 100, 3_600_000);
   const lostAfterMs = int(
     c.lostAfterMs ?? DEFAULT_LOST_AFTER_MS,
@@ -114,10 +113,17 @@ function callbackTarget(
   return {
     host: c.host,
     port: int(c.port, "callback.port", 1, 65535),
-    fingerprint256: c.fingerprint256,
+    fingerprint256: fingerprint(c.fingerprint256, "callback.fingerprint256"),
     heartbeatMs,
     lostAfterMs,
   };
+}
+
+/** A SHA-256 fingerprint as `tls` prints it: 32 upper-case hex pairs joined by ':'. */
+function fingerprint(v: unknown, name: string): string {
+  if (typeof v !== "string" || !/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/.test(v))
+    throw new AgentConfigError(`config.${name} must be a SHA-256 fingerprint (AB:CD:…)`);
+  return v.toUpperCase();
 }
 
 function strategy(v: unknown): PortStrategy {

@@ -5,7 +5,9 @@
  * 1. stdin: the config (`config.ts`);
  * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the key is made here and its private half
  *    never leaves the target;
- * 3. stdin: `{"certPem":...}`: the leaf the workstation issued on that key with the run CA;
+ * 3. stdin: `{"certPem":...,"callbackCertPem":...}`: the leaves the workstation issued on that key
+ *    with the run CA: the server leaf of the agent's listener, and the client leaf it presents to
+ *    the callback listener (needed with `callback`);
  * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}` (`busy`: the ports
  *    found taken on the way), then the agent serves until Shutdown or the idle timeout, removes
  *    itself (and its firewall rule), keeps its log, prints `{"event":"stopped","reason":...,
@@ -79,8 +81,11 @@ async function main(): Promise<number> {
   const config = parseAgentConfig(await next("config"));
   const keys = createKeyPair();
   emit({ event: "publicKey", publicKeyPem: keys.publicKeyPem });
-  const issued = (await next("certificate")) as { certPem?: unknown };
+  const issued = (await next("certificate")) as { certPem?: unknown; callbackCertPem?: unknown };
   if (typeof issued.certPem !== "string") throw new Error("the certificate line has no certPem");
+  const callbackCertPem = issued.callbackCertPem;
+  if (config.callback !== undefined && typeof callbackCertPem !== "string")
+    throw new Error("the certificate line has no callbackCertPem, which callbacks need");
   if (onData !== undefined) process.stdin.off("data", onData);
 
   const nft = createNftRunner();
@@ -90,8 +95,10 @@ async function main(): Promise<number> {
     runId: config.runId,
     targetId: config.targetId,
     caCertPem: config.caCertPem,
+    workstationFingerprint256: config.workstationFingerprint256,
     keyPem: keys.privateKeyPem,
     certPem: issued.certPem,
+    ...(typeof callbackCertPem === "string" ? { callbackCertPem } : {}),
     stagingDir: config.stagingDir,
     programFiles: config.programFiles,
     logDir: config.logDir,

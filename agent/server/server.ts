@@ -1,20 +1,26 @@
 /**
  * The agent's server: `soap` behind our own `https.Server` with mutual TLS 1.3 against the run's
- * CA, a message-security session per connection, the request pipeline (`request-pipeline.ts`),
- * orphan protection, and the stop that removes the agent and keeps its log.
+ * CA, the workstation's certificate pinned on top (any other client, even one of the same CA such
+ * as another target's agent, is refused as soon as its handshake is done, before anything it sent
+ * is read), a message-security session per connection, the request pipeline
+ * (`request-pipeline.ts`), orphan protection, and the stop that removes the agent and keeps its log.
  */
 import { mutualTlsServerOptions } from "../protocol/signed-http.ts";
 import { createServer, type Server as HttpsServer } from "node:https";
-import type { TLSSocket } from "node:tls";
+import type { PeerCertificate, TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import { oneLine } from "../../base/text.ts";
 import { type AgentLog, openAgentLog } from "./agent-log.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../protocol/body-reader.ts";
-import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
+import {
+  type ConnectionSession,
+  describePeer,
+  openConnectionSession,
+} from "../protocol/connection-session.ts";
 import { CallbackClient } from "./callback-client.ts";
 import type { CallbackTarget } from "../protocol/start-up.ts";
 import { withDeadline } from "../../base/deadline.ts";
-import { DeadlineExceededError, InstallStoppedError } from "../protocol/errors.ts";
+import { DeadlineExceededError, InstallStoppedError, UnknownWorkstationError } from "../protocol/errors.ts";
 import { IdleWatch, type IdleTimers } from "./idle-watch.ts";
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_LOST_AFTER_MS, WorkstationWatch } from "./workstation-watch.ts";
 import type { BindListener } from "./listen.ts";
@@ -45,9 +51,13 @@ export interface AgentServerOptions {
   readonly targetId: string;
   /** The run CA's certificate: the only issuer of client certificates accepted. */
   readonly caCertPem: string;
-  /** The agent's own key (made on the target) and the leaf the run CA issued for it. */
+  /** SHA-256 fingerprint (AB:CD:…) of the workstation's client certificate: the one client answered. */
+  readonly workstationFingerprint256: string;
+  /** The agent's own key (made on the target) and the server leaf the run CA issued for it. */
   readonly keyPem: string;
   readonly certPem: string;
+  /** The client leaf on the same key for the callbacks; required with `callback`. */
+  readonly callbackCertPem?: string;
   readonly stagingDir: string;
   /** Removed at stop with the staging directory; the log is kept. */
   readonly programFiles: readonly string[];
@@ -64,9 +74,11 @@ export interface AgentServerOptions {
   readonly logMirror?: (line: string) => void;
   /**
    * The workstation's callback listener: install output lines and results are sent there, best
-   * effort. The agent's leaf must then allow clientAuth too (usage "server-and-client").
+   * effort, presenting `callbackCertPem`.
    */
   readonly callback?: CallbackTarget;
+  /** Deadline of one callback message, its connection included; default 10 s. */
+  readonly callbackTimeoutMs?: number;
   /** Runs once the listener has closed, before the agent's files go (e.g. its firewall rule). */
   readonly onClosed?: () => Promise<void>;
 }
@@ -99,16 +111,20 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     ...(options.logMirror === undefined ? {} : { mirror: options.logMirror }),
   });
   const installs: InstallSlot = { current: undefined };
+  const workstation = options.workstationFingerprint256.toUpperCase();
+  if (options.callback !== undefined && options.callbackCertPem === undefined)
+    throw new TypeError("callbacks need callbackCertPem, the agent's client leaf");
   const callback =
-    options.callback === undefined
+    options.callback === undefined || options.callbackCertPem === undefined
       ? undefined
       : new CallbackClient({
           target: options.callback,
           runId: options.runId,
           caCertPem: options.caCertPem,
-          certPem: options.certPem,
+          certPem: options.callbackCertPem,
           keyPem: options.keyPem,
           log,
+          ...(options.callbackTimeoutMs === undefined ? {} : { timeoutMs: options.callbackTimeoutMs }),
           ...(options.now === undefined ? {} : { now: options.now }),
         });
   const context: OperationContext = {
@@ -158,7 +174,21 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   https.requestTimeout = 60_000;
   https.headersTimeout = 30_000;
 
-  https.on("secureConnection", (socket: TLSSocket) => {
+  // Prepended, so it runs before the HTTP server takes the socket: a socket destroyed here is never
+  // read, and nothing the client sent is parsed (an https server's own listener, which comes first
+  // otherwise, already hands the socket to its HTTP parser, and a request sent with the handshake
+  // would still be parsed and emitted after the destroy).
+  https.prependListener("secureConnection", (socket: TLSSocket) => {
+    // The handshake proved a certificate of the run's CA; only the workstation's is answered.
+    const presented = (socket.getPeerCertificate() as Partial<PeerCertificate>).fingerprint256;
+    if (presented?.toUpperCase() !== workstation) {
+      const refusal = new UnknownWorkstationError(
+        `the client certificate is not the workstation's ${workstation}`,
+      );
+      log.write("warn", `rejected ${refusal.code} from ${describePeer(socket)}: ${refusal.message}`);
+      socket.destroy();
+      return;
+    }
     try {
       const session = openConnectionSession(socket, {
         runId: options.runId,
@@ -209,7 +239,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
           },
           (silentMs) =>
             void stop(
-              `the workstation's callback listener has acknowledged nothing for ${silentMs} ms: the workstation is presumed gone`,
+              `no sign of life from the workstation for ${silentMs} ms (no callback acknowledged, no request): the workstation is presumed gone`,
             ),
         );
 
@@ -221,7 +251,15 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       log,
       port: () => port,
       stopping: () => stopping,
-      busy: () => idle.busy(),
+      // An authenticated request: the idle clock stops, and it is a sign of life for the watch.
+      busy: () => {
+        const idleDone = idle.busy();
+        const watchDone = watch?.request();
+        return () => {
+          idleDone();
+          watchDone?.();
+        };
+      },
       onShutdownAnswered: () => void stop(stopReason ?? "Shutdown"),
     });
   });
@@ -247,7 +285,12 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
         await installs.current;
       }
       if (callback !== undefined) {
-        await callback.flush(2000);
+        const waiting = await callback.flush(2000);
+        if (waiting > 0)
+          log.write(
+            "warn",
+            `stopping: ${waiting} callback(s) not delivered within 2000 ms (the workstation's callback listener at ${options.callback?.host}:${options.callback?.port} did not answer): dropped`,
+          );
         callback.close();
       }
       await closeServer(https);

@@ -92,9 +92,57 @@ describe("agent attacks", () => {
     await rejected(fixture, client.callRaw("Hello", { ...signed, securityHeader: forged }), "BAD_MAC");
   });
 
-  it("agent attacks - a message with a stale timestamp is STALE_TIMESTAMP", async () => {
-    const client = await fixture.connect({ signNow: () => Date.now() - 10 * 60_000 });
+  it("agent attacks - a message stamped well behind the clock offset measured at Hello is STALE_TIMESTAMP", async () => {
+    // The first message sets the offset (any clock within a day passes); a later one 10 minutes
+    // behind it is stale.
+    let back = 0;
+    const client = await fixture.connect({ signNow: () => Date.now() - back });
+    await client.call("Hello", {});
+    back = 10 * 60_000;
     await rejected(fixture, client.call("Hello", {}), "STALE_TIMESTAMP");
+  });
+
+  it("agent attacks - a first message stamped absurdly far off (two days) is FUTURE_TIMESTAMP", async () => {
+    const client = await fixture.connect({ signNow: () => Date.now() + 2 * 24 * 3_600_000 });
+    await rejected(fixture, client.call("Hello", {}), "FUTURE_TIMESTAMP");
+  });
+
+  it("agent attacks - another agent's leaves, of the same CA, are refused before Hello: the server leaf by TLS, the callback leaf by the workstation pin", async () => {
+    // A second real agent of the same run: whoever took root on its target has its key and leaves.
+    const other = await startAgentFixture({}, { ca: fixture.ca, targetId: "target-2" });
+    try {
+      const stolen = other.agentCredentials;
+      const hello = (certPem: string) =>
+        (async () => {
+          const client = await fixture.connect({ certPem, keyPem: stolen.keyPem });
+          return client.call("Hello", {});
+        })();
+      const raw = (cert: string) =>
+        rawExchange({ port: fixture.port, ca: fixture.ca.certPem, cert, key: stolen.keyPem }, (socket) =>
+          socket.write("POST /sumac-agent HTTP/1.1\r\nHost: agent\r\nContent-Length: 0\r\n\r\n"),
+        );
+
+      // The server leaf (serverAuth only) cannot be a TLS client at all.
+      await assert.rejects(hello(stolen.certPem), { code: "AGENT_CONNECTION" });
+      assert.doesNotMatch((await raw(stolen.certPem)).received, /HTTP\/1\.1/);
+      await fixture.waitForLog(/warn rejected TLS_CLIENT from .*INVALID_PURPOSE/);
+
+      // The callback leaf passes the handshake (same CA, clientAuth) and is refused at once.
+      await assert.rejects(hello(stolen.callbackCertPem), { code: "AGENT_CONNECTION" });
+      assert.doesNotMatch((await raw(stolen.callbackCertPem)).received, /HTTP\/1\.1/);
+      const line = await fixture.waitForLog(
+        /warn rejected UNKNOWN_WORKSTATION from 127\.0\.0\.1:\d+ CN=agent-callback-target-2 /,
+      );
+      assert.match(line, new RegExp(`sha256=${stolen.callbackFingerprint256}`));
+      // Nothing it sent was read: no session, no request, no Hello answered to it.
+      const log = await fixture.logText();
+      assert.doesNotMatch(log, /connection from [^\n]*CN=agent-callback-target-2/);
+      assert.doesNotMatch(log, /NO_SESSION|Hello from [^\n]*CN=agent-/);
+      // The workstation still gets its answers.
+      assert.equal((await (await fixture.connect()).call("Hello", {})).targetId, fixture.targetId);
+    } finally {
+      await other.cleanup();
+    }
   });
 
   it("agent attacks - a message without a security header is MALFORMED_HEADER", async () => {

@@ -61,9 +61,10 @@ describe("agent callback", () => {
     });
     fixture = await startAgentFixture(
       { callback: { host: "127.0.0.1", port: listener.port, fingerprint256: workstation.fingerprint256 } },
-      { ca, agentLeafUsage: "server-and-client" },
+      { ca },
     );
-    agentFingerprint = fixture.agent.fingerprint256;
+    // The listener pins the agent's callback leaf, not the server leaf of its listener.
+    agentFingerprint = fixture.agentCredentials.callbackFingerprint256;
   });
   after(async () => {
     await fixture.cleanup();
@@ -79,6 +80,15 @@ describe("agent callback", () => {
     }
     assert.equal(listener.port, 61001);
     assert.deepEqual(listener.busy, [61000]);
+  });
+
+  it("agent callback - the agent's first heartbeat arrives as soon as it listens", async () => {
+    assert.equal(
+      await listener.heardFrom(fixture.agentCredentials.callbackFingerprint256, { timeoutMs: 5_000 }),
+      true,
+    );
+    assert.ok(received.some((m) => m.kind === "heartbeat"));
+    assert.equal(await listener.heardFrom(fixture.agent.fingerprint256, { timeoutMs: 50 }), false);
   });
 
   it("agent callback - an install's output lines and result reach onMessage", async () => {
@@ -107,11 +117,7 @@ describe("agent callback", () => {
   });
 
   it("agent callback - a replayed message is rejected with REPLAYED", async () => {
-    const agentCert = issueLeaf(ca, {
-      commonName: "agent-replayer",
-      subjectAltNames: ["127.0.0.1"],
-      usage: "server-and-client",
-    });
+    const agentCert = issueLeaf(ca, { commonName: "agent-replayer", subjectAltNames: [], usage: "client" });
     agentFingerprint = agentCert.fingerprint256;
     const client = new CallbackClient({
       target: { host: "127.0.0.1", port: listener.port, fingerprint256: workstation.fingerprint256 },
@@ -136,7 +142,55 @@ describe("agent callback", () => {
       );
     } finally {
       client.close();
-      agentFingerprint = fixture.agent.fingerprint256;
+      agentFingerprint = fixture.agentCredentials.callbackFingerprint256;
+    }
+  });
+
+  it("agent callback - another agent of the run is refused by this target's listener, with either of its leaves", async () => {
+    // A second real agent of the same run (same CA), told to call back to the first one's listener.
+    const other = await startAgentFixture(
+      { callback: { host: "127.0.0.1", port: listener.port, fingerprint256: workstation.fingerprint256 } },
+      { ca, targetId: "target-2" },
+    );
+    try {
+      const before = received.length;
+      // Its callback leaf passes the TLS handshake (same CA, clientAuth) and is refused by the pin.
+      const refused = await waitFor("the refusal of the other agent's callback leaf", () =>
+        logLines.find((l) =>
+          /^warn rejected UNKNOWN_AGENT from 127\.0\.0\.1:\d+ CN=agent-callback-target-2 /.test(l),
+        ),
+      );
+      assert.match(refused, new RegExp(`sha256=${other.agentCredentials.callbackFingerprint256}`));
+      await other.waitForLog(/warn callback heartbeat not delivered/);
+      assert.equal(
+        await listener.heardFrom(other.agentCredentials.callbackFingerprint256, { timeoutMs: 200 }),
+        false,
+      );
+
+      // Its server leaf (serverAuth only) cannot even be a TLS client: the handshake fails.
+      const log = openAgentLog({ dir: scratch, targetId: "other-server-leaf" });
+      const client = new CallbackClient({
+        target: { host: "127.0.0.1", port: listener.port, fingerprint256: workstation.fingerprint256 },
+        runId: RUN_ID,
+        caCertPem: ca.certPem,
+        certPem: other.agentCredentials.certPem,
+        keyPem: other.agentCredentials.keyPem,
+        log,
+        timeoutMs: 5_000,
+      });
+      try {
+        assert.equal(await client.send({ kind: "log", line: "from the other agent's server leaf" }), false);
+      } finally {
+        client.close();
+      }
+      await waitFor("the TLS refusal of the server leaf", () =>
+        logLines.find((l) => /^warn rejected TLS_CLIENT .*INVALID_PURPOSE/.test(l)),
+      );
+      assert.equal(received.length, before, "nothing from the other agent was taken");
+      // Refused before its HTTP was read: no request ever reached the listener's handler.
+      assert.ok(!logLines.some((l) => /NO_SESSION/.test(l)), logLines.join("\n"));
+    } finally {
+      await other.cleanup();
     }
   });
 
@@ -144,8 +198,8 @@ describe("agent callback", () => {
     const otherCa = createRunCa({ runId: "run-other", validForMs: 3_600_000 });
     const stranger = issueLeaf(otherCa, {
       commonName: "agent-stranger",
-      subjectAltNames: ["127.0.0.1"],
-      usage: "server-and-client",
+      subjectAltNames: [],
+      usage: "client",
     });
     const log = openAgentLog({ dir: scratch, targetId: "stranger" });
     const client = new CallbackClient({

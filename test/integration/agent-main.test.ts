@@ -7,12 +7,19 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { AgentClient } from "../../agent/client/client.ts";
-import { createRunCa, issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
+import {
+  createRunCa,
+  issueLeaf,
+  type IssuedLeafWithKey,
+  type RunCa,
+} from "../../agent/client/credentials.ts";
 
 interface MainAgent {
   child: ChildProcess;
   exited: Promise<number | null>;
   ca: RunCa;
+  /** The workstation's client leaf, whose fingerprint the agent was given. */
+  workstation: IssuedLeafWithKey;
   /** The agent's `listening` line. */
   listening: Record<string, unknown>;
   fingerprint256: string;
@@ -41,15 +48,22 @@ async function startMain(
   if (typeof config === "function") config = config(root);
   await mkdir(join(root, "staging"));
   const ca = createRunCa({ runId, validForMs: 3_600_000 });
+  const workstation = issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client" });
   const child = spawn(process.execPath, [new URL("../../agent/server/main.ts", import.meta.url).pathname], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const partial = { child, exited, ca, root, listening: {}, fingerprint256: "" };
+  const partial = { child, exited, ca, workstation, root, listening: {}, fingerprint256: "" };
   running.push({ agent: partial, kill: setTimeout(() => child.kill("SIGKILL"), 30_000) });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value ?? "null") as Record<string, unknown>;
-  const base = { runId, targetId, caCertPem: ca.certPem, stagingDir: join(root, "staging") };
+  const base = {
+    runId,
+    targetId,
+    caCertPem: ca.certPem,
+    workstationFingerprint256: workstation.fingerprint256,
+    stagingDir: join(root, "staging"),
+  };
   child.stdin.write(`${JSON.stringify({ ...base, logDir: join(root, "log"), ...config })}\n`);
   const key = await next();
   assert.equal(key.event, "publicKey");
@@ -73,11 +87,7 @@ describe("agent main", () => {
       listen: { host: "127.0.0.1", port: 0 },
     });
     assert.equal(agent.listening.fingerprint256, agent.fingerprint256);
-    const workstation = issueLeaf(agent.ca, {
-      commonName: "workstation",
-      subjectAltNames: [],
-      usage: "client",
-    });
+    const workstation = agent.workstation;
     const client = await AgentClient.connect({
       host: "127.0.0.1",
       port: agent.listening.port as number,

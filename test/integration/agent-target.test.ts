@@ -148,6 +148,8 @@ describe("agent target", async () => {
     };
 
     const ca = createRunCa({ runId, validForMs: 3_600_000 });
+    // The workstation's client leaf: the one client the agent answers, by its fingerprint.
+    const workstation = issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client" });
     const received: CallbackMessage[] = [];
     let listener: CallbackListener | undefined;
     let agentFingerprint = "";
@@ -184,6 +186,7 @@ describe("agent target", async () => {
         runId,
         targetId,
         caCertPem: ca.certPem,
+        workstationFingerprint256: workstation.fingerprint256,
         stagingDir,
         programFiles: [bundle, runDir],
         logDir,
@@ -197,17 +200,23 @@ describe("agent target", async () => {
     const cert = issueLeaf(ca, {
       commonName: `agent-${targetId}`,
       subjectAltNames: [t.address],
-      // The agent is a TLS client too when it calls back.
-      usage: "server-and-client",
+      usage: "server",
       publicKey: key.publicKeyPem as string,
     });
-    agentFingerprint = cert.fingerprint256;
-    channel.write(`${JSON.stringify({ certPem: cert.certPem })}\n`);
+    // The agent is a TLS client when it calls back: a client leaf on the same key, which the
+    // callback listener pins.
+    const callbackCert = issueLeaf(ca, {
+      commonName: `agent-callback-${targetId}`,
+      subjectAltNames: [],
+      usage: "client",
+      publicKey: key.publicKeyPem as string,
+    });
+    agentFingerprint = callbackCert.fingerprint256;
+    channel.write(`${JSON.stringify({ certPem: cert.certPem, callbackCertPem: callbackCert.certPem })}\n`);
     const listening = (await next("listening")) as unknown as RunningAgent["listening"];
     assert.equal(listening.event, "listening", JSON.stringify(listening));
     assert.equal(listening.fingerprint256, cert.fingerprint256);
 
-    const workstation = issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client" });
     const connect = async () => {
       const client = await AgentClient.connect({
         host: t.address,
@@ -431,7 +440,7 @@ describe("agent target", async () => {
       assert.equal(await exists(agent.bundle), false, "bundle removed");
       assert.equal(await exists(agent.stagingDir), false, "staging directory removed");
       const kept = await sh(t, `cat ${agent.logFile}`);
-      assert.match(kept, /stopped: the workstation's callback listener has acknowledged nothing for \d+ ms/);
+      assert.match(kept, /stopped: no sign of life from the workstation for \d+ ms/);
       assert.match(kept, /callback heartbeat not delivered/);
       agent.ssh.end();
     },

@@ -1,12 +1,18 @@
 /**
- * An agent running in-process for integration tests: a fresh run CA, the agent's own key with a
- * leaf issued on its public key (as on a real target), a workstation client leaf, and temporary
- * staging, program and log directories. Real TLS on 127.0.0.1, real child processes.
+ * An agent running in-process for integration tests: a fresh run CA, the agent's own key with its
+ * two leaves issued on its public key (as on a real target: a server leaf for its listener, a
+ * client leaf for its callbacks), a workstation client leaf whose fingerprint the agent pins, and
+ * temporary staging, program and log directories. Real TLS on 127.0.0.1, real child processes.
  */
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRunCa, issueLeaf, type LeafUsage, type RunCa } from "../../agent/client/credentials.ts";
+import {
+  createRunCa,
+  issueLeaf,
+  type IssuedLeafWithKey,
+  type RunCa,
+} from "../../agent/client/credentials.ts";
 import { createKeyPair } from "../../agent/protocol/key-pair.ts";
 import { AgentClient, type AgentClientOptions } from "../../agent/client/client.ts";
 import { listenOn } from "../../agent/server/listen.ts";
@@ -15,6 +21,15 @@ import { type AgentServer, type AgentServerOptions, createAgentServer } from "..
 export interface AgentFixture {
   readonly ca: RunCa;
   readonly agent: AgentServer;
+  /** The agent's key and its two leaves: what a thief with root on its target would have. */
+  readonly agentCredentials: {
+    readonly keyPem: string;
+    readonly certPem: string;
+    readonly callbackCertPem: string;
+    readonly callbackFingerprint256: string;
+  };
+  /** The workstation's client leaf, the one the agent answers. */
+  readonly workstation: IssuedLeafWithKey;
   readonly port: number;
   readonly root: string;
   readonly stagingDir: string;
@@ -36,8 +51,12 @@ export interface AgentFixture {
 export interface AgentFixtureSetup {
   /** Use this run CA (e.g. one a callback listener already trusts) instead of a fresh one. */
   readonly ca?: RunCa;
-  /** The agent leaf's usage; "server-and-client" lets the agent call back. Default "server". */
-  readonly agentLeafUsage?: LeafUsage;
+  /** Use this workstation leaf (of `ca`) instead of a fresh one. */
+  readonly workstation?: IssuedLeafWithKey;
+  /** Default `target-1`. */
+  readonly targetId?: string;
+  /** When the leaves are issued (ms since the epoch); default now. */
+  readonly issuedAt?: number;
 }
 
 /** Starts an agent; `cleanup` stops it (if still running) and removes every temporary file. */
@@ -47,7 +66,7 @@ export async function startAgentFixture(
 ): Promise<AgentFixture> {
   const root = await mkdtemp(join(tmpdir(), "sumac-agent-"));
   const runId = "run-test";
-  const targetId = "target-1";
+  const targetId = setup.targetId ?? "target-1";
   const stagingDir = join(root, "staging");
   const programDir = join(root, "program");
   const logDir = join(root, "log", runId);
@@ -57,20 +76,33 @@ export async function startAgentFixture(
 
   const ca = setup.ca ?? createRunCa({ runId, validForMs: 3_600_000 });
   const agentKeys = createKeyPair();
+  const issuedAt = setup.issuedAt === undefined ? {} : { now: setup.issuedAt };
   const agentCert = issueLeaf(ca, {
-    commonName: "agent-target-1",
+    commonName: `agent-${targetId}`,
     subjectAltNames: ["127.0.0.1", "localhost"],
-    usage: setup.agentLeafUsage ?? "server",
+    usage: "server",
     publicKey: agentKeys.publicKeyPem,
+    ...issuedAt,
   });
-  const workstation = issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client" });
+  const callbackCert = issueLeaf(ca, {
+    commonName: `agent-callback-${targetId}`,
+    subjectAltNames: [],
+    usage: "client",
+    publicKey: agentKeys.publicKeyPem,
+    ...issuedAt,
+  });
+  const workstation =
+    setup.workstation ??
+    issueLeaf(ca, { commonName: "workstation", subjectAltNames: [], usage: "client", ...issuedAt });
 
   const agent = await createAgentServer({
     runId,
     targetId,
     caCertPem: ca.certPem,
+    workstationFingerprint256: workstation.fingerprint256,
     keyPem: agentKeys.privateKeyPem,
     certPem: agentCert.certPem,
+    callbackCertPem: callbackCert.certPem,
     stagingDir,
     programFiles: [programDir],
     logDir,
@@ -96,6 +128,13 @@ export async function startAgentFixture(
   return {
     ca,
     agent,
+    agentCredentials: {
+      keyPem: agentKeys.privateKeyPem,
+      certPem: agentCert.certPem,
+      callbackCertPem: callbackCert.certPem,
+      callbackFingerprint256: callbackCert.fingerprint256,
+    },
+    workstation,
     port,
     root,
     stagingDir,

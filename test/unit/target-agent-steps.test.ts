@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { createRunCa } from "../../agent/client/credentials.ts";
+import { createRunCa, issueLeaf } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import { createKeyPair } from "../../agent/protocol/key-pair.ts";
 import { agentMarker, createAgentSteps } from "../../actors/target/agent-steps.ts";
@@ -19,12 +19,13 @@ const never = new AbortController().signal;
 const TARGET = { id: "t1", host: "10.0.0.5", os: "linux" as const };
 const LEASES = { leaseIds: ["a", "b"], workstationPort: 60000, callbackPort: 61003, agentPort: 62286 };
 const ca = createRunCa({ runId: "r1", validForMs: 60_000 });
+const workstation = issueLeaf(ca, { commonName: "sumac-workstation", subjectAltNames: [], usage: "client" });
 
 /** A launcher that runs no process: it answers like an agent that made a key and listens. */
 class FakeLauncher implements AgentLauncher {
   readonly events: string[] = [];
   config: AgentConfigDocument | undefined;
-  issued: { certPem: string; fingerprint256: string } | undefined;
+  issued: { certPem: string; fingerprint256: string; callbackCertPem?: string } | undefined;
   exitCode: number | null = 0;
   exited: (status: { exitCode: number | null }) => void = () => undefined;
 
@@ -49,10 +50,16 @@ class FakeLauncher implements AgentLauncher {
   }
 }
 
-function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" = "auto") {
+function setup(
+  over: Partial<TargetSession> = {},
+  firewallMode: "auto" | "none" = "auto",
+  callbacks: "arrive" | "blocked" = "arrive",
+) {
   const launcher = new FakeLauncher();
   const lines: string[] = [];
   const listenerClosed: string[] = [];
+  /** The fingerprints startAgent waited to hear from, and for how long. */
+  const waitedFor: { fingerprint256: string; timeoutMs: number }[] = [];
   const { session, sessions } = testSession({
     seenAs: "192.0.2.1",
     transport: { launcher },
@@ -63,7 +70,14 @@ function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" 
     },
     ports: {
       listenerFingerprint: "CB:".repeat(31) + "CB",
-      listener: { port: 61003, close: () => (listenerClosed.push("closed"), Promise.resolve()) },
+      listener: {
+        port: 61003,
+        heardFrom: (fingerprint256: string, options: { timeoutMs: number }) => {
+          waitedFor.push({ fingerprint256, timeoutMs: options.timeoutMs });
+          return Promise.resolve(callbacks === "arrive");
+        },
+        close: () => (listenerClosed.push("closed"), Promise.resolve()),
+      },
     },
     ...over,
   });
@@ -71,11 +85,12 @@ function setup(over: Partial<TargetSession> = {}, firewallMode: "auto" | "none" 
     runId: "r1",
     sessions,
     ca,
+    workstation,
     agentPorts: { strategy: "random", window: 500 },
     firewallMode,
     log: (_t, level, line) => void lines.push(`${level} ${line}`),
   });
-  return { steps, session, launcher, lines, listenerClosed };
+  return { steps, session, launcher, lines, listenerClosed, waitedFor };
 }
 
 /** An agent session whose Shutdown answers, or fails. */
@@ -107,6 +122,7 @@ describe("target agent steps", () => {
       runId: "r1",
       targetId: "t1",
       caCertPem: ca.certPem,
+      workstationFingerprint256: workstation.fingerprint256,
       stagingDir: "/var/tmp/sumac/r1/staging",
       programFiles: ["/var/tmp/sumac/r1"],
       logDir: "/var/log/sumac/r1",
@@ -122,6 +138,36 @@ describe("target agent steps", () => {
     assert.match(cert.subjectAltName ?? "", /IP Address:10\.0\.0\.5/);
     assert.equal(s.session.agentFingerprint, s.launcher.issued!.fingerprint256);
     assert.ok(s.lines.includes("info agent listening on 62290 (busy: 62286, 62287)"));
+    // Two one-purpose leaves on the agent's one key: server for its listener, client for callbacks.
+    const callbackCert = new X509Certificate(s.launcher.issued!.callbackCertPem!);
+    assert.ok(callbackCert.checkIssued(new X509Certificate(ca.certPem)));
+    assert.equal(
+      callbackCert.publicKey.export({ format: "pem", type: "spki" }),
+      cert.publicKey.export({ format: "pem", type: "spki" }),
+    );
+    assert.deepEqual(extendedKeyUsage(cert), ["serverAuth"]);
+    assert.deepEqual(extendedKeyUsage(callbackCert), ["clientAuth"]);
+    assert.equal(s.session.agentCallbackFingerprint, callbackCert.fingerprint256);
+    // And it waited for the agent's first callback, by the callback leaf.
+    assert.deepEqual(s.waitedFor, [{ fingerprint256: callbackCert.fingerprint256, timeoutMs: 5_000 }]);
+  });
+
+  it("target agent steps - an agent whose first callback does not arrive fails the target with CALLBACK_BLOCKED, naming the port and address to open", async () => {
+    const s = setup({}, "auto", "blocked");
+    await assert.rejects(
+      s.steps.startAgent({ target: TARGET, sessionId: "r1/t1/0", leases: LEASES } as never, never),
+      (error: Error & { code?: string; retryable?: boolean }) => {
+        assert.equal(error.code, "CALLBACK_BLOCKED");
+        assert.equal(error.retryable, false);
+        assert.match(
+          error.message,
+          /open TCP port 61003 on 10\.0\.0\.1 \(this workstation\) to connections from 192\.0\.2\.1/,
+        );
+        return true;
+      },
+    );
+    // The agent runs: it is the target's to stop in cleanup.
+    assert.ok(s.session.agent !== undefined);
   });
 
   it("target agent steps - on this machine, or with firewall none, the agent opens no rule; locally it listens on loopback", async () => {
@@ -272,3 +318,12 @@ describe("target agent steps", () => {
     assert.equal(s.session.agent, undefined);
   });
 });
+
+/** The extKeyUsage purposes of a certificate, by name (openssl's text form, as X509Certificate has no field). */
+function extendedKeyUsage(cert: X509Certificate): string[] {
+  const oids: Record<string, string> = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+  };
+  return (cert.keyUsage ?? []).map((oid) => oids[oid] ?? oid);
+}

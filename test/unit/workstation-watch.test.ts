@@ -20,6 +20,8 @@ function manualClock() {
     pending: () => due.size,
     async advance(ms: number) {
       const until = now + ms;
+      // What is already under way (a heartbeat's send) settles first and arms its next timer.
+      await new Promise((resolve) => setImmediate(resolve));
       for (;;) {
         const first = [...due].sort((a, b) => a[1].at - b[1].at)[0];
         if (first === undefined || first[1].at > until) break;
@@ -50,7 +52,7 @@ function channel(clock: { now(): number }) {
 }
 
 describe("workstation watch", () => {
-  it("workstation watch - sends a heartbeat every period while the workstation answers", async () => {
+  it("workstation watch - sends a heartbeat at once, then every period while the workstation answers", async () => {
     const clock = manualClock();
     const ch = channel(clock);
     let lost: number | undefined;
@@ -58,8 +60,9 @@ describe("workstation watch", () => {
       lost = ms;
     });
     watch.start();
+    assert.equal(ch.sent.length, 1, "the first heartbeat goes as the agent starts listening");
     await clock.advance(10_000);
-    assert.equal(ch.sent.length, 10);
+    assert.equal(ch.sent.length, 11);
     assert.ok(ch.sent.every((m) => m.kind === "heartbeat"));
     assert.equal(lost, undefined);
   });
@@ -114,6 +117,47 @@ describe("workstation watch", () => {
     await clock.advance(10_000);
     assert.deepEqual(lost, []);
     assert.equal(clock.pending(), 0);
+  });
+
+  it("workstation watch - authenticated requests are signs of life: callbacks never acknowledged, requests flowing for 3 minutes, the agent stays", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    ch.answering = false;
+    const lost: number[] = [];
+    const watch = new WorkstationWatch(ch, { heartbeatMs: 15_000, lostAfterMs: 60_000, ...clock }, (ms) =>
+      lost.push(ms),
+    );
+    watch.start();
+    // A request every 40 s, each answered at once.
+    for (let t = 0; t < 180_000; t += 40_000) {
+      watch.request()();
+      await clock.advance(40_000);
+    }
+    assert.deepEqual(lost, []);
+    // Requests stop: lost once a minute has passed since the last one.
+    await clock.advance(60_000);
+    assert.equal(lost.length, 1);
+    assert.ok(lost[0]! >= 60_000 && lost[0]! < 80_000, `lost after ${lost[0]} ms`);
+  });
+
+  it("workstation watch - a request in progress keeps the agent however long it takes, and its end counts", async () => {
+    const clock = manualClock();
+    const ch = channel(clock);
+    ch.answering = false;
+    const lost: number[] = [];
+    const watch = new WorkstationWatch(ch, { heartbeatMs: 15_000, lostAfterMs: 60_000, ...clock }, (ms) =>
+      lost.push(ms),
+    );
+    watch.start();
+    const done = watch.request();
+    await clock.advance(5 * 60_000); // a long install, callbacks all dropped
+    assert.deepEqual(lost, []);
+    done();
+    done(); // idempotent
+    await clock.advance(59_000);
+    assert.deepEqual(lost, []);
+    await clock.advance(16_000);
+    assert.equal(lost.length, 1);
   });
 
   it("workstation watch - refuses a lost time shorter than the heartbeat", () => {

@@ -6,6 +6,7 @@
  */
 import { shellQuote } from "../../ssh/become.ts";
 import type { RemoteProcess } from "../../remote.ts";
+import type { CertificateLine } from "../../../agent/protocol/start-up.ts";
 import { AgentBundleMismatchError, AgentStartError } from "../errors.ts";
 
 import {
@@ -151,7 +152,11 @@ async function dialogue(
   if (key.event !== "publicKey" || typeof key.publicKeyPem !== "string")
     throw new AgentStartError(`${targetId}: the agent sent ${String(key.event)} instead of its public key`);
   const leaf = request.issue(key.publicKeyPem);
-  agent.stdin.write(`${JSON.stringify({ certPem: leaf.certPem })}\n`);
+  const certificates: CertificateLine = {
+    certPem: leaf.certPem,
+    ...(leaf.callbackCertPem === undefined ? {} : { callbackCertPem: leaf.callbackCertPem }),
+  };
+  agent.stdin.write(`${JSON.stringify(certificates)}\n`);
   const listening = await next("its listening line");
   if (listening.event !== "listening" || typeof listening.port !== "number")
     throw new AgentStartError(`${targetId}: the agent sent ${String(listening.event)} instead of listening`);
