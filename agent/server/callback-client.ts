@@ -47,6 +47,8 @@ export interface CallbackClientOptions {
   readonly backoffMs?: number;
   /** Messages waiting beyond this many are dropped; default 1000. */
   readonly maxQueued?: number;
+  /** Messages waiting beyond this many bytes of text are dropped; default 1 MiB. */
+  readonly maxQueuedBytes?: number;
   readonly now?: () => number;
 }
 
@@ -72,6 +74,9 @@ export class CallbackClient {
   #connection: Promise<Connection> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #queued = 0;
+  #queuedBytes = 0;
+  /** Messages dropped for a full queue since the last report of them. */
+  readonly #overflow = { messages: 0, lines: 0, bytes: 0 };
   #backoffUntil = 0;
   #closed = false;
   #lastAcknowledged: number | undefined;
@@ -82,19 +87,51 @@ export class CallbackClient {
 
   /**
    * Queues `message`; resolves true once the listener acknowledged it, false when it was dropped
-   * (failure, back-off, full queue, closed). Never rejects.
+   * (failure, back-off, full queue, closed). Never rejects. A queue full in messages or bytes drops
+   * what comes, counting it; once there is room again, one `log` message tells the workstation how
+   * many output lines it did not get (and the agent's log says it once per overflow, not per line).
    */
   send(message: CallbackMessage): Promise<boolean> {
-    const { log, maxQueued = 1000 } = this.#options;
+    const { log, maxQueued = 1000, maxQueuedBytes = 1024 * 1024 } = this.#options;
     if (this.#closed) return Promise.resolve(false);
-    if (this.#queued >= maxQueued) {
-      log.write("warn", `callback ${message.kind} dropped: ${maxQueued} messages already waiting`);
+    const bytes = textBytes(message);
+    if (this.#queued >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes) {
+      if (this.#overflow.messages === 0)
+        log.write(
+          "warn",
+          `callbacks dropped from here: ${this.#queued} messages (${this.#queuedBytes} bytes) already waiting`,
+        );
+      this.#overflow.messages++;
+      if (message.kind === "log") {
+        this.#overflow.lines++;
+        this.#overflow.bytes += bytes;
+      }
       return Promise.resolve(false);
     }
+    if (this.#overflow.messages > 0) this.#reportOverflow();
+    return this.#enqueue(message, bytes);
+  }
+
+  #reportOverflow(): void {
+    const { messages, lines, bytes } = this.#overflow;
+    this.#overflow.messages = this.#overflow.lines = this.#overflow.bytes = 0;
+    this.#options.log.write(
+      "warn",
+      `callbacks dropped: ${messages} messages, ${lines} output lines (${bytes} bytes)`,
+    );
+    const line = `agent: ${lines} output lines (${bytes} bytes) not sent: the workstation did not take them as fast as they came`;
+    if (lines > 0) void this.#enqueue({ kind: "log", line }, line.length);
+  }
+
+  #enqueue(message: CallbackMessage, bytes: number): Promise<boolean> {
     this.#queued++;
+    this.#queuedBytes += bytes;
     const run = this.#queue.then(() => this.#deliver(message));
     this.#queue = run;
-    return run.finally(() => this.#queued--);
+    return run.finally(() => {
+      this.#queued--;
+      this.#queuedBytes -= bytes;
+    });
   }
 
   /** Resolves once every queued message is delivered or dropped, or after `ms`. */
@@ -223,6 +260,20 @@ export class CallbackClient {
       },
       () => undefined,
     );
+  }
+}
+
+/** What a message costs the queue: its text. */
+function textBytes(message: CallbackMessage): number {
+  switch (message.kind) {
+    case "log":
+      return 64 + message.line.length;
+    case "progress":
+      return 64 + message.step.length;
+    case "installResult":
+      return 64 + message.component.length;
+    case "heartbeat":
+      return 64;
   }
 }
 

@@ -2,7 +2,7 @@
  * What the operations need from the agent, passed in (STYLE.md item 8): settings from the agent's
  * config, the log, and the facts of the request's session. No module-level state.
  */
-import type { AgentLog } from "../agent-log.ts";
+import { type AgentLog, DEFAULT_LOG_FILE_BYTES } from "../agent-log.ts";
 import type { CallbackMessage } from "../../protocol/callback-messages.ts";
 
 /** The limits every operation works within; defaults in `DEFAULT_LIMITS`. */
@@ -19,6 +19,8 @@ export interface AgentLimits {
   /** Bytes of each log file returned by Logs (the last ones), and of all together. */
   readonly maxLogBytesPerFile: number;
   readonly maxLogBytesTotal: number;
+  /** Cap of the agent's own log file on the target (agent-log.ts); the job's `output.agentLog`. */
+  readonly maxLogFileBytes: number;
 }
 
 export const DEFAULT_LIMITS: AgentLimits = {
@@ -29,6 +31,7 @@ export const DEFAULT_LIMITS: AgentLimits = {
   maxOutputBytes: 64 * 1024,
   maxLogBytesPerFile: 256 * 1024,
   maxLogBytesTotal: 512 * 1024,
+  maxLogFileBytes: DEFAULT_LOG_FILE_BYTES,
 };
 
 /** The agent's identity and places, from its config. */
