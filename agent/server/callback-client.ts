@@ -68,6 +68,8 @@ interface Connection {
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** While output keeps overflowing the queue, how often the count of what was dropped is sent. */
+export const OVERFLOW_REPORT_MS = 10_000;
 
 export class CallbackClient {
   readonly #options: CallbackClientOptions;
@@ -77,6 +79,9 @@ export class CallbackClient {
   #queuedBytes = 0;
   /** Messages dropped for a full queue since the last report of them. */
   readonly #overflow = { messages: 0, lines: 0, bytes: 0 };
+  /** When an overflow was last reported (0: never), and what was dropped before it in all. */
+  #overflowSaidAt = 0;
+  readonly #dropsTotal = { messages: 0, lines: 0, bytes: 0 };
   #backoffUntil = 0;
   #closed = false;
   #lastAcknowledged: number | undefined;
@@ -87,19 +92,30 @@ export class CallbackClient {
 
   /**
    * Queues `message`; resolves true once the listener acknowledged it, false when it was dropped
-   * (failure, back-off, full queue, closed). Never rejects. A queue full in messages or bytes drops
-   * what comes, counting it; once there is room again, one `log` message tells the workstation how
-   * many output lines it did not get (and the agent's log says it once per overflow, not per line).
+   * (failure, back-off, full queue, closed). Never rejects. Once the queue is full (in messages or
+   * bytes), what comes is dropped and counted until the queue has drained to half; the count is
+   * then told to the workstation in one `log` message (at most every {@link OVERFLOW_REPORT_MS}
+   * while output keeps coming, and before any other kind of message) and written to the agent's
+   * log, once per overflow rather than once per line.
    */
   send(message: CallbackMessage): Promise<boolean> {
-    const { log, maxQueued = 1000, maxQueuedBytes = 1024 * 1024 } = this.#options;
+    const { maxQueued = 1000, maxQueuedBytes = 1024 * 1024, now = Date.now } = this.#options;
     if (this.#closed) return Promise.resolve(false);
     const bytes = textBytes(message);
-    if (this.#queued >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes) {
-      if (this.#overflow.messages === 0)
-        log.write(
+    const full = this.#queued >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes;
+    // Output waits for the queue to drain to half, and for the next report's time; other
+    // messages (progress, results, heartbeats) only for room.
+    const draining =
+      this.#overflow.messages > 0 &&
+      message.kind === "log" &&
+      (this.#queued > maxQueued / 2 ||
+        this.#queuedBytes > maxQueuedBytes / 2 ||
+        now() - this.#overflowSaidAt < OVERFLOW_REPORT_MS);
+    if (full || draining) {
+      if (this.#overflow.messages === 0 && this.#overflowSaidAt === 0)
+        this.#options.log.write(
           "warn",
-          `callbacks dropped from here: ${this.#queued} messages (${this.#queuedBytes} bytes) already waiting`,
+          `callbacks dropped from here: ${this.#queued} messages (${this.#queuedBytes} bytes) waiting`,
         );
       this.#overflow.messages++;
       if (message.kind === "log") {
@@ -113,11 +129,18 @@ export class CallbackClient {
   }
 
   #reportOverflow(): void {
+    const { now = Date.now } = this.#options;
     const { messages, lines, bytes } = this.#overflow;
     this.#overflow.messages = this.#overflow.lines = this.#overflow.bytes = 0;
+    this.#overflowSaidAt = now();
+    this.#dropsTotal.messages += messages;
+    this.#dropsTotal.lines += lines;
+    this.#dropsTotal.bytes += bytes;
+    const total = this.#dropsTotal;
     this.#options.log.write(
       "warn",
-      `callbacks dropped: ${messages} messages, ${lines} output lines (${bytes} bytes)`,
+      `callbacks dropped: ${messages} messages, ${lines} output lines (${bytes} bytes); ` +
+        `${total.lines} output lines (${total.bytes} bytes) so far`,
     );
     const line = `agent: ${lines} output lines (${bytes} bytes) not sent: the workstation did not take them as fast as they came`;
     if (lines > 0) void this.#enqueue({ kind: "log", line }, line.length);
