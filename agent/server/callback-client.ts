@@ -120,7 +120,7 @@ export class CallbackClient {
       this.#overflow.messages++;
       if (message.kind === "log") {
         this.#overflow.lines++;
-        this.#overflow.bytes += bytes;
+        this.#overflow.bytes += Buffer.byteLength(message.line);
       }
       return Promise.resolve(false);
     }
