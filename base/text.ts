@@ -30,6 +30,17 @@ export function printable(text: string): string {
 }
 
 /**
+ * Untrusted text of many lines (a log file from a target) with {@link printable} applied to each
+ * line: the line breaks stay, every other control character is escaped.
+ */
+export function printableLines(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => printable(line.endsWith("\r") ? line.slice(0, -1) : line))
+    .join("\n");
+}
+
+/**
  * {@link printable}, cut past `max` characters, saying how much was left out: so that nothing a
  * peer or a command sends can forge a log line of its own or drive a terminal.
  */

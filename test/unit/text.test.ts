@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { oneLine, printable, safeJson } from "../../base/text.ts";
+import { oneLine, printable, printableLines, safeJson } from "../../base/text.ts";
 
 /** Every code point a terminal or a reader could be misled by. */
 const CONTROLS = [
@@ -49,6 +49,10 @@ describe("printable text", () => {
   it("printable text - oneLine escapes the same and cuts long text, saying how much", () => {
     assert.equal(oneLine("\u009b\n", 100), "\\u009b\\x0a");
     assert.equal(oneLine("x".repeat(10), 4), "xxxx…[6 more]");
+  });
+
+  it("printable text - printableLines keeps the line breaks (CRLF too) and escapes the rest", () => {
+    assert.equal(printableLines("a\x1b[2J\r\nb\u009b\n\nc"), "a\\x1b[2J\nb\\u009b\n\nc");
   });
 
   it("printable text - safeJson escapes DEL, C1 and format controls and still parses to the same value", () => {
