@@ -38,6 +38,8 @@ export class RunEmitter {
   /** Notes made before `run.started` (while the steps are prepared) wait for it. */
   #early: RunEvent[] | null = [];
   readonly #budgetOptions: OutputBudgetOptions;
+  /** The last progress of each target and component, so that an agent repeating it is not heard. */
+  readonly #progress = new Map<string, number>();
   /** Each target's output budget, made with its first line. */
   readonly #budgets = new Map<string, OutputBudget>();
 
@@ -168,8 +170,12 @@ export class RunEmitter {
     }
   }
 
+  /** An install's progress; a value the target already reported for the component is not repeated. */
   progress(targetId: string, component: string, percent: number): void {
     const clamped = Math.round(Math.min(100, Math.max(0, Number.isFinite(percent) ? percent : 0)));
+    const key = `${targetId}\u0000${component}`;
+    if (this.#progress.get(key) === clamped) return;
+    this.#progress.set(key, clamped);
     this.emit({
       type: "target.progress",
       run: this.#runId,

@@ -101,6 +101,23 @@ describe("output budget", () => {
     );
   });
 
+  it("output budget - progress repeated by an agent is one event", () => {
+    const events: RunEvent[] = [];
+    const probe = new RunEmitter(
+      "r1",
+      () => 0,
+      (ev) => events.push(ev),
+      new Warnings(),
+    );
+    for (let i = 0; i < 1000; i++) probe.progress("t1", "app", 40);
+    probe.progress("t1", "app", 50);
+    probe.progress("t1", "other", 50);
+    assert.deepEqual(
+      events.map((ev) => (ev.type === "target.progress" ? `${ev.component} ${ev.percent}` : ev.type)),
+      ["app 40", "app 50", "other 50"],
+    );
+  });
+
   it("output budget - a line is cut to its length, saying how much was left out", () => {
     const { e, logs } = emitter();
     e.output("t1", "y".repeat(5000));
