@@ -86,6 +86,9 @@ describe("hostile output on a terminal", () => {
         "      files: [hostile.sh]",
         "      detect: sh hostile.sh version",
         "      install: sh hostile.sh install",
+        // A local target needs no rule; `none` also keeps the start-up sweep off the host's table.
+        "options:",
+        "  firewall: none",
         "",
       ].join("\n"),
     );
