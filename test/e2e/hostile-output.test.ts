@@ -153,6 +153,8 @@ describe("hostile output on a terminal", () => {
       `a control reached the terminal: ${JSON.stringify(others.slice(Math.max(0, (found?.index ?? 0) - 40), (found?.index ?? 0) + 40))}`,
     );
     assert.ok(!bytes.includes(0x07), "no BEL");
+    // Valid UTF-8 throughout: no byte from 0x80 to 0x9f stands alone, where a terminal might take it as C1.
+    assert.ok(Buffer.from(text, "utf8").equals(bytes), "the bytes are valid UTF-8");
     assert.ok(
       text.includes(
         "\\x1b]52;c;cm0gLXJmIC8=\\x07\\x1b]0;pwned-title\\x07\\x1b[1A\\x1b[2Kinstall SUCCEEDED (fake)",
