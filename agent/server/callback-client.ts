@@ -79,8 +79,9 @@ export class CallbackClient {
   #queuedBytes = 0;
   /** Messages dropped for a full queue since the last report of them. */
   readonly #overflow = { messages: 0, lines: 0, bytes: 0 };
-  /** When an overflow was last reported (0: never), and what was dropped before it in all. */
+  /** When an overflow was last reported, whether one ever was, and what was dropped in all. */
   #overflowSaidAt = 0;
+  #overflowed = false;
   readonly #dropsTotal = { messages: 0, lines: 0, bytes: 0 };
   #backoffUntil = 0;
   #closed = false;
@@ -112,11 +113,12 @@ export class CallbackClient {
         this.#queuedBytes > maxQueuedBytes / 2 ||
         now() - this.#overflowSaidAt < OVERFLOW_REPORT_MS);
     if (full || draining) {
-      if (this.#overflow.messages === 0 && this.#overflowSaidAt === 0)
+      if (!this.#overflowed)
         this.#options.log.write(
           "warn",
           `callbacks dropped from here: ${this.#queued} messages (${this.#queuedBytes} bytes) waiting`,
         );
+      this.#overflowed = true;
       this.#overflow.messages++;
       if (message.kind === "log") {
         this.#overflow.lines++;
@@ -157,8 +159,12 @@ export class CallbackClient {
     });
   }
 
-  /** Resolves once every queued message is delivered or dropped, or after `ms`. */
+  /**
+   * Resolves once every queued message is delivered or dropped, or after `ms`; a count of dropped
+   * output not yet told goes first.
+   */
   async flush(ms: number): Promise<void> {
+    if (this.#overflow.messages > 0 && !this.#closed) this.#reportOverflow();
     const late = new Error(`callbacks still queued after ${ms} ms`);
     await withDeadline({ ms, timeout: late }, () => this.#queue).catch(() => undefined);
   }
