@@ -128,6 +128,8 @@ export interface StreamOptions {
   readonly subjects: readonly string[];
   /** Oldest events are dropped beyond this many; default unlimited. */
   readonly maxEvents?: number;
+  /** Oldest events are dropped beyond this many bytes (data and subjects); default unlimited. */
+  readonly maxBytes?: number;
 }
 
 export interface StoredEvent {

@@ -1,6 +1,7 @@
 /**
  * Event streams of the in-process Bus, with JetStream limits-retention semantics: sequences from 1
- * that never go back, the oldest events dropped beyond `maxEvents`, reads from a sequence or a
+ * that never go back, the oldest events dropped beyond `maxEvents` or `maxBytes` (the bytes of the
+ * events' data and subjects, as JetStream's `max_bytes` counts a message), reads from a sequence or a
  * time, optionally filtered, up to the last event stored when the read started. Like JetStream, a
  * stream also stores what is published on its subjects (`MemoryBus.publish`), and an append is
  * delivered to subscribers of its subject.
@@ -38,6 +39,9 @@ export class StreamState {
   patterns: readonly (readonly string[])[] = [];
   subjects: readonly string[] = [];
   maxEvents = Infinity;
+  maxBytes = Infinity;
+  /** Bytes of the held events' data and subjects. */
+  #heldBytes = 0;
   /** Held events, oldest first, from index `#first`. */
   #events: HeldEvent[] = [];
   #first = 0;
@@ -64,6 +68,7 @@ export class StreamState {
     this.subjects = [...options.subjects];
     this.patterns = options.subjects.map((s) => s.split("."));
     this.maxEvents = options.maxEvents ?? Infinity;
+    this.maxBytes = options.maxBytes ?? Infinity;
     this.#trim();
   }
 
@@ -78,6 +83,7 @@ export class StreamState {
     if (r[0] !== "E") throw new TypeError(`unknown record ${String(r[0])}`);
     const event = { sequence, time: int(r[2]), subject: str(r[3]), bytes: toLatin1(fromBase64(r[4])) };
     this.#events.push(event);
+    this.#heldBytes += sizeOf(event);
     this.#last = sequence;
     this.#lastTime = event.time;
   }
@@ -92,7 +98,10 @@ export class StreamState {
 
   #trim(): void {
     const excess = this.#held() - this.maxEvents;
-    if (excess > 0) this.#first += excess;
+    for (let i = 0; i < excess; i++) this.#heldBytes -= sizeOf(this.#events[this.#first++] as HeldEvent);
+    // The newest event stays even when it alone is over the limit, as JetStream keeps it.
+    while (this.#heldBytes > this.maxBytes && this.#held() > 1)
+      this.#heldBytes -= sizeOf(this.#events[this.#first++] as HeldEvent);
     if (this.#first > SHIFT_AFTER && this.#first * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#first);
       this.#first = 0;
@@ -105,7 +114,9 @@ export class StreamState {
     // Times never go back within a stream, so a read from a time can trust the order.
     const time = Math.max(Date.now(), this.#lastTime);
     this.#lastTime = time;
-    this.#events.push({ subject, bytes: toLatin1(data), sequence, time });
+    const event = { subject, bytes: toLatin1(data), sequence, time };
+    this.#events.push(event);
+    this.#heldBytes += sizeOf(event);
     this.#trim();
     if (!this.#log) return sequence;
     const written = this.#log.append(["E", sequence, time, subject, toBase64(data)]);
@@ -159,6 +170,10 @@ export class StreamState {
   }
 }
 
+function sizeOf(event: HeldEvent): number {
+  return event.bytes.length + event.subject.length;
+}
+
 /** Checks the stream options as the NATS adapter does. */
 export function checkStreamOptions(name: string, options: StreamOptions): void {
   if (options.subjects.length === 0) throw new BusError("BAD_SUBJECT", `stream ${name}: no subjects`);
@@ -166,6 +181,10 @@ export function checkStreamOptions(name: string, options: StreamOptions): void {
   const max = options.maxEvents;
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
     throw new RangeError(`stream ${name}: maxEvents must be a positive integer, got ${max}`);
+  }
+  const bytes = options.maxBytes;
+  if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < 1)) {
+    throw new RangeError(`stream ${name}: maxBytes must be a positive integer, got ${bytes}`);
   }
 }
 

@@ -41,11 +41,13 @@ export async function openNatsStream(
   if (options.subjects.length === 0) throw new BusError("BAD_SUBJECT", `stream ${name}: no subjects`);
   for (const s of options.subjects) checkPattern(s);
   const maxMsgs = options.maxEvents ?? -1;
+  const maxBytes = options.maxBytes ?? -1;
   const what = `stream ${name}: open`;
   await link.retry(what, link.timeoutMs, async () => {
     const config = {
       subjects: [...options.subjects],
       max_msgs: maxMsgs,
+      max_bytes: maxBytes,
       discard: DiscardPolicy.Old,
       duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     };
@@ -53,6 +55,7 @@ export async function openNatsStream(
       const info = await link.jsm.streams.info(name);
       const same =
         info.config.max_msgs === maxMsgs &&
+        info.config.max_bytes === maxBytes &&
         info.config.subjects?.length === config.subjects.length &&
         config.subjects.every((s) => info.config.subjects?.includes(s));
       if (!same) await link.jsm.streams.update(name, config);

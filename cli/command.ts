@@ -16,6 +16,7 @@ import { resolveStateDir } from "../run/paths.ts";
 import { RetryError, targetsToRetry } from "../run/retry.ts";
 import { RunSetupError, runJob } from "../run/run-job.ts";
 import type { StepsFactory } from "../run/types.ts";
+import { printable } from "../base/text.ts";
 
 /** Says what the third and later interrupts do: nothing more, cleanup is bounded by its deadlines. */
 const CLEANUP_NOTICE =
@@ -45,7 +46,7 @@ async function retryJob(job: Job, run: string, stateDir: string, io: CliIo): Pro
     selection = await targetsToRetry(stateDir, run, job.name);
   } catch (error) {
     if (!(error instanceof RetryError)) throw error;
-    io.err(`sumac: ${error.message}\n`);
+    io.err(`sumac: ${printable(error.message)}\n`);
     return ExitCode.badInput;
   }
   if (selection.jobName !== job.name)
@@ -121,7 +122,7 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
   } catch (error) {
     display.close();
     if (!(error instanceof RunSetupError)) throw error;
-    io.err(`sumac: ${error.message}\n`);
+    io.err(`sumac: ${printable(error.message)}\n`);
     return ExitCode.otherFailure;
   } finally {
     stop?.();

@@ -4,6 +4,7 @@
  */
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { summaryText } from "./summary.ts";
+import { printable, safeJson } from "../base/text.ts";
 import type { RunEvent, RunResult } from "../run/types.ts";
 
 export class JsonDisplay implements RunDisplay {
@@ -14,12 +15,12 @@ export class JsonDisplay implements RunDisplay {
   }
 
   event(e: RunEvent): void {
-    this.#o.out(`${JSON.stringify(e)}\n`);
+    this.#o.out(`${safeJson(e)}\n`);
     if (e.type === "run.cancel") this.notice(CANCEL_NOTICE[e.mode]);
   }
 
   notice(text: string): void {
-    this.#o.err(`sumac: ${text}\n`);
+    this.#o.err(`sumac: ${printable(text)}\n`);
   }
 
   finish(result: RunResult): void {

@@ -5,6 +5,7 @@
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { stateText } from "./format.ts";
 import { summaryText } from "./summary.ts";
+import { printable } from "../base/text.ts";
 import type { RunEvent, RunResult } from "../run/types.ts";
 
 export class LineDisplay implements RunDisplay {
@@ -25,8 +26,9 @@ export class LineDisplay implements RunDisplay {
   #line(at: number, target: string | null, text: string): void {
     const elapsed = this.#startedAt === null ? 0 : Math.max(0, at - this.#startedAt) / 1000;
     const prefix = `[${elapsed.toFixed(1).padStart(6)}s]`;
-    const who = target === null ? "" : `${target.padEnd(Math.min(this.#width, 40))}  `;
-    this.#o.out(`${prefix} ${who}${text}\n`);
+    const who = target === null ? "" : `${printable(target).padEnd(Math.min(this.#width, 40))}  `;
+    // What a target sent is in `text` and perhaps in its id: shown, never run by the terminal.
+    this.#o.out(`${prefix} ${who}${printable(text)}\n`);
   }
 
   event(e: RunEvent): void {
@@ -66,7 +68,7 @@ export class LineDisplay implements RunDisplay {
   }
 
   notice(text: string): void {
-    this.#o.out(`sumac: ${text}\n`);
+    this.#o.out(`sumac: ${printable(text)}\n`);
   }
 
   finish(result: RunResult): void {

@@ -8,6 +8,7 @@
 import { CANCEL_NOTICE, type DisplayOptions, type RunDisplay } from "./display.ts";
 import { clip, errorText, formatDuration, stateText } from "./format.ts";
 import { summaryText } from "./summary.ts";
+import { printable } from "../base/text.ts";
 import type { RunEvent, RunResult } from "../run/types.ts";
 
 type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -103,7 +104,7 @@ export class LiveDisplay implements RunDisplay {
    * or an error must be read whole); wrapping does not matter, only the view's lines are redrawn.
    */
   #above(lines: readonly string[]): void {
-    const text = lines.map((l) => `${l}\n`).join("");
+    const text = lines.map((l) => `${printable(l)}\n`).join("");
     this.#o.out(`${up(this.#drawn)}${CLEAR_DOWN}${text}${this.#view()}`);
     this.#dirty = false;
   }
@@ -131,7 +132,8 @@ export class LiveDisplay implements RunDisplay {
     }
     if (shown.length < all.length) lines.push(`  … ${all.length - shown.length} more target(s) not shown`);
     this.#drawn = lines.length;
-    return lines.map((l) => `${clip(l, this.#width)}\n`).join("");
+    // Escaped before it is clipped, so that the width counts what the terminal shows.
+    return lines.map((l) => `${clip(printable(l), this.#width)}\n`).join("");
   }
 
   /** Draws the view now (also what the timer does when something changed). */

@@ -13,6 +13,7 @@ import { runCommand } from "./command.ts";
 import { EXIT_CODES_HELP, ExitCode } from "../run/exit-codes.ts";
 import type { CliIo } from "./io.ts";
 import type { StepsFactory } from "../run/types.ts";
+import { printable } from "../base/text.ts";
 
 export { ExitCode } from "../run/exit-codes.ts";
 export type { CliIo } from "./io.ts";
@@ -73,7 +74,7 @@ export async function main(argv: readonly string[], io: CliIo, steps?: StepsFact
       }
       // A bug in sumac: say so with what is known, and exit as for any other failure.
       io.err(
-        `sumac: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        `sumac: internal error: ${(error instanceof Error ? (error.stack ?? error.message) : String(error)).split("\n").map(printable).join("\n")}\n`,
       );
       return ExitCode.otherFailure;
     }

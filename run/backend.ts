@@ -15,6 +15,8 @@ import { EMBEDDED_SNAPSHOT_RUNS, pruneSnapshots, SNAPSHOT_BUCKET } from "./snaps
 
 /** Events the embedded bus keeps in its state directory (the oldest are dropped beyond it). */
 export const EMBEDDED_EVENT_LIMIT = 100_000;
+/** And the bytes of them it keeps, in memory and on disk. */
+export const EMBEDDED_EVENT_BYTES = 32 * 1024 * 1024;
 
 /** A run could not start: the bus, the lease service or the steps could not be set up. */
 export class RunSetupError extends errorClass("RUN_SETUP_FAILED") {}
@@ -63,7 +65,7 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
     // latest events only. On NATS its limits are the server operator's to set.
     const events = await bus.stream(EVENT_STREAM.name, {
       subjects: EVENT_STREAM.subjects,
-      ...(mode === "embedded" ? { maxEvents: EMBEDDED_EVENT_LIMIT } : {}),
+      ...(mode === "embedded" ? { maxEvents: EMBEDDED_EVENT_LIMIT, maxBytes: EMBEDDED_EVENT_BYTES } : {}),
     });
     const { ports } = options.job.options;
     service = await startLeaseService({

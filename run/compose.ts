@@ -106,6 +106,7 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     startListener: startCallbackListener,
     log,
     progress,
+    output: (targetId, line) => run.events.output(targetId, line),
   });
   const agent = createAgentSteps({
     runId: run.runId,
@@ -115,6 +116,7 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     agentPorts: job.options.ports.agent,
     firewallMode: job.options.firewall,
     log,
+    agentLogBytes: job.options.output.agentLogBytes,
   });
   const exchange = createExchangeSteps({
     runId: run.runId,

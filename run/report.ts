@@ -9,6 +9,7 @@ import type { StepFailure } from "../machines/target/types.ts";
 import type { Job, JobTarget } from "./job/types.ts";
 import { runExitCode, targetExitCode } from "./exit-codes.ts";
 import { targetLogDirOf } from "./paths.ts";
+import { safeJson } from "../base/text.ts";
 import {
   REPORT_VERSION,
   type ComponentReport,
@@ -167,12 +168,15 @@ export function runReport(facts: RunFacts, results: readonly TargetResult[]): Ru
   };
 }
 
-/** Writes `value` as JSON to `path` atomically, mode 0600. */
+/**
+ * Writes `value` as JSON to `path` atomically, mode 0600; controls a target sent are escaped
+ * (`safeJson`), so that `cat report.json` shows them rather than runs them.
+ */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const handle = await open(tmp, "w", 0o600);
   try {
-    await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    await handle.writeFile(`${safeJson(value, 2)}\n`);
     await handle.sync();
   } catch (error) {
     await handle.close();

@@ -93,7 +93,8 @@ class Run {
     this.#runId = runId;
     this.#runDir = runDir;
     this.#now = now;
-    this.#events = new RunEmitter(runId, now, options.onEvent, this.#warnings);
+    const { maxBytes, bytesPerSecond } = options.job.options.output;
+    this.#events = new RunEmitter(runId, now, options.onEvent, this.#warnings, { maxBytes, bytesPerSecond });
   }
 
   cancel(force: boolean): "graceful" | "force" {

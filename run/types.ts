@@ -42,6 +42,12 @@ export interface LogOrigin {
  */
 export interface RunEvents {
   log(targetId: string, level: LogLevel, line: string, origin?: LogOrigin): void;
+  /**
+   * A line of a target's install output, forwarded by its agent: within the target's output budget
+   * (run/events/output-budget.ts) it is a log line like the others; beyond it, it is counted, and
+   * the count is said in one line.
+   */
+  output(targetId: string, line: string): void;
   /** An install's progress, 0 to 100 (values outside are clamped). */
   progress(targetId: string, componentId: string, percent: number): void;
   /** A message about the whole run (the firewall backend chosen, rules swept), for the operator. */

@@ -29,6 +29,8 @@ export interface AgentStepsDeps {
   /** `none`: the agent registers no firewall rule of its own. */
   readonly firewallMode: FirewallMode;
   readonly log: StepLog;
+  /** Cap of the agent's log file on the target (the job's `output.agentLog`); the agent's default without it. */
+  readonly agentLogBytes?: number;
 }
 
 /** An agent that hears from nobody for this long stops and removes itself. */
@@ -89,6 +91,7 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
         port: leases.callbackPort,
         fingerprint256: session.ports.listenerFingerprint!,
       },
+      ...(deps.agentLogBytes === undefined ? {} : { limits: { maxLogFileBytes: deps.agentLogBytes } }),
     };
   }
 

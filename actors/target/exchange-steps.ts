@@ -18,6 +18,7 @@ import { AgentStateError, ComponentFailedError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
 import type { StepLog } from "./transport.ts";
+import { printableLines } from "../../base/text.ts";
 
 /** A component as the exchange needs it (the job's components are these). */
 export interface ExchangeComponent {
@@ -192,7 +193,9 @@ export function createExchangeSteps(
       const dir = await deps.logDir(target.id);
       let bytes = 0;
       for (const file of result.files) {
-        await writeFile(join(dir, basename(file.name)), file.content, { mode: 0o600 });
+        // Escaped line by line: an operator will read these files on a terminal.
+        const text = printableLines(file.content.toString("utf8"));
+        await writeFile(join(dir, basename(file.name)), text, { mode: 0o600 });
         bytes += file.content.byteLength;
       }
       return { location: dir, files: result.files.length, bytes };

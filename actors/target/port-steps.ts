@@ -33,6 +33,8 @@ export interface PortStepsDeps {
   readonly log: StepLog;
   /** An install's progress, as the agent reports it on the callback channel. */
   readonly progress: (targetId: string, componentId: string, percent: number) => void;
+  /** A line of install output from the callback channel (the run holds it to a budget). */
+  readonly output: (targetId: string, line: string) => void;
 }
 
 export function createPortSteps(
@@ -61,7 +63,7 @@ export function createPortSteps(
           onMessage: (message) => {
             if (message.kind === "progress" && session.installing !== undefined)
               deps.progress(target.id, session.installing, message.percent);
-            else if (message.kind === "log") deps.log(target.id, "info", message.line);
+            else if (message.kind === "log") deps.output(target.id, message.line);
           },
           // Connections and acknowledgements are detail; refusals (warn, error) are news.
           log: (level, line) =>

@@ -21,6 +21,8 @@ export interface AgentLimits {
   /** Bytes of each log file returned by Logs (the last ones), and of all together. */
   readonly maxLogBytesPerFile: number;
   readonly maxLogBytesTotal: number;
+  /** Cap of the agent's own log file on the target (agent-log.ts); the job's `output.agentLog`. */
+  readonly maxLogFileBytes: number;
 }
 
 export const DEFAULT_LIMITS: AgentLimits = {
@@ -31,6 +33,7 @@ export const DEFAULT_LIMITS: AgentLimits = {
   maxOutputBytes: 64 * 1024,
   maxLogBytesPerFile: 256 * 1024,
   maxLogBytesTotal: 512 * 1024,
+  maxLogFileBytes: 8 * 1024 * 1024,
 };
 
 /** What the agent gives an install on top of its own deadline: its process group's stop, its answer. */

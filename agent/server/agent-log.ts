@@ -6,8 +6,15 @@
  * Lines are appended synchronously: the agent writes little, and a line written just before the
  * process exits (or is killed) must be on disk. Secrets never reach it: callers pass reasons and
  * peers, never keys, MACs or certificates' private halves.
+ *
+ * The file is capped (`maxBytes`, the agent's `maxLogFileBytes` limit), so that a command printing
+ * without end cannot fill the target's disk. Command output may take the file up to
+ * {@link outputShare} of the cap; past that, output lines are counted, not written, and one line
+ * marks where output was cut. The rest is kept for the agent's own lines (an install's exit, why
+ * the agent stopped); should those reach the cap too, one last line says the log is full.
  */
-import { appendFileSync, mkdirSync } from "node:fs";
+import { DEFAULT_LIMITS } from "../protocol/deadlines.ts";
+import { appendFileSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { oneLine } from "../../base/text.ts";
 
@@ -20,6 +27,18 @@ export interface AgentLog {
   /** The directory holding this run's log files. */
   readonly dir: string;
   write(level: LogLevel, message: string): void;
+  /** A line of a command's output: written while the file is under the output's share of its cap. */
+  output(message: string): void;
+  /** Output lines not written for the cap so far, and their bytes. */
+  readonly dropped: { readonly lines: number; readonly bytes: number };
+}
+
+/** The default cap of an agent's log file: the protocol's default limit. */
+export const DEFAULT_LOG_FILE_BYTES = DEFAULT_LIMITS.maxLogFileBytes;
+
+/** What command output may fill of the cap: all but a reserve for the agent's own lines. */
+export function outputShare(maxBytes: number): number {
+  return maxBytes - Math.min(256 * 1024, Math.floor(maxBytes / 4));
 }
 
 /** The default log directory of a run on Linux. */
@@ -35,21 +54,63 @@ export function openAgentLog(options: {
   readonly dir: string;
   readonly targetId: string;
   readonly now?: () => Date;
-  /** Also receives every line (e.g. stderr of a local agent); optional. */
+  /** Also receives every line written (e.g. stderr of a local agent); optional. */
   readonly mirror?: (line: string) => void;
+  /** The file's cap; default {@link DEFAULT_LOG_FILE_BYTES}. */
+  readonly maxBytes?: number;
 }): AgentLog {
-  const { dir, now = () => new Date(), mirror } = options;
+  const { dir, now = () => new Date(), mirror, maxBytes = DEFAULT_LOG_FILE_BYTES } = options;
   mkdirSync(dir, { recursive: true, mode: 0o750 });
   const path = join(dir, `${safeFileName(options.targetId)}.log`);
+  // An agent started again in the same run appends to the same file: its size counts.
+  let size = sizeOf(path);
+  let outputCut = false;
+  let full = false;
+  const dropped = { lines: 0, bytes: 0 };
+  const append = (level: LogLevel, message: string): void => {
+    const line = `${now().toISOString()} ${level} ${oneLine(message)}\n`;
+    appendFileSync(path, line, { mode: 0o640 });
+    size += Buffer.byteLength(line);
+    mirror?.(line);
+  };
+  const write = (level: LogLevel, message: string): void => {
+    if (full) return;
+    if (size + 4096 + message.length * 3 > maxBytes) {
+      full = true;
+      append("warn", `log full at ${size} bytes (cap ${maxBytes}): later lines are not written`);
+      return;
+    }
+    append(level, message);
+  };
   return {
     path,
     dir,
-    write(level, message) {
-      const line = `${now().toISOString()} ${level} ${oneLine(message)}\n`;
-      appendFileSync(path, line, { mode: 0o640 });
-      mirror?.(line);
+    dropped,
+    write,
+    output(message) {
+      if (!outputCut && size + message.length * 3 + 64 > outputShare(maxBytes)) {
+        outputCut = true;
+        write(
+          "warn",
+          `output cut here at ${size} bytes (log cap ${maxBytes}): later output lines are counted, not written`,
+        );
+      }
+      if (outputCut || full) {
+        dropped.lines++;
+        dropped.bytes += Buffer.byteLength(message);
+        return;
+      }
+      append("info", message);
     },
   };
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 function safeFileName(name: string): string {

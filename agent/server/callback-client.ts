@@ -48,6 +48,8 @@ export interface CallbackClientOptions {
   readonly backoffMs?: number;
   /** Messages waiting beyond this many are dropped; default 1000. */
   readonly maxQueued?: number;
+  /** Messages waiting beyond this many bytes of text are dropped; default 1 MiB. */
+  readonly maxQueuedBytes?: number;
   readonly now?: () => number;
 }
 
@@ -67,12 +69,21 @@ interface Connection {
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** While output keeps overflowing the queue, how often the count of what was dropped is sent. */
+export const OVERFLOW_REPORT_MS = 10_000;
 
 export class CallbackClient {
   readonly #options: CallbackClientOptions;
   #connection: Promise<Connection> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #queued = 0;
+  #queuedBytes = 0;
+  /** Messages dropped for a full queue since the last report of them. */
+  readonly #overflow = { messages: 0, lines: 0, bytes: 0 };
+  /** When an overflow was last reported, whether one ever was, and what was dropped in all. */
+  #overflowSaidAt = 0;
+  #overflowed = false;
+  readonly #dropsTotal = { messages: 0, lines: 0, bytes: 0 };
   #backoffUntil = 0;
   #closed = false;
   #lastAcknowledged: number | undefined;
@@ -83,26 +94,78 @@ export class CallbackClient {
 
   /**
    * Queues `message`; resolves true once the listener acknowledged it, false when it was dropped
-   * (failure, back-off, full queue, closed). Never rejects.
+   * (failure, back-off, full queue, closed). Never rejects. Once the queue is full (in messages or
+   * bytes), what comes is dropped and counted until the queue has drained to half; the count is
+   * then told to the workstation in one `log` message (at most every {@link OVERFLOW_REPORT_MS}
+   * while output keeps coming, and before any other kind of message) and written to the agent's
+   * log, once per overflow rather than once per line.
    */
   send(message: CallbackMessage): Promise<boolean> {
-    const { log, maxQueued = 1000 } = this.#options;
+    const { maxQueued = 1000, maxQueuedBytes = 1024 * 1024, now = Date.now } = this.#options;
     if (this.#closed) return Promise.resolve(false);
-    if (this.#queued >= maxQueued) {
-      log.write("warn", `callback ${message.kind} dropped: ${maxQueued} messages already waiting`);
+    const bytes = textBytes(message);
+    const full = this.#queued >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes;
+    // Output waits for the queue to drain to half, and for the next report's time; other
+    // messages (progress, results, heartbeats) only for room.
+    const draining =
+      this.#overflow.messages > 0 &&
+      message.kind === "log" &&
+      (this.#queued > maxQueued / 2 ||
+        this.#queuedBytes > maxQueuedBytes / 2 ||
+        now() - this.#overflowSaidAt < OVERFLOW_REPORT_MS);
+    if (full || draining) {
+      if (!this.#overflowed)
+        this.#options.log.write(
+          "warn",
+          `callbacks dropped from here: ${this.#queued} messages (${this.#queuedBytes} bytes) waiting`,
+        );
+      this.#overflowed = true;
+      this.#overflow.messages++;
+      if (message.kind === "log") {
+        this.#overflow.lines++;
+        this.#overflow.bytes += Buffer.byteLength(message.line);
+      }
       return Promise.resolve(false);
     }
+    if (this.#overflow.messages > 0) this.#reportOverflow();
+    return this.#enqueue(message, bytes);
+  }
+
+  #reportOverflow(): void {
+    const { now = Date.now } = this.#options;
+    const { messages, lines, bytes } = this.#overflow;
+    this.#overflow.messages = this.#overflow.lines = this.#overflow.bytes = 0;
+    this.#overflowSaidAt = now();
+    this.#dropsTotal.messages += messages;
+    this.#dropsTotal.lines += lines;
+    this.#dropsTotal.bytes += bytes;
+    const total = this.#dropsTotal;
+    this.#options.log.write(
+      "warn",
+      `callbacks dropped: ${messages} messages, ${lines} output lines (${bytes} bytes); ` +
+        `${total.lines} output lines (${total.bytes} bytes) so far`,
+    );
+    const line = `agent: ${lines} output lines (${bytes} bytes) not sent: the workstation did not take them as fast as they came`;
+    if (lines > 0) void this.#enqueue({ kind: "log", line }, line.length);
+  }
+
+  #enqueue(message: CallbackMessage, bytes: number): Promise<boolean> {
     this.#queued++;
+    this.#queuedBytes += bytes;
     const run = this.#queue.then(() => this.#deliver(message));
     this.#queue = run;
-    return run.finally(() => this.#queued--);
+    return run.finally(() => {
+      this.#queued--;
+      this.#queuedBytes -= bytes;
+    });
   }
 
   /**
-   * Resolves once every queued message is delivered or dropped, or after `ms`; with how many were
-   * still waiting then (0 when all were through).
+   * Resolves once every queued message is delivered or dropped, or after `ms`, with how many were
+   * still waiting then (0 when all were through); a count of dropped output not yet told goes first.
    */
   async flush(ms: number): Promise<number> {
+    if (this.#overflow.messages > 0 && !this.#closed) this.#reportOverflow();
     const late = new Error(`callbacks still queued after ${ms} ms`);
     await withDeadline({ ms, timeout: late }, () => this.#queue).catch(() => undefined);
     return this.#queued;
@@ -228,6 +291,20 @@ export class CallbackClient {
       },
       () => undefined,
     );
+  }
+}
+
+/** What a message costs the queue: its text. */
+function textBytes(message: CallbackMessage): number {
+  switch (message.kind) {
+    case "log":
+      return 64 + message.line.length;
+    case "progress":
+      return 64 + message.step.length;
+    case "installResult":
+      return 64 + message.component.length;
+    case "heartbeat":
+      return 64;
   }
 }
 

@@ -108,6 +108,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   const log = openAgentLog({
     dir: options.logDir,
     targetId: options.targetId,
+    maxBytes: limits.maxLogFileBytes,
     ...(options.logMirror === undefined ? {} : { mirror: options.logMirror }),
   });
   const installs: InstallSlot = { current: undefined };

@@ -8,7 +8,7 @@ import type { PolicyOptions, StepName } from "../../machines/target/types.ts";
 import { Checker } from "./checker.ts";
 import type { JobProblem } from "./errors.ts";
 import type { JobDocument } from "./schema.ts";
-import { durationMs } from "./schema-parts.ts";
+import { durationMs, sizeBytes } from "./schema-parts.ts";
 import { placeOf, type DocPath, type JobSource } from "./source.ts";
 import { target, targetId } from "./targets.ts";
 import type { ComponentFile, Job, JobComponent, JobTarget } from "./types.ts";
@@ -118,6 +118,11 @@ export async function normaliseJob(
         firewall: o.firewall,
         hostKeyPolicy: o.hostKeyPolicy,
         agentCache: o.agentCache,
+        output: {
+          maxBytes: sizeBytes(o.output.maxBytes),
+          bytesPerSecond: sizeBytes(o.output.rate),
+          agentLogBytes: sizeBytes(o.output.agentLog),
+        },
       },
     },
   };

@@ -141,6 +141,32 @@ export const Duration = described(
   { expected: "a number of seconds or a duration such as 90s, 10m or 1h30m, up to 7d", what: "duration" },
 );
 
+const SIZE = /^(\d{1,10})(B|KiB|MiB|GiB)$/;
+const UNIT_BYTES: Readonly<Record<string, number>> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** Bytes of a size as written: a number of bytes, or `512KiB`, `8MiB`, `1GiB`. */
+export function sizeBytes(value: number | string): number {
+  if (typeof value === "number") return value;
+  const [, n, unit] = SIZE.exec(value) ?? [];
+  return Number(n) * (UNIT_BYTES[unit ?? "B"] ?? 0);
+}
+
+/** A size from `min` to `max` bytes; errors call it `what`. */
+export function size(min: number, max: number, what: string): z.ZodType<number | string> {
+  const words = (n: number) => (n % 1024 ** 2 === 0 ? `${n / 1024 ** 2}MiB` : `${n / 1024}KiB`);
+  return described(
+    z.union([z.int(), z.string().regex(SIZE)]).refine((v) => {
+      const bytes = sizeBytes(v);
+      return bytes >= min && bytes <= max;
+    }),
+    `A size: a number of bytes, or a string such as 512KiB, 8MiB, 1GiB; from ${words(min)} to ${words(max)}.`,
+    {
+      expected: `a number of bytes or a size such as 512KiB or 8MiB, from ${words(min)} to ${words(max)}`,
+      what,
+    },
+  );
+}
+
 export const Command = described(
   z.string().regex(/^[^\x00]{1,8192}$/),
   "A shell command, run in the staging directory where the component's files are.",

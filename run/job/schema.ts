@@ -21,6 +21,7 @@ import {
   SecretRef,
   Tag,
   TargetName,
+  size,
   User,
   Version,
 } from "./schema-parts.ts";
@@ -143,6 +144,29 @@ const Ports = described(
   { expected: "a mapping of workstation, callback, agent, strategy, window", what: "ports" },
 );
 
+const Output = described(
+  z.strictObject({
+    maxBytes: size(64 * 1024, 1024 ** 3, "output size")
+      .default("8MiB")
+      .meta({
+        description:
+          "Install output shown and published per target over the run; beyond it, lines are counted.",
+      }),
+    rate: size(1024, 64 * 1024 ** 2, "output rate")
+      .default("64KiB")
+      .meta({
+        description: "Install output per target and second, sustained (bursts of up to 1MiB above it).",
+      }),
+    agentLog: size(64 * 1024, 1024 ** 3, "agent log size")
+      .default("8MiB")
+      .meta({
+        description: "Cap of the agent's log file on each target; output past it is cut, with a marker.",
+      }),
+  }),
+  "How much install output a target may send, and how large its agent's log may grow.",
+  { expected: "a mapping of maxBytes, rate, agentLog", what: "output" },
+);
+
 /** Targets worked on at once unless the job says otherwise. */
 export const DEFAULT_CONCURRENCY = 32;
 
@@ -169,10 +193,12 @@ const Options = described(
       description:
         "Keep the agent and its runtime on targets, by hash, for the next run (default: remove them).",
     }),
+    output: Output.prefault({}),
   }),
   "How the run goes.",
   {
-    expected: "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, agentCache",
+    expected:
+      "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, agentCache, output",
     what: "options",
   },
 );

@@ -104,6 +104,12 @@ export interface JobOptions {
   readonly hostKeyPolicy: "strict" | "accept-new";
   /** Keep the agent and runtime on targets by hash; default false. */
   readonly agentCache: boolean;
+  /** Install output per target (run/events/output-budget.ts) and the agent's log cap, in bytes. */
+  readonly output: {
+    readonly maxBytes: number;
+    readonly bytesPerSecond: number;
+    readonly agentLogBytes: number;
+  };
 }
 
 /** A loaded job file. */

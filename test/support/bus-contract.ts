@@ -635,6 +635,26 @@ function defineStream(open: () => Promise<Bus>): void {
     }),
   );
 
+  it("bus contract - stream keeps at most maxBytes, dropping the oldest, the newest always", TEST, () =>
+    withBus(open, async (bus) => {
+      const root = unique("st");
+      const stream = await bus.stream(unique("st"), { subjects: [`${root}.>`], maxBytes: 4096 });
+      for (let i = 1; i <= 10; i++) await stream.append(`${root}.x`, enc(String(i).padEnd(1000, ".")));
+      const held = (await drain(stream.read())).map((e) => e[0]);
+      assert.ok(held.length >= 1 && held.length <= 4, `held ${held.join(",")}`);
+      assert.deepEqual(
+        held,
+        Array.from({ length: held.length }, (_, i) => 11 - held.length + i),
+      );
+      await stream.append(`${root}.x`, enc("x".repeat(3000)));
+      assert.equal(await stream.lastSequence(), 11);
+      assert.ok(
+        (await drain(stream.read())).some((e) => e[0] === 11),
+        "the newest is kept",
+      );
+    }),
+  );
+
   it("bus contract - stream refuses a subject it does not cover; subscribers see appends", TEST, () =>
     withBus(open, async (bus) => {
       const root = unique("st");

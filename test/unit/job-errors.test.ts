@@ -113,6 +113,22 @@ describe("job file errors", () => {
     });
   });
 
+  it("job errors - an output size too small or written wrong says what a size is", async () => {
+    for (const [value, column] of [
+      ["1KiB", 23],
+      ["8 megs", 23],
+    ] as const) {
+      const text = `targets: [{ host: local }]\n${PACKAGE}options:\n  output: { agentLog: ${value} }\n`;
+      const problem = only(await problems(text));
+      assert.equal(problem.path, "options.output.agentLog");
+      assert.equal(problem.column, column);
+      assert.equal(
+        problem.expected,
+        "a number of bytes or a size such as 512KiB or 8MiB, from 64KiB to 1024MiB",
+      );
+    }
+  });
+
   it("job errors - a component file that does not exist points at its path", async () => {
     const text = `targets: [{ host: local }]\n${PACKAGE.replace("[hello.sh]", "[hello.sh, nope.sh]")}`;
     assert.deepEqual(only(await problems(text)), {

@@ -68,6 +68,7 @@ describe("job file loading", () => {
         firewall: "auto",
         hostKeyPolicy: "strict",
         agentCache: false,
+        output: { maxBytes: 8 * 1024 * 1024, bytesPerSecond: 64 * 1024, agentLogBytes: 8 * 1024 * 1024 },
       },
     });
   });
@@ -162,6 +163,7 @@ options:
   firewall: none
   hostKeyPolicy: accept-new
   agentCache: true
+  output: { maxBytes: 1048576, rate: 16KiB, agentLog: 1GiB }
 `);
     const [component] = job.package.components;
     assert.equal(component?.reboot, true);
@@ -178,6 +180,7 @@ options:
       firewall: "none",
       hostKeyPolicy: "accept-new",
       agentCache: true,
+      output: { maxBytes: 1024 * 1024, bytesPerSecond: 16 * 1024, agentLogBytes: 1024 ** 3 },
     });
   });
 

@@ -62,6 +62,7 @@ describe("target ports - firewall", () => {
       startListener: startCallbackListener,
       log: () => undefined,
       progress: () => undefined,
+      output: () => undefined,
     });
     const target = { id: "t1" } as never;
     const signal = new AbortController().signal;

@@ -4,6 +4,7 @@ import { withDeadline } from "../../../base/deadline.ts";
 import { fieldsOf, intField, stringField } from "../request-fields.ts";
 import { runCommand } from "../run-command.ts";
 import type { OperationContext, OperationHandler } from "./context.ts";
+import { installOutput, PROGRESS_MARKER, REBOOT_MARKER } from "./install-output.ts";
 
 /**
  * Exit codes that mean "installed, reboot to finish": the Windows Installer's
@@ -11,13 +12,7 @@ import type { OperationContext, OperationHandler } from "./context.ts";
  * POSIX exit codes stop at 255, so on Linux only the {@link REBOOT_MARKER} line can say it.
  */
 export const REBOOT_EXIT_CODES: readonly number[] = [3010, 1641];
-/** A stdout line that says the same from a command that cannot choose its exit code. */
-export const REBOOT_MARKER = "sumac:reboot-required";
-/**
- * A stdout line `sumac:progress <0-100>` from an install command is sent back as its progress; the
- * agent itself only knows the start (0) and the end (100).
- */
-export const PROGRESS_MARKER = /^sumac:progress (\d{1,3})$/;
+export { PROGRESS_MARKER, REBOOT_MARKER };
 
 /**
  * Install: runs the component's install command in the staging directory with a deadline,
@@ -42,7 +37,7 @@ export function installOperation(context: OperationContext): OperationHandler {
     if (installs.current !== undefined) throw new InstallInProgressError("another install is running");
 
     const id = oneLine(componentId);
-    let marker = false;
+    const output = installOutput({ componentId, logId: id, log, callback });
     log.write("info", `install ${id}: started (deadline ${timeoutMs} ms)`);
     callback?.send({ kind: "progress", step: `install ${componentId}`, percent: 0 });
     const timeout = new DeadlineExceededError(`install of ${id} did not finish within ${timeoutMs} ms`);
@@ -57,22 +52,15 @@ export function installOperation(context: OperationContext): OperationHandler {
         // deadline, even when the connection drops or Shutdown arrives (HP SUM's rule).
         signal: deadline,
         maxOutputBytes: limits.maxOutputBytes,
-        onLine: (stream, line) => {
-          if (stream === "stdout" && line.trim() === REBOOT_MARKER) marker = true;
-          const progress = stream === "stdout" ? PROGRESS_MARKER.exec(line.trim()) : null;
-          const percent = Number(progress?.[1] ?? NaN);
-          if (percent >= 0 && percent <= 100)
-            callback?.send({ kind: "progress", step: `install ${componentId}`, percent });
-          log.write("info", `install ${id} ${stream}: ${line}`);
-          callback?.send({ kind: "log", line: `${stream}: ${line}` });
-        },
+        onLine: (stream, line) => output.line(stream, line),
       }),
     );
     installs.current = run.catch(() => undefined);
     installs.stop = (reason) => stopped.abort(reason);
     try {
       const result = await run;
-      const rebootRequired = marker || REBOOT_EXIT_CODES.includes(result.exitCode);
+      output.finish();
+      const rebootRequired = output.rebootMarker || REBOOT_EXIT_CODES.includes(result.exitCode);
       log.write(
         "info",
         `install ${id}: exit ${result.exitCode}${result.signal === null ? "" : ` (${result.signal})`} in ${result.durationMs} ms` +
@@ -93,6 +81,7 @@ export function installOperation(context: OperationContext): OperationHandler {
         outputTruncated: result.truncated,
       };
     } catch (error) {
+      output.finish();
       log.write("error", `install ${id}: ${(error as Error).message}`);
       throw error;
     } finally {
