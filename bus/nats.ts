@@ -11,7 +11,12 @@
  */
 import { withDeadline } from "../base/deadline.ts";
 import {
+  AuthorizationError,
   connect,
+  ConnectionError,
+  PermissionViolationError,
+  TimeoutError,
+  UserAuthenticationExpiredError,
   type Msg,
   type NatsConnection,
   type Subscription as NatsSubscription,
@@ -35,6 +40,7 @@ import { NatsLink } from "./nats-link.ts";
 import { openNatsKv } from "./nats-kv.ts";
 import { openNatsQueue } from "./nats-queue.ts";
 import { openNatsStream } from "./nats-stream.ts";
+import { describeCredential, natsConnectSecurity, type NatsSecurity } from "./nats-security.ts";
 
 export interface NatsBusOptions {
   /** One URL or several of the same cluster, e.g. `nats://127.0.0.1:4222`. */
@@ -43,6 +49,8 @@ export interface NatsBusOptions {
   readonly name?: string;
   /** Deadline of the first connection and of calls that take none; default 5000 ms. */
   readonly timeoutMs?: number;
+  /** TLS and credentials (docs/nats.md); without them, plain NATS as the URL says. */
+  readonly security?: NatsSecurity;
 }
 
 /** Wait between two reconnection attempts (plus up to 100 ms of jitter), kept short and bounded. */
@@ -64,9 +72,12 @@ export function serversForMessages(servers: string | readonly string[]): string 
  */
 export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   const timeoutMs = options.timeoutMs ?? 5_000;
+  // Files are read and checked before any connection: a loose key file fails here, not later.
+  const security = await natsConnectSecurity(options.security);
   let nc: NatsConnection;
   try {
     nc = await connect({
+      ...security,
       servers: options.servers,
       name: options.name ?? "sumac",
       timeout: timeoutMs,
@@ -81,13 +92,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new BusError(
-      "BUS_UNAVAILABLE",
-      `cannot connect to NATS at ${serversForMessages(options.servers)}`,
-      {
-        cause: err,
-      },
-    );
+    throw connectFailure(err, options, timeoutMs);
   }
   try {
     const jsm = await withDeadline(
@@ -109,9 +114,31 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
 class NatsBus implements Bus {
   readonly #link: NatsLink;
   readonly #subs = new Set<NatsSubscription>();
+  /** Requests in flight by subject, told when the server refuses a publish on it. */
+  readonly #refusals = new Map<string, Set<(error: BusError) => void>>();
 
   constructor(link: NatsLink) {
     this.#link = link;
+    void this.#watchRefusals();
+  }
+
+  /**
+   * The server refuses a publish the account may not make with an error on the connection, not a
+   * reply: requests on that subject fail at once with `BUS_PERMISSION_DENIED` instead of waiting
+   * for their deadline.
+   */
+  async #watchRefusals(): Promise<void> {
+    try {
+      for await (const status of this.#link.nc.status()) {
+        if (status.type !== "error" || !(status.error instanceof PermissionViolationError)) continue;
+        const refused = status.error;
+        if (refused.operation !== "publish") continue;
+        for (const fail of this.#refusals.get(refused.subject) ?? [])
+          fail(permissionDenied(`request ${refused.subject}`, refused));
+      }
+    } catch {
+      // The connection is closed: nothing more to watch.
+    }
   }
 
   publish(subject: string, data: Uint8Array): Promise<void> {
@@ -131,10 +158,14 @@ class NatsBus implements Bus {
   ): Promise<Subscription> {
     this.#link.checkOpen(`subscribe ${pattern}`);
     checkPattern(pattern);
+    let denied: PermissionViolationError | undefined;
     return await this.#track(
+      `subscribe ${pattern}`,
+      () => denied,
       this.#link.nc.subscribe(pattern, {
         ...(options.queue === undefined ? {} : { queue: options.queue }),
         callback: (err, m) => {
+          if (err instanceof PermissionViolationError) denied = err;
           if (err) return;
           try {
             handler({ subject: m.subject, data: m.data });
@@ -154,15 +185,23 @@ class NatsBus implements Bus {
     const until = performance.now() + deadline.timeoutMs;
     if (!this.#link.isConnected || this.#link.closed) await this.#link.connected(what, until);
     const left = remaining(until);
+    let refuse: ((error: BusError) => void) | undefined;
+    const refused = new Promise<never>((_, reject) => (refuse = reject));
+    const waiting = this.#refusals.get(subject) ?? new Set();
+    this.#refusals.set(subject, waiting.add(refuse!));
     try {
       // Sent once: a request is not known to be idempotent, so it is never repeated here.
       const reply = this.#link.mux.request(what, subject, data, Math.max(1, left));
-      const m = deadline.signal ? await abortable(reply, deadline.signal) : await reply;
+      const answer = deadline.signal ? abortable(reply, deadline.signal) : reply;
+      const m = await Promise.race([answer, refused]);
       return { subject: m.subject, data: m.data };
     } catch (err) {
       if (deadline.signal?.aborted && err === deadline.signal.reason) throw err;
       if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
       throw toBusError(what, err, false);
+    } finally {
+      waiting.delete(refuse!);
+      if (waiting.size === 0) this.#refusals.delete(subject);
     }
   }
 
@@ -195,10 +234,14 @@ class NatsBus implements Bus {
         () => undefined,
       );
     };
+    let denied: PermissionViolationError | undefined;
     return await this.#track(
+      `serve ${subject}`,
+      () => denied,
       this.#link.nc.subscribe(subject, {
         ...(options.queue === undefined ? {} : { queue: options.queue }),
         callback: (err, m) => {
+          if (err instanceof PermissionViolationError) denied = err;
           if (err || !m.reply) return;
           answer(m);
         },
@@ -209,15 +252,26 @@ class NatsBus implements Bus {
   /**
    * Keeps the subscription for `close` and waits until the server has it (a round trip), so that
    * a message published from another connection after this resolves is delivered. While the server
-   * is away the subscription is renewed on reconnection; the wait is bounded.
+   * is away the subscription is renewed on reconnection; the wait is bounded. A subscription the
+   * account may not make is refused by the server before that round trip ends: it fails with
+   * `BUS_PERMISSION_DENIED`.
    */
-  async #track(sub: NatsSubscription): Promise<Subscription> {
+  async #track(
+    what: string,
+    denied: () => PermissionViolationError | undefined,
+    sub: NatsSubscription,
+  ): Promise<Subscription> {
     this.#subs.add(sub);
     if (this.#link.isConnected) {
       const ms = this.#link.timeoutMs;
       await withDeadline({ ms, timeout: busTimeout("subscribe", ms) }, () => this.#link.nc.flush()).catch(
         () => undefined,
       );
+    }
+    const refusal = denied();
+    if (refusal !== undefined) {
+      this.#subs.delete(sub);
+      throw permissionDenied(what, refusal);
     }
     return {
       unsubscribe: () =>
@@ -256,6 +310,71 @@ class NatsBus implements Bus {
       await nc.close();
     }
   }
+}
+
+/** The server refused an operation: says which, and where the permissions are set. */
+function permissionDenied(what: string, refusal: PermissionViolationError): BusError {
+  const verb = refusal.operation === "publish" ? "publish to" : "subscribe to";
+  return new BusError(
+    "BUS_PERMISSION_DENIED",
+    `${what}: the NATS server refused it (${refusal.message}): the user sumac connects as may not ` +
+      `${verb} ${refusal.subject}; see its permissions in the server's accounts (docs/nats.md)`,
+    { cause: refusal },
+  );
+}
+
+/** Node's advice on a certificate it cannot verify, which is not what a NATS user should do. */
+const NODE_CA_ADVICE = /; if the root CA is installed locally, try running Node\.js with --use-system-ca$/;
+
+function isTlsFailure(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  return (
+    /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|HOSTNAME_)/.test(code) ||
+    /\bcertificate\b|\btls\b|\bssl\b/i.test(err.message)
+  );
+}
+
+/**
+ * Why the first connection failed, as an error that says what to check: refused credentials and
+ * TLS failures are not retried (another attempt would meet the same refusal), a server that did not
+ * answer is `BUS_UNAVAILABLE`. Messages name files and variables, never what they hold.
+ */
+function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number): BusError {
+  const at = serversForMessages(options.servers);
+  const credential = options.security?.credential;
+  const tls = options.security?.tls;
+  const message = err instanceof Error ? err.message.replace(NODE_CA_ADVICE, "") : String(err);
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError)
+    return new BusError(
+      "BUS_AUTH_FAILED",
+      `NATS at ${at} refused sumac's credentials (${message}); ${describeCredential(credential)}: ` +
+        "check that they belong to a user of that server (token, nkey, or creds of its account, not expired)",
+      { cause: err },
+    );
+  if (err instanceof ConnectionError && /does not support 'tls'|not available on this server/.test(message))
+    return new BusError(
+      "BUS_TLS_FAILED",
+      `NATS at ${at} does not offer TLS, which the NATS CA or client certificate given asks for: ` +
+        "configure TLS on the server, or drop the TLS options",
+      { cause: err },
+    );
+  if (err instanceof Error && isTlsFailure(err))
+    return new BusError(
+      "BUS_TLS_FAILED",
+      `TLS with NATS at ${at} failed: ${message}; check the CA that verifies the server ` +
+        `(${tls?.caFile === undefined ? "none given, so the system's: give one with --nats-ca or SUMAC_NATS_CA" : tls.caFile}) ` +
+        "and that the URL's host is a name in the server's certificate",
+      { cause: err },
+    );
+  const hint =
+    err instanceof TimeoutError && tls !== undefined && tls.certFile === undefined
+      ? "; a server that verifies clients (mutual TLS) closes the connection of one without a certificate: give one with --nats-cert and --nats-key"
+      : "";
+  return new BusError(
+    "BUS_UNAVAILABLE",
+    `cannot connect to NATS at ${at}: ${err instanceof TimeoutError ? `no answer within ${timeoutMs} ms` : message}${hint}`,
+    { cause: err },
+  );
 }
 
 /** `work`, or the signal's reason once it is aborted (`work` goes on, its outcome ignored). */
