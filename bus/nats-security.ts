@@ -10,6 +10,8 @@
  */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
+import { connect as tcpConnect } from "node:net";
+import { withDeadline } from "../base/deadline.ts";
 import {
   credsAuthenticator,
   nkeyAuthenticator,
@@ -50,8 +52,10 @@ const MAX_SECRET_BYTES = 64 * 1024;
 const MAX_CERT_BYTES = 1024 * 1024;
 
 const SEED = /^SU[A-Z2-7]{56}$/;
-const JWT_BLOCK = /-----BEGIN NATS USER JWT-----\s*\n\s*([A-Za-z0-9_.-]+)\s*\n[^\n]*-----END NATS USER JWT-----/;
-const SEED_BLOCK = /-----BEGIN USER NKEY SEED-----\s*\n\s*(SU[A-Z2-7]{56})\s*\n[^\n]*-----END USER NKEY SEED-----/;
+const JWT_BLOCK =
+  /-----BEGIN NATS USER JWT-----\s*\n\s*([A-Za-z0-9_.-]+)\s*\n[^\n]*-----END NATS USER JWT-----/;
+const SEED_BLOCK =
+  /-----BEGIN USER NKEY SEED-----\s*\n\s*(SU[A-Z2-7]{56})\s*\n[^\n]*-----END USER NKEY SEED-----/;
 
 /** A credential or TLS file that cannot be used: missing, loose, too large or malformed. */
 function unusable(message: string, cause?: unknown): BusError {
@@ -74,7 +78,10 @@ async function readPrivateFile(path: string, what: string): Promise<Buffer> {
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
   } catch (err) {
-    throw unusable(`cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+    throw unusable(
+      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      err,
+    );
   }
   try {
     const st = await handle.stat();
@@ -98,7 +105,10 @@ async function readPublicFile(path: string, what: string): Promise<Buffer> {
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
   } catch (err) {
-    throw unusable(`cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+    throw unusable(
+      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      err,
+    );
   }
   try {
     if (!(await handle.stat()).isFile()) throw unusable(`the ${what} ${path} is not a regular file`);
@@ -128,7 +138,8 @@ async function readCapped(
 function checkToken(token: string, where: string): string {
   const t = token.trim();
   if (t === "") throw unusable(`the token in ${where} is empty`);
-  if (/[\s\u0000-\u001f\u007f]/.test(t)) throw unusable(`the token in ${where} is not one line without spaces`);
+  if (/[\s\u0000-\u001f\u007f]/.test(t))
+    throw unusable(`the token in ${where} is not one line without spaces`);
   return t;
 }
 
@@ -171,7 +182,8 @@ async function tlsOptions(tls: NatsTls): Promise<TlsOptions> {
   const ca = tls.caFile === undefined ? undefined : await readPublicFile(tls.caFile, "NATS CA file");
   if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----"))
     throw unusable(`the NATS CA file ${tls.caFile} holds no PEM certificate`);
-  const cert = tls.certFile === undefined ? undefined : await readPublicFile(tls.certFile, "NATS client certificate");
+  const cert =
+    tls.certFile === undefined ? undefined : await readPublicFile(tls.certFile, "NATS client certificate");
   if (cert !== undefined && !cert.includes("-----BEGIN CERTIFICATE-----"))
     throw unusable(`the NATS client certificate ${tls.certFile} holds no PEM certificate`);
   const key = tls.keyFile === undefined ? undefined : await readPrivateFile(tls.keyFile, "NATS client key");
@@ -193,4 +205,62 @@ export async function natsConnectSecurity(security: NatsSecurity | undefined): P
   const tls = security.tls === undefined ? undefined : await tlsOptions(security.tls);
   const auth = security.credential === undefined ? undefined : await authenticator(security.credential);
   return { ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { authenticator: auth }) };
+}
+
+/** What a server says of itself before any TLS or credential: the flags of its INFO line. */
+export interface ServerInfo {
+  readonly tls_required?: boolean;
+  readonly tls_verify?: boolean;
+  readonly auth_required?: boolean;
+}
+
+/** The longest INFO line read: a server's, with its cluster URLs, is a few hundred bytes. */
+const MAX_INFO_BYTES = 16 * 1024;
+
+/**
+ * Reads the INFO line of the first server of `url` (the server sends it at once, in the clear), to
+ * tell why a connection failed when the client could not; undefined when it cannot be had in `ms`.
+ */
+export async function probeServerInfo(url: string, ms: number): Promise<ServerInfo | undefined> {
+  let host: string;
+  let port: number;
+  try {
+    const parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `nats://${url}`);
+    host = parsed.hostname.replace(/^\[|\]$/g, "");
+    port = parsed.port === "" ? 4222 : Number(parsed.port);
+  } catch {
+    return undefined;
+  }
+  try {
+    return await withDeadline(
+      { ms, timeout: () => new Error("no INFO") },
+      (signal) =>
+        new Promise<ServerInfo | undefined>((resolve) => {
+          const socket = tcpConnect({ host, port, signal });
+          let line = "";
+          const done = (info: ServerInfo | undefined): void => {
+            socket.destroy();
+            resolve(info);
+          };
+          socket.on("error", () => done(undefined));
+          socket.on("close", () => done(undefined));
+          socket.on("data", (d: Buffer) => {
+            line += d.toString("latin1");
+            const end = line.indexOf("\r\n");
+            if (end < 0) {
+              if (line.length > MAX_INFO_BYTES) done(undefined);
+              return;
+            }
+            const m = /^INFO\s+(\{.*\})\s*$/.exec(line.slice(0, end));
+            try {
+              done(m?.[1] === undefined ? undefined : (JSON.parse(m[1]) as ServerInfo));
+            } catch {
+              done(undefined);
+            }
+          });
+        }),
+    );
+  } catch {
+    return undefined;
+  }
 }

@@ -40,7 +40,12 @@ import { NatsLink } from "./nats-link.ts";
 import { openNatsKv } from "./nats-kv.ts";
 import { openNatsQueue } from "./nats-queue.ts";
 import { openNatsStream } from "./nats-stream.ts";
-import { describeCredential, natsConnectSecurity, type NatsSecurity } from "./nats-security.ts";
+import {
+  describeCredential,
+  natsConnectSecurity,
+  probeServerInfo,
+  type NatsSecurity,
+} from "./nats-security.ts";
 
 export interface NatsBusOptions {
   /** One URL or several of the same cluster, e.g. `nats://127.0.0.1:4222`. */
@@ -92,7 +97,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw connectFailure(err, options, timeoutMs);
+    throw await connectFailure(err, options, timeoutMs);
   }
   try {
     const jsm = await withDeadline(
@@ -339,7 +344,7 @@ function isTlsFailure(err: Error): boolean {
  * TLS failures are not retried (another attempt would meet the same refusal), a server that did not
  * answer is `BUS_UNAVAILABLE`. Messages name files and variables, never what they hold.
  */
-function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number): BusError {
+async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number): Promise<BusError> {
   const at = serversForMessages(options.servers);
   const credential = options.security?.credential;
   const tls = options.security?.tls;
@@ -366,13 +371,24 @@ function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number
         "and that the URL's host is a name in the server's certificate",
       { cause: err },
     );
-  const hint =
-    err instanceof TimeoutError && tls !== undefined && tls.certFile === undefined
-      ? "; a server that verifies clients (mutual TLS) closes the connection of one without a certificate: give one with --nats-cert and --nats-key"
-      : "";
+  // A server that verifies clients drops one without a certificate after the handshake, which
+  // nats.js sees as no answer: its INFO line tells.
+  if (err instanceof TimeoutError && tls?.certFile === undefined) {
+    const first = (typeof options.servers === "string" ? options.servers : (options.servers[0] ?? "")).split(
+      ",",
+    )[0]!;
+    const info = await probeServerInfo(first.trim(), Math.min(timeoutMs, 2_000));
+    if (info?.tls_verify === true)
+      return new BusError(
+        "BUS_TLS_FAILED",
+        `NATS at ${at} verifies its clients' certificates (mutual TLS) and sumac has none: ` +
+          "give one with --nats-cert and --nats-key (or SUMAC_NATS_CERT and SUMAC_NATS_KEY)",
+        { cause: err },
+      );
+  }
   return new BusError(
     "BUS_UNAVAILABLE",
-    `cannot connect to NATS at ${at}: ${err instanceof TimeoutError ? `no answer within ${timeoutMs} ms` : message}${hint}`,
+    `cannot connect to NATS at ${at}: ${err instanceof TimeoutError ? `no answer within ${timeoutMs} ms` : message}`,
     { cause: err },
   );
 }
