@@ -119,7 +119,9 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     );
   const credentials = Object.keys(CREDENTIAL_FLAGS).filter((flag) => seen.has(flag));
   if (credentials.length > 1)
-    throw new UsageError(`sumac ${command}: one NATS credential at most, got ${credentials.join(" and ")}; ${see}`);
+    throw new UsageError(
+      `sumac ${command}: one NATS credential at most, got ${credentials.join(" and ")}; ${see}`,
+    );
   const natsCredential: NatsCredential | undefined =
     credentials[0] === undefined
       ? undefined
@@ -210,7 +212,9 @@ export function natsSettings(args: RunArgs, env: Readonly<Record<string, string 
     add(NATS_ENV.tokenFile, (file) => ({ kind: "token", file }));
     add(NATS_ENV.token, (value) => ({ kind: "token", value, from: NATS_ENV.token }));
     if (given.length > 1)
-      throw new UsageError(`${who}: one NATS credential at most, but ${names.join(" and ")} are all set; ${see}`);
+      throw new UsageError(
+        `${who}: one NATS credential at most, but ${names.join(" and ")} are all set; ${see}`,
+      );
     credential = given[0];
   }
   if (credential !== undefined && redactUrlCredentials(natsUrl) !== natsUrl)

@@ -36,6 +36,22 @@ const skip = await natsBinarySkipReason();
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const accountsConf = await readFile(join(root, "docs/nats/accounts.conf"), "utf8");
 
+/** Runs `sumac ARGS` to its end with `env` added; its exit code and what it printed. */
+async function runSumac(
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(root, "cli/sumac.ts"), ...args], {
+    env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  return { code, output };
+}
+
 /** The bus error a promise rejects with (fails the test when it resolves). */
 async function busErrorOf(work: Promise<unknown>): Promise<BusError> {
   try {
@@ -101,6 +117,7 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
   it("nats security - a worker (seed from the environment) gets a lease from the coordinator but cannot serve leases", async () => {
     const bus = await openNatsBus({
       servers: server.url,
+      timeoutMs: 2_000,
       security: { credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" } },
     });
     buses.push(bus);
@@ -113,10 +130,30 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     assert.match(refused.message, /may not subscribe to sumac\.v1\.lease\.status/);
     // Nor can it write the lease bucket, where the lock is.
     const leases = await bus.kv("sumac-leases");
-    const write = await busErrorOf(leases.put("lock", encodeJson({ owner: "worker", expiresAt: 0 })));
-    assert.notEqual(write.code, undefined);
+    await busErrorOf(leases.put("lock", encodeJson({ owner: "worker", expiresAt: 0 })));
+    const lock = await (await coordinatorBus.kv("sumac-leases")).get("lock");
+    assert.ok(lock !== undefined && !new TextDecoder().decode(lock.value).includes('"worker"'));
     await client.close({ release: true });
   });
+
+  for (const role of ["worker", "coordinator"] as const) {
+    it(`nats security - a real sumac run as a ${role} (nkey seed file) succeeds with these permissions`, async () => {
+      const seedFile = await privateFile(
+        join(dir, `${role}-run.nk`),
+        (role === "worker" ? worker : coordinator).seed,
+      );
+      const run = await runSumac(
+        ["inventory", join(root, "examples/quickstart.yaml"), "--state-dir", join(dir, `state-${role}`)],
+        {
+          SUMAC_NATS_URL: server.url,
+          SUMAC_NATS_NKEY: seedFile,
+          SUMAC_QUICKSTART_DIR: join(dir, "quickstart"),
+        },
+      );
+      assert.equal(run.code, 0, run.output);
+      assert.match(run.output, /hello/);
+    });
+  }
 
   it("nats security - a subscriber cannot publish a lease request or answer one: the server refuses, the client says so", async () => {
     // A lease held by someone else, which a release from the subscriber would end.
