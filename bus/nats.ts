@@ -348,7 +348,9 @@ async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: 
   const at = serversForMessages(options.servers);
   const credential = options.security?.credential;
   const tls = options.security?.tls;
-  const message = err instanceof Error ? err.message.replace(NODE_CA_ADVICE, "") : String(err);
+  const message = redactUrlCredentials(
+    err instanceof Error ? err.message.replace(NODE_CA_ADVICE, "") : String(err),
+  );
   if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError)
     return new BusError(
       "BUS_AUTH_FAILED",
