@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { main } from "../../cli/main.ts";
 import { DEPLOY_HELP, natsSettings, parseRunArgs, UsageError, type RunArgs } from "../../cli/args.ts";
+import { chmod, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fakeSteps, makeJob, ManualClock, tempDir } from "../support/run-fakes.ts";
 
 const args = (...argv: string[]): RunArgs => {
   const parsed = parseRunArgs("deploy", ["job.yaml", ...argv]);
@@ -100,6 +103,41 @@ describe("cli nats args", () => {
     assert.equal(code, 254);
     assert.match(err, /one NATS credential at most/);
     assert.doesNotMatch(err, /tok-123456|SUseed|nonexistent/);
+  });
+
+  it("cli nats args - a token file others may read stops the run before any connection (255), naming the file and the fix, not the token", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const { file } = await makeJob(dir, ["t1"]);
+      const tokenFile = join(dir, "nats.token");
+      await writeFile(tokenFile, "tok-987654\n", { mode: 0o600 });
+      await chmod(tokenFile, 0o644);
+      const fake = fakeSteps({}, new ManualClock());
+      let err = "";
+      // Port 1 on loopback refuses at once, should sumac ever try it.
+      const code = await main(
+        [
+          "deploy",
+          file,
+          "--state-dir",
+          join(dir, "state"),
+          "--nats",
+          "nats://127.0.0.1:1",
+          "--nats-token-file",
+          tokenFile,
+        ],
+        { out: () => undefined, err: (s) => (err += s), env: {} },
+        fake.factory,
+      );
+      assert.equal(code, 255);
+      assert.equal(
+        err,
+        `sumac: cannot open the bus on the NATS server: the NATS token file ${tokenFile} may be read by others (mode 0644): it holds a secret; make it private with 'chmod 600 ${tokenFile}'\n`,
+      );
+      assert.deepEqual(fake.record.calls, []);
+    } finally {
+      await cleanup();
+    }
   });
 
   it("cli nats args - --help names every NATS option, its variable, and that secrets stay off the command line", () => {
