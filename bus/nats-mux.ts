@@ -19,6 +19,8 @@ export interface MuxReply {
 
 interface Pending {
   readonly what: string;
+  /** Where the request went, to fail it when the server refuses a publish there. */
+  readonly subject: string;
   readonly resolve: (m: MuxReply) => void;
   readonly reject: (err: unknown) => void;
   readonly timer: NodeJS.Timeout;
@@ -54,7 +56,14 @@ export class RequestMux {
       const timer = setTimeout(() => {
         if (this.#pending.delete(token)) reject(busTimeout(what, ms)());
       }, ms);
-      this.#pending.set(token, { what, resolve, reject, timer, failOnLost: options.failOnLost === true });
+      this.#pending.set(token, {
+        what,
+        subject,
+        resolve,
+        reject,
+        timer,
+        failOnLost: options.failOnLost === true,
+      });
       try {
         this.#subscribe();
         const reply = this.#prefix + token;
@@ -71,6 +80,18 @@ export class RequestMux {
       if (!p.failOnLost) continue;
       this.#end(token);
       p.reject(new BusError("BUS_UNAVAILABLE", `${p.what}: the connection to NATS dropped`, { cause: err }));
+    }
+  }
+
+  /**
+   * The server refused a publish on `subject` (the account may not publish there): the requests
+   * sent there fail now with what `error` makes, rather than at their deadline.
+   */
+  refused(subject: string, error: (what: string) => Error): void {
+    for (const [token, p] of this.#pending) {
+      if (p.subject !== subject) continue;
+      this.#end(token);
+      p.reject(error(p.what));
     }
   }
 

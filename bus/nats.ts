@@ -119,8 +119,6 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
 class NatsBus implements Bus {
   readonly #link: NatsLink;
   readonly #subs = new Set<NatsSubscription>();
-  /** Requests in flight by subject, told when the server refuses a publish on it. */
-  readonly #refusals = new Map<string, Set<(error: BusError) => void>>();
 
   constructor(link: NatsLink) {
     this.#link = link;
@@ -129,8 +127,8 @@ class NatsBus implements Bus {
 
   /**
    * The server refuses a publish the account may not make with an error on the connection, not a
-   * reply: requests on that subject fail at once with `BUS_PERMISSION_DENIED` instead of waiting
-   * for their deadline.
+   * reply: requests on that subject (bus requests and JetStream writes) fail at once with
+   * `BUS_PERMISSION_DENIED` instead of waiting for their deadline.
    */
   async #watchRefusals(): Promise<void> {
     try {
@@ -138,8 +136,7 @@ class NatsBus implements Bus {
         if (status.type !== "error" || !(status.error instanceof PermissionViolationError)) continue;
         const refused = status.error;
         if (refused.operation !== "publish") continue;
-        for (const fail of this.#refusals.get(refused.subject) ?? [])
-          fail(permissionDenied(`request ${refused.subject}`, refused));
+        this.#link.mux.refused(refused.subject, (what) => permissionDenied(what, refused));
       }
     } catch {
       // The connection is closed: nothing more to watch.
@@ -190,23 +187,15 @@ class NatsBus implements Bus {
     const until = performance.now() + deadline.timeoutMs;
     if (!this.#link.isConnected || this.#link.closed) await this.#link.connected(what, until);
     const left = remaining(until);
-    let refuse: ((error: BusError) => void) | undefined;
-    const refused = new Promise<never>((_, reject) => (refuse = reject));
-    const waiting = this.#refusals.get(subject) ?? new Set();
-    this.#refusals.set(subject, waiting.add(refuse!));
     try {
       // Sent once: a request is not known to be idempotent, so it is never repeated here.
       const reply = this.#link.mux.request(what, subject, data, Math.max(1, left));
-      const answer = deadline.signal ? abortable(reply, deadline.signal) : reply;
-      const m = await Promise.race([answer, refused]);
+      const m = deadline.signal ? await abortable(reply, deadline.signal) : await reply;
       return { subject: m.subject, data: m.data };
     } catch (err) {
       if (deadline.signal?.aborted && err === deadline.signal.reason) throw err;
       if (this.#link.closed) throw new BusError("BUS_CLOSED", `${what}: the bus is closed`, { cause: err });
       throw toBusError(what, err, false);
-    } finally {
-      waiting.delete(refuse!);
-      if (waiting.size === 0) this.#refusals.delete(subject);
     }
   }
 

@@ -130,7 +130,9 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     assert.match(refused.message, /may not subscribe to sumac\.v1\.lease\.status/);
     // Nor can it write the lease bucket, where the lock is.
     const leases = await bus.kv("sumac-leases");
-    await busErrorOf(leases.put("lock", encodeJson({ owner: "worker", expiresAt: 0 })));
+    const write = await busErrorOf(leases.put("lock", encodeJson({ owner: "worker", expiresAt: 0 })));
+    assert.equal(write.code, "BUS_PERMISSION_DENIED");
+    assert.match(write.message, /may not publish to \$KV\.sumac-leases\.lock/);
     const lock = await (await coordinatorBus.kv("sumac-leases")).get("lock");
     assert.ok(lock !== undefined && !new TextDecoder().decode(lock.value).includes('"worker"'));
     await client.close({ release: true });
