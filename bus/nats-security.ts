@@ -63,8 +63,7 @@ function unusable(message: string, cause?: unknown): BusError {
 }
 
 /** Says in a few words which credential is used, without its content (for messages). */
-export function describeCredential(credential: NatsCredential | undefined): string {
-  if (credential === undefined) return "no credentials were given";
+export function describeCredential(credential: NatsCredential): string {
   const name = { creds: "creds file", nkey: "nkey seed", token: "token" }[credential.kind];
   return "file" in credential ? `the ${name} ${credential.file}` : `the ${name} in ${credential.from}`;
 }

@@ -340,13 +340,24 @@ async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: 
   const message = redactUrlCredentials(
     err instanceof Error ? err.message.replace(NODE_CA_ADVICE, "") : String(err),
   );
-  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError)
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) {
+    const list = typeof options.servers === "string" ? [options.servers] : options.servers;
+    const inUrl = list.some((s) => redactUrlCredentials(s) !== s);
+    const given = credential !== undefined || inUrl;
+    const which =
+      credential !== undefined
+        ? describeCredential(credential)
+        : "the user and password (or token) in the NATS URL";
     return new BusError(
       "BUS_AUTH_FAILED",
-      `NATS at ${at} refused sumac's credentials (${message}); ${describeCredential(credential)}: ` +
-        "check that they belong to a user of that server (token, nkey, or creds of its account, not expired)",
+      given
+        ? `NATS at ${at} refused sumac's credentials (${message}); ${which}: check that they belong to a user ` +
+            "of that server (token, nkey, or creds of its account, not expired)"
+        : `NATS at ${at} refused sumac (${message}): it requires credentials and none were given; give a ` +
+            "creds file, an nkey seed or a token (--nats-creds, --nats-nkey, --nats-token-file, or their variables; docs/nats.md)",
       { cause: err },
     );
+  }
   if (err instanceof ConnectionError && /does not support 'tls'|not available on this server/.test(message))
     return new BusError(
       "BUS_TLS_FAILED",

@@ -313,7 +313,13 @@ describe("nats security - credentials and TLS", { skip, timeout: 120_000 }, () =
       assert.match(wrong.message, /the token in SUMAC_NATS_TOKEN/);
       const none = await busErrorOf(openNatsBus({ servers: server.url }));
       assert.equal(none.code, "BUS_AUTH_FAILED");
-      assert.match(none.message, /no credentials were given/);
+      assert.match(
+        none.message,
+        /it requires credentials and none were given; give a creds file, an nkey seed or a token/,
+      );
+      const inUrl = await busErrorOf(openNatsBus({ servers: server.url.replace("//", "//wrong@") }));
+      assert.equal(inUrl.code, "BUS_AUTH_FAILED");
+      assert.match(inUrl.message, /nats:\/\/\*\*\*@127.*the user and password \(or token\) in the NATS URL/);
       for (const e of [tooOpen, wrong, none]) assert.ok(!e.message.includes(token), e.message);
     } finally {
       await server.stop();
