@@ -142,10 +142,15 @@ function checkToken(token: string, where: string): string {
   return t;
 }
 
-function checkSeed(seed: string, where: string): Uint8Array {
-  const s = seed.trim();
-  if (!SEED.test(s)) throw unusable(`${where} does not hold a user nkey seed (one line starting with SU)`);
-  return new TextEncoder().encode(s);
+/** The user seed of `text`: its one line that is one (`nk -gen user -pubout` adds the public key). */
+function checkSeed(text: string, where: string): Uint8Array {
+  const seeds = text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => SEED.test(line));
+  if (seeds.length !== 1)
+    throw unusable(`${where} does not hold one user nkey seed (a line of 58 characters starting with SU)`);
+  return new TextEncoder().encode(seeds[0]);
 }
 
 async function authenticator(credential: NatsCredential): Promise<Authenticator> {

@@ -87,8 +87,12 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
         },
       },
     );
-    // The coordinator's seed from a file, as `--nats-nkey FILE` gives it.
-    const seedFile = await privateFile(join(dir, "coordinator.nk"), `${coordinator.seed}\n`);
+    // The coordinator's seed from a file, as `--nats-nkey FILE` gives it, written as
+    // `nk -gen user -pubout` does: the seed, then the public key.
+    const seedFile = await privateFile(
+      join(dir, "coordinator.nk"),
+      `${coordinator.seed}\n${coordinator.publicKey}\n`,
+    );
     coordinatorBus = await openNatsBus({
       servers: server.url,
       security: { credential: { kind: "nkey", file: seedFile } },
