@@ -174,9 +174,9 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const release = await busErrorOf(
       bus.request(LEASE_SUBJECTS.release, encodeJson({ leaseIds: [lease.leaseId] }), { timeoutMs: 10_000 }),
     );
+    // Refused by the server (the code says so), not timed out.
     assert.equal(release.code, "BUS_PERMISSION_DENIED");
     assert.match(release.message, /Permissions Violation for Publish to "sumac\.v1\.lease\.release"/);
-    // Refused by the server (the code says so), not timed out.
     for (const subject of Object.values(LEASE_SUBJECTS)) {
       const serve = await busErrorOf(bus.serve(subject, () => Promise.resolve(encodeJson({}))));
       assert.equal(serve.code, "BUS_PERMISSION_DENIED", subject);
