@@ -20,6 +20,7 @@ import {
   type TlsOptions,
 } from "@nats-io/transport-node";
 import { BusError } from "./bus.ts";
+import { INBOX_PREFIX } from "./subject-rules.ts";
 
 /** One credential, from a file (`file`) or from a value the caller read (`value`, named by `from`). */
 export type NatsCredential =
@@ -39,12 +40,18 @@ export interface NatsTls {
 export interface NatsSecurity {
   readonly tls?: NatsTls;
   readonly credential?: NatsCredential;
+  /**
+   * Where replies come to (default `_INBOX`): a user allowed to subscribe to its own inboxes only
+   * (`_INBOX.worker.>`), so that it cannot read the replies meant for others.
+   */
+  readonly inboxPrefix?: string;
 }
 
 /** What the connection gets from {@link NatsSecurity}. */
 export interface NatsConnectSecurity {
   readonly tls?: TlsOptions;
   readonly authenticator?: Authenticator;
+  readonly inboxPrefix?: string;
 }
 
 /** Secrets and certificates are small: anything larger is not one. */
@@ -208,7 +215,14 @@ export async function natsConnectSecurity(security: NatsSecurity | undefined): P
   if (security === undefined) return {};
   const tls = security.tls === undefined ? undefined : await tlsOptions(security.tls);
   const auth = security.credential === undefined ? undefined : await authenticator(security.credential);
-  return { ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { authenticator: auth }) };
+  const prefix = security.inboxPrefix;
+  if (prefix !== undefined && !INBOX_PREFIX.test(prefix))
+    throw unusable(`the NATS inbox prefix '${prefix}' is not subject tokens of [A-Za-z0-9_-] joined by dots`);
+  return {
+    ...(tls === undefined ? {} : { tls }),
+    ...(auth === undefined ? {} : { authenticator: auth }),
+    ...(prefix === undefined ? {} : { inboxPrefix: prefix }),
+  };
 }
 
 /** What a server says of itself before any TLS or credential: the flags of its INFO line. */

@@ -82,7 +82,9 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   let nc: NatsConnection;
   try {
     nc = await connect({
-      ...security,
+      ...(security.tls === undefined ? {} : { tls: security.tls }),
+      ...(security.authenticator === undefined ? {} : { authenticator: security.authenticator }),
+      ...(security.inboxPrefix === undefined ? {} : { inboxPrefix: security.inboxPrefix }),
       servers: options.servers,
       name: options.name ?? "sumac",
       timeout: timeoutMs,
@@ -108,6 +110,8 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
     return new NatsBus(new NatsLink(nc, js, jsm, timeoutMs));
   } catch (err) {
     await nc.close();
+    const refusal = permissionViolationIn(err);
+    if (refusal !== undefined) throw permissionDenied("JetStream account info", refusal);
     throw new BusError(
       "BUS_UNAVAILABLE",
       `NATS at ${serversForMessages(options.servers)} has no JetStream (start it with -js)`,
@@ -135,8 +139,10 @@ class NatsBus implements Bus {
       for await (const status of this.#link.nc.status()) {
         if (status.type !== "error" || !(status.error instanceof PermissionViolationError)) continue;
         const refused = status.error;
-        if (refused.operation !== "publish") continue;
-        this.#link.mux.refused(refused.subject, (what) => permissionDenied(what, refused));
+        if (refused.operation === "publish")
+          this.#link.mux.refused(refused.subject, (what) => permissionDenied(what, refused));
+        else if (refused.subject === this.#link.mux.inbox)
+          this.#link.mux.inboxRefused((what) => permissionDenied(what, refused));
       }
     } catch {
       // The connection is closed: nothing more to watch.
@@ -306,13 +312,26 @@ class NatsBus implements Bus {
   }
 }
 
+/** The permission violation in `err` or its causes, if there is one. */
+function permissionViolationIn(err: unknown): PermissionViolationError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++)
+    if (e instanceof PermissionViolationError) return e;
+  return undefined;
+}
+
 /** The server refused an operation: says which, and where the permissions are set. */
 function permissionDenied(what: string, refusal: PermissionViolationError): BusError {
   const verb = refusal.operation === "publish" ? "publish to" : "subscribe to";
+  // Replies come to an inbox under the connection's prefix: a user allowed other inboxes only
+  // needs sumac to use that prefix.
+  const inbox = refusal.operation === "subscription" && /^_INBOX[._]/.test(refusal.subject);
   return new BusError(
     "BUS_PERMISSION_DENIED",
     `${what}: the NATS server refused it (${refusal.message}): the user sumac connects as may not ` +
-      `${verb} ${refusal.subject}; see its permissions in the server's accounts (docs/nats.md)`,
+      `${verb} ${refusal.subject}` +
+      (inbox
+        ? ", its reply inbox: give sumac the inbox prefix the user may subscribe to (--nats-inbox-prefix or SUMAC_NATS_INBOX_PREFIX)"
+        : "; see its permissions in the server's accounts (docs/nats.md)"),
     { cause: refusal },
   );
 }

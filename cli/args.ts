@@ -5,6 +5,7 @@
  */
 import { errorClass } from "../base/errors.ts";
 import { redactUrlCredentials } from "../bus/bus.ts";
+import { INBOX_PREFIX } from "../bus/subject-rules.ts";
 import type { NatsCredential, NatsSecurity, NatsTls } from "../bus/open.ts";
 import { EXIT_CODES_HELP } from "../run/exit-codes.ts";
 
@@ -21,6 +22,8 @@ export interface RunArgs {
   readonly natsTls?: NatsTls;
   /** `--nats-creds`, `--nats-nkey` or `--nats-token-file`: a path, never a secret itself. */
   readonly natsCredential?: NatsCredential;
+  /** `--nats-inbox-prefix`: where replies come to, for a user allowed its own inboxes only. */
+  readonly natsInboxPrefix?: string;
   readonly stateDir?: string;
   /** `--retry RUN`: only the targets that did not succeed in that run (an id, or `last`). */
   readonly retry?: string;
@@ -38,6 +41,7 @@ const VALUED = {
   "--nats-creds": "FILE",
   "--nats-nkey": "FILE",
   "--nats-token-file": "FILE",
+  "--nats-inbox-prefix": "PREFIX",
   "--state-dir": "DIR",
   "--retry": "RUN",
 } as const;
@@ -63,6 +67,7 @@ export const NATS_ENV = {
   nkeySeed: "SUMAC_NATS_NKEY_SEED",
   token: "SUMAC_NATS_TOKEN",
   tokenFile: "SUMAC_NATS_TOKEN_FILE",
+  inboxPrefix: "SUMAC_NATS_INBOX_PREFIX",
 } as const;
 
 /** Variables that hold secrets (or a URL that may): the processes sumac starts must not inherit them. */
@@ -131,6 +136,9 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
         };
   const natsTls = tlsOf(value("--nats-ca"), value("--nats-cert"), value("--nats-key"));
   if (natsTls !== undefined) checkClientPair(natsTls, "--nats-cert", "--nats-key", `sumac ${command}`, see);
+  const natsInboxPrefix = value("--nats-inbox-prefix");
+  if (natsInboxPrefix !== undefined)
+    checkInboxPrefix(natsInboxPrefix, "--nats-inbox-prefix", `sumac ${command}`, see);
   const stateDir = value("--state-dir");
   const retry = value("--retry");
   return {
@@ -142,6 +150,7 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     ...(natsUrl === undefined ? {} : { natsUrl }),
     ...(natsTls === undefined ? {} : { natsTls }),
     ...(natsCredential === undefined ? {} : { natsCredential }),
+    ...(natsInboxPrefix === undefined ? {} : { natsInboxPrefix }),
     ...(stateDir === undefined ? {} : { stateDir }),
     ...(retry === undefined ? {} : { retry }),
   };
@@ -159,6 +168,13 @@ function tlsOf(caFile?: string, certFile?: string, keyFile?: string): NatsTls | 
 function checkClientPair(tls: NatsTls, cert: string, key: string, who: string, see: string): void {
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
     throw new UsageError(`${who}: ${cert} and ${key} go together (a client certificate and its key); ${see}`);
+}
+
+function checkInboxPrefix(prefix: string, from: string, who: string, see: string): void {
+  if (!INBOX_PREFIX.test(prefix))
+    throw new UsageError(
+      `${who}: ${from} '${prefix.slice(0, 140)}' is not an inbox prefix (1 to 8 tokens of [A-Za-z0-9_-] joined by dots, e.g. _INBOX.worker); ${see}`,
+    );
 }
 
 /** What the run gets to reach NATS: the URL and its TLS and credentials, or nothing (embedded). */
@@ -182,9 +198,9 @@ export function natsSettings(args: RunArgs, env: Readonly<Record<string, string 
   };
   const natsUrl = args.natsUrl ?? get(NATS_ENV.url)?.trim();
   if (natsUrl === undefined) {
-    if (args.natsTls !== undefined || args.natsCredential !== undefined)
+    if (args.natsTls !== undefined || args.natsCredential !== undefined || args.natsInboxPrefix !== undefined)
       throw new UsageError(
-        `${who}: the NATS TLS and credential options need a NATS server: --nats URL or ${NATS_ENV.url}; ${see}`,
+        `${who}: the NATS TLS, credential and inbox options need a NATS server: --nats URL or ${NATS_ENV.url}; ${see}`,
       );
     return {};
   }
@@ -221,10 +237,16 @@ export function natsSettings(args: RunArgs, env: Readonly<Record<string, string 
     throw new UsageError(
       `${who}: the NATS URL carries a user, password or token, and a NATS credential is given too: use one; ${see}`,
     );
+  const inboxPrefix = args.natsInboxPrefix ?? get(NATS_ENV.inboxPrefix)?.trim();
+  if (inboxPrefix !== undefined) checkInboxPrefix(inboxPrefix, NATS_ENV.inboxPrefix, who, see);
   const natsSecurity: NatsSecurity | undefined =
-    tls === undefined && credential === undefined
+    tls === undefined && credential === undefined && inboxPrefix === undefined
       ? undefined
-      : { ...(tls === undefined ? {} : { tls }), ...(credential === undefined ? {} : { credential }) };
+      : {
+          ...(tls === undefined ? {} : { tls }),
+          ...(credential === undefined ? {} : { credential }),
+          ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
+        };
   return { natsUrl, ...(natsSecurity === undefined ? {} : { natsSecurity }) };
 }
 
@@ -247,6 +269,9 @@ const COMMON = `Options:
   --nats-token-file FILE
                      a file holding the token (or SUMAC_NATS_TOKEN_FILE; the token itself in
                      SUMAC_NATS_TOKEN)
+  --nats-inbox-prefix PREFIX
+                     where replies come to (default _INBOX), for a NATS user allowed its own
+                     inboxes only, e.g. _INBOX.worker (or SUMAC_NATS_INBOX_PREFIX)
                      One credential at most. Secrets are never taken from the command line;
                      a file holding one (creds, seed, token, client key) must be readable by
                      its owner only (chmod 600), or sumac refuses it. See docs/nats.md

@@ -95,7 +95,7 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     );
     coordinatorBus = await openNatsBus({
       servers: server.url,
-      security: { credential: { kind: "nkey", file: seedFile } },
+      security: { credential: { kind: "nkey", file: seedFile }, inboxPrefix: "_INBOX.coordinator" },
     });
     buses.push(coordinatorBus);
     await coordinatorBus.stream(EVENT_STREAM.name, { subjects: EVENT_STREAM.subjects });
@@ -122,7 +122,10 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const bus = await openNatsBus({
       servers: server.url,
       timeoutMs: 2_000,
-      security: { credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" } },
+      security: {
+        credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" },
+        inboxPrefix: "_INBOX.worker",
+      },
     });
     buses.push(bus);
     const client = createLeaseClient({ bus, workerHost: "w1", leaseMs: 60_000 });
@@ -139,7 +142,27 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     assert.match(write.message, /may not publish to \$KV\.sumac-leases\.lock/);
     const lock = await (await coordinatorBus.kv("sumac-leases")).get("lock");
     assert.ok(lock !== undefined && !new TextDecoder().decode(lock.value).includes('"worker"'));
+    // Nor read the replies meant for others: its inboxes are its own.
+    for (const inbox of ["_INBOX.>", "_INBOX.coordinator.>", "_INBOX.subscriber.>"]) {
+      const peek = await busErrorOf(bus.subscribe(inbox, () => undefined));
+      assert.equal(peek.code, "BUS_PERMISSION_DENIED", inbox);
+    }
     await client.close({ release: true });
+  });
+
+  it("nats security - a worker without its inbox prefix is told which option sets it", async () => {
+    const refused = await busErrorOf(
+      openNatsBus({
+        servers: server.url,
+        timeoutMs: 3_000,
+        security: { credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" } },
+      }),
+    );
+    assert.equal(refused.code, "BUS_PERMISSION_DENIED");
+    assert.match(
+      refused.message,
+      /may not subscribe to _INBOX\.[A-Za-z0-9]+\.\*, its reply inbox: give sumac the inbox prefix the user may subscribe to \(--nats-inbox-prefix or SUMAC_NATS_INBOX_PREFIX\)/,
+    );
   });
 
   for (const role of ["worker", "coordinator"] as const) {
@@ -153,6 +176,7 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
         {
           SUMAC_NATS_URL: server.url,
           SUMAC_NATS_NKEY: seedFile,
+          SUMAC_NATS_INBOX_PREFIX: `_INBOX.${role}`,
           SUMAC_QUICKSTART_DIR: join(dir, "quickstart"),
         },
       );
@@ -168,7 +192,7 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const seedFile = await privateFile(join(dir, "subscriber.nk"), subscriber.seed);
     const bus = await openNatsBus({
       servers: server.url,
-      security: { credential: { kind: "nkey", file: seedFile } },
+      security: { credential: { kind: "nkey", file: seedFile }, inboxPrefix: "_INBOX.subscriber" },
     });
     buses.push(bus);
     const release = await busErrorOf(
@@ -194,7 +218,7 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const seedFile = await privateFile(join(dir, "subscriber2.nk"), subscriber.seed);
     const bus = await openNatsBus({
       servers: server.url,
-      security: { credential: { kind: "nkey", file: seedFile } },
+      security: { credential: { kind: "nkey", file: seedFile }, inboxPrefix: "_INBOX.subscriber" },
     });
     buses.push(bus);
     const seen: string[] = [];
@@ -239,7 +263,7 @@ describe("nats security - credentials and TLS", { skip, timeout: 120_000 }, () =
       );
       const bus = await openNatsBus({
         servers: server.url,
-        security: { credential: { kind: "creds", file: creds } },
+        security: { credential: { kind: "creds", file: creds }, inboxPrefix: "_INBOX.coordinator" },
       });
       buses.push(bus);
       const service = await startLeaseService({ bus, lockMs: 3_000 });

@@ -65,6 +65,18 @@ describe("cli nats args", () => {
       natsSettings(args("--nats", "nats://n"), { SUMAC_NATS_NKEY_SEED: "SUxyz" }).natsSecurity?.credential,
       { kind: "nkey", value: "SUxyz", from: "SUMAC_NATS_NKEY_SEED" },
     );
+    assert.deepEqual(
+      natsSettings(args("--nats", "nats://n", "--nats-inbox-prefix", "_INBOX.worker"), {
+        SUMAC_NATS_INBOX_PREFIX: "_INBOX.other",
+      }).natsSecurity,
+      { inboxPrefix: "_INBOX.worker" },
+    );
+    assert.deepEqual(
+      natsSettings(args("--nats", "nats://n"), { SUMAC_NATS_INBOX_PREFIX: "_INBOX.w" }).natsSecurity,
+      {
+        inboxPrefix: "_INBOX.w",
+      },
+    );
     // Embedded: the variables are not used.
     assert.deepEqual(natsSettings(args(), { SUMAC_NATS_TOKEN: "t", SUMAC_NATS_CA: "ca.pem" }), {});
   });
@@ -77,6 +89,15 @@ describe("cli nats args", () => {
         /one NATS credential at most, got --nats-creds and --nats-token-file/.test(e.message),
     );
     assert.throws(() => args("--nats-cert", "c.pem"), /--nats-cert and --nats-key go together/);
+    for (const bad of ["_INBOX.>", "_INBOX.*", "a..b", "a.", "x y"])
+      assert.throws(
+        () => args("--nats-inbox-prefix", bad),
+        /--nats-inbox-prefix .* is not an inbox prefix \(1 to 8 tokens of \[A-Za-z0-9_-\] joined by dots, e\.g\. _INBOX\.worker\)/,
+      );
+    assert.throws(
+      () => natsSettings(args("--nats", "nats://n"), { SUMAC_NATS_INBOX_PREFIX: "_INBOX.>" }),
+      /SUMAC_NATS_INBOX_PREFIX '_INBOX\.>' is not an inbox prefix/,
+    );
     assert.throws(
       () => natsSettings(args("--nats", "nats://n"), { SUMAC_NATS_TOKEN: "t", SUMAC_NATS_CREDS: "u.creds" }),
       /one NATS credential at most, but SUMAC_NATS_CREDS and SUMAC_NATS_TOKEN are all set/,
@@ -147,6 +168,8 @@ describe("cli nats args", () => {
       "--nats-creds FILE",
       "--nats-nkey FILE",
       "--nats-token-file",
+      "--nats-inbox-prefix PREFIX",
+      "SUMAC_NATS_INBOX_PREFIX",
       "SUMAC_NATS_CA",
       "SUMAC_NATS_CERT",
       "SUMAC_NATS_KEY",
