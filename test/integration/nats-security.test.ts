@@ -417,6 +417,57 @@ describe("nats security - credentials and TLS", { skip, timeout: 120_000 }, () =
 });
 
 describe("nats security - a real sumac run", { skip, timeout: 180_000 }, () => {
+  it("nats security - sumac runs over mutual TLS with a coordinator's creds file and inbox prefix, all from its options", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sumac-nats-tls-run-"));
+    const tls = testTls();
+    const op = operatorMode();
+    const server = await startConfiguredNats(
+      join(dir, "server"),
+      [
+        "listen: 127.0.0.1:-1",
+        `jetstream { store_dir: "${join(dir, "server", "js")}" }`,
+        `tls { cert_file: "${join(dir, "server", "server.pem")}", key_file: "${join(dir, "server", "server.key")}", ca_file: "${join(dir, "server", "ca.pem")}", verify: true }`,
+        op.serverConfig,
+        "",
+      ].join("\n"),
+      { files: { "server.pem": tls.serverCertPem, "server.key": tls.serverKeyPem, "ca.pem": tls.caPem } },
+    );
+    try {
+      const creds = await privateFile(
+        join(dir, "coordinator.creds"),
+        op.creds("coordinator", rolePermissions(accountsConf, "SUMAC_COORDINATOR")),
+      );
+      const ca = await privateFile(join(dir, "ca.pem"), tls.caPem);
+      const cert = await privateFile(join(dir, "client.pem"), tls.clientCertPem);
+      const key = await privateFile(join(dir, "client.key"), tls.clientKeyPem);
+      const common = ["inventory", join(root, "examples/quickstart.yaml"), "--nats", server.url];
+      const options = ["--nats-ca", ca, "--nats-cert", cert, "--nats-key", key, "--nats-creds", creds];
+      const env = { SUMAC_QUICKSTART_DIR: join(dir, "quickstart") };
+      const run = await runSumac(
+        [...common, ...options, "--nats-inbox-prefix", "_INBOX.coordinator", "--state-dir", join(dir, "s1")],
+        env,
+      );
+      assert.equal(run.code, 0, run.output);
+      assert.match(run.output, /hello/);
+      // Without the client certificate the server drops sumac: exit 255, saying what to give.
+      const noCert = await runSumac(
+        [...common, "--nats-ca", ca, "--nats-creds", creds, "--state-dir", join(dir, "s2")],
+        env,
+      );
+      assert.equal(noCert.code, 255, noCert.output);
+      assert.match(
+        noCert.output,
+        /verifies its clients' certificates \(mutual TLS\) and sumac has none: give one with --nats-cert and --nats-key/,
+      );
+      const jwt = (await readFile(creds, "utf8")).split("\n")[1]!;
+      for (const output of [run.output, noCert.output])
+        assert.ok(!output.includes(jwt), "the JWT is not shown");
+    } finally {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const from of ["SUMAC_NATS_TOKEN", "--nats-token-file"] as const) {
     it(`nats security - a token given by ${from} is in no command line, output, run file or child's environment`, async () => {
       const dir = await mkdtemp(join(tmpdir(), "sumac-nats-run-"));
