@@ -520,8 +520,12 @@ describe("nats security - a real sumac run", { skip, timeout: 180_000 }, () => {
             const st = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
             const ppid = Number(/\) \S+ (\d+)/.exec(st)?.[1]);
             if (ppid !== pid && !children.has(ppid)) continue;
-            const environ = await readFile(`/proc/${entry}/environ`, "utf8").catch(() => undefined);
+            // Between fork and exec a child is still a copy of sumac, whose own environment
+            // block (readable by this user only) is the one it was started with: look once the
+            // child runs its own program.
             const args = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+            if (args === cmdline) continue;
+            const environ = await readFile(`/proc/${entry}/environ`, "utf8").catch(() => undefined);
             if (environ !== undefined) children.set(Number(entry), `${args}\n${environ}`);
           }
           await new Promise((r) => setTimeout(r, 20));
