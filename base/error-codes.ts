@@ -101,6 +101,19 @@ export const ERROR_CODES = {
   REVISION_MISMATCH: { retryable: false, means: "a key changed since it was read (compare-and-set lost)" },
   BUS_CLOSED: { retryable: false, means: "the bus was closed" },
   BUS_UNAVAILABLE: { retryable: true, means: "the NATS server, or the way to it, is away for now" },
+  BUS_AUTH_FAILED: { retryable: false, means: "the NATS server refused the credentials given to it" },
+  BUS_TLS_FAILED: {
+    retryable: false,
+    means: "TLS with the NATS server failed: certificate not trusted, wrong name, or TLS required",
+  },
+  BUS_CREDENTIALS_INVALID: {
+    retryable: false,
+    means: "a NATS credential or TLS file that cannot be used: missing, readable by others, malformed",
+  },
+  BUS_PERMISSION_DENIED: {
+    retryable: false,
+    means: "the NATS server refused a publish or subscribe on a subject the account may not use",
+  },
   BAD_SUBJECT: { retryable: false, means: "a subject or key that the bus does not accept" },
   MESSAGE_TOO_LARGE: { retryable: false, means: "a message over the bus's size limit" },
   BAD_MESSAGE: { retryable: false, means: "a message that does not match its schema" },

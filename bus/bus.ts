@@ -195,6 +195,10 @@ export type BusErrorCode = Extract<
   | "BAD_SUBJECT"
   | "MESSAGE_TOO_LARGE"
   | "BUS_UNAVAILABLE"
+  | "BUS_AUTH_FAILED"
+  | "BUS_TLS_FAILED"
+  | "BUS_CREDENTIALS_INVALID"
+  | "BUS_PERMISSION_DENIED"
 >;
 
 /** The one error class of the bus: guards branch on `code`. */

@@ -8,7 +8,7 @@
  * (bench/lease.ts). Here a request costs one promise, one timer and a map entry, and an error is
  * made only when a request fails.
  */
-import { nuid, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { BusError, busTimeout } from "./bus.ts";
 
 /** A reply: the inbox it came to and its bytes (as nats.js delivers them). */
@@ -19,6 +19,8 @@ export interface MuxReply {
 
 interface Pending {
   readonly what: string;
+  /** Where the request went, to fail it when the server refuses a publish there. */
+  readonly subject: string;
   readonly resolve: (m: MuxReply) => void;
   readonly reject: (err: unknown) => void;
   readonly timer: NodeJS.Timeout;
@@ -28,13 +30,23 @@ interface Pending {
 
 export class RequestMux {
   readonly #nc: NatsConnection;
-  readonly #prefix = `_INBOX.${nuid.next()}.`;
+  readonly #prefix: string;
   readonly #pending = new Map<string, Pending>();
   #next = 0;
   #subscribed = false;
+  /** Set when the server refused the inbox subscription: no reply can come, requests fail at once. */
+  #denied: ((what: string) => Error) | undefined;
 
   constructor(nc: NatsConnection) {
     this.#nc = nc;
+    // Under the connection's inbox prefix (`_INBOX` unless set), as nats.js's own inboxes are.
+    const options = (nc as NatsConnection & { readonly options?: { readonly inboxPrefix?: string } }).options;
+    this.#prefix = `${createInbox(options?.inboxPrefix)}.`;
+  }
+
+  /** The subject of this mux's inbox subscription. */
+  get inbox(): string {
+    return `${this.#prefix}*`;
   }
 
   /**
@@ -50,11 +62,19 @@ export class RequestMux {
     options: { readonly headers?: MsgHdrs; readonly failOnLost?: boolean } = {},
   ): Promise<MuxReply> {
     const token = (this.#next++).toString(36);
+    if (this.#denied !== undefined) return Promise.reject(this.#denied(what));
     return new Promise<MuxReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.#pending.delete(token)) reject(busTimeout(what, ms)());
       }, ms);
-      this.#pending.set(token, { what, resolve, reject, timer, failOnLost: options.failOnLost === true });
+      this.#pending.set(token, {
+        what,
+        subject,
+        resolve,
+        reject,
+        timer,
+        failOnLost: options.failOnLost === true,
+      });
       try {
         this.#subscribe();
         const reply = this.#prefix + token;
@@ -71,6 +91,27 @@ export class RequestMux {
       if (!p.failOnLost) continue;
       this.#end(token);
       p.reject(new BusError("BUS_UNAVAILABLE", `${p.what}: the connection to NATS dropped`, { cause: err }));
+    }
+  }
+
+  /**
+   * The server refused a publish on `subject` (the account may not publish there): the requests
+   * sent there fail now with what `error` makes, rather than at their deadline.
+   */
+  refused(subject: string, error: (what: string) => Error): void {
+    for (const [token, p] of this.#pending) {
+      if (p.subject !== subject) continue;
+      this.#end(token);
+      p.reject(error(p.what));
+    }
+  }
+
+  /** The server refused the inbox subscription: every request fails, now and from now on. */
+  inboxRefused(error: (what: string) => Error): void {
+    this.#denied = error;
+    for (const [token, p] of this.#pending) {
+      this.#end(token);
+      p.reject(error(p.what));
     }
   }
 

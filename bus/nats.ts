@@ -11,7 +11,12 @@
  */
 import { withDeadline } from "../base/deadline.ts";
 import {
+  AuthorizationError,
   connect,
+  ConnectionError,
+  PermissionViolationError,
+  TimeoutError,
+  UserAuthenticationExpiredError,
   type Msg,
   type NatsConnection,
   type Subscription as NatsSubscription,
@@ -35,6 +40,12 @@ import { NatsLink } from "./nats-link.ts";
 import { openNatsKv } from "./nats-kv.ts";
 import { openNatsQueue } from "./nats-queue.ts";
 import { openNatsStream } from "./nats-stream.ts";
+import {
+  describeCredential,
+  natsConnectSecurity,
+  probeServerInfo,
+  type NatsSecurity,
+} from "./nats-security.ts";
 
 export interface NatsBusOptions {
   /** One URL or several of the same cluster, e.g. `nats://127.0.0.1:4222`. */
@@ -43,6 +54,8 @@ export interface NatsBusOptions {
   readonly name?: string;
   /** Deadline of the first connection and of calls that take none; default 5000 ms. */
   readonly timeoutMs?: number;
+  /** TLS and credentials (docs/nats.md); without them, plain NATS as the URL says. */
+  readonly security?: NatsSecurity;
 }
 
 /** Wait between two reconnection attempts (plus up to 100 ms of jitter), kept short and bounded. */
@@ -64,9 +77,14 @@ export function serversForMessages(servers: string | readonly string[]): string 
  */
 export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   const timeoutMs = options.timeoutMs ?? 5_000;
+  // Files are read and checked before any connection: a loose key file fails here, not later.
+  const security = await natsConnectSecurity(options.security);
   let nc: NatsConnection;
   try {
     nc = await connect({
+      ...(security.tls === undefined ? {} : { tls: security.tls }),
+      ...(security.authenticator === undefined ? {} : { authenticator: security.authenticator }),
+      ...(security.inboxPrefix === undefined ? {} : { inboxPrefix: security.inboxPrefix }),
       servers: options.servers,
       name: options.name ?? "sumac",
       timeout: timeoutMs,
@@ -81,13 +99,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new BusError(
-      "BUS_UNAVAILABLE",
-      `cannot connect to NATS at ${serversForMessages(options.servers)}`,
-      {
-        cause: err,
-      },
-    );
+    throw await connectFailure(err, options, timeoutMs);
   }
   try {
     const jsm = await withDeadline(
@@ -98,6 +110,8 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
     return new NatsBus(new NatsLink(nc, js, jsm, timeoutMs));
   } catch (err) {
     await nc.close();
+    const refusal = permissionViolationIn(err);
+    if (refusal !== undefined) throw permissionDenied("JetStream account info", refusal);
     throw new BusError(
       "BUS_UNAVAILABLE",
       `NATS at ${serversForMessages(options.servers)} has no JetStream (start it with -js)`,
@@ -112,6 +126,27 @@ class NatsBus implements Bus {
 
   constructor(link: NatsLink) {
     this.#link = link;
+    void this.#watchRefusals();
+  }
+
+  /**
+   * The server refuses a publish the account may not make with an error on the connection, not a
+   * reply: requests on that subject (bus requests and JetStream writes) fail at once with
+   * `BUS_PERMISSION_DENIED` instead of waiting for their deadline.
+   */
+  async #watchRefusals(): Promise<void> {
+    try {
+      for await (const status of this.#link.nc.status()) {
+        if (status.type !== "error" || !(status.error instanceof PermissionViolationError)) continue;
+        const refused = status.error;
+        if (refused.operation === "publish")
+          this.#link.mux.refused(refused.subject, (what) => permissionDenied(what, refused));
+        else if (refused.subject === this.#link.mux.inbox)
+          this.#link.mux.inboxRefused((what) => permissionDenied(what, refused));
+      }
+    } catch {
+      // The connection is closed: nothing more to watch.
+    }
   }
 
   publish(subject: string, data: Uint8Array): Promise<void> {
@@ -131,10 +166,14 @@ class NatsBus implements Bus {
   ): Promise<Subscription> {
     this.#link.checkOpen(`subscribe ${pattern}`);
     checkPattern(pattern);
+    let denied: PermissionViolationError | undefined;
     return await this.#track(
+      `subscribe ${pattern}`,
+      () => denied,
       this.#link.nc.subscribe(pattern, {
         ...(options.queue === undefined ? {} : { queue: options.queue }),
         callback: (err, m) => {
+          if (err instanceof PermissionViolationError) denied = err;
           if (err) return;
           try {
             handler({ subject: m.subject, data: m.data });
@@ -195,10 +234,14 @@ class NatsBus implements Bus {
         () => undefined,
       );
     };
+    let denied: PermissionViolationError | undefined;
     return await this.#track(
+      `serve ${subject}`,
+      () => denied,
       this.#link.nc.subscribe(subject, {
         ...(options.queue === undefined ? {} : { queue: options.queue }),
         callback: (err, m) => {
+          if (err instanceof PermissionViolationError) denied = err;
           if (err || !m.reply) return;
           answer(m);
         },
@@ -209,15 +252,26 @@ class NatsBus implements Bus {
   /**
    * Keeps the subscription for `close` and waits until the server has it (a round trip), so that
    * a message published from another connection after this resolves is delivered. While the server
-   * is away the subscription is renewed on reconnection; the wait is bounded.
+   * is away the subscription is renewed on reconnection; the wait is bounded. A subscription the
+   * account may not make is refused by the server before that round trip ends: it fails with
+   * `BUS_PERMISSION_DENIED`.
    */
-  async #track(sub: NatsSubscription): Promise<Subscription> {
+  async #track(
+    what: string,
+    denied: () => PermissionViolationError | undefined,
+    sub: NatsSubscription,
+  ): Promise<Subscription> {
     this.#subs.add(sub);
     if (this.#link.isConnected) {
       const ms = this.#link.timeoutMs;
       await withDeadline({ ms, timeout: busTimeout("subscribe", ms) }, () => this.#link.nc.flush()).catch(
         () => undefined,
       );
+    }
+    const refusal = denied();
+    if (refusal !== undefined) {
+      this.#subs.delete(sub);
+      throw permissionDenied(what, refusal);
     }
     return {
       unsubscribe: () =>
@@ -256,6 +310,108 @@ class NatsBus implements Bus {
       await nc.close();
     }
   }
+}
+
+/** The permission violation in `err` or its causes, if there is one. */
+function permissionViolationIn(err: unknown): PermissionViolationError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++)
+    if (e instanceof PermissionViolationError) return e;
+  return undefined;
+}
+
+/** The server refused an operation: says which, and where the permissions are set. */
+function permissionDenied(what: string, refusal: PermissionViolationError): BusError {
+  const verb = refusal.operation === "publish" ? "publish to" : "subscribe to";
+  // Replies come to an inbox under the connection's prefix: a user allowed other inboxes only
+  // needs sumac to use that prefix.
+  const inbox = refusal.operation === "subscription" && /^_INBOX[._]/.test(refusal.subject);
+  return new BusError(
+    "BUS_PERMISSION_DENIED",
+    `${what}: the NATS server refused it (${refusal.message}): the user sumac connects as may not ` +
+      `${verb} ${refusal.subject}` +
+      (inbox
+        ? ", its reply inbox: give sumac the inbox prefix the user may subscribe to (--nats-inbox-prefix or SUMAC_NATS_INBOX_PREFIX)"
+        : "; see its permissions in the server's accounts (docs/nats.md)"),
+    { cause: refusal },
+  );
+}
+
+/** Node's advice on a certificate it cannot verify, which is not what a NATS user should do. */
+const NODE_CA_ADVICE = /; if the root CA is installed locally, try running Node\.js with --use-system-ca$/;
+
+function isTlsFailure(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  return (
+    /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|HOSTNAME_)/.test(code) ||
+    /\bcertificate\b|\btls\b|\bssl\b/i.test(err.message)
+  );
+}
+
+/**
+ * Why the first connection failed, as an error that says what to check: refused credentials and
+ * TLS failures are not retried (another attempt would meet the same refusal), a server that did not
+ * answer is `BUS_UNAVAILABLE`. Messages name files and variables, never what they hold.
+ */
+async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number): Promise<BusError> {
+  const at = serversForMessages(options.servers);
+  const credential = options.security?.credential;
+  const tls = options.security?.tls;
+  const message = redactUrlCredentials(
+    err instanceof Error ? err.message.replace(NODE_CA_ADVICE, "") : String(err),
+  );
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) {
+    const list = typeof options.servers === "string" ? [options.servers] : options.servers;
+    const inUrl = list.some((s) => redactUrlCredentials(s) !== s);
+    const given = credential !== undefined || inUrl;
+    const which =
+      credential !== undefined
+        ? describeCredential(credential)
+        : "the user and password (or token) in the NATS URL";
+    return new BusError(
+      "BUS_AUTH_FAILED",
+      given
+        ? `NATS at ${at} refused sumac's credentials (${message}); ${which}: check that they belong to a user ` +
+            "of that server (token, nkey, or creds of its account, not expired)"
+        : `NATS at ${at} refused sumac (${message}): it requires credentials and none were given; give a ` +
+            "creds file, an nkey seed or a token (--nats-creds, --nats-nkey, --nats-token-file, or their variables; docs/nats.md)",
+      { cause: err },
+    );
+  }
+  if (err instanceof ConnectionError && /does not support 'tls'|not available on this server/.test(message))
+    return new BusError(
+      "BUS_TLS_FAILED",
+      `NATS at ${at} does not offer TLS, which the NATS CA or client certificate given asks for: ` +
+        "configure TLS on the server, or drop the TLS options",
+      { cause: err },
+    );
+  if (err instanceof Error && isTlsFailure(err))
+    return new BusError(
+      "BUS_TLS_FAILED",
+      `TLS with NATS at ${at} failed: ${message}; check the CA that verifies the server ` +
+        `(${tls?.caFile === undefined ? "none given, so the system's: give one with --nats-ca or SUMAC_NATS_CA" : tls.caFile}) ` +
+        "and that the URL's host is a name in the server's certificate",
+      { cause: err },
+    );
+  // A server that verifies clients drops one without a certificate after the handshake, which
+  // nats.js sees as no answer: its INFO line tells.
+  if (err instanceof TimeoutError && tls?.certFile === undefined) {
+    const first = (typeof options.servers === "string" ? options.servers : (options.servers[0] ?? "")).split(
+      ",",
+    )[0]!;
+    const info = await probeServerInfo(first.trim(), Math.min(timeoutMs, 2_000));
+    if (info?.tls_verify === true)
+      return new BusError(
+        "BUS_TLS_FAILED",
+        `NATS at ${at} verifies its clients' certificates (mutual TLS) and sumac has none: ` +
+          "give one with --nats-cert and --nats-key (or SUMAC_NATS_CERT and SUMAC_NATS_KEY)",
+        { cause: err },
+      );
+  }
+  return new BusError(
+    "BUS_UNAVAILABLE",
+    `cannot connect to NATS at ${at}: ${err instanceof TimeoutError ? `no answer within ${timeoutMs} ms` : message}`,
+    { cause: err },
+  );
 }
 
 /** `work`, or the signal's reason once it is aborted (`work` goes on, its outcome ignored). */

@@ -5,6 +5,9 @@
  */
 import { BusError } from "./bus.ts";
 
+/** A NATS inbox prefix: one to eight subject tokens, no wildcards, at most 128 characters. */
+export const INBOX_PREFIX = /^(?=.{1,128}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){0,7}$/;
+
 /** The payload limit of both adapters (NATS' default `max_payload`). */
 export const MAX_PAYLOAD = 1024 * 1024;
 

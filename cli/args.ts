@@ -5,6 +5,8 @@
  */
 import { errorClass } from "../base/errors.ts";
 import { redactUrlCredentials } from "../bus/bus.ts";
+import { INBOX_PREFIX } from "../bus/subject-rules.ts";
+import type { NatsCredential, NatsSecurity, NatsTls } from "../bus/open.ts";
 import { EXIT_CODES_HELP } from "../run/exit-codes.ts";
 
 export type RunCommand = "deploy" | "inventory";
@@ -16,6 +18,12 @@ export interface RunArgs {
   readonly downgrade: boolean;
   readonly json: boolean;
   readonly natsUrl?: string;
+  /** `--nats-ca`, `--nats-cert`, `--nats-key`: paths, never the files' content. */
+  readonly natsTls?: NatsTls;
+  /** `--nats-creds`, `--nats-nkey` or `--nats-token-file`: a path, never a secret itself. */
+  readonly natsCredential?: NatsCredential;
+  /** `--nats-inbox-prefix`: where replies come to, for a user allowed its own inboxes only. */
+  readonly natsInboxPrefix?: string;
   readonly stateDir?: string;
   /** `--retry RUN`: only the targets that did not succeed in that run (an id, or `last`). */
   readonly retry?: string;
@@ -25,7 +33,45 @@ export interface RunArgs {
 export class UsageError extends errorClass("BAD_USAGE") {}
 
 const SWITCHES = ["--rewrite", "--downgrade", "--json"] as const;
-const VALUED = { "--nats": "URL", "--state-dir": "DIR", "--retry": "RUN" } as const;
+const VALUED = {
+  "--nats": "URL",
+  "--nats-ca": "FILE",
+  "--nats-cert": "FILE",
+  "--nats-key": "FILE",
+  "--nats-creds": "FILE",
+  "--nats-nkey": "FILE",
+  "--nats-token-file": "FILE",
+  "--nats-inbox-prefix": "PREFIX",
+  "--state-dir": "DIR",
+  "--retry": "RUN",
+} as const;
+
+/** The credential options, of which one at most may be given. */
+const CREDENTIAL_FLAGS = {
+  "--nats-creds": "creds",
+  "--nats-nkey": "nkey",
+  "--nats-token-file": "token",
+} as const;
+
+/**
+ * The environment's counterparts of the NATS options. A variable names a file, except
+ * `SUMAC_NATS_TOKEN` and `SUMAC_NATS_NKEY_SEED`, which hold the secret itself.
+ */
+export const NATS_ENV = {
+  url: "SUMAC_NATS_URL",
+  ca: "SUMAC_NATS_CA",
+  cert: "SUMAC_NATS_CERT",
+  key: "SUMAC_NATS_KEY",
+  creds: "SUMAC_NATS_CREDS",
+  nkey: "SUMAC_NATS_NKEY",
+  nkeySeed: "SUMAC_NATS_NKEY_SEED",
+  token: "SUMAC_NATS_TOKEN",
+  tokenFile: "SUMAC_NATS_TOKEN_FILE",
+  inboxPrefix: "SUMAC_NATS_INBOX_PREFIX",
+} as const;
+
+/** Variables that hold secrets (or a URL that may): the processes sumac starts must not inherit them. */
+export const NATS_SECRET_ENV: readonly string[] = [NATS_ENV.url, NATS_ENV.token, NATS_ENV.nkeySeed];
 
 /** What `args` ask for: the run's arguments, or help. @throws {UsageError} */
 export function parseRunArgs(command: RunCommand, args: readonly string[]): RunArgs | "help" {
@@ -76,6 +122,23 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     throw new UsageError(
       `sumac ${command}: --nats must not carry a user or password (anyone on this machine can read a command line): put the URL in SUMAC_NATS_URL instead; ${see}`,
     );
+  const credentials = Object.keys(CREDENTIAL_FLAGS).filter((flag) => seen.has(flag));
+  if (credentials.length > 1)
+    throw new UsageError(
+      `sumac ${command}: one NATS credential at most, got ${credentials.join(" and ")}; ${see}`,
+    );
+  const natsCredential: NatsCredential | undefined =
+    credentials[0] === undefined
+      ? undefined
+      : {
+          kind: CREDENTIAL_FLAGS[credentials[0] as keyof typeof CREDENTIAL_FLAGS],
+          file: value(credentials[0] as keyof typeof VALUED)!,
+        };
+  const natsTls = tlsOf(value("--nats-ca"), value("--nats-cert"), value("--nats-key"));
+  if (natsTls !== undefined) checkClientPair(natsTls, "--nats-cert", "--nats-key", `sumac ${command}`, see);
+  const natsInboxPrefix = value("--nats-inbox-prefix");
+  if (natsInboxPrefix !== undefined)
+    checkInboxPrefix(natsInboxPrefix, "--nats-inbox-prefix", `sumac ${command}`, see);
   const stateDir = value("--state-dir");
   const retry = value("--retry");
   return {
@@ -85,9 +148,106 @@ export function parseRunArgs(command: RunCommand, args: readonly string[]): RunA
     downgrade: seen.has("--downgrade"),
     json: seen.has("--json"),
     ...(natsUrl === undefined ? {} : { natsUrl }),
+    ...(natsTls === undefined ? {} : { natsTls }),
+    ...(natsCredential === undefined ? {} : { natsCredential }),
+    ...(natsInboxPrefix === undefined ? {} : { natsInboxPrefix }),
     ...(stateDir === undefined ? {} : { stateDir }),
     ...(retry === undefined ? {} : { retry }),
   };
+}
+
+function tlsOf(caFile?: string, certFile?: string, keyFile?: string): NatsTls | undefined {
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
+  return {
+    ...(caFile === undefined ? {} : { caFile }),
+    ...(certFile === undefined ? {} : { certFile }),
+    ...(keyFile === undefined ? {} : { keyFile }),
+  };
+}
+
+function checkClientPair(tls: NatsTls, cert: string, key: string, who: string, see: string): void {
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+    throw new UsageError(`${who}: ${cert} and ${key} go together (a client certificate and its key); ${see}`);
+}
+
+function checkInboxPrefix(prefix: string, from: string, who: string, see: string): void {
+  if (!INBOX_PREFIX.test(prefix))
+    throw new UsageError(
+      `${who}: ${from} '${prefix.slice(0, 140)}' is not an inbox prefix (1 to 8 tokens of [A-Za-z0-9_-] joined by dots, e.g. _INBOX.worker); ${see}`,
+    );
+}
+
+/** What the run gets to reach NATS: the URL and its TLS and credentials, or nothing (embedded). */
+export interface NatsSettings {
+  readonly natsUrl?: string;
+  readonly natsSecurity?: NatsSecurity;
+}
+
+/**
+ * The NATS URL, TLS and credential of a run, from its options or else the environment (each of
+ * URL, CA, client certificate and credential taken from the command line when given there).
+ * Without a URL the run is embedded: TLS or credential options are then a mistake, variables are
+ * ignored. @throws {UsageError}
+ */
+export function natsSettings(args: RunArgs, env: Readonly<Record<string, string | undefined>>): NatsSettings {
+  const see = `see 'sumac ${args.command} --help'`;
+  const who = `sumac ${args.command}`;
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v;
+  };
+  const natsUrl = args.natsUrl ?? get(NATS_ENV.url)?.trim();
+  if (natsUrl === undefined) {
+    if (args.natsTls !== undefined || args.natsCredential !== undefined || args.natsInboxPrefix !== undefined)
+      throw new UsageError(
+        `${who}: the NATS TLS, credential and inbox options need a NATS server: --nats URL or ${NATS_ENV.url}; ${see}`,
+      );
+    return {};
+  }
+  const flagTls = args.natsTls ?? {};
+  const envCert = args.natsTls?.certFile === undefined && args.natsTls?.keyFile === undefined;
+  const tls = tlsOf(
+    flagTls.caFile ?? get(NATS_ENV.ca),
+    envCert ? get(NATS_ENV.cert) : flagTls.certFile,
+    envCert ? get(NATS_ENV.key) : flagTls.keyFile,
+  );
+  if (tls !== undefined) checkClientPair(tls, NATS_ENV.cert, NATS_ENV.key, who, see);
+  let credential = args.natsCredential;
+  if (credential === undefined) {
+    const given: NatsCredential[] = [];
+    const names: string[] = [];
+    const add = (name: string, make: (v: string) => NatsCredential): void => {
+      const v = get(name);
+      if (v === undefined) return;
+      names.push(name);
+      given.push(make(v));
+    };
+    add(NATS_ENV.creds, (file) => ({ kind: "creds", file }));
+    add(NATS_ENV.nkey, (file) => ({ kind: "nkey", file }));
+    add(NATS_ENV.nkeySeed, (value) => ({ kind: "nkey", value, from: NATS_ENV.nkeySeed }));
+    add(NATS_ENV.tokenFile, (file) => ({ kind: "token", file }));
+    add(NATS_ENV.token, (value) => ({ kind: "token", value, from: NATS_ENV.token }));
+    if (given.length > 1)
+      throw new UsageError(
+        `${who}: one NATS credential at most, but ${names.join(" and ")} are all set; ${see}`,
+      );
+    credential = given[0];
+  }
+  if (credential !== undefined && redactUrlCredentials(natsUrl) !== natsUrl)
+    throw new UsageError(
+      `${who}: the NATS URL carries a user, password or token, and a NATS credential is given too: use one; ${see}`,
+    );
+  const inboxPrefix = args.natsInboxPrefix ?? get(NATS_ENV.inboxPrefix)?.trim();
+  if (inboxPrefix !== undefined) checkInboxPrefix(inboxPrefix, NATS_ENV.inboxPrefix, who, see);
+  const natsSecurity: NatsSecurity | undefined =
+    tls === undefined && credential === undefined && inboxPrefix === undefined
+      ? undefined
+      : {
+          ...(tls === undefined ? {} : { tls }),
+          ...(credential === undefined ? {} : { credential }),
+          ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
+        };
+  return { natsUrl, ...(natsSecurity === undefined ? {} : { natsSecurity }) };
 }
 
 const COMMON = `Options:
@@ -98,6 +258,23 @@ const COMMON = `Options:
   --nats URL         run on a NATS JetStream server (or SUMAC_NATS_URL); without it the run is
                      embedded: in-process bus and lease service, no server needed. A URL with
                      a user or password goes in SUMAC_NATS_URL only, never on the command line
+  --nats-ca FILE     verify the NATS server's certificate with this CA (PEM) and require TLS
+                     (or SUMAC_NATS_CA)
+  --nats-cert FILE, --nats-key FILE
+                     client certificate and its key (PEM) for a server that verifies clients
+                     (or SUMAC_NATS_CERT and SUMAC_NATS_KEY)
+  --nats-creds FILE  a NATS creds file: user JWT and nkey seed (or SUMAC_NATS_CREDS)
+  --nats-nkey FILE   a file holding a user nkey seed (or SUMAC_NATS_NKEY; the seed itself in
+                     SUMAC_NATS_NKEY_SEED)
+  --nats-token-file FILE
+                     a file holding the token (or SUMAC_NATS_TOKEN_FILE; the token itself in
+                     SUMAC_NATS_TOKEN)
+  --nats-inbox-prefix PREFIX
+                     where replies come to (default _INBOX), for a NATS user allowed its own
+                     inboxes only, e.g. _INBOX.worker (or SUMAC_NATS_INBOX_PREFIX)
+                     One credential at most. Secrets are never taken from the command line;
+                     a file holding one (creds, seed, token, client key) must be readable by
+                     its owner only (chmod 600), or sumac refuses it. See docs/nats.md
   --state-dir DIR    where runs and the embedded bus are kept; default $XDG_STATE_HOME/sumac,
                      else ~/.local/state/sumac
   --retry RUN        run only the job's targets that did not succeed in an earlier run: RUN is

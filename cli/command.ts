@@ -5,7 +5,7 @@
  */
 import { JobFileError, loadJob } from "../run/job/load.ts";
 import type { Job } from "../run/job/types.ts";
-import type { RunArgs } from "./args.ts";
+import { natsSettings, type RunArgs } from "./args.ts";
 import type { RunDisplay } from "./display.ts";
 import { JsonDisplay } from "./display-json.ts";
 import { LineDisplay } from "./display-lines.ts";
@@ -75,6 +75,8 @@ async function retryJob(job: Job, run: string, stateDir: string, io: CliIo): Pro
 
 /** Runs a parsed `deploy` or `inventory` command line; resolves with the exit code. */
 export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory | undefined): Promise<number> {
+  const env = io.env ?? {};
+  const nats = natsSettings(args, env);
   let job: Job;
   try {
     job = await loadJob(args.jobFile);
@@ -83,7 +85,6 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
     io.err(`${error.format()}\n`);
     return ExitCode.badInput;
   }
-  const env = io.env ?? {};
   const stateDir = resolveStateDir(args.stateDir, env);
   if (args.retry !== undefined) {
     const retried = await retryJob(job, args.retry, stateDir, io);
@@ -98,14 +99,13 @@ export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory |
     );
     return ExitCode.otherFailure;
   }
-  const natsUrl = args.natsUrl ?? (env.SUMAC_NATS_URL?.trim() || undefined);
   const display = pickDisplay(args, io, job);
   const run = runJob({
     job,
     flags: { inventoryOnly: args.command === "inventory", rewrite: args.rewrite, downgrade: args.downgrade },
     steps,
     stateDir,
-    ...(natsUrl === undefined ? {} : { natsUrl }),
+    ...nats,
     ...(io.now === undefined ? {} : { now: io.now }),
     onEvent: (event) => display.event(event),
   });

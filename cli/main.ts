@@ -30,7 +30,9 @@ Usage:
   sumac <command> --help                 the command's options, where its report goes
   sumac --help | --version
 
-Options of deploy and inventory: --rewrite, --downgrade, --json, --nats URL, --state-dir DIR, --retry RUN.
+Options of deploy and inventory: --rewrite, --downgrade, --json, --nats URL, --state-dir DIR, --retry RUN,
+and for NATS --nats-ca, --nats-cert, --nats-key, --nats-creds, --nats-nkey, --nats-token-file FILE,
+--nats-inbox-prefix PREFIX.
 Without --nats (or SUMAC_NATS_URL) everything runs in this process (embedded default), keeping
 its state in $XDG_STATE_HOME/sumac (default ~/.local/state/sumac).
 

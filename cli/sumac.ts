@@ -33,6 +33,11 @@ compileCache();
 // the agent's client, certificates) only when a run starts: `--help` and a job file's errors are
 // answered without them.
 const { main } = await import("./main.ts");
+const { NATS_SECRET_ENV } = await import("./args.ts");
+// The run reads its NATS secrets from this copy; the processes it starts (ssh, a local target's
+// commands) get the environment without them.
+const env = { ...process.env };
+for (const name of NATS_SECRET_ENV) delete process.env[name];
 const createRunSteps: StepsFactory = async (run) => (await import("../run/compose.ts")).createRunSteps(run);
 
 const code = await main(
@@ -43,7 +48,7 @@ const code = await main(
     isTTY: process.stdout.isTTY === true,
     columns: process.stdout.columns,
     rows: process.stdout.rows,
-    env: process.env,
+    env,
     onInterrupt(handler) {
       // While a run lasts, Ctrl-C cancels it (cleanup runs) instead of killing the process.
       process.on("SIGINT", handler);

@@ -8,7 +8,7 @@ import { withDeadline } from "../base/deadline.ts";
 import { startLeaseService, type LeaseService } from "../actors/lease/service.ts";
 import { busTransport, type LeaseTransport } from "../actors/lease/transport.ts";
 import { redactUrlCredentials, type Bus, type EventStream, type KvStore } from "../bus/bus.ts";
-import { openBus } from "../bus/open.ts";
+import { openBus, type NatsSecurity } from "../bus/open.ts";
 import { EVENT_STREAM } from "./events/subjects.ts";
 import type { Job } from "./job/types.ts";
 import { EMBEDDED_SNAPSHOT_RUNS, pruneSnapshots, SNAPSHOT_BUCKET } from "./snapshot-store.ts";
@@ -37,6 +37,8 @@ export interface BackendOptions {
   readonly job: Job;
   readonly stateDir: string;
   readonly natsUrl?: string;
+  /** TLS and credentials for NATS; used with `natsUrl` only. */
+  readonly natsSecurity?: NatsSecurity;
   /** How long the embedded lease service may take to become active (a crashed run's lock expires). */
   readonly leaseActiveMs?: number;
 }
@@ -51,7 +53,11 @@ export async function openBackend(options: BackendOptions): Promise<Backend> {
   const mode = natsUrl === undefined ? "embedded" : "nats";
   let bus: Bus;
   try {
-    bus = await openBus(natsUrl === undefined ? { stateDir: options.stateDir } : { natsUrl });
+    bus = await openBus(
+      natsUrl === undefined
+        ? { stateDir: options.stateDir }
+        : { natsUrl, ...(options.natsSecurity === undefined ? {} : { natsSecurity: options.natsSecurity }) },
+    );
   } catch (error) {
     const where = mode === "nats" ? "the NATS server" : `the state directory ${options.stateDir}`;
     throw new RunSetupError(`cannot open the bus on ${where}: ${messageOf(error)}`, { cause: error });

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { provideSteps } from "../actors/target/steps.ts";
 import { encode } from "../bus/subjects.ts";
+import type { NatsSecurity } from "../bus/open.ts";
 import { RunFinished, RunStarted, subjects } from "./events/subjects.ts";
 import type { Job, JobTarget } from "./job/types.ts";
 import { openBackend, RunSetupError, type Backend } from "./backend.ts";
@@ -33,6 +34,8 @@ export interface RunJobOptions {
   readonly stateDir: string;
   /** A NATS URL; without one the run is embedded (in-process bus kept in `stateDir`). */
   readonly natsUrl?: string;
+  /** TLS and credentials for NATS (docs/nats.md); used with `natsUrl` only. */
+  readonly natsSecurity?: NatsSecurity;
   /** Told of every event, in order (the display). Must not throw. */
   readonly onEvent?: (event: RunEvent) => void;
   /** Wall clock, ms since the epoch; default `Date.now`. */
@@ -118,6 +121,7 @@ class Run {
       job,
       stateDir: this.#o.stateDir,
       ...(this.#o.natsUrl === undefined ? {} : { natsUrl: this.#o.natsUrl }),
+      ...(this.#o.natsSecurity === undefined ? {} : { natsSecurity: this.#o.natsSecurity }),
       ...(this.#o.leaseActiveMs === undefined ? {} : { leaseActiveMs: this.#o.leaseActiveMs }),
     });
     this.#events.attach(backend.bus);

@@ -384,7 +384,7 @@ describe("bus open - adapter choice", () => {
       (error: Error) => {
         assert.equal(
           error.message,
-          `cannot connect to NATS at nats://***@127.0.0.1:${port}, nats://***@127.0.0.1:${port}`,
+          `cannot connect to NATS at nats://***@127.0.0.1:${port}, nats://***@127.0.0.1:${port}: connection refused`,
         );
         return true;
       },
