@@ -180,7 +180,7 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
           ...(options.debug ? { debug: options.debug } : {}),
           // Called during key exchange, before the user name or any credential is sent.
           hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-            verifyHostKey(options.hostKey, host, port, key).then(
+            verifyHostKey(options.hostKey, host, port, key, stop).then(
               (v) => {
                 verdict = v;
                 verify(v.ok);
