@@ -9,8 +9,8 @@
  * With `become` (a login other than root that becomes root through sudo), what root runs must be
  * beyond the login's reach: the login's files could be swapped after a check by whoever holds the
  * account, which need not know the sudo password. So root makes `<root>/<run>` root's own (mode
- * 0700) in a root that is root's, as is every directory above it; the login uploads into its own
- * spool `<root>/.upload-<uid>`, and root copies each file from there into place and hashes the
+ * 0700) in a root that is root's, as is every directory above it; the login uploads into a spool
+ * of its own beside it, `<root>/.upload-<run>`, and root copies each file from there into place and hashes the
  * copy, which only root can change, before renaming it to its name. A difference from what was
  * sent is HASH_MISMATCH and nothing is put in place.
  */
@@ -46,6 +46,8 @@ export interface FilesHost {
   useBecomeForRunDir(signal?: AbortSignal): Promise<boolean>;
   /** The login user's numeric uid. */
   uid(signal?: AbortSignal): Promise<number>;
+  /** With become: the login's upload spool of the run whose directory this session made last. */
+  uploadDir?: string;
   /** Tells the session the login user's uid, learnt by a command that ran anyway. */
   learnUid(uid: number): void;
   exec(command: string, options: ExecOptions): Promise<ExecResult>;
@@ -218,7 +220,7 @@ export async function createRunDir(
   // own for the uid (each costs a round trip and a session on the target).
   const uid = become ? String(await host.uid(signal)) : "";
   const command = become
-    ? script(ROOT_RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, spoolOf(host, uid), ...subdirs])
+    ? script(ROOT_RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, uploadSpoolOf(dir), ...subdirs])
     : script(RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, ...subdirs]);
   const result = await host.exec(command, {
     timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
@@ -228,12 +230,16 @@ export async function createRunDir(
   if (result.exitCode !== 0) throw scriptError(`cannot prepare ${dir} on ${host.label}`, result);
   const learnt = /^uid (\d{1,10})$/m.exec(result.stdout)?.[1];
   if (!become && learnt !== undefined) host.learnUid(Number(learnt));
+  if (become) host.uploadDir = uploadSpoolOf(dir);
   return dir;
 }
 
-/** The login's upload spool under the run root (a name no run can have: runs do not start with `.`). */
-function spoolOf(host: FilesHost, uid: string | number): string {
-  return `${host.runRoot}/.upload-${uid}`;
+/**
+ * With become, the login's upload spool for the run directory `runDir`: beside it, named as no run
+ * can be (run names do not start with `.`). Removed with the run's files (agent-files.ts).
+ */
+export function uploadSpoolOf(runDir: string): string {
+  return `${posix.dirname(runDir)}/.upload-${posix.basename(runDir)}`;
 }
 
 export async function makeDir(
@@ -291,7 +297,9 @@ export async function putFile(
     throw new RemoteCommandError(`mode ${String(options.mode)} for ${p} is not a permission mode`);
   }
   const become = await host.useBecomeForRunDir(signal);
-  const uploadTo = become ? `${spoolOf(host, await host.uid(signal))}/${randomBytes(12).toString("hex")}` : p;
+  if (become && host.uploadDir === undefined)
+    throw new RemoteCommandError(`no run directory was made on ${host.label} to upload ${p} through`);
+  const uploadTo = become ? `${host.uploadDir}/${randomBytes(12).toString("hex")}` : p;
   const sftp = await host.sftp(signal).catch((e: unknown) => {
     throw signal.aborted ? reason() : e;
   });

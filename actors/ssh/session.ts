@@ -95,6 +95,8 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
   readonly username: string;
   readonly hostKeyFingerprint: string;
   readonly runRoot: string;
+  /** With become, where this session's uploads pass through (files.ts `uploadSpoolOf`). */
+  uploadDir?: string;
   readonly hooks?: FileHooks;
   readonly #client: Client;
   readonly #become: BecomeConfig | undefined;

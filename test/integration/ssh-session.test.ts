@@ -423,7 +423,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       const dir = await deploy.createRunDir("run-1");
       assert.equal(dir, "/var/tmp/sumac/run-1");
       const st = await target.exec(
-        "stat -c '%U %a' /var/tmp/sumac /var/tmp/sumac/run-1 /var/tmp/sumac/.upload-$(id -u deploy)",
+        "stat -c '%U %a' /var/tmp/sumac /var/tmp/sumac/run-1 /var/tmp/sumac/.upload-run-1",
       );
       assert.equal(st.stdout, "root 755\nroot 700\ndeploy 700\n");
       assert.equal(
@@ -586,17 +586,14 @@ describe("ssh session - against a linux-target", { skip }, () => {
         "1\n",
         "nothing in place",
       );
-      assert.equal(
-        (await target.exec(`ls -A /var/tmp/sumac/.upload-$(id -u operator)`)).stdout,
-        "",
-        "upload removed",
-      );
+      assert.equal((await target.exec(`ls -A /var/tmp/sumac/.upload-run-swap`)).stdout, "", "upload removed");
 
       const honest = await connect({
         username: "operator",
         auth: { kind: "key", privateKey: target.users.operator.privateKey },
         become: { password: target.users.operator.password },
       });
+      await honest.createRunDir("run-swap", { subdirs: ["staging"] });
       await honest.put(script, `${dir}/staging/install.sh`, { mode: 0o755, checkOnTarget: false });
       const st = await target.exec(`stat -c '%U %a' ${dir} ${dir}/staging ${dir}/staging/install.sh`);
       assert.equal(st.stdout, "root 700\nroot 700\nroot 755\n");
@@ -612,6 +609,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       const r = await honest.exec(`${dir}/staging/install.sh`, { become: true, timeoutMs });
       assert.deepEqual([r.exitCode, r.stdout], [0, "genuine\n0\n"]);
       await honest.remove(dir, { become: true });
+      await honest.remove("/var/tmp/sumac/.upload-run-swap", { become: true });
     });
 
     it("ssh files - with become, a run root the login user owns is refused: root's files must lie in root's directories", async () => {

@@ -267,7 +267,8 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
         runtimePushed,
         stagingDir,
         logDir: `${logRoot}/${checkRunName(runId)}`,
-        extraPaths: [],
+        // The login's upload spool (with become) is outside the run directory the agent removes.
+        extraPaths: files.uploadDir === undefined ? [] : [files.uploadDir],
       };
       return pushed;
     },
@@ -275,7 +276,11 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
     async remove(session, runId, signal) {
       const target = { id: session.targetId };
       const runDir = session.pushed?.runDir ?? `${session.files.runRoot}/${checkRunName(runId)}`;
-      const extra = session.pushed?.extraPaths ?? [];
+      // The login's upload spool goes too when the push failed before it could say so.
+      const spool = session.files.uploadDir;
+      const extra = [
+        ...new Set([...(session.pushed?.extraPaths ?? []), ...(spool === undefined ? [] : [spool])]),
+      ];
       if (session.agentRemovedFiles === true && extra.length === 0) {
         // The agent removed the run directory before it exited 0: no command (and no new SSH
         // session on the target) for what is gone already.
