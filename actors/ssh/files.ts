@@ -2,12 +2,11 @@
  * The file operations of an SSH session, all confined to the run root (`/var/tmp/sumac` by
  * default): creating a run's directory, uploads verified by SHA-256 on the target, and removal.
  *
- * Without `become`, files are uploaded as the login user into `<root>/<run>`, a directory it owns
- * with mode 0700, and the root directory is checked (owner root or the login user, writable by no
- * one else, no symbolic link), so no other account can swap a file.
+ * A root login makes `<root>/<run>` (mode 0700) and uploads into it, the root directory checked
+ * (owner root or the login user, writable by no one else, no symbolic link).
  *
- * With `become` (a login other than root that becomes root through sudo), what root runs must be
- * beyond the login's reach: the login's files could be swapped after a check by whoever holds the
+ * Any other login reaches root through sudo (`become`), and what root runs must be beyond its
+ * reach: the login's files could be swapped after a check by whoever holds the
  * account, which need not know the sudo password. So root makes `<root>/<run>` root's own (mode
  * 0700) in a root that is root's, as is every directory above it; the login uploads into a spool
  * of its own beside it, `<root>/.upload-<run>`, and root copies each file from there into place and hashes the
@@ -42,7 +41,7 @@ export interface FileHooks {
 export interface FilesHost {
   readonly label: string;
   readonly runRoot: string;
-  /** Whether root should create run directories (the login is not root and become is configured). */
+  /** Whether root makes run directories and copies uploads into them (the login is not root). */
   useBecomeForRunDir(signal?: AbortSignal): Promise<boolean>;
   /** The login user's numeric uid. */
   uid(signal?: AbortSignal): Promise<number>;
