@@ -147,11 +147,13 @@ if [ ! -e "$root" ] && [ ! -L "$root" ]; then mkdir -p -m 0755 -- "$root" || exi
 if [ -L "$root" ] || [ ! -d "$root" ]; then echo "$root is a symbolic link or not a directory" >&2; exit 21; fi
 real=$(cd -P -- "$root" && pwd -P) || exit 20
 rootchain "$root" "$real"
-for d in "$dir" $(for sub in "$@"; do printf '%s\n' "$dir/$sub"; done); do
-  if [ -L "$d" ] || { [ -e "$d" ] && { [ ! -d "$d" ] || [ "$(stat -c %u -- "$d")" != 0 ]; }; }; then echo "$d exists and is not root's directory" >&2; exit 21; fi
-  if [ ! -e "$d" ]; then mkdir -m 0700 -- "$d" || exit 20; fi
-  chmod 0700 -- "$d" || exit 20
-done
+rootdir() {
+  if [ -L "$1" ] || { [ -e "$1" ] && { [ ! -d "$1" ] || [ "$(stat -c %u -- "$1")" != 0 ]; }; }; then echo "$1 exists and is not root's directory" >&2; exit 21; fi
+  if [ ! -e "$1" ]; then mkdir -m 0700 -- "$1" || exit 20; fi
+  chmod 0700 -- "$1" || exit 20
+}
+rootdir "$dir"
+for sub in "$@"; do rootdir "$dir/$sub"; done
 if [ -L "$spool" ] || { [ -e "$spool" ] && { [ ! -d "$spool" ] || [ "$(stat -c %u -- "$spool")" != "$uid" ]; }; }; then rm -rf -- "$spool" || exit 20; fi
 if [ ! -e "$spool" ]; then mkdir -m 0700 -- "$spool" && chown -- "$uid" "$spool" || exit 20; fi
 echo "uid $uid"`;
