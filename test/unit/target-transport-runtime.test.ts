@@ -177,6 +177,12 @@ describe("target transport runtime - probe", () => {
     const facts = probe([join(open, "node"), join(closed, "node")]);
     assert.deepEqual(facts.node, { path: join(closed, "node"), version: "v22.1.0" });
     assert.deepEqual(facts.rejected, [`${join(open, "node")} (not root's own)`]);
+    // Found through a link, it is given as the binary itself (a link could be repointed later).
+    await symlink(join(closed, "node"), join(open, "node-link"));
+    assert.deepEqual(probe([join(open, "node-link")]).node, {
+      path: join(closed, "node"),
+      version: "v22.1.0",
+    });
     await chmod(join(closed, "node"), 0o775);
     assert.notEqual(probe([join(closed, "node")]).node?.path, join(closed, "node"), "a group-writable file");
   });

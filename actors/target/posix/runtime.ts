@@ -83,12 +83,13 @@ export interface TargetFacts {
 }
 
 /**
- * A shell function: `rootowned PATH` succeeds when PATH, its links resolved, and every directory
- * above it belong to root and are writable by no one else (a sticky directory such as /tmp
- * excepted above it): a file that only root can replace. Node binaries run as root must be such.
+ * A shell function: `rootowned PATH` succeeds when PATH has no symbolic link in it (one could be
+ * pointed elsewhere after the check), and it and every directory above it belong to root and are
+ * writable by no one else (a sticky directory such as /tmp excepted above it): a file that only
+ * root can replace. Node binaries run as root must be such.
  */
 export const ROOT_OWNED_FUNCTION = `rootowned() {
-  f=$(readlink -f -- "$1" 2>/dev/null) && [ -f "$f" ] || return 1
+  f=$(readlink -f -- "$1" 2>/dev/null) && [ "$f" = "$1" ] && [ -f "$f" ] || return 1
   m=$(stat -c %u:%a -- "$f") || return 1
   case "$m" in 0:*) ;; *) return 1 ;; esac
   [ $(( 0\${m#*:} & 022 )) -eq 0 ] || return 1
@@ -104,7 +105,8 @@ export const ROOT_OWNED_FUNCTION = `rootowned() {
  * The probe: one shell command. `extraNodes` are tried first (local mode: this process's own
  * Node); `cached` are `[path, sha256]` pairs checked with `sha256sum` (the agent cache). With
  * `rootOwnedOnly`, a Node that the login (or anyone but root) could replace is passed over and
- * reported as `untrusted`: it would run as root.
+ * reported as `untrusted` (it would run as root), and the one taken is given with its links
+ * resolved.
  */
 export function probeCommand(
   extraNodes: readonly string[] = [],
@@ -122,7 +124,8 @@ export function probeCommand(
     '    r=$(readlink -f -- "$n" 2>/dev/null) || r=$n',
     '    case "$seen" in *" $r "*) continue ;; esac',
     '    seen="$seen$r "',
-    ...(rootOwnedOnly ? ['    if ! rootowned "$n"; then echo "untrusted $n"; continue; fi'] : []),
+    // Root is given the binary itself: a link on the way could be pointed elsewhere later.
+    ...(rootOwnedOnly ? ['    if ! rootowned "$r"; then echo "untrusted $n"; continue; fi', "    n=$r"] : []),
     // The version first: a path may hold spaces. An empty version means it did not answer.
     '    v=$("$n" --version 2>/dev/null | head -n 1); echo "node ${v:-none} $n"',
     "    m=${v#v}; m=${m%%.*}",
