@@ -102,6 +102,11 @@ export interface FileChannel {
   /** The directory that holds every run's directory on the target. */
   readonly runRoot: string;
   /**
+   * A directory of the login's own, beside the run's, that uploads pass through on their way to
+   * root's copy (SSH with become, after `createRunDir`); removed with the run's files.
+   */
+  readonly uploadDir?: string;
+  /**
    * Creates (or, when it exists and is safe, reuses) `<runRoot>/<run>`, private to the login user
    * and readable by root, and `subdirs` in it (plain names, same mode and owner), in one command;
    * returns its path.

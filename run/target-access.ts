@@ -25,11 +25,17 @@ async function credentialsOf(target: SshTarget, env: NodeJS.ProcessEnv): Promise
   }
 }
 
-/** How a login other than root becomes root: sudo, with its password only when the job gives one. */
+/**
+ * How a login other than root becomes root: sudo (by the job's path, else by the places the SSH
+ * transport looks in), with its password only when the job gives one.
+ */
 async function becomeOf(target: SshTarget, env: NodeJS.ProcessEnv): Promise<BecomeConfig | undefined> {
   if (target.user === "root" || target.become === undefined) return undefined;
-  const password = target.become.password;
-  return password === undefined ? {} : { password: await readSecret(password, env) };
+  const { password, sudoPath } = target.become;
+  return {
+    ...(password === undefined ? {} : { password: await readSecret(password, env) }),
+    ...(sudoPath === undefined ? {} : { sudoPath }),
+  };
 }
 
 /**

@@ -11,6 +11,13 @@
  * command's own stdin written, and everything on stderr before it (prompts, sudo's lecture) is
  * sudo's, not the command's. The password goes over the encrypted channel's stdin only, never argv.
  *
+ * sudo is run by its absolute path, never as found on the login's PATH (a `sudo` earlier there
+ * would be handed the password): `become.sudoPath` when the job names one, else the first of
+ * {@link SUDO_CANDIDATES}, found by `/bin/sh` under `/usr/bin/env -i`, so that nothing of the
+ * login's environment (PATH, exported shell functions from `~/.ssh/environment`) takes part. As
+ * root, `/bin/sh` sets {@link ROOT_PATH} before anything else runs: sudo keeps the caller's PATH
+ * where sudoers has no `secure_path`, and the login's PATH must not pick what root runs.
+ *
  * Every command also runs under coreutils `timeout` on the target, a backstop to the caller's
  * deadline when the connection is lost: `exec` makes it the session's process, so a TERM sent over
  * the channel reaches it (through sudo, which relays signals), and it ends the command's whole
@@ -24,10 +31,49 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** How to become root on the host; `password` is the login user's sudo password, if it needs one. */
+/**
+ * Where sudo is looked for, in order, when the job names none: the directories of root's own
+ * `secure_path` and default PATH, which only root can write. Package managers install sudo in
+ * `/usr/bin` (Debian, Ubuntu, RHEL, SUSE, Alpine); `/bin` is the same directory on merged-/usr
+ * systems and the old place elsewhere; the `sbin` directories follow as root's PATH has them;
+ * `/usr/local` comes last, for a sudo built on the site, since older systems let the `staff`
+ * group write there.
+ */
+export const SUDO_CANDIDATES: readonly string[] = [
+  "/usr/bin/sudo",
+  "/bin/sudo",
+  "/usr/sbin/sudo",
+  "/sbin/sudo",
+  "/usr/local/bin/sudo",
+  "/usr/local/sbin/sudo",
+];
+
+/** The PATH of what runs as root (Debian's `secure_path`, which other distributions' contain). */
+export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * How to become root on the host: `password` is the login user's sudo password, if it needs one;
+ * `sudoPath` the absolute path of sudo there, when not one of {@link SUDO_CANDIDATES}.
+ */
 export interface BecomeConfig {
   readonly password?: string;
+  readonly sudoPath?: string;
 }
+
+/** Absolute, of plain names none of which starts with a dot (so no `.` or `..`). */
+export const SUDO_PATH = /^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/;
+
+/** A sudo path as a job may name it: absolute, normalised, plain characters. */
+export function isSudoPath(path: string): boolean {
+  return SUDO_PATH.test(path) && path.length <= 256;
+}
+
+/** The script, run by `/bin/sh`, that executes the first sudo of {@link SUDO_CANDIDATES}. */
+const FIND_SUDO = [
+  `for s in ${SUDO_CANDIDATES.join(" ")}; do if [ -f "$s" ] && [ -x "$s" ]; then exec "$s" "$@"; fi; done`,
+  `echo "sumac: no sudo in ${SUDO_CANDIDATES.join(", ")} (set become.sudoPath)" >&2`,
+  "exit 127",
+].join("; ");
 
 export interface WrapOptions {
   /** Run as root through sudo (false: as the login user). */
@@ -68,8 +114,20 @@ export function wrapCommand(command: string, options: WrapOptions): WrappedComma
   const prompt = `[sumac-sudo-prompt-${tag}]`;
   const marker = `[sumac-sudo-ok-${tag}]`;
   const sendsPassword = options.become.password !== undefined;
-  const sudo = sendsPassword ? ["sudo", "-S", "-p", prompt, "--"] : ["sudo", "-n", "--"];
-  const announce = ["sh", "-c", `printf '%s\\n' "$0" >&2; exec "$@"`, marker];
+  const { sudoPath } = options.become;
+  if (sudoPath !== undefined && !isSudoPath(sudoPath))
+    throw new TypeError(`sudo path ${JSON.stringify(sudoPath)} is not an absolute path`);
+  const run =
+    sudoPath === undefined
+      ? ["/usr/bin/env", "-i", "/bin/sh", "-c", FIND_SUDO, "sumac-sudo"]
+      : ["/usr/bin/env", "-i", sudoPath];
+  const sudo = [...run, ...(sendsPassword ? ["-S", "-p", prompt, "--"] : ["-n", "--"])];
+  const announce = [
+    "/bin/sh",
+    "-c",
+    `PATH=${ROOT_PATH}; export PATH; printf '%s\\n' "$0" >&2; exec "$@"`,
+    marker,
+  ];
   return {
     line: `exec ${[...sudo, ...announce, ...inner].map(shellQuote).join(" ")}`,
     sudo: { prompt, marker, sendsPassword },

@@ -17,7 +17,7 @@
 import ssh2 from "ssh2";
 import { endsOnce, withDeadline } from "../../base/deadline.ts";
 import { authLabel, resolveAuth, type SshAuth } from "./auth.ts";
-import type { BecomeConfig } from "./become.ts";
+import { isSudoPath, type BecomeConfig } from "./become.ts";
 import {
   SshAuthError,
   SshConfigError,
@@ -124,6 +124,10 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
   if (options.username === "") throw new SshConfigError("no user name to log in as");
   if (!(timeoutMs > 0)) throw new SshConfigError(`connect timeout ${String(timeoutMs)} ms is not positive`);
   validatePolicy(options.hostKey);
+  if (options.become?.sudoPath !== undefined && !isSudoPath(options.become.sudoPath))
+    throw new SshConfigError(
+      `sudo path ${JSON.stringify(options.become.sudoPath)} is not an absolute path of plain characters`,
+    );
   const runRoot = checkRunRoot(options.runRoot ?? DEFAULT_RUN_ROOT);
   const label = hostLabel(host, port);
   signal?.throwIfAborted();
@@ -180,7 +184,7 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshSession
           ...(options.debug ? { debug: options.debug } : {}),
           // Called during key exchange, before the user name or any credential is sent.
           hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-            verifyHostKey(options.hostKey, host, port, key).then(
+            verifyHostKey(options.hostKey, host, port, key, stop).then(
               (v) => {
                 verdict = v;
                 verify(v.ok);

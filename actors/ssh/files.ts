@@ -2,13 +2,18 @@
  * The file operations of an SSH session, all confined to the run root (`/var/tmp/sumac` by
  * default): creating a run's directory, uploads verified by SHA-256 on the target, and removal.
  *
- * Files are uploaded as the login user into `<root>/<run>`, a directory it owns with mode 0700.
- * With `become`, root creates that directory (and the root itself, 0755 and root-owned, when
- * missing) and hands it to the login user; root then reads the files where they are (no copy,
- * no second hash). Only the login user, who may become root anyway, and root can change them,
- * and the root directory is checked (owner root or the login user, writable by no one else, no
- * symbolic link), so no other account can swap a file root will run.
+ * A root login makes `<root>/<run>` (mode 0700) and uploads into it, the root directory checked
+ * (owner root or the login user, writable by no one else, no symbolic link).
+ *
+ * Any other login reaches root through sudo (`become`), and what root runs must be beyond its
+ * reach: the login's files could be swapped after a check by whoever holds the
+ * account, which need not know the sudo password. So root makes `<root>/<run>` root's own (mode
+ * 0700) in a root that is root's, as is every directory above it; the login uploads into a spool
+ * of its own beside it, `<root>/.upload-<run>`, and root copies each file from there into place and hashes the
+ * copy, which only root can change, before renaming it to its name. A difference from what was
+ * sent is HASH_MISMATCH and nothing is put in place.
  */
+import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import type { SFTPWrapper } from "ssh2";
 import type { ExecOptions, ExecResult, FileOpOptions, PutOptions, PutResult } from "../remote.ts";
@@ -36,10 +41,12 @@ export interface FileHooks {
 export interface FilesHost {
   readonly label: string;
   readonly runRoot: string;
-  /** Whether root should create run directories (the login is not root and become is configured). */
+  /** Whether root makes run directories and copies uploads into them (the login is not root). */
   useBecomeForRunDir(signal?: AbortSignal): Promise<boolean>;
   /** The login user's numeric uid. */
   uid(signal?: AbortSignal): Promise<number>;
+  /** With become: the login's upload spool of the run whose directory this session made last. */
+  uploadDir?: string;
   /** Tells the session the login user's uid, learnt by a command that ran anyway. */
   learnUid(uid: number): void;
   exec(command: string, options: ExecOptions): Promise<ExecResult>;
@@ -115,6 +122,69 @@ for sub in "$@"; do
 done
 echo "uid $uid"`;
 
+/** Fails unless DIR and every directory above it are root's and writable by no one else. */
+const ROOT_CHAIN = `rootchain() {
+  d=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { echo "$1 is not a directory" >&2; exit 21; }
+  while :; do
+    o=$(stat -c %u -- "$d") && m=$(stat -c %a -- "$d") || exit 20
+    if [ "$o" != 0 ]; then echo "$d belongs to uid $o, not root: what root runs must lie where only root can change it" >&2; exit 21; fi
+    if [ $(( 0$m & 022 )) -ne 0 ] && { [ "$d" = "$2" ] || [ $(( 0$m & 01000 )) -eq 0 ]; }; then echo "$d is writable by group or others (mode $m)" >&2; exit 21; fi
+    [ "$d" = / ] && return 0
+    d=$(dirname -- "$d")
+  done
+}`;
+
+/**
+ * As root: the run root and `<root>/<run>` (and its subdirectories) root's own, the run's 0700,
+ * every directory above them root's; the login's upload spool, its own, 0700.
+ */
+const ROOT_RUN_DIR_SCRIPT = `set -u
+root=$1 dir=$2 uid=$3 spool=$4
+shift 4
+umask 077
+${ROOT_CHAIN}
+if [ ! -e "$root" ] && [ ! -L "$root" ]; then mkdir -p -m 0755 -- "$root" || exit 20; fi
+if [ -L "$root" ] || [ ! -d "$root" ]; then echo "$root is a symbolic link or not a directory" >&2; exit 21; fi
+real=$(cd -P -- "$root" && pwd -P) || exit 20
+rootchain "$root" "$real"
+rootdir() {
+  if [ -L "$1" ] || { [ -e "$1" ] && { [ ! -d "$1" ] || [ "$(stat -c %u -- "$1")" != 0 ]; }; }; then echo "$1 exists and is not root's directory" >&2; exit 21; fi
+  if [ ! -e "$1" ]; then mkdir -m 0700 -- "$1" || exit 20; fi
+  chmod 0700 -- "$1" || exit 20
+}
+rootdir "$dir"
+for sub in "$@"; do rootdir "$dir/$sub"; done
+if [ -L "$spool" ] || { [ -e "$spool" ] && { [ ! -d "$spool" ] || [ "$(stat -c %u -- "$spool")" != "$uid" ]; }; }; then rm -rf -- "$spool" || exit 20; fi
+if [ ! -e "$spool" ]; then mkdir -m 0700 -- "$spool" && chown -- "$uid" "$spool" || exit 20; fi
+echo "uid $uid"`;
+
+/**
+ * As root: copies the login's upload into place through a root-owned `.part`, whose SHA-256 must
+ * be what was sent (prints it; exit 3 when not); the upload is removed either way.
+ */
+const ROOT_COPY_SCRIPT = `set -u
+src=$1 dst=$2 mode=$3 want=$4 root=$5
+${ROOT_CHAIN}
+dir=$(dirname -- "$dst")
+rootchain "$dir" "$(cd -P -- "$root" && pwd -P)"
+part=$dst.part
+umask 077
+rm -f -- "$part"
+if ! cat < "$src" > "$part"; then rm -f -- "$src" "$part"; exit 20; fi
+rm -f -- "$src"
+h=$(sha256sum -b < "$part") || { rm -f -- "$part"; exit 20; }
+h=\${h%% *}
+echo "sha256 $h"
+if [ "$h" != "$want" ]; then rm -f -- "$part"; exit 3; fi
+chmod "$mode" -- "$part" && mv -f -- "$part" "$dst" || { rm -f -- "$part"; exit 20; }`;
+
+/** As root: makes a directory under the run root, root's own, with root's directories above it. */
+const ROOT_MKDIR_SCRIPT = `set -u
+p=$1 mode=$2 root=$3
+${ROOT_CHAIN}
+mkdir -p -m "$mode" -- "$p" || exit 20
+rootchain "$p" "$(cd -P -- "$root" && pwd -P)"`;
+
 const REMOVE_SCRIPT = `set -u
 p=$1 root=$2
 if [ ! -e "$p" ] && [ ! -L "$p" ]; then exit 0; fi
@@ -150,18 +220,27 @@ export async function createRunDir(
   // Without become the script runs as the login user and asks `id -u` itself: no command of its
   // own for the uid (each costs a round trip and a session on the target).
   const uid = become ? String(await host.uid(signal)) : "";
-  const result = await host.exec(
-    script(RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, ...subdirs]),
-    {
-      timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
-      become,
-      ...(signal ? { signal } : {}),
-    },
-  );
+  const command = become
+    ? script(ROOT_RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, uploadSpoolOf(dir), ...subdirs])
+    : script(RUN_DIR_SCRIPT, "sumac-run-dir", [host.runRoot, dir, uid, ...subdirs]);
+  const result = await host.exec(command, {
+    timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+    become,
+    ...(signal ? { signal } : {}),
+  });
   if (result.exitCode !== 0) throw scriptError(`cannot prepare ${dir} on ${host.label}`, result);
   const learnt = /^uid (\d{1,10})$/m.exec(result.stdout)?.[1];
   if (!become && learnt !== undefined) host.learnUid(Number(learnt));
+  if (become) host.uploadDir = uploadSpoolOf(dir);
   return dir;
+}
+
+/**
+ * With become, the login's upload spool for the run directory `runDir`: beside it, named as no run
+ * can be (run names do not start with `.`). Removed with the run's files (agent-files.ts).
+ */
+export function uploadSpoolOf(runDir: string): string {
+  return `${posix.dirname(runDir)}/.upload-${posix.basename(runDir)}`;
 }
 
 export async function makeDir(
@@ -171,8 +250,13 @@ export async function makeDir(
 ): Promise<void> {
   const p = insideRunRoot(host.runRoot, path);
   const mode = (options.mode ?? 0o700).toString(8);
-  const result = await host.exec(["mkdir", "-p", "-m", mode, "--", p].map(shellQuote).join(" "), {
+  const become = await host.useBecomeForRunDir(options.signal);
+  const command = become
+    ? script(ROOT_MKDIR_SCRIPT, "sumac-mkdir", [p, mode, host.runRoot])
+    : ["mkdir", "-p", "-m", mode, "--", p].map(shellQuote).join(" ");
+  const result = await host.exec(command, {
     timeoutMs: options.timeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+    become,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (result.exitCode !== 0) throw scriptError(`cannot create ${p} on ${host.label}`, result);
@@ -213,6 +297,10 @@ export async function putFile(
   if (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777) {
     throw new RemoteCommandError(`mode ${String(options.mode)} for ${p} is not a permission mode`);
   }
+  const become = await host.useBecomeForRunDir(signal);
+  if (become && host.uploadDir === undefined)
+    throw new RemoteCommandError(`no run directory was made on ${host.label} to upload ${p} through`);
+  const uploadTo = become ? `${host.uploadDir}/${randomBytes(12).toString("hex")}` : p;
   const sftp = await host.sftp(signal).catch((e: unknown) => {
     throw signal.aborted ? reason() : e;
   });
@@ -221,7 +309,7 @@ export async function putFile(
   signal.addEventListener("abort", onAbort, { once: true });
   let sent: { bytes: number; sha256: string };
   try {
-    sent = await uploadPipelined(sftp, source, p, { mode: options.mode, signal });
+    sent = await uploadPipelined(sftp, source, uploadTo, { mode: become ? 0o600 : options.mode, signal });
   } catch (error) {
     throw signal.aborted ? reason() : error;
   } finally {
@@ -232,6 +320,10 @@ export async function putFile(
     throw new RemoteHashMismatchError(
       `the content sent to ${p} has SHA-256 ${sent.sha256}, expected ${expected}`,
     );
+  }
+  if (become) {
+    await copyAsRoot(host, uploadTo, p, sent, options.mode, { timeoutMs, signal, reason });
+    return sent;
   }
   if (options.checkOnTarget === false) {
     // Checked later by what uses the file; the mode is set over the file channel, no command.
@@ -270,4 +362,34 @@ export async function putFile(
     );
   }
   return sent;
+}
+
+/** With become: root copies the upload from the login's spool into place, checked by SHA-256. */
+async function copyAsRoot(
+  host: FilesHost,
+  upload: string,
+  path: string,
+  sent: { bytes: number; sha256: string },
+  mode: number,
+  options: { timeoutMs: number; signal: AbortSignal; reason: () => Error },
+): Promise<void> {
+  await host.hooks?.beforeVerify?.(upload);
+  const copied = await host
+    .exec(
+      script(ROOT_COPY_SCRIPT, "sumac-put", [upload, path, mode.toString(8), sent.sha256, host.runRoot]),
+      {
+        timeoutMs: Math.min(options.timeoutMs, DEFAULT_OP_TIMEOUT_MS * 4),
+        signal: options.signal,
+        become: true,
+      },
+    )
+    .catch((e: unknown) => {
+      throw options.signal.aborted ? options.reason() : e;
+    });
+  const remote = /^sha256 ([0-9a-f]{64})$/m.exec(copied.stdout)?.[1];
+  if (copied.exitCode === 3 && remote !== undefined)
+    throw new RemoteHashMismatchError(
+      `${path} on ${host.label} has SHA-256 ${remote} as root copied it from the upload, but ${sent.sha256} was sent (${sent.bytes} bytes)`,
+    );
+  if (copied.exitCode !== 0) throw scriptError(`cannot put ${path} in place on ${host.label}`, copied);
 }

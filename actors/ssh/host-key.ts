@@ -81,12 +81,16 @@ export async function preferredHostKeyTypes(
   return types.flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));
 }
 
-/** Decides whether `key` (the blob the host presented) is the host's key under `policy`. */
+/**
+ * Decides whether `key` (the blob the host presented) is the host's key under `policy`; `signal`
+ * gives up an append waiting for another process's lock on known_hosts.
+ */
 export async function verifyHostKey(
   policy: HostKeyPolicy,
   host: string,
   port: number,
   key: Buffer,
+  signal?: AbortSignal,
 ): Promise<HostKeyVerdict> {
   const presented = `${fingerprint(key)} (${keyTypeOf(key) ?? "unknown type"})`;
   const label = hostLabel(host, port);
@@ -103,7 +107,7 @@ export async function verifyHostKey(
   const { entries } = await policy.file.read();
   let status = checkHostKey(entries, name, key);
   if (status.kind === "unknown" && policy.policy === "accept-new") {
-    const outcome = await policy.file.append(name, key);
+    const outcome = await policy.file.append(name, key, { signal });
     if (outcome.kind !== "conflict") return { ok: true, fingerprint: print, added: outcome.kind === "added" };
     status = outcome.status;
   }

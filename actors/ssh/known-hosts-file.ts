@@ -3,14 +3,17 @@
  * lookups read a cached parse (re-read only when the file's identity, size or mtime changed) and
  * run concurrently; only appends of new hosts (policy accept-new) queue, per file.
  *
- * An append is one `write(2)` of one whole line on a descriptor opened with O_APPEND, which Linux
- * performs atomically for regular files: lines of concurrent processes never interleave. Inside the
- * queue the file is re-read first, so two connections to the same new host add one line, and a
- * host another writer recorded meanwhile with a different key is refused, not overwritten.
+ * Appends take turns in two rings: a queue per file in this process, then a lock file beside it
+ * (`known_hosts.lock`, file-lock.ts) across processes. Holding both, the file is re-read, so two
+ * connections or two sumac processes meeting the same new host add one line: the second finds the
+ * first's line and agrees with it (same key) or refuses the host (another key), never adding a
+ * second. An append is one `write(2)` of one whole line on a descriptor opened with O_APPEND, so
+ * a writer that takes no lock (ssh itself) never interleaves with it either.
  */
 import { mkdir, open, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { SshKnownHostsError } from "./errors.ts";
+import { acquireFileLock } from "./file-lock.ts";
 import {
   checkHostKey,
   formatKnownHostsLine,
@@ -28,6 +31,10 @@ export interface KnownHostsFileOptions {
   readonly maxBytes?: number;
   /** Write new hosts hashed (`|1|...`, as with `HashKnownHosts yes`; default true). */
   readonly hashNewEntries?: boolean;
+  /** How long an append waits for another process's lock (default 10 s). */
+  readonly lockTimeoutMs?: number;
+  /** A lock older than this is taken over (default 30 s). */
+  readonly staleLockMs?: number;
 }
 
 /** What an append found once it had the file to itself. */
@@ -66,12 +73,16 @@ export class KnownHostsFile {
   readonly path: string;
   readonly #maxBytes: number;
   readonly #hashed: boolean;
+  readonly #lockTimeoutMs: number | undefined;
+  readonly #staleLockMs: number | undefined;
   #snapshot: Promise<Snapshot> | undefined;
 
   constructor(options: KnownHostsFileOptions) {
     this.path = resolve(options.path);
     this.#maxBytes = options.maxBytes ?? DEFAULT_KNOWN_HOSTS_MAX_BYTES;
     this.#hashed = options.hashNewEntries ?? true;
+    this.#lockTimeoutMs = options.lockTimeoutMs;
+    this.#staleLockMs = options.staleLockMs;
   }
 
   /** The parsed file (empty when it does not exist), re-read when it changed on disk. */
@@ -90,33 +101,50 @@ export class KnownHostsFile {
 
   /**
    * Records `key` for `name` unless the file (read afresh) already has it, or has another key
-   * for that name (then nothing is written and the outcome is `conflict`).
+   * for that name (then nothing is written and the outcome is `conflict`). Waits for the other
+   * processes' appends (the lock file) up to its deadline; `signal` gives up sooner.
    */
-  append(name: string, key: Buffer): Promise<AppendOutcome> {
+  append(
+    name: string,
+    key: Buffer,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<AppendOutcome> {
     return queued(this.path, async () => {
-      const { parsed } = await this.#load();
-      const status = checkHostKey(parsed.entries, name, key);
-      if (status.kind === "known") return { kind: "present" };
-      if (status.kind !== "unknown") return { kind: "conflict", status };
-      const line = formatKnownHostsLine(name, key, this.#hashed);
-      const bytes = Buffer.from(parsed.endsWithNewline ? line : `\n${line}`);
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 }).catch(() => undefined);
-      let handle;
+      const release = await acquireFileLock(`${this.path}.lock`, {
+        signal: options.signal,
+        ...(this.#lockTimeoutMs === undefined ? {} : { timeoutMs: this.#lockTimeoutMs }),
+        ...(this.#staleLockMs === undefined ? {} : { staleMs: this.#staleLockMs }),
+      });
       try {
-        handle = await open(this.path, "a", 0o600);
-        const { bytesWritten } = await handle.write(bytes, 0, bytes.length);
-        if (bytesWritten !== bytes.length)
-          throw new Error(`short write (${bytesWritten} of ${bytes.length})`);
-      } catch (error) {
-        throw new SshKnownHostsError(`cannot add ${name} to ${this.path}: ${(error as Error).message}`, {
-          cause: error,
-        });
+        return await this.#appendLocked(name, key);
       } finally {
-        await handle?.close();
+        await release();
       }
-      this.#snapshot = undefined;
-      return { kind: "added" };
     });
+  }
+
+  async #appendLocked(name: string, key: Buffer): Promise<AppendOutcome> {
+    const { parsed } = await this.#load();
+    const status = checkHostKey(parsed.entries, name, key);
+    if (status.kind === "known") return { kind: "present" };
+    if (status.kind !== "unknown") return { kind: "conflict", status };
+    const line = formatKnownHostsLine(name, key, this.#hashed);
+    const bytes = Buffer.from(parsed.endsWithNewline ? line : `\n${line}`);
+    let handle;
+    try {
+      handle = await open(this.path, "a", 0o600);
+      const { bytesWritten } = await handle.write(bytes, 0, bytes.length);
+      if (bytesWritten !== bytes.length) throw new Error(`short write (${bytesWritten} of ${bytes.length})`);
+    } catch (error) {
+      throw new SshKnownHostsError(`cannot add ${name} to ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      await handle?.close();
+    }
+    this.#snapshot = undefined;
+    return { kind: "added" };
   }
 
   async #identity(): Promise<string> {

@@ -81,7 +81,7 @@ export interface SshSessionConfig {
   readonly username: string;
   /** SHA-256 fingerprint of the host key that was verified. */
   readonly hostKeyFingerprint: string;
-  /** How to become root; undefined: `sudo -n` when asked, and run directories made as the user. */
+  /** How to become root; undefined: `sudo -n` when asked. */
   readonly become?: BecomeConfig;
   readonly runRoot: string;
   /** Channels open at once (default 8; OpenSSH's MaxSessions is 10). */
@@ -95,6 +95,8 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
   readonly username: string;
   readonly hostKeyFingerprint: string;
   readonly runRoot: string;
+  /** With become, where this session's uploads pass through (files.ts `uploadSpoolOf`). */
+  uploadDir?: string;
   readonly hooks?: FileHooks;
   readonly #client: Client;
   readonly #become: BecomeConfig | undefined;
@@ -215,7 +217,9 @@ export class SshSession implements RemoteShell, FileChannel, ChannelHost, FilesH
   }
 
   async useBecomeForRunDir(signal?: AbortSignal): Promise<boolean> {
-    return this.#become !== undefined && (await this.uid(signal)) !== 0;
+    // Any login but root: the agent runs as root (through `sudo -n` when no become is configured),
+    // so what it runs must be root's, whether or not sudo asks this login for a password.
+    return (await this.uid(signal)) !== 0;
   }
 
   sftp(signal?: AbortSignal): Promise<SFTPWrapper> {

@@ -92,6 +92,19 @@ export const Tag = described(
   },
 );
 
+/** sudo's absolute path on a target, as `SUDO_PATH` in actors/ssh/become.ts checks it. */
+export const SudoPath = described(
+  z
+    .string()
+    .max(256)
+    .regex(/^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/),
+  "sudo's absolute path on the target, used instead of looking in /usr/bin, /bin, /usr/sbin, /sbin, /usr/local/bin, /usr/local/sbin (never the login's PATH).",
+  {
+    expected: "an absolute path such as /usr/bin/sudo (letters, digits, . _ + -; no . or .. segments)",
+    what: "sudo path",
+  },
+);
+
 /** A path as written: resolved against the job file's directory, `~/` against the home directory. */
 export const FilePath = described(
   z.string().regex(/^[^\x00]{1,4096}$/),

@@ -19,6 +19,7 @@ import {
   Os,
   Port,
   SecretRef,
+  SudoPath,
   Tag,
   TargetName,
   size,
@@ -50,11 +51,17 @@ const Become = described(
   z.union([
     z.boolean(),
     z.strictObject({
-      password: SecretRef.meta({ description: "The sudo password of the login user." }),
+      password: SecretRef.optional().meta({
+        description: "The sudo password of the login user (none: sudo without a password).",
+      }),
+      sudoPath: SudoPath.optional(),
     }),
   ]),
-  "Become root through sudo after logging in as a non-root user: true (sudo without a password) or { password: <secret> }.",
-  { expected: "true, false, or { password: { env: NAME } }", what: "become setting" },
+  "Become root through sudo after logging in as a non-root user: true (sudo without a password) or { password: <secret>, sudoPath: <absolute path> } (each optional).",
+  {
+    expected: "true, false, or { password: { env: NAME }, sudoPath: /usr/bin/sudo }",
+    what: "become setting",
+  },
 );
 
 const TargetFields = {

@@ -47,8 +47,10 @@ function auth(check: Checker, path: DocPath, doc: NonNullable<TargetDoc["auth"]>
 function become(check: Checker, path: DocPath, doc: TargetDoc["become"]): Become | undefined {
   if (doc === undefined || doc === false) return undefined;
   if (doc === true) return { method: "sudo" };
+  const sudoPath = doc.sudoPath === undefined ? {} : { sudoPath: doc.sudoPath };
+  if (doc.password === undefined) return { method: "sudo", ...sudoPath };
   const password = secret(check, [...path, "password"], doc.password);
-  return password && { method: "sudo", password };
+  return password && { method: "sudo", password, ...sudoPath };
 }
 
 /** The target's id: `name`, or host (with its port when that is not the default). */

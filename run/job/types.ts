@@ -20,6 +20,8 @@ export type TargetAuth =
 export interface Become {
   readonly method: "sudo";
   readonly password?: SecretRef;
+  /** sudo's absolute path on the target; default: the first found of SUDO_CANDIDATES. */
+  readonly sudoPath?: string;
 }
 
 interface TargetCommon {

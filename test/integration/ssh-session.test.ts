@@ -230,6 +230,77 @@ describe("ssh session - against a linux-target", { skip }, () => {
       );
     });
 
+    it("ssh become - a sudo shim first on the login's PATH never gets the password; root still runs the command", async () => {
+      // What an attacker holding the operator account (not its password) would do: a `sudo` of its
+      // own first on PATH, set where the login shell reads it, plus a shell function by that name.
+      const got = "/tmp/sumac-shim-got";
+      const bashrc = "/home/operator/.bashrc";
+      // It asks as sudo would (the prompt given with -p), keeps the line it gets, and fails.
+      const shim = Buffer.from(
+        `#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = -p ] && printf '%s' "$2" >&2; shift; done\nhead -n 1 >> ${got}\nexit 1\n`,
+      ).toString("base64");
+      await target.exec(
+        [
+          `rm -f ${got}; cp ${bashrc} ${bashrc}.orig`,
+          "install -d -o operator -g operator /home/operator/bin",
+          `echo ${shim} | base64 -d > /home/operator/bin/sudo`,
+          "chown operator:operator /home/operator/bin/sudo && chmod 755 /home/operator/bin/sudo",
+          `{ echo 'export PATH=/home/operator/bin:$PATH'; echo 'sudo() { cat >> ${got}; }; export -f sudo'; cat ${bashrc}.orig; } > ${bashrc}`,
+          `cp ${bashrc} /home/operator/.profile.sumac-test; chown operator:operator ${bashrc}`,
+        ].join(" && "),
+      );
+      try {
+        // The shim is live for the login's commands: a plain `sudo` hands it what it reads.
+        const plain = await operator.exec("command -v sudo; sudo -S true", {
+          stdin: "bait\n",
+          timeoutMs,
+        });
+        assert.equal(plain.stdout, "/home/operator/bin/sudo\n");
+        assert.equal((await target.exec(`cat ${got}`)).stdout, "bait\n");
+        await target.exec(`rm -f ${got}`);
+
+        const r = await operator.exec("id -u; echo $PATH", { become: true, timeoutMs });
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.equal(r.stdout, "0\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+        const proc = await operator.spawn("id -u", { startTimeoutMs: timeoutMs, become: true });
+        proc.stdin.end();
+        let out = "";
+        proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+        await proc.exited;
+        assert.equal(out, "0\n");
+        assert.equal(
+          (await target.exec(`test -e ${got}; echo $?`)).stdout,
+          "1\n",
+          "the shim never ran: no password reached it",
+        );
+      } finally {
+        await target.exec(
+          `mv ${bashrc}.orig ${bashrc}; rm -rf /home/operator/bin /home/operator/.profile.sumac-test ${got}`,
+        );
+      }
+    });
+
+    it("ssh become - become.sudoPath is used as given; a wrong one is BECOME_FAILED, a relative one CONFIG_INVALID", async () => {
+      const base = {
+        username: "operator",
+        auth: { kind: "key" as const, privateKey: target.users.operator.privateKey },
+      };
+      const named = await connect({
+        ...base,
+        become: { password: target.users.operator.password, sudoPath: "/usr/bin/sudo" },
+      });
+      assert.equal((await named.exec("id -u", { become: true, timeoutMs })).stdout, "0\n");
+      const missing = await connect({
+        ...base,
+        become: { password: target.users.operator.password, sudoPath: "/opt/none/sudo" },
+      });
+      await assert.rejects(missing.exec("id -u", { become: true, timeoutMs }), { code: "BECOME_FAILED" });
+      await assert.rejects(
+        connect({ ...base, become: { sudoPath: "sudo" } }),
+        (e: Error & { code?: string }) => e.code === "CONFIG_INVALID" && /sudo path "sudo"/.test(e.message),
+      );
+    });
+
     it("ssh exec - the deadline stops the remote command (and its children), also through sudo", async () => {
       for (const [session, become] of [
         [root, false],
@@ -348,11 +419,13 @@ describe("ssh session - against a linux-target", { skip }, () => {
       ]);
     });
 
-    it("ssh files - with become, root makes the run directory and hands it to the login user", async () => {
+    it("ssh files - with become, root makes the run directory its own and the login an upload spool", async () => {
       const dir = await deploy.createRunDir("run-1");
       assert.equal(dir, "/var/tmp/sumac/run-1");
-      const st = await target.exec("stat -c '%U %a' /var/tmp/sumac /var/tmp/sumac/run-1");
-      assert.equal(st.stdout, "root 755\ndeploy 700\n");
+      const st = await target.exec(
+        "stat -c '%U %a' /var/tmp/sumac /var/tmp/sumac/run-1 /var/tmp/sumac/.upload-run-1",
+      );
+      assert.equal(st.stdout, "root 755\nroot 700\ndeploy 700\n");
       assert.equal(
         await deploy.createRunDir("run-1"),
         dir,
@@ -360,10 +433,10 @@ describe("ssh session - against a linux-target", { skip }, () => {
       );
     });
 
-    it("ssh files - subdirectories come with the run directory, owned by the login user, with or without become", async () => {
+    it("ssh files - subdirectories come with the run directory, root's with become, else the login's", async () => {
       const dir = await deploy.createRunDir("run-sub", { subdirs: ["staging", "more"] });
       const st = await target.exec(`stat -c '%n %U %a' ${dir} ${dir}/staging ${dir}/more`);
-      assert.equal(st.stdout, `${dir} deploy 700\n${dir}/staging deploy 700\n${dir}/more deploy 700\n`);
+      assert.equal(st.stdout, `${dir} root 700\n${dir}/staging root 700\n${dir}/more root 700\n`);
       const rootDir = await hooked.createRunDir("run-sub", { subdirs: ["staging"] });
       const rst = await target.exec(`stat -c '%U %a' ${rootDir}/staging`);
       assert.equal(rst.stdout, "root 700\n");
@@ -374,7 +447,7 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await assert.rejects(
         deploy.createRunDir("run-sub", { subdirs: ["more"] }),
         (e: Error & { code?: string }) =>
-          e.code === "PATH_REFUSED" && /more exists and is not a directory/.test(e.message),
+          e.code === "PATH_REFUSED" && /more exists and is not root's directory/.test(e.message),
       );
       await assert.rejects(
         deploy.createRunDir("run-sub", { subdirs: ["../escape"] }),
@@ -382,12 +455,12 @@ describe("ssh session - against a linux-target", { skip }, () => {
       );
     });
 
-    it("ssh files - an upload left to a later check gets its mode over SFTP, with no command of its own", async () => {
+    it("ssh files - an upload left to a later check: with become still copied and checked by root, else its mode set over SFTP", async () => {
       const dir = await deploy.createRunDir("run-unchecked");
       const put = await deploy.put(data, `${dir}/late.bin`, { mode: 0o640, checkOnTarget: false });
       assert.deepEqual(put, { bytes: data.length, sha256: sha256(data) });
       const seen = await target.exec(`stat -c '%a %U %s' ${dir}/late.bin && sha256sum ${dir}/late.bin`);
-      assert.equal(seen.stdout, `640 deploy 1048576\n${sha256(data)}  ${dir}/late.bin\n`);
+      assert.equal(seen.stdout, `640 root 1048576\n${sha256(data)}  ${dir}/late.bin\n`);
       // The hook that corrupts before the target's check never runs: nothing checks on the target.
       const hdir = await hooked.createRunDir("run-unchecked");
       corrupt = true;
@@ -416,10 +489,10 @@ describe("ssh session - against a linux-target", { skip }, () => {
       const seen = await target.exec(
         `cd ${dir} && stat -c '%a %U %s' from-buffer.bin from-file.bin && sha256sum from-file.bin`,
       );
-      assert.equal(seen.stdout, `640 deploy 1048576\n755 deploy 1048576\n${sha256(data)}  from-file.bin\n`);
+      assert.equal(seen.stdout, `640 root 1048576\n755 root 1048576\n${sha256(data)}  from-file.bin\n`);
     });
 
-    it("ssh files - root can use what the login user uploaded (become reads the files in place)", async () => {
+    it("ssh files - root runs its own copy of what the login user uploaded", async () => {
       const dir = await deploy.createRunDir("run-3");
       await deploy.put(Buffer.from("#!/bin/sh\nid -u\n"), `${dir}/agent.sh`, { mode: 0o700 });
       const r = await deploy.exec(`${dir}/agent.sh`, { become: true, timeoutMs });
@@ -484,6 +557,76 @@ describe("ssh session - against a linux-target", { skip }, () => {
       await deploy.remove(dir, { become: true });
       assert.equal((await target.exec(`test -e ${dir}; echo $?`)).stdout, "1\n");
       await deploy.remove(dir, { become: true });
+    });
+
+    it("ssh files - with a sudo password: a file the login swaps after its upload never reaches root's copy", async () => {
+      const operator = await connect({
+        username: "operator",
+        auth: { kind: "key", privateKey: target.users.operator.privateKey },
+        become: { password: target.users.operator.password },
+        hooks: {
+          // Between the upload and root's copy, as the login user: the file is replaced.
+          beforeVerify: async (path) => {
+            const swap = await target.exec(
+              `runuser -u operator -- sh -c 'printf "#!/bin/sh\\necho swapped\\n" > ${path}'`,
+            );
+            assert.equal(swap.exitCode, 0, swap.stderr);
+          },
+        },
+      });
+      const dir = await operator.createRunDir("run-swap", { subdirs: ["staging"] });
+      const script = Buffer.from("#!/bin/sh\necho genuine; id -u\n");
+      await assert.rejects(
+        operator.put(script, `${dir}/staging/install.sh`, { mode: 0o755, checkOnTarget: false }),
+        (e: Error & { code?: string }) =>
+          e.code === "HASH_MISMATCH" && e.message.includes(`but ${sha256(script)} was sent`),
+      );
+      assert.equal(
+        (await target.exec(`test -e ${dir}/staging/install.sh; echo $?`)).stdout,
+        "1\n",
+        "nothing in place",
+      );
+      assert.equal((await target.exec(`ls -A /var/tmp/sumac/.upload-run-swap`)).stdout, "", "upload removed");
+
+      const honest = await connect({
+        username: "operator",
+        auth: { kind: "key", privateKey: target.users.operator.privateKey },
+        become: { password: target.users.operator.password },
+      });
+      await honest.createRunDir("run-swap", { subdirs: ["staging"] });
+      await honest.put(script, `${dir}/staging/install.sh`, { mode: 0o755, checkOnTarget: false });
+      const st = await target.exec(`stat -c '%U %a' ${dir} ${dir}/staging ${dir}/staging/install.sh`);
+      assert.equal(st.stdout, "root 700\nroot 700\nroot 755\n");
+      // After the check the login can neither write it, nor reach it, nor rename anything around it.
+      for (const attempt of [
+        `printf evil > ${dir}/staging/install.sh`,
+        `mv ${dir} /var/tmp/sumac/moved`,
+        `ls ${dir}`,
+      ]) {
+        const r = await target.exec(`runuser -u operator -- sh -c '${attempt}' 2>&1`);
+        assert.notEqual(r.exitCode, 0, attempt);
+      }
+      const r = await honest.exec(`${dir}/staging/install.sh`, { become: true, timeoutMs });
+      assert.deepEqual([r.exitCode, r.stdout], [0, "genuine\n0\n"]);
+      await honest.remove(dir, { become: true });
+      await honest.remove("/var/tmp/sumac/.upload-run-swap", { become: true });
+    });
+
+    it("ssh files - with become, a run root the login user owns is refused: root's files must lie in root's directories", async () => {
+      const own = await connect({
+        username: "operator",
+        auth: { kind: "key", privateKey: target.users.operator.privateKey },
+        become: { password: target.users.operator.password },
+        runRoot: "/var/tmp/sumac-operator",
+      });
+      await target.exec("install -d -m 0755 -o operator /var/tmp/sumac-operator");
+      await assert.rejects(
+        own.createRunDir("run-own"),
+        (e: Error & { code?: string }) =>
+          e.code === "PATH_REFUSED" &&
+          /\/var\/tmp\/sumac-operator belongs to uid \d+, not root/.test(e.message),
+      );
+      assert.equal((await target.exec("test -e /var/tmp/sumac-operator/run-own; echo $?")).stdout, "1\n");
     });
 
     it("ssh files - a run root writable by others is refused", async () => {

@@ -51,6 +51,8 @@ describe("target push - against linux-target containers", { skip }, () => {
     ] as const) {
       env[`KEY_${name}_ROOT`] = t.users.root.privateKey;
       env[`KEY_${name}_DEPLOY`] = t.users.deploy.privateKey;
+      env[`KEY_${name}_OPERATOR`] = t.users.operator.privateKey;
+      env[`SUDO_${name}_OPERATOR`] = t.users.operator.password;
     }
   });
   after(async () => {
@@ -58,7 +60,11 @@ describe("target push - against linux-target containers", { skip }, () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  function jobTarget(t: LinuxTarget, user: "root" | "deploy", hostKey = t.hostKeyFingerprint): SshTarget {
+  function jobTarget(
+    t: LinuxTarget,
+    user: "root" | "deploy" | "operator",
+    hostKey = t.hostKeyFingerprint,
+  ): SshTarget {
     const name = t === withNode ? "NODE" : "PLAIN";
     return {
       id: `${name.toLowerCase()}-${user}`,
@@ -68,7 +74,16 @@ describe("target push - against linux-target containers", { skip }, () => {
       os: "linux",
       user,
       auth: { method: "key", key: { kind: "env", name: `KEY_${name}_${user.toUpperCase()}` } },
-      ...(user === "root" ? {} : { become: { method: "sudo" as const } }),
+      ...(user === "root"
+        ? {}
+        : user === "deploy"
+          ? { become: { method: "sudo" as const } }
+          : {
+              become: {
+                method: "sudo" as const,
+                password: { kind: "env" as const, name: `SUDO_${name}_OPERATOR` },
+              },
+            }),
       hostKey,
       tags: [],
     };
@@ -270,6 +285,92 @@ describe("target push - against linux-target containers", { skip }, () => {
       await s.removeFiles(s.cleanup("run-k", sessionId), never);
       await s.disconnect(s.cleanup("run-k", sessionId), never);
     }
+  });
+
+  it("target push - with a sudo password: what root runs is root's own, checked there, and no login's Node runs as root", async () => {
+    // The login holds a `node` of its own first on its PATH: it would run as root if chosen.
+    const bashrc = "/home/operator/.bashrc";
+    await withNode.exec(
+      [
+        `cp ${bashrc} ${bashrc}.orig`,
+        "install -d -o operator -g operator /home/operator/bin",
+        "printf '#!/bin/sh\\necho v99.0.0\\n' > /home/operator/bin/node",
+        "chown operator:operator /home/operator/bin/node && chmod 755 /home/operator/bin/node",
+        `{ echo 'export PATH=/home/operator/bin:$PATH'; cat ${bashrc}.orig; } > ${bashrc}`,
+      ].join(" && "),
+    );
+    const s = steps(jobTarget(withNode, "operator"));
+    const { sessionId } = await s.connect({ runId: "run-o", target: s.ref, attempt: 0 }, never);
+    const session = s.sessions.get(sessionId, s.ref.id);
+    try {
+      assert.equal(
+        (await session.shell.exec("command -v node", { timeoutMs: 30_000 })).stdout,
+        "/home/operator/bin/node\n",
+      );
+      await s.pushAgent({ runId: "run-o", target: s.ref, attempt: 0, sessionId }, never);
+      const pushed = session.pushed!;
+      assert.equal(pushed.nodePath, "/usr/bin/node", "the login's own Node is passed over");
+      const modes = await sh(
+        withNode,
+        `stat -c '%n %U %a' ${pushed.runDir} ${pushed.stagingDir} ${pushed.bundlePath} /var/tmp/sumac/.upload-run-o`,
+      );
+      assert.equal(
+        modes,
+        [
+          `${pushed.runDir} root 700`,
+          `${pushed.stagingDir} root 700`,
+          `${pushed.bundlePath} root 644`,
+          "/var/tmp/sumac/.upload-run-o operator 700",
+        ].join("\n"),
+      );
+      assert.equal(
+        await sh(withNode, "ls -A /var/tmp/sumac/.upload-run-o"),
+        "",
+        "uploads leave no copy behind",
+      );
+      const built = await bundle();
+      assert.equal((await over(session, `sha256sum ${pushed.bundlePath}`)).split(" ")[0], built.sha256);
+      for (const attempt of [
+        `printf x >> ${pushed.bundlePath}`,
+        `mv ${pushed.runDir} /var/tmp/sumac/x`,
+        `rm -rf ${pushed.runDir}`,
+      ]) {
+        const r = await withNode.exec(`runuser -u operator -- sh -c '${attempt}' 2>&1`);
+        assert.notEqual(r.exitCode, 0, `the login could: ${attempt}`);
+      }
+
+      // The start command, as root through sudo with the password, runs root's copy...
+      const stub = Buffer.from(
+        'console.log("serving as " + process.getuid()); process.stdin.resume(); process.stdin.on("end", () => process.exit(0));',
+      );
+      const bundlePath = `${pushed.runDir}/serving-agent.js`;
+      await session.files.put(stub, bundlePath, { mode: 0o644, checkOnTarget: false });
+      const agent = { ...pushed, bundlePath, bundleSha256: createHash("sha256").update(stub).digest("hex") };
+      const marker = agentMarker("run-o", s.ref.id);
+      const child = await session.shell.spawn(startAgentCommand(agent, marker, true), {
+        startTimeoutMs: 20_000,
+        become: true,
+      });
+      assert.equal(await new LineReader(child.stdout).next("serving", 20_000), "serving as 0");
+      child.stdin.end();
+      await child.exited;
+      // ... and refuses a Node the login could replace, before anything runs.
+      const refused = await session.shell.exec(
+        startAgentCommand({ ...agent, nodePath: "/home/operator/bin/node" }, marker, true),
+        { timeoutMs: 20_000, become: true },
+      );
+      assert.equal(refused.exitCode, 96);
+      assert.match(refused.stderr, /\/home\/operator\/bin\/node is not root's own/);
+    } finally {
+      await withNode.exec(`mv ${bashrc}.orig ${bashrc}; rm -rf /home/operator/bin`);
+      await s.removeFiles(s.cleanup("run-o", sessionId), never);
+      await s.disconnect(s.cleanup("run-o", sessionId), never);
+    }
+    assert.equal(
+      await sh(withNode, "find /var/tmp/sumac -mindepth 1"),
+      "",
+      "run directory and spool removed",
+    );
   });
 
   it("target push - with the agent cache a second push uploads nothing", async () => {

@@ -47,6 +47,19 @@ function only(list: JobProblem[]): Omit<JobProblem, "file"> {
 }
 
 describe("job file errors", () => {
+  it("job errors - a sudo path that is not absolute and plain is refused at its place", async () => {
+    for (const bad of ["sudo", "/usr/../bin/sudo", "/usr/bin/sudo; id"]) {
+      const text = `targets:\n  - host: web-1\n    user: deploy\n    auth: { agent: true }\n    become: { sudoPath: "${bad}" }\n${PACKAGE}`;
+      assert.deepEqual(only(await problems(text)), {
+        line: 5,
+        column: 25,
+        path: "targets[0].become.sudoPath",
+        message: `${JSON.stringify(bad)} is not a valid sudo path`,
+        expected: "an absolute path such as /usr/bin/sudo (letters, digits, . _ + -; no . or .. segments)",
+      });
+    }
+  });
+
   it("job errors - a missing field points at the mapping that lacks it", async () => {
     const text = `targets:\n  - host: local\npackage:\n  components:\n    - id: hello\n      version: "1"\n      detect: x\n`;
     assert.deepEqual(only(await problems(text)), {

@@ -91,7 +91,7 @@ targets:
   - host: "2001:db8::1"
     port: 2200
     auth: { agent: true }
-    become: { password: { env: SUDO_PW } }
+    become: { password: { env: SUDO_PW }, sudoPath: /opt/sudo/bin/sudo }
   - host: 192.0.2.9
     name: win-1
     os: windows
@@ -134,7 +134,11 @@ ${PACKAGE}`);
         os: "linux",
         user: "deploy",
         auth: { method: "agent" },
-        become: { method: "sudo", password: { kind: "env", name: "SUDO_PW" } },
+        become: {
+          method: "sudo",
+          password: { kind: "env", name: "SUDO_PW" },
+          sudoPath: "/opt/sudo/bin/sudo",
+        },
         tags: [],
       },
       {

@@ -1,8 +1,17 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { MAX_HANDSHAKE_BYTES, SudoHandshake, shellQuote, wrapCommand } from "../../actors/ssh/become.ts";
+import {
+  MAX_HANDSHAKE_BYTES,
+  SudoHandshake,
+  isSudoPath,
+  shellQuote,
+  wrapCommand,
+} from "../../actors/ssh/become.ts";
 
 const run = promisify(execFile);
 const sudo = { prompt: "[P]", marker: "[OK]", sendsPassword: true };
@@ -34,16 +43,59 @@ describe("sudo and command lines", () => {
       "exec timeout -k 5.000s 3.000s sh -c 'echo hi'",
     );
     const n = wrapCommand("id", { become: {} });
-    assert.match(n.line, /^exec sudo -n -- sh -c .* '\[sumac-sudo-ok-[0-9a-f]{18}\]' sh -c id$/);
+    assert.match(
+      n.line,
+      /^exec \/usr\/bin\/env -i \/bin\/sh -c 'for s in \/usr\/bin\/sudo \/bin\/sudo .*' sumac-sudo -n -- \/bin\/sh -c 'PATH=\/usr\/local\/sbin:[^']*; export PATH; .*' '\[sumac-sudo-ok-[0-9a-f]{18}\]' sh -c id$/,
+    );
     assert.equal(n.sudo?.sendsPassword, false);
     const s = wrapCommand("id", { become: { password: "secret" } });
-    assert.match(s.line, /^exec sudo -S -p '\[sumac-sudo-prompt-[0-9a-f]{18}\]' -- /);
+    assert.match(s.line, / sumac-sudo -S -p '\[sumac-sudo-prompt-[0-9a-f]{18}\]' -- /);
+    const p = wrapCommand("id", { become: { password: "secret", sudoPath: "/opt/sudo/bin/sudo" } });
+    assert.match(p.line, /^exec \/usr\/bin\/env -i \/opt\/sudo\/bin\/sudo -S -p /);
     assert.ok(!s.line.includes("secret"), "the password is never on the command line");
     assert.notEqual(
       s.sudo?.marker,
       wrapCommand("id", { become: {} }).sudo?.marker,
       "a fresh marker per call",
     );
+  });
+
+  it("become - a sudo path is absolute and plain; the line refuses any other", () => {
+    for (const good of ["/usr/bin/sudo", "/opt/sudo-1.9/bin/sudo"]) assert.ok(isSudoPath(good), good);
+    for (const bad of [
+      "sudo",
+      "bin/sudo",
+      "/usr/bin/",
+      "/usr/../bin/sudo",
+      "/a b/sudo",
+      "/x/sudo;id",
+      "/./sudo",
+    ])
+      assert.ok(!isSudoPath(bad), bad);
+    assert.throws(() => wrapCommand("id", { become: { sudoPath: "sudo" } }), TypeError);
+  });
+
+  it("become - the sudo found is run from its own directory, not the caller's PATH, which root never sees", async () => {
+    // /bin/sh and /usr/bin/env as on every Linux; sudo itself as a stand-in named by sudoPath that
+    // runs what follows `--`. A `sudo` first on PATH must not run, and root's PATH is ROOT_PATH.
+    const dir = await mkdtemp(join(tmpdir(), "sumac-become-"));
+    try {
+      await writeFile(join(dir, "sudo"), `#!/bin/sh\ncat > ${dir}/shim-got-stdin\n`, { mode: 0o755 });
+      await writeFile(
+        join(dir, "stand-in"),
+        `#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n`,
+        { mode: 0o755 },
+      );
+      const w = wrapCommand('printf "%s" "$PATH"', { become: { sudoPath: join(dir, "stand-in") } });
+      const { stdout, stderr } = await run("sh", ["-c", w.line], {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ""}` },
+      });
+      assert.equal(stdout, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+      assert.match(stderr, /\[sumac-sudo-ok-/);
+      await assert.rejects(stat(join(dir, "shim-got-stdin")), { code: "ENOENT" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("become - the wrapped line runs the command with its stdin under a real sh", async () => {

@@ -43,14 +43,18 @@ describe("ssh run dir", () => {
     assert.deepEqual(calls.learnt, [1001]);
   });
 
-  it("ssh run dir - with become root makes them for the login's uid, asked first", async () => {
+  it("ssh run dir - with become root makes them its own, and the login's upload spool beside them, its uid asked first", async () => {
     const { h, calls } = host(true, "uid 1000\n");
     await createRunDir(h, "run-2", { subdirs: ["staging"] });
     assert.equal(calls.exec.length, 1);
     assert.equal(calls.exec[0]?.become, true);
-    assert.match(calls.exec[0]?.command ?? "", / 1000 staging$/);
+    assert.match(
+      calls.exec[0]?.command ?? "",
+      / sumac-run-dir \/var\/tmp\/sumac \/var\/tmp\/sumac\/run-2 1000 \/var\/tmp\/sumac\/\.upload-run-2 staging$/,
+    );
     assert.equal(calls.uid, 1);
     assert.deepEqual(calls.learnt, [], "root's script output is not the login's uid");
+    assert.equal(h.uploadDir, "/var/tmp/sumac/.upload-run-2");
   });
 
   it("ssh run dir - a subdirectory name that is not a plain name is refused before any command", async () => {

@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -150,6 +150,41 @@ describe("target transport runtime - probe", () => {
     assert.deepEqual(facts.rejected, [`${old} (v16.20.2)`]);
     assert.deepEqual((await readFile(calls, "utf8")).trim().split("\n"), ["counted-old", "counted-good"]);
     assert.equal(facts.gzip, true, out);
+  });
+
+  it("target transport runtime - run as root, only a Node that root owns, in directories no one else can write, is taken", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs files owned by root");
+    const open = join(tmp, "group-writable");
+    const closed = join(tmp, "roots");
+    for (const [dir, mode] of [
+      [open, 0o775],
+      [closed, 0o755],
+    ] as const) {
+      await mkdir(dir, { recursive: true });
+      await chmod(dir, mode);
+      await writeFile(join(dir, "node"), "#!/bin/sh\necho v22.1.0\n");
+      await chmod(join(dir, "node"), 0o755);
+    }
+    // The temporary directory itself must not be writable by others either (sticky /tmp is fine).
+    await chmod(tmp, 0o700);
+    const probe = (nodes: string[]) =>
+      parseProbe(
+        execFileSync("/bin/sh", ["-c", probeCommand(nodes, [], true)], {
+          encoding: "utf8",
+          env: { PATH: "/usr/bin:/bin" },
+        }),
+      );
+    const facts = probe([join(open, "node"), join(closed, "node")]);
+    assert.deepEqual(facts.node, { path: join(closed, "node"), version: "v22.1.0" });
+    assert.deepEqual(facts.rejected, [`${join(open, "node")} (not root's own)`]);
+    // Found through a link, it is given as the binary itself (a link could be repointed later).
+    await symlink(join(closed, "node"), join(open, "node-link"));
+    assert.deepEqual(probe([join(open, "node-link")]).node, {
+      path: join(closed, "node"),
+      version: "v22.1.0",
+    });
+    await chmod(join(closed, "node"), 0o775);
+    assert.notEqual(probe([join(closed, "node")]).node?.path, join(closed, "node"), "a group-writable file");
   });
 });
 

@@ -21,7 +21,14 @@ import {
 } from "../errors.ts";
 
 import type { AgentFiles, StepLog, PushedAgent, TransportSession } from "../transport.ts";
-import { parseProbe, probeCommand, runtimeFits, MIN_NODE_MAJOR, type RuntimeArtifact } from "./runtime.ts";
+import {
+  cachedCommand,
+  parseProbe,
+  probeCommand,
+  runtimeFits,
+  MIN_NODE_MAJOR,
+  type RuntimeArtifact,
+} from "./runtime.ts";
 
 export interface PosixFilesDeps {
   /** Keep bundle and runtime on targets by hash (job option `agentCache`); default: remove them. */
@@ -59,8 +66,9 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
     command: string,
     what: string,
     signal: AbortSignal,
+    become = false,
   ): Promise<string> {
-    const result = await session.shell.exec(command, { timeoutMs: commandMs, signal });
+    const result = await session.shell.exec(command, { timeoutMs: commandMs, signal, become });
     if (result.exitCode !== 0)
       throw new PushCommandError(
         `${what} on ${session.targetId} failed (exit ${String(result.exitCode ?? result.signal)}): ${result.stderr.trim().slice(0, 300)}`,
@@ -101,7 +109,8 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
         `chmod 755 ${q(part)} && mv -f ${q(part)} ${q(nodePath)} && echo ran || exit $?`,
         `exec ${q(nodePath)} --version`,
       ].join("; "),
-      { timeoutMs: commandMs, signal },
+      // Over SSH as root: where the login becomes root, the directory is root's own.
+      { timeoutMs: commandMs, signal, become: !session.local },
     );
     const lines = result.stdout.split("\n");
     const hashed = lines.find((l) => l.startsWith("sha256 "));
@@ -173,16 +182,21 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
           checkOnTarget: false,
         });
 
-      // Probe and (without the cache) the bundle go at once: each is a round trip.
-      const probe = probeCommand(
-        session.local ? [process.execPath] : [],
-        deps.agentCache ? [[bundlePath, bundle.sha256]] : [],
-      );
-      const [out] = await Promise.all([
+      // Probe and (without the cache) the bundle go at once: each is a round trip. Over SSH, only
+      // a Node that root owns will do (it runs as root), and the cache, root's own where the login
+      // becomes root, is looked at by root, in a command of its own beside the probe.
+      const cachedBundle: [string, string][] = deps.agentCache ? [[bundlePath, bundle.sha256]] : [];
+      const probe = session.local
+        ? probeCommand([process.execPath], cachedBundle)
+        : probeCommand([], [], true);
+      const [out, cachedOut] = await Promise.all([
         run(session, probe, "looking for Node", signal),
+        session.local || !deps.agentCache
+          ? ""
+          : run(session, cachedCommand(cachedBundle), "checking the cache", signal, true),
         deps.agentCache ? undefined : putBundle(),
       ]);
-      const facts = parseProbe(out);
+      const facts = parseProbe(`${out}\n${cachedOut}`);
       if (facts.seenAs !== undefined && !session.local) {
         if (facts.seenAs !== session.localAddress)
           log(
@@ -223,7 +237,13 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
         let reused = false;
         if (deps.agentCache) {
           const check = parseProbe(
-            await run(session, probeCommand([], [[nodePath, runtime.sha256]]), "checking the cache", signal),
+            await run(
+              session,
+              cachedCommand([[nodePath, runtime.sha256]]),
+              "checking the cache",
+              signal,
+              !session.local,
+            ),
           );
           reused = check.cached.has(nodePath);
           if (!reused) await cacheDirFor(session, dir, signal);
@@ -247,7 +267,8 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
         runtimePushed,
         stagingDir,
         logDir: `${logRoot}/${checkRunName(runId)}`,
-        extraPaths: [],
+        // The login's upload spool (with become) is outside the run directory the agent removes.
+        extraPaths: files.uploadDir === undefined ? [] : [files.uploadDir],
       };
       return pushed;
     },
@@ -255,7 +276,11 @@ export function posixAgentFiles(deps: PosixFilesDeps): AgentFiles {
     async remove(session, runId, signal) {
       const target = { id: session.targetId };
       const runDir = session.pushed?.runDir ?? `${session.files.runRoot}/${checkRunName(runId)}`;
-      const extra = session.pushed?.extraPaths ?? [];
+      // The login's upload spool goes too when the push failed before it could say so.
+      const spool = session.files.uploadDir;
+      const extra = [
+        ...new Set([...(session.pushed?.extraPaths ?? []), ...(spool === undefined ? [] : [spool])]),
+      ];
       if (session.agentRemovedFiles === true && extra.length === 0) {
         // The agent removed the run directory before it exited 0: no command (and no new SSH
         // session on the target) for what is gone already.

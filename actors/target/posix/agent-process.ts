@@ -20,6 +20,7 @@ import {
   type TransportSession,
 } from "../transport.ts";
 import { LineReader } from "./line-reader.ts";
+import { ROOT_OWNED_FUNCTION } from "./runtime.ts";
 
 /** What the start command prints when the bundle on the target is not the one sent. */
 const BUNDLE_MISMATCH = "is not the agent bundle that was sent";
@@ -33,20 +34,32 @@ const STOP_GRACE_S = 10;
 /** How long a local agent has to exit after TERM before KILL. */
 const LOCAL_EXIT_MS = 20_000;
 
+/** What the start command prints when the Node it is to run is not root's own. */
+const NODE_NOT_ROOTS =
+  "is not root's own (it and every directory above it must be root's and writable by no one else), so it cannot run the agent as root";
+
 /**
  * The command that starts the agent: it checks the bundle's SHA-256 first (the upload is not
- * checked on its own: this command runs anyway), then becomes Node running it.
+ * checked on its own: this command runs anyway), then becomes Node running it. With
+ * `rootOwnedNode` (over SSH, where it runs as root), it first refuses a Node that anyone but root
+ * could replace; the bundle there is root's own already (actors/ssh/files.ts).
  */
 export function startAgentCommand(
   pushed: Pick<PushedAgent, "nodePath" | "bundlePath" | "bundleSha256">,
   marker: string,
+  rootOwnedNode = false,
 ): string {
   const bundle = shellQuote(pushed.bundlePath);
   const sha = shellQuote(pushed.bundleSha256.toLowerCase());
+  const node = shellQuote(pushed.nodePath);
+  const nodeCheck = rootOwnedNode
+    ? `${ROOT_OWNED_FUNCTION}\nrootowned ${node} || { echo ${shellQuote(`sumac: ${pushed.nodePath} ${NODE_NOT_ROOTS}`)} >&2; exit 96; }\n`
+    : "";
   return (
+    nodeCheck +
     `[ "$(sha256sum -b < ${bundle} 2>/dev/null | cut -c1-64)" = ${sha} ] || ` +
     `{ echo ${shellQuote(`sumac: ${pushed.bundlePath} ${BUNDLE_MISMATCH}`)} >&2; exit 97; }; ` +
-    `exec ${shellQuote(pushed.nodePath)} ${bundle} ${shellQuote(marker)}`
+    `exec ${node} ${bundle} ${shellQuote(marker)}`
   );
 }
 
@@ -93,12 +106,12 @@ type ForcedStop = (session: TransportSession, agent: AgentProcess, marker: strin
  * Starts the agent as a process through the session's shell (as root) and goes through its
  * start-up dialogue; `forcedStop` is how one that cannot be asked to stop is ended.
  */
-function processLauncher(log: StepLog, forcedStop: ForcedStop): AgentLauncher {
+function processLauncher(log: StepLog, forcedStop: ForcedStop, rootOwnedNode: boolean): AgentLauncher {
   return {
     async start(session, request, signal) {
       const pushed = session.pushed;
       if (pushed === undefined) throw new AgentStartError(`${session.targetId}: the agent was not pushed`);
-      const agent = await session.shell.spawn(startAgentCommand(pushed, request.marker), {
+      const agent = await session.shell.spawn(startAgentCommand(pushed, request.marker, rootOwnedNode), {
         startTimeoutMs: START_LINE_MS,
         signal,
         become: true,
@@ -187,7 +200,7 @@ async function signalStop(log: StepLog, session: TransportSession, agent: AgentP
 
 /** The agent as a local process: stopped by real signals, TERM then KILL. */
 export function localAgentLauncher(log: StepLog): AgentLauncher {
-  return processLauncher(log, (session, agent) => signalStop(log, session, agent));
+  return processLauncher(log, (session, agent) => signalStop(log, session, agent), false);
 }
 
 /**
@@ -195,33 +208,37 @@ export function localAgentLauncher(log: StepLog): AgentLauncher {
  * target, since a signal request over the channel may be refused; then its channel is closed.
  */
 export function sshAgentLauncher(log: StepLog): AgentLauncher {
-  return processLauncher(log, async (session, agent, marker) => {
-    const pushed = session.pushed;
-    // Without its paths the command cannot find it: signals through the channel, as for a local one.
-    if (pushed === undefined) return signalStop(log, session, agent);
-    try {
-      const result = await session.shell.exec(stopAgentCommand(pushed, marker), {
-        become: true,
-        timeoutMs: (STOP_GRACE_S + 20) * 1000,
-      });
-      const outcome = result.stdout.trim().split("\n").pop() ?? "";
-      if (result.exitCode !== 0 || !["none", "stopped", "killed"].includes(outcome))
-        log(
-          session.targetId,
-          "warn",
-          `stopping the agent failed (exit ${String(result.exitCode)}): ${result.stderr.trim().slice(0, 300)}`,
-        );
-      else if (outcome === "killed")
-        log(session.targetId, "warn", `the agent did not stop within ${STOP_GRACE_S} s of TERM: killed`);
-      else
-        log(
-          session.targetId,
-          "debug",
-          outcome === "none" ? "no agent process was left to stop" : "the agent stopped on TERM",
-        );
-    } catch (error) {
-      log(session.targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
-    }
-    agent.process.kill("TERM");
-  });
+  return processLauncher(
+    log,
+    async (session, agent, marker) => {
+      const pushed = session.pushed;
+      // Without its paths the command cannot find it: signals through the channel, as for a local one.
+      if (pushed === undefined) return signalStop(log, session, agent);
+      try {
+        const result = await session.shell.exec(stopAgentCommand(pushed, marker), {
+          become: true,
+          timeoutMs: (STOP_GRACE_S + 20) * 1000,
+        });
+        const outcome = result.stdout.trim().split("\n").pop() ?? "";
+        if (result.exitCode !== 0 || !["none", "stopped", "killed"].includes(outcome))
+          log(
+            session.targetId,
+            "warn",
+            `stopping the agent failed (exit ${String(result.exitCode)}): ${result.stderr.trim().slice(0, 300)}`,
+          );
+        else if (outcome === "killed")
+          log(session.targetId, "warn", `the agent did not stop within ${STOP_GRACE_S} s of TERM: killed`);
+        else
+          log(
+            session.targetId,
+            "debug",
+            outcome === "none" ? "no agent process was left to stop" : "the agent stopped on TERM",
+          );
+      } catch (error) {
+        log(session.targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
+      }
+      agent.process.kill("TERM");
+    },
+    true,
+  );
 }

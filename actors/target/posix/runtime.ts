@@ -83,15 +83,39 @@ export interface TargetFacts {
 }
 
 /**
+ * A shell function: `rootowned PATH` succeeds when PATH has no symbolic link in it (one could be
+ * pointed elsewhere after the check), and it and every directory above it belong to root and are
+ * writable by no one else (a sticky directory such as /tmp excepted above it): a file that only
+ * root can replace. Node binaries run as root must be such.
+ */
+export const ROOT_OWNED_FUNCTION = `rootowned() {
+  f=$(readlink -f -- "$1" 2>/dev/null) && [ "$f" = "$1" ] && [ -f "$f" ] || return 1
+  m=$(stat -c %u:%a -- "$f") || return 1
+  case "$m" in 0:*) ;; *) return 1 ;; esac
+  [ $(( 0\${m#*:} & 022 )) -eq 0 ] || return 1
+  while [ "$f" != / ]; do
+    f=$(dirname -- "$f")
+    m=$(stat -c %u:%a -- "$f") || return 1
+    case "$m" in 0:*) ;; *) return 1 ;; esac
+    [ $(( 0\${m#*:} & 022 )) -eq 0 ] || [ $(( 0\${m#*:} & 01000 )) -ne 0 ] || return 1
+  done
+}`;
+
+/**
  * The probe: one shell command. `extraNodes` are tried first (local mode: this process's own
- * Node); `cached` are `[path, sha256]` pairs checked with `sha256sum` (the agent cache).
+ * Node); `cached` are `[path, sha256]` pairs checked with `sha256sum` (the agent cache). With
+ * `rootOwnedOnly`, a Node that the login (or anyone but root) could replace is passed over and
+ * reported as `untrusted` (it would run as root), and the one taken is given with its links
+ * resolved.
  */
 export function probeCommand(
   extraNodes: readonly string[] = [],
   cached: readonly (readonly [string, string])[] = [],
+  rootOwnedOnly = false,
 ): string {
   const q = shellQuote;
   const lines = [
+    ...(rootOwnedOnly ? [ROOT_OWNED_FUNCTION] : []),
     'seen=" "',
     `for n in ${[...extraNodes.map(q), '"$(command -v node 2>/dev/null)"', ...COMMON_NODE_PATHS.map(q)].join(" ")}; do`,
     '  if [ -n "$n" ] && [ -f "$n" ] && [ -x "$n" ]; then',
@@ -100,6 +124,8 @@ export function probeCommand(
     '    r=$(readlink -f -- "$n" 2>/dev/null) || r=$n',
     '    case "$seen" in *" $r "*) continue ;; esac',
     '    seen="$seen$r "',
+    // Root is given the binary itself: a link on the way could be pointed elsewhere later.
+    ...(rootOwnedOnly ? ['    if ! rootowned "$r"; then echo "untrusted $n"; continue; fi', "    n=$r"] : []),
     // The version first: a path may hold spaces. An empty version means it did not answer.
     '    v=$("$n" --version 2>/dev/null | head -n 1); echo "node ${v:-none} $n"',
     "    m=${v#v}; m=${m%%.*}",
@@ -110,11 +136,18 @@ export function probeCommand(
     'echo "ssh_client ${SSH_CLIENT%% *}"',
     'if command -v gzip >/dev/null 2>&1; then echo "gzip yes"; else echo "gzip no"; fi',
   ];
-  for (const [path, sha256] of cached)
-    lines.push(
-      `if [ -f ${q(path)} ] && [ "$(sha256sum ${q(path)} 2>/dev/null | cut -d' ' -f1)" = ${q(sha256)} ]; then echo "cached ${path}"; fi`,
-    );
-  return lines.join("\n");
+  return [...lines, cachedCommand(cached)].join("\n");
+}
+
+/** Prints `cached <path>` for each `[path, sha256]` whose file has that SHA-256 (the agent cache). */
+export function cachedCommand(cached: readonly (readonly [string, string])[]): string {
+  const q = shellQuote;
+  return cached
+    .map(
+      ([path, sha256]) =>
+        `if [ -f ${q(path)} ] && [ "$(sha256sum ${q(path)} 2>/dev/null | cut -d' ' -f1)" = ${q(sha256)} ]; then echo "cached ${path}"; fi`,
+    )
+    .join("\n");
 }
 
 /** Reads the probe's output (bounded by the shell's output cap). */
@@ -135,6 +168,7 @@ export function parseProbe(stdout: string): TargetFacts {
       else rejected.push(`${path} (${version === "none" ? "no version" : version})`);
     } else if (kind === "uname") uname = rest.join(" ");
     else if (kind === "gzip") gzip = rest[0] === "yes";
+    else if (kind === "untrusted" && rest.length > 0) rejected.push(`${rest.join(" ")} (not root's own)`);
     else if (kind === "cached") cached.add(rest.join(" "));
     else if (kind === "ssh_client" && rest.length === 1 && isIP(rest[0] ?? "") !== 0) seenAs = rest[0];
   }
