@@ -74,8 +74,22 @@ export async function normaliseJob(
   const check = new Checker(source, dirname(file));
   const targets: JobTarget[] = [];
   const seen = new Map<string, number>();
+  let firstLocal: number | undefined;
   doc.targets.forEach((t, i) => {
     const id = targetId(doc, t);
+    // Two local targets would share this machine's run directory: one's cleanup would remove the
+    // other's staged files from under its agent.
+    if (t.host === "local") {
+      if (firstLocal === undefined) firstLocal = i;
+      else {
+        const { line, column } = placeOf(source, ["targets", firstLocal]);
+        check.problem(
+          ["targets", i, "host"],
+          `a second local target (the first is at line ${line}, column ${column}): they would share this machine's run directory`,
+          "at most one target with host: local",
+        );
+      }
+    }
     const first = seen.get(id);
     if (first !== undefined) {
       const here: DocPath = ["targets", i, t.name !== undefined ? "name" : "host"];

@@ -182,6 +182,18 @@ describe("job file errors", () => {
     assert.equal(p.message, 'duplicate target "192.0.2.1:2222" (the first is at line 5, column 5)');
   });
 
+  it("job errors - a second local target is refused: both would use this machine's run directory", async () => {
+    const text = `targets:\n  - host: local\n  - { host: local, name: again }\n${PACKAGE}`;
+    assert.deepEqual(only(await problems(text)), {
+      line: 3,
+      column: 13,
+      path: "targets[1].host",
+      message:
+        "a second local target (the first is at line 2, column 5): they would share this machine's run directory",
+      expected: "at most one target with host: local",
+    });
+  });
+
   it("job errors - a YAML syntax error has its own position", async () => {
     const text = `targets: [{ host: local }\n${PACKAGE}`;
     const p = only(await problems(text));
