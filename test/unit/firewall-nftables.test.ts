@@ -433,4 +433,45 @@ describe("firewall nftables", () => {
     await Promise.all([1, 2, 3, 4].map((i) => fw.open({ ...rule, leaseId: `lease-${i}`, port: 61000 + i })));
     assert.equal(most, 1);
   });
+
+  it("firewall nftables - every listing and change runs under the host lock, and the lease service is asked without it", async () => {
+    let held = false;
+    const log: string[] = [];
+    const lock: HostLock = {
+      acquire: () => {
+        assert.equal(held, false, "the lock is taken once at a time");
+        held = true;
+        log.push("lock");
+        return Promise.resolve(() => {
+          held = false;
+          log.push("unlock");
+          return Promise.resolve();
+        });
+      },
+    };
+    const dead = `sumac svc=${OWNER} run=run-1 lease=lease-1 port=61000`;
+    const { run: scriptedRun } = scripted(
+      NO_TABLE,
+      ok(),
+      ok(listing([{ handle: 2, comment: dead }])),
+      ok(listing([{ handle: 2, comment: dead }])),
+      ok(),
+    );
+    const run: CommandRunner = (argv, options) => {
+      assert.equal(held, true, `${argv.join(" ")} runs under the lock`);
+      log.push(argv.includes("list") ? "list" : "apply");
+      return scriptedRun(argv, options);
+    };
+    const fw = createNftablesFirewall({ lock, run, owner: OWNER });
+    await fw.open(rule);
+    await fw.sweep(() => {
+      assert.equal(held, false, "isLive is called without the lock");
+      log.push("isLive");
+      return false;
+    });
+    assert.deepEqual(log, [
+      ...["lock", "list", "apply", "unlock"],
+      ...["lock", "list", "unlock", "isLive", "lock", "list", "apply", "unlock"],
+    ]);
+  });
 });
