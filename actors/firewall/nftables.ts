@@ -19,9 +19,14 @@
  * a fork of this process): one pair of runs per call, one call after the other, made 20 targets
  * starting together wait over a second for their rules. When a batch's transaction fails, each of
  * its calls is run again alone, so that each gets the error it caused, or none.
+ *
+ * Other sumac processes on the host change the same table: every listing and the transaction
+ * built on it run under a host-wide lock (host-lock.ts), so that no process deletes the table, or
+ * a rule by a handle it listed, while another adds to it.
  */
 import { isIP } from "node:net";
 import { createSerialQueue, toolFailure } from "./command.ts";
+import { createFlockLock, type HostLock } from "./host-lock.ts";
 import { createCommandRunner, type CommandRunner } from "../../base/command.ts";
 import {
   checkOwner,
@@ -172,13 +177,15 @@ interface Call {
 
 /**
  * The nftables backend. `run` defaults to real processes with a 10 s deadline; the integration
- * test passes one prefixed with `ip netns exec NS`.
+ * test passes one prefixed with `ip netns exec NS`. `lock` defaults to the host's
+ * (`/run/sumac/nft.lock`), which every sumac process changing the table takes.
  */
 export function createNftablesFirewall(
-  options: FirewallOptions & { readonly run?: CommandRunner },
+  options: FirewallOptions & { readonly run?: CommandRunner; readonly lock?: HostLock },
 ): Firewall {
   const owner = checkOwner(options.owner);
   const run = options.run ?? createCommandRunner();
+  const hostLock = options.lock ?? createFlockLock();
   const serial = createSerialQueue();
   /** Calls waiting for the next batch; a batch is queued on `serial` when the first one comes. */
   let waiting: Call[] = [];
@@ -199,6 +206,16 @@ export function createNftablesFirewall(
       throw toolFailure(`nft -f - (${what})`, out, NOT_PERMITTED);
   }
 
+  /** Runs `work` holding the host's lock: a listing and what is decided on it. */
+  async function locked<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const release = await hostLock.acquire(signal);
+    try {
+      return await work();
+    } finally {
+      await release();
+    }
+  }
+
   const handlesOf = (rules: readonly ListedRule[], tag: string): number[] =>
     rules.filter((r) => r.comment === tag).map((r) => r.handle);
 
@@ -209,8 +226,25 @@ export function createNftablesFirewall(
     else call.reject(outcome.error);
   };
 
-  /** One listing and one transaction for every call of the batch still wanted. */
+  /** The batch under the host's lock; failing to take it fails every call of the batch. */
   async function runBatch(calls: readonly Call[]): Promise<void> {
+    if (calls.every((c) => c.done)) return;
+    let release: () => Promise<void>;
+    try {
+      release = await hostLock.acquire();
+    } catch (error) {
+      for (const call of calls) settle(call, { error });
+      return;
+    }
+    try {
+      await runLockedBatch(calls);
+    } finally {
+      await release();
+    }
+  }
+
+  /** One listing and one transaction for every call of the batch still wanted. */
+  async function runLockedBatch(calls: readonly Call[]): Promise<void> {
     const wanted = calls.filter((c) => !c.done);
     if (wanted.length === 0) return;
     let rules: ListedRule[];
@@ -242,7 +276,7 @@ export function createNftablesFirewall(
     } catch (error) {
       if (applied.length === 1) settle(applied[0]!, { error });
       // Which one failed is not known: each alone, so that each gets its own outcome.
-      else for (const call of applied) await runBatch([call]);
+      else for (const call of applied) await runLockedBatch([call]);
       return;
     }
     for (const call of applied) {
@@ -305,9 +339,11 @@ export function createNftablesFirewall(
 
     async sweep(isLive: IsLive, { signal }: CallOptions = {}): Promise<SweepResult> {
       return serial(async () => {
-        const byTag = new Map<string, { rule: TaggedRule; handles: number[] }>();
+        const byTag = new Map<string, TaggedRule>();
         let foreign = 0;
-        const { exists, rules } = await list(signal);
+        // The lease service is asked with the lock released (it may take a while, over the
+        // network); what is judged dead is deleted by its tag from a listing made anew under it.
+        const { exists, rules } = await locked(() => list(signal), signal);
         for (const r of rules) {
           const tagged = r.comment === undefined ? undefined : parseNftTag(r.comment);
           if (tagged === undefined || r.comment === undefined) {
@@ -319,23 +355,32 @@ export function createNftablesFirewall(
             foreign++;
             continue;
           }
-          const entry = byTag.get(r.comment) ?? { rule: tagged, handles: [] };
-          entry.handles.push(r.handle);
-          byTag.set(r.comment, entry);
+          byTag.set(r.comment, tagged);
         }
-        const removed: TaggedRule[] = [];
         const kept: TaggedRule[] = [];
-        const dead: number[] = [];
-        for (const { rule, handles } of byTag.values()) {
+        const deadTags = new Map<string, TaggedRule>();
+        for (const [tag, rule] of byTag) {
           if (await isLive({ runId: rule.runId, leaseId: rule.leaseId })) kept.push(rule);
-          else {
-            removed.push(rule);
-            dead.push(...handles);
-          }
+          else deadTags.set(tag, rule);
         }
-        // An empty chain (left by an earlier version, or emptied now) takes the table with it.
-        const emptied = exists && dead.length === rules.length;
-        if (dead.length > 0 || emptied) await apply("sweep", deleteRuleset(dead, emptied), signal);
+        if (deadTags.size === 0 && (!exists || rules.length > 0)) return { removed: [], kept, foreign };
+        const removed = await locked(async () => {
+          const now = await list(signal);
+          const dead = now.rules.filter((r) => r.comment !== undefined && deadTags.has(r.comment));
+          // An empty chain (left by an earlier version, or emptied now) takes the table with it.
+          const emptied = now.exists && dead.length === now.rules.length;
+          if (dead.length > 0 || emptied)
+            await apply(
+              "sweep",
+              deleteRuleset(
+                dead.map((r) => r.handle),
+                emptied,
+              ),
+              signal,
+            );
+          const gone = new Set(dead.map((r) => r.comment));
+          return [...deadTags].filter(([tag]) => gone.has(tag)).map(([, rule]) => rule);
+        }, signal);
         return { removed, kept, foreign };
       });
     },

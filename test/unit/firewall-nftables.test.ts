@@ -9,11 +9,15 @@ import {
   NFT_LIST_ARGV,
   parseChainListing,
 } from "../../actors/firewall/nftables.ts";
+import type { HostLock } from "../../actors/firewall/host-lock.ts";
 
 const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
 const OWNER = "own3r0wn3r0wn3";
 const OTHER_OWNER = "0th3r0th3r0th3";
 const TAG = `sumac svc=${OWNER} run=run-7 lease=lease-42 port=61004`;
+
+/** No other process here: the host's lock is tested with real processes (firewall-race). */
+const NO_LOCK: HostLock = { acquire: () => Promise.resolve(() => Promise.resolve()) };
 
 /** Answers tool calls from a script and records them. */
 function scripted(...answers: CommandOutcome[]) {
@@ -134,7 +138,7 @@ describe("firewall nftables", () => {
 
   it("firewall nftables - open lists the chain then adds the pair in one nft -f - transaction", async () => {
     const { run, calls } = scripted(NO_TABLE, ok());
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     assert.deepEqual(await fw.open(rule), { backend: "nftables", registered: true, tag: TAG });
     assert.deepEqual(calls, [
       { argv: NFT_LIST_ARGV, stdin: undefined },
@@ -147,7 +151,7 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 2, comment: TAG }, { handle: 3, comment: TAG }, { handle: 7 }])),
       ok(),
     );
-    await createNftablesFirewall({ run, owner: OWNER }).open(rule);
+    await createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER }).open(rule);
     assert.equal(calls[1]?.stdin, batchRuleset(OWNER, [rule], [2, 3]));
   });
 
@@ -165,7 +169,7 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 3, comment: other }])),
       NO_TABLE,
     );
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: true });
     assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
     assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: false });
@@ -191,13 +195,25 @@ describe("firewall nftables", () => {
           { handle: 8 },
         ]),
       ),
+      // Listed again under the lock once the leases are known: the dead tags' rules go by handle.
+      ok(
+        listing([
+          { handle: 2, comment: dead },
+          { handle: 3, comment: live },
+          { handle: 4, comment: dead },
+          { handle: 5, comment: live },
+          { handle: 7, comment: others },
+        ]),
+      ),
       ok(),
     );
     const asked: string[] = [];
-    const result = await createNftablesFirewall({ run, owner: OWNER }).sweep(({ runId, leaseId }) => {
-      asked.push(`${runId}/${leaseId}`);
-      return Promise.resolve(leaseId === "lease-42");
-    });
+    const result = await createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER }).sweep(
+      ({ runId, leaseId }) => {
+        asked.push(`${runId}/${leaseId}`);
+        return Promise.resolve(leaseId === "lease-42");
+      },
+    );
     assert.deepEqual(result, {
       removed: [{ owner: OWNER, runId: "run-1", leaseId: "lease-1", port: 61000 }],
       kept: [{ owner: OWNER, runId: "run-7", leaseId: "lease-42", port: 61004 }],
@@ -208,7 +224,7 @@ describe("firewall nftables", () => {
       ["run-1/lease-1", "run-7/lease-42"],
       "another domain's leases are not asked about",
     );
-    assert.equal(calls[1]?.stdin, deleteRuleset([2, 4]));
+    assert.equal(calls[2]?.stdin, deleteRuleset([2, 4]));
   });
 
   it("firewall nftables - sweep with nothing dead changes nothing, and a failing isLive removes nothing", async () => {
@@ -216,7 +232,7 @@ describe("firewall nftables", () => {
       ok(listing([{ handle: 3, comment: TAG }])),
       ok(listing([{ handle: 3, comment: TAG }])),
     );
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     assert.deepEqual(await fw.sweep(() => true), {
       removed: [],
       kept: [{ owner: OWNER, runId: "run-7", leaseId: "lease-42", port: 61004 }],
@@ -239,10 +255,11 @@ describe("firewall nftables", () => {
       ),
       ok(),
       ok(listing([])),
+      ok(listing([])),
       ok(),
       NO_TABLE,
     );
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     assert.deepEqual(await fw.close(rule), { backend: "nftables", removed: true });
     assert.equal(
       calls[1]?.stdin,
@@ -255,9 +272,9 @@ describe("firewall nftables", () => {
     );
     // An empty chain left behind (by an earlier version) goes at the sweep; no table, nothing to do.
     assert.deepEqual(await fw.sweep(() => true), { removed: [], kept: [], foreign: 0 });
-    assert.equal(calls[3]?.stdin, "delete table inet sumac\n");
+    assert.equal(calls[4]?.stdin, "delete table inet sumac\n");
     assert.deepEqual(await fw.sweep(() => true), { removed: [], kept: [], foreign: 0 });
-    assert.equal(calls.length, 5);
+    assert.equal(calls.length, 6);
   });
 
   it("firewall nftables - the owner must be a lease domain id", () => {
@@ -272,13 +289,13 @@ describe("firewall nftables", () => {
       "Operation not permitted (you must be root)\nnetlink: Error: cache initialization failed: Operation not permitted\n",
     );
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(perm).run, owner: OWNER }).open(rule),
+      createNftablesFirewall({ lock: NO_LOCK, run: scripted(perm).run, owner: OWNER }).open(rule),
       "FIREWALL_NOT_PERMITTED",
       /nft list chain: Operation not permitted/,
     );
     const missing: CommandOutcome = { exitCode: null, stdout: "", stderr: "spawn nft ENOENT", missing: true };
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(missing).run, owner: OWNER }).close(rule),
+      createNftablesFirewall({ lock: NO_LOCK, run: scripted(missing).run, owner: OWNER }).close(rule),
       "FIREWALL_TOOL_MISSING",
       /ENOENT/,
     );
@@ -289,7 +306,7 @@ describe("firewall nftables", () => {
       timedOut: true,
     };
     await assert.rejects(
-      createNftablesFirewall({ run: scripted(NO_TABLE, slow).run, owner: OWNER }).open(rule),
+      createNftablesFirewall({ lock: NO_LOCK, run: scripted(NO_TABLE, slow).run, owner: OWNER }).open(rule),
       {
         code: "TIMEOUT",
         retryable: true,
@@ -297,7 +314,7 @@ describe("firewall nftables", () => {
     );
     const syntax = failed("/dev/stdin:6:1-6: Error: Could not process rule: No such file or directory\n");
     await rejectsWith(
-      createNftablesFirewall({ run: scripted(NO_TABLE, syntax).run, owner: OWNER }).open(rule),
+      createNftablesFirewall({ lock: NO_LOCK, run: scripted(NO_TABLE, syntax).run, owner: OWNER }).open(rule),
       "FIREWALL_TOOL_FAILED",
       /nft -f - \(open\): \/dev\/stdin/,
     );
@@ -306,12 +323,12 @@ describe("firewall nftables", () => {
   it("firewall nftables - a bad rule is refused before nft runs", async () => {
     const { run, calls } = scripted();
     await rejectsWith(
-      createNftablesFirewall({ run, owner: OWNER }).open({ ...rule, peer: "10.0.0.0/8" }),
+      createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER }).open({ ...rule, peer: "10.0.0.0/8" }),
       "FIREWALL_BAD_RULE",
       /peer/,
     );
     await rejectsWith(
-      createNftablesFirewall({ run, owner: OWNER }).close({ ...rule, leaseId: "a b" }),
+      createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER }).close({ ...rule, leaseId: "a b" }),
       "FIREWALL_BAD_RULE",
       /leaseId/,
     );
@@ -336,7 +353,7 @@ describe("firewall nftables", () => {
       ),
       ok(),
     );
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     const first = fw.open(rule);
     // Made while the first open is queued or running: they wait for it, then go as one batch.
     await Promise.resolve();
@@ -370,7 +387,7 @@ describe("firewall nftables", () => {
       NO_TABLE,
       bad, // the second alone
     );
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     const [a, b] = await Promise.allSettled([fw.open(rule), fw.open(other)]);
     assert.deepEqual(a, { status: "fulfilled", value: { backend: "nftables", registered: true, tag: TAG } });
     assert.equal(b.status, "rejected");
@@ -385,7 +402,7 @@ describe("firewall nftables", () => {
 
   it("firewall nftables - an aborted call ends at once and a waiting one is left out of its batch", async () => {
     const { run, calls } = scripted(NO_TABLE, ok(), NO_TABLE, ok());
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     const first = fw.open(rule);
     await Promise.resolve();
     const abort = new AbortController();
@@ -412,8 +429,49 @@ describe("firewall nftables", () => {
       running -= 1;
       return argv.includes("list") ? NO_TABLE : ok();
     };
-    const fw = createNftablesFirewall({ run, owner: OWNER });
+    const fw = createNftablesFirewall({ lock: NO_LOCK, run, owner: OWNER });
     await Promise.all([1, 2, 3, 4].map((i) => fw.open({ ...rule, leaseId: `lease-${i}`, port: 61000 + i })));
     assert.equal(most, 1);
+  });
+
+  it("firewall nftables - every listing and change runs under the host lock, and the lease service is asked without it", async () => {
+    let held = false;
+    const log: string[] = [];
+    const lock: HostLock = {
+      acquire: () => {
+        assert.equal(held, false, "the lock is taken once at a time");
+        held = true;
+        log.push("lock");
+        return Promise.resolve(() => {
+          held = false;
+          log.push("unlock");
+          return Promise.resolve();
+        });
+      },
+    };
+    const dead = `sumac svc=${OWNER} run=run-1 lease=lease-1 port=61000`;
+    const { run: scriptedRun } = scripted(
+      NO_TABLE,
+      ok(),
+      ok(listing([{ handle: 2, comment: dead }])),
+      ok(listing([{ handle: 2, comment: dead }])),
+      ok(),
+    );
+    const run: CommandRunner = (argv, options) => {
+      assert.equal(held, true, `${argv.join(" ")} runs under the lock`);
+      log.push(argv.includes("list") ? "list" : "apply");
+      return scriptedRun(argv, options);
+    };
+    const fw = createNftablesFirewall({ lock, run, owner: OWNER });
+    await fw.open(rule);
+    await fw.sweep(() => {
+      assert.equal(held, false, "isLive is called without the lock");
+      log.push("isLive");
+      return false;
+    });
+    assert.deepEqual(log, [
+      ...["lock", "list", "apply", "unlock"],
+      ...["lock", "list", "unlock", "isLive", "lock", "list", "apply", "unlock"],
+    ]);
   });
 });
