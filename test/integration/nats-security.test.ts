@@ -14,11 +14,17 @@ import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  PermissionViolationError,
+} from "@nats-io/transport-node";
 import { openNatsBus } from "../../bus/nats.ts";
 import { BusError, encodeJson, type Bus } from "../../bus/bus.ts";
 import { LEASE_EVENT_SUBJECTS, LEASE_SUBJECTS } from "../../bus/subjects.ts";
 import { EVENT_STREAM } from "../../run/events/subjects.ts";
+import { SNAPSHOT_BUCKET } from "../../run/snapshot-store.ts";
 import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import { natsBinarySkipReason } from "../support/nats.ts";
@@ -63,6 +69,35 @@ async function busErrorOf(work: Promise<unknown>): Promise<BusError> {
   assert.fail("expected a BusError");
 }
 
+/**
+ * JetStream API requests as a user of `docs/nats/accounts.conf` (sumac's Bus takes no `$` subjects):
+ * `refused` resolves to the server's refusal of one (fails the test when it is answered).
+ */
+async function apiClient(url: string, seed: string, inboxPrefix: string) {
+  const nc = await connect({
+    servers: url,
+    authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)),
+    inboxPrefix,
+  });
+  const ask = async (subject: string, body: unknown): Promise<Record<string, unknown>> =>
+    (await nc.request(subject, encodeJson(body), { timeout: 5_000 })).json<Record<string, unknown>>();
+  const refused = async (subject: string, body: unknown): Promise<string> => {
+    try {
+      const answer = await ask(subject, body);
+      assert.fail(`${subject} was answered: ${JSON.stringify(answer)}`);
+    } catch (err) {
+      if (err instanceof assert.AssertionError) throw err;
+      // nats.js wraps the server's refusal of a request's publish in a RequestError.
+      const violation = err instanceof PermissionViolationError ? err : (err as Error).cause;
+      assert.ok(violation instanceof PermissionViolationError, `${subject}: ${String(err)}`);
+      assert.equal(violation.operation, "publish");
+      assert.equal(violation.subject, subject);
+      return violation.message;
+    }
+  };
+  return { nc, ask, refused };
+}
+
 describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_000 }, () => {
   let dir: string;
   let server: ConfiguredNats;
@@ -98,7 +133,9 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
       security: { credential: { kind: "nkey", file: seedFile }, inboxPrefix: "_INBOX.coordinator" },
     });
     buses.push(coordinatorBus);
+    // Coordinators create sumac's stream and buckets; the others may only use them.
     await coordinatorBus.stream(EVENT_STREAM.name, { subjects: EVENT_STREAM.subjects });
+    await coordinatorBus.kv(SNAPSHOT_BUCKET);
     service = await startLeaseService({ bus: coordinatorBus, lockMs: 3_000 });
     await service.whenActive();
   });
@@ -148,6 +185,64 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
       assert.equal(peek.code, "BUS_PERMISSION_DENIED", inbox);
     }
     await client.close({ release: true });
+  });
+
+  it("nats security - a worker cannot make streams or consumers of its own, nor change or remove sumac's", async () => {
+    const api = await apiClient(server.url, worker.seed, "_INBOX.worker");
+    const admin = await apiClient(server.url, coordinator.seed, "_INBOX.coordinator");
+    const stream = (name: string, config: Record<string, unknown>) => ({
+      name,
+      retention: "limits",
+      storage: "memory",
+      ...config,
+    });
+    const attacks: [string, unknown][] = [
+      // Would take every lease request (JetStream's ack answering first) and keep a copy.
+      ["$JS.API.STREAM.CREATE.EVIL1", stream("EVIL1", { subjects: ["sumac.v1.lease.*"] })],
+      // Would capture the coordinators' replies.
+      ["$JS.API.STREAM.CREATE.EVIL2", stream("EVIL2", { subjects: ["_INBOX.coordinator.>"] })],
+      // Would write the lease lock (or forge a reply) through the server's republish.
+      [
+        "$JS.API.STREAM.CREATE.EVIL3",
+        stream("EVIL3", {
+          subjects: ["evil.>"],
+          republish: { src: ">", dest: "$KV.sumac-leases.lock" },
+        }),
+      ],
+      ["$JS.API.STREAM.DELETE.sumac_events_v1", {}],
+      ["$JS.API.STREAM.PURGE.sumac_events_v1", {}],
+      ["$JS.API.STREAM.UPDATE.sumac_events_v1", stream("sumac_events_v1", { subjects: [">"] })],
+      ["$JS.API.STREAM.DELETE.KV_sumac-leases", {}],
+      ["$JS.API.STREAM.MSG.DELETE.KV_sumac-leases", { seq: 1 }],
+      // A push consumer on a bucket it writes, delivering to the lease lock.
+      [
+        "$JS.API.CONSUMER.CREATE.KV_sumac-targets",
+        {
+          stream_name: "KV_sumac-targets",
+          config: { deliver_subject: "$KV.sumac-leases.lock", ack_policy: "none" },
+        },
+      ],
+      // Nor read the leases' values (their holders' secret hashes), only the lock and the domain.
+      ["$JS.API.DIRECT.GET.KV_sumac-leases", { seq: 1 }],
+    ];
+    try {
+      for (const [subject, body] of attacks)
+        assert.match(await api.refused(subject, body), /Permissions Violation for Publish/);
+      // The same requests are well formed: the coordinator, which may, makes such a stream.
+      const ask = admin.ask;
+      const made = await ask("$JS.API.STREAM.CREATE.PROBE", stream("PROBE", { subjects: ["probe.>"] }));
+      assert.equal(made.error, undefined, JSON.stringify(made));
+      await ask("$JS.API.STREAM.DELETE.PROBE", {});
+      const names = (await ask("$JS.API.STREAM.NAMES", {})).streams as string[];
+      assert.deepEqual(
+        [...names].sort(),
+        ["KV_sumac-leases", "KV_sumac-targets", "sumac_events_v1"],
+        "no stream of the worker's, and sumac's are all there",
+      );
+    } finally {
+      await api.nc.close();
+      await admin.nc.close();
+    }
   });
 
   it("nats security - a worker without its inbox prefix is told which option sets it", async () => {
@@ -214,7 +309,39 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     await holder.close({ release: true });
   });
 
-  it("nats security - a subscriber follows lease events live and reads the run events' stream", async () => {
+  it("nats security - a subscriber cannot make a consumer, so none delivers stored events to another subject", async () => {
+    const api = await apiClient(server.url, subscriber.seed, "_INBOX.subscriber");
+    const admin = await apiClient(server.url, coordinator.seed, "_INBOX.coordinator");
+    const push = { deliver_subject: "sumac.v1.lease.release", ack_policy: "none" };
+    const attempts: [string, unknown][] = [
+      ["$JS.API.CONSUMER.CREATE.sumac_events_v1", { stream_name: "sumac_events_v1", config: push }],
+      [
+        "$JS.API.CONSUMER.CREATE.sumac_events_v1.evil",
+        { stream_name: "sumac_events_v1", config: { ...push, name: "evil" } },
+      ],
+      [
+        "$JS.API.CONSUMER.DURABLE.CREATE.sumac_events_v1.evil",
+        { stream_name: "sumac_events_v1", config: { ...push, durable_name: "evil" } },
+      ],
+      ["$JS.API.STREAM.CREATE.EVIL", { name: "EVIL", subjects: ["evil.>"], storage: "memory" }],
+      ["$JS.API.STREAM.DELETE.sumac_events_v1", {}],
+    ];
+    try {
+      for (const [subject, body] of attempts)
+        assert.match(await api.refused(subject, body), /Permissions Violation for Publish/);
+      const consumers = await admin.ask("$JS.API.CONSUMER.NAMES.sumac_events_v1", {});
+      assert.deepEqual(consumers.consumers ?? [], []);
+      // A push consumer is what the permissions keep out: the coordinator's request makes one.
+      const made = await admin.ask("$JS.API.CONSUMER.CREATE.sumac_events_v1", attempts[0]![1]);
+      assert.equal(made.error, undefined, JSON.stringify(made));
+      await admin.ask(`$JS.API.CONSUMER.DELETE.sumac_events_v1.${(made as { name: string }).name}`, {});
+    } finally {
+      await api.nc.close();
+      await admin.nc.close();
+    }
+  });
+
+  it("nats security - a subscriber follows lease events live and reads the run events' stream message by message", async () => {
     const seedFile = await privateFile(join(dir, "subscriber2.nk"), subscriber.seed);
     const bus = await openNatsBus({
       servers: server.url,
@@ -225,13 +352,22 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const sub = await bus.subscribe("sumac.v1.lease.event.>", (m) => seen.push(m.subject));
     await coordinatorBus.publish("sumac.v1.run.r9.started", encodeJson({ run: "r9" }));
     await coordinatorBus.publish(LEASE_EVENT_SUBJECTS.conflict, encodeJson({ probe: true }));
-    const events = await bus.stream(EVENT_STREAM.name, { subjects: EVENT_STREAM.subjects });
-    // The publish above is stored once the stream says so: read until it is there.
+    // Past events one message at a time, as `nats stream get` reads them (no consumer).
+    const api = await apiClient(server.url, subscriber.seed, "_INBOX.subscriber");
     const read: string[] = [];
     const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !read.includes("sumac.v1.run.r9.started")) {
-      read.length = 0;
-      for await (const e of events.read({ sequence: 1 })) read.push(e.subject);
+    try {
+      for (let seq = 1; Date.now() < deadline && !read.includes("sumac.v1.run.r9.started");) {
+        const info = await api.ask(`$JS.API.STREAM.INFO.${EVENT_STREAM.name}`, {});
+        const last = (info.state as { last_seq: number }).last_seq;
+        for (; seq <= last; seq++) {
+          const got = await api.ask(`$JS.API.STREAM.MSG.GET.${EVENT_STREAM.name}`, { seq });
+          const message = got.message as { subject: string } | undefined;
+          if (message) read.push(message.subject);
+        }
+      }
+    } finally {
+      await api.nc.close();
     }
     assert.ok(read.includes("sumac.v1.run.r9.started"), `read ${read.join(", ")}`);
     while (Date.now() < deadline && seen.length === 0) await new Promise((r) => setTimeout(r, 20));
