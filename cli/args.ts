@@ -239,13 +239,18 @@ export function natsSettings(args: RunArgs, env: Readonly<Record<string, string 
     );
   const inboxPrefix = args.natsInboxPrefix ?? get(NATS_ENV.inboxPrefix)?.trim();
   if (inboxPrefix !== undefined) checkInboxPrefix(inboxPrefix, NATS_ENV.inboxPrefix, who, see);
+  const plaintext = get("SUMAC_NATS_ALLOW_PLAINTEXT")?.trim();
+  if (plaintext !== undefined && plaintext !== "" && plaintext !== "0" && plaintext !== "1")
+    throw new UsageError(`${who}: SUMAC_NATS_ALLOW_PLAINTEXT is 1 or 0, not '${plaintext}'; ${see}`);
+  const allowPlaintext = plaintext === "1";
   const natsSecurity: NatsSecurity | undefined =
-    tls === undefined && credential === undefined && inboxPrefix === undefined
+    tls === undefined && credential === undefined && inboxPrefix === undefined && !allowPlaintext
       ? undefined
       : {
           ...(tls === undefined ? {} : { tls }),
           ...(credential === undefined ? {} : { credential }),
           ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
+          ...(allowPlaintext ? { allowPlaintext } : {}),
         };
   return { natsUrl, ...(natsSecurity === undefined ? {} : { natsSecurity }) };
 }

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -484,6 +484,56 @@ describe("nats security - credentials and TLS", { skip, timeout: 120_000 }, () =
       assert.equal(inUrl.code, "BUS_AUTH_FAILED");
       assert.match(inUrl.message, /nats:\/\/\*\*\*@127.*the user and password \(or token\) in the NATS URL/);
       for (const e of [tooOpen, wrong, none]) assert.ok(!e.message.includes(token), e.message);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("nats security - a token for another host goes over TLS only, unless SUMAC_NATS_ALLOW_PLAINTEXT allows it, with one warning", async (t) => {
+    // An address of this machine that is not loopback, as another host's would be.
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a?.family === "IPv4" && !a.internal)?.address;
+    if (address === undefined) return t.skip("no non-loopback IPv4 address on this machine");
+    const token = `tok-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    const d = join(dir, "plain");
+    const server = await startConfiguredNats(
+      d,
+      `listen: 0.0.0.0:-1\njetstream { store_dir: "${join(d, "js")}" }\nauthorization { token: "${token}" }\n`,
+    );
+    try {
+      const url = server.url.replace("127.0.0.1", address);
+      const file = await privateFile(join(dir, "plain-token.txt"), token);
+      const warnings: string[] = [];
+      const refused = await busErrorOf(
+        openNatsBus({
+          servers: url,
+          timeoutMs: 3_000,
+          warn: (m) => warnings.push(m),
+          security: { credential: { kind: "token", file } },
+        }),
+      );
+      assert.equal(refused.code, "BUS_TLS_FAILED");
+      assert.equal(refused.retryable, false);
+      assert.match(
+        refused.message,
+        /does not offer TLS, and sumac sends the token .*plain-token\.txt to another host over TLS only: .*SUMAC_NATS_ALLOW_PLAINTEXT=1/,
+      );
+      assert.ok(!refused.message.includes(token));
+      assert.deepEqual(warnings, []);
+      for (let i = 0; i < 2; i++) {
+        const bus = await openNatsBus({
+          servers: url,
+          warn: (m) => warnings.push(m),
+          security: { credential: { kind: "token", file }, allowPlaintext: true },
+        });
+        await (await bus.kv("probe")).put("k", encodeJson(i));
+        await bus.close();
+      }
+      assert.equal(warnings.length, 1, "warned once per process");
+      const warning = warnings[0] ?? "";
+      assert.match(warning, /the token .*plain-token\.txt goes to NATS at nats:\/\/[\d.]+:\d+ in plain text/);
+      assert.ok(!warning.includes(token));
     } finally {
       await server.stop();
     }
