@@ -245,6 +245,39 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     }
   });
 
+  it("nats security - a worker cannot release, renew or report another run's lease: it lacks the lease's secret", async () => {
+    const holder = createLeaseClient({ bus: coordinatorBus, workerHost: "w3", leaseMs: 60_000 });
+    const lease = await holder.acquire("callback", { run: "r3", target: "t3" });
+    const bus = await openNatsBus({
+      servers: server.url,
+      security: {
+        credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" },
+        inboxPrefix: "_INBOX.worker",
+      },
+    });
+    buses.push(bus);
+    const guess = "A".repeat(22);
+    const asks: [string, unknown][] = [
+      [LEASE_SUBJECTS.release, { leaseIds: [lease.leaseId], secrets: [guess] }],
+      [LEASE_SUBJECTS.renew, { leaseIds: [lease.leaseId], secrets: [guess], leaseMs: 1_000 }],
+      [
+        LEASE_SUBJECTS.conflict,
+        { leaseId: lease.leaseId, secret: guess, nextLeaseId: "Lx", nextSecret: guess, leaseMs: 1_000 },
+      ],
+    ];
+    for (const [subject, body] of asks) {
+      const reply = JSON.parse(
+        new TextDecoder().decode((await bus.request(subject, encodeJson(body), { timeoutMs: 5_000 })).data),
+      ) as { ok: boolean; error?: { code: string } };
+      assert.deepEqual([reply.ok, reply.error?.code], [false, "not-holder"], subject);
+    }
+    const worker2 = createLeaseClient({ bus, workerHost: "w3" });
+    await assert.rejects(worker2.release(lease.leaseId), /not its holder's/);
+    await worker2.close();
+    assert.equal(await holder.release(lease.leaseId), 1, "the holder still has it, and releases it");
+    await holder.close();
+  });
+
   it("nats security - a worker without its inbox prefix is told which option sets it", async () => {
     const refused = await busErrorOf(
       openNatsBus({
