@@ -87,6 +87,10 @@ export const ERROR_CODES = {
   LEASE_EXHAUSTED: { retryable: true, means: "every port of the range is leased or busy" },
   LEASE_UNKNOWN_RANGE: { retryable: false, means: "the lease service has no such range" },
   LEASE_UNKNOWN: { retryable: false, means: "the lease is not held any more" },
+  LEASE_NOT_HOLDER: {
+    retryable: false,
+    means: "the request did not show the lease's secret: only its holder may renew or release it",
+  },
   LEASE_INVALID_REQUEST: { retryable: false, means: "the lease service refused the request as malformed" },
   LEASE_UNAVAILABLE: { retryable: true, means: "no active lease service answered in time" },
   LEASE_SERVICE_FAILED: { retryable: true, means: "the lease service failed internally" },

@@ -45,6 +45,12 @@ export interface NatsSecurity {
    * (`_INBOX.worker.>`), so that it cannot read the replies meant for others.
    */
   readonly inboxPrefix?: string;
+  /**
+   * Lets a credential go to a server on another host without TLS (`SUMAC_NATS_ALLOW_PLAINTEXT=1`),
+   * with a warning. Without it, a credential and no TLS options mean TLS verified against the
+   * system's CAs, except towards this machine's own loopback addresses.
+   */
+  readonly allowPlaintext?: boolean;
 }
 
 /** What the connection gets from {@link NatsSecurity}. */

@@ -56,6 +56,8 @@ export interface NatsBusOptions {
   readonly timeoutMs?: number;
   /** TLS and credentials (docs/nats.md); without them, plain NATS as the URL says. */
   readonly security?: NatsSecurity;
+  /** Where a warning goes (a credential allowed in plain text); default stderr. */
+  readonly warn?: (message: string) => void;
 }
 
 /** Wait between two reconnection attempts (plus up to 100 ms of jitter), kept short and bounded. */
@@ -79,10 +81,21 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
   const timeoutMs = options.timeoutMs ?? 5_000;
   // Files are read and checked before any connection: a loose key file fails here, not later.
   const security = await natsConnectSecurity(options.security);
+  const exposed = plaintextCredential(options);
+  if (exposed !== undefined && options.security?.allowPlaintext === true && !warnedPlaintext) {
+    warnedPlaintext = true;
+    (options.warn ?? warnOnStderr)(
+      `${exposed} goes to NATS at ${serversForMessages(options.servers)} in plain text, as ` +
+        "SUMAC_NATS_ALLOW_PLAINTEXT allows: whoever is on the network between can read it and the " +
+        "traffic; configure TLS on the server and give its CA (--nats-ca)",
+    );
+  }
+  // A credential is not sent in the clear to another host: TLS it is, verified with the system's CAs.
+  const tls = security.tls ?? (exposed !== undefined && !options.security?.allowPlaintext ? {} : undefined);
   let nc: NatsConnection;
   try {
     nc = await connect({
-      ...(security.tls === undefined ? {} : { tls: security.tls }),
+      ...(tls === undefined ? {} : { tls }),
       ...(security.authenticator === undefined ? {} : { authenticator: security.authenticator }),
       ...(security.inboxPrefix === undefined ? {} : { inboxPrefix: security.inboxPrefix }),
       servers: options.servers,
@@ -99,7 +112,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw await connectFailure(err, options, timeoutMs);
+    throw await connectFailure(err, options, timeoutMs, security.tls === undefined ? exposed : undefined);
   }
   try {
     const jsm = await withDeadline(
@@ -352,7 +365,48 @@ function isTlsFailure(err: Error): boolean {
  * TLS failures are not retried (another attempt would meet the same refusal), a server that did not
  * answer is `BUS_UNAVAILABLE`. Messages name files and variables, never what they hold.
  */
-async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: number): Promise<BusError> {
+/** Whether the plain-text warning was given in this process: once is enough. */
+let warnedPlaintext = false;
+
+function warnOnStderr(message: string): void {
+  process.stderr.write(`sumac: warning: ${message}\n`);
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/i;
+
+/**
+ * The credential that would travel without TLS (named for messages), or undefined: one is given
+ * (or in a URL), no TLS option is, and a server is not on this machine's loopback nor a `tls://` URL.
+ */
+function plaintextCredential(options: NatsBusOptions): string | undefined {
+  if (options.security?.tls !== undefined) return undefined;
+  const list = (typeof options.servers === "string" ? [options.servers] : options.servers)
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const credential = options.security?.credential;
+  const inUrl = list.some((s) => redactUrlCredentials(s) !== s);
+  if (credential === undefined && !inUrl) return undefined;
+  const remote = list.some((s) => {
+    if (/^tls:\/\//i.test(s)) return false;
+    try {
+      return !LOOPBACK.test(new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `nats://${s}`).hostname);
+    } catch {
+      return true;
+    }
+  });
+  if (!remote) return undefined;
+  return credential === undefined
+    ? "the user and password (or token) in the NATS URL"
+    : describeCredential(credential);
+}
+
+async function connectFailure(
+  err: unknown,
+  options: NatsBusOptions,
+  timeoutMs: number,
+  forcedFor?: string,
+): Promise<BusError> {
   const at = serversForMessages(options.servers);
   const credential = options.security?.credential;
   const tls = options.security?.tls;
@@ -377,6 +431,18 @@ async function connectFailure(err: unknown, options: NatsBusOptions, timeoutMs: 
       { cause: err },
     );
   }
+  if (
+    forcedFor !== undefined &&
+    err instanceof ConnectionError &&
+    /does not support 'tls'|not available on this server/.test(message)
+  )
+    return new BusError(
+      "BUS_TLS_FAILED",
+      `NATS at ${at} does not offer TLS, and sumac sends ${forcedFor} to another host over TLS only: ` +
+        "configure TLS on the server (and give its CA with --nats-ca), or set SUMAC_NATS_ALLOW_PLAINTEXT=1 " +
+        "to send it in plain text on a network you trust",
+      { cause: err },
+    );
   if (err instanceof ConnectionError && /does not support 'tls'|not available on this server/.test(message))
     return new BusError(
       "BUS_TLS_FAILED",

@@ -239,13 +239,18 @@ export function natsSettings(args: RunArgs, env: Readonly<Record<string, string 
     );
   const inboxPrefix = args.natsInboxPrefix ?? get(NATS_ENV.inboxPrefix)?.trim();
   if (inboxPrefix !== undefined) checkInboxPrefix(inboxPrefix, NATS_ENV.inboxPrefix, who, see);
+  const plaintext = get("SUMAC_NATS_ALLOW_PLAINTEXT")?.trim();
+  if (plaintext !== undefined && plaintext !== "" && plaintext !== "0" && plaintext !== "1")
+    throw new UsageError(`${who}: SUMAC_NATS_ALLOW_PLAINTEXT is 1 or 0, not '${plaintext}'; ${see}`);
+  const allowPlaintext = plaintext === "1";
   const natsSecurity: NatsSecurity | undefined =
-    tls === undefined && credential === undefined && inboxPrefix === undefined
+    tls === undefined && credential === undefined && inboxPrefix === undefined && !allowPlaintext
       ? undefined
       : {
           ...(tls === undefined ? {} : { tls }),
           ...(credential === undefined ? {} : { credential }),
           ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
+          ...(allowPlaintext ? { allowPlaintext } : {}),
         };
   return { natsUrl, ...(natsSecurity === undefined ? {} : { natsSecurity }) };
 }
@@ -274,7 +279,9 @@ const COMMON = `Options:
                      inboxes only, e.g. _INBOX.worker (or SUMAC_NATS_INBOX_PREFIX)
                      One credential at most. Secrets are never taken from the command line;
                      a file holding one (creds, seed, token, client key) must be readable by
-                     its owner only (chmod 600), or sumac refuses it. See docs/nats.md
+                     its owner only (chmod 600), or sumac refuses it. A credential goes to a
+                     server that is not on this machine over TLS only, unless
+                     SUMAC_NATS_ALLOW_PLAINTEXT=1 (with a warning). See docs/nats.md
   --state-dir DIR    where runs and the embedded bus are kept; default $XDG_STATE_HOME/sumac,
                      else ~/.local/state/sumac
   --retry RUN        run only the job's targets that did not succeed in an earlier run: RUN is

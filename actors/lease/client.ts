@@ -96,6 +96,11 @@ export interface LeaseClient {
   close(options?: { release?: boolean } & CallOptions): Promise<void>;
 }
 
+/** A lease's secret: 128 random bits, base64url. */
+function newSecret(): string {
+  return randomBytes(16).toString("base64url");
+}
+
 /** Creates a client; it renews what it holds every `renewEveryMs` until closed. */
 export function createLeaseClient(options: LeaseClientOptions): LeaseClient {
   return new Client(options);
@@ -116,6 +121,8 @@ class Client implements LeaseClient {
   private readonly attemptMs: number;
   private readonly options: LeaseClientOptions;
   private readonly leases = new Map<string, Lease>();
+  /** The secret of each lease this client acquired (held or being acquired); never sent elsewhere. */
+  private readonly secrets = new Map<string, string>();
   private readonly timer: NodeJS.Timeout;
   private renewing = false;
   /** Trusted transport only: whether this client's own worker host and lease time are valid. */
@@ -148,15 +155,20 @@ class Client implements LeaseClient {
       range,
       holder,
       leaseMs: options?.leaseMs ?? this.leaseMs,
+      secret: newSecret(),
     };
     try {
       if (this.transport.trusted) body.holder = this.checked(body);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    this.secrets.set(body.leaseId, body.secret);
     // Not an async function, and the lease kept by `call`'s own callback: two promises less per
     // grant (bench/lease.ts).
-    return this.call("acquire", body, GrantReply, options, this.keep);
+    return this.call("acquire", body, GrantReply, options, this.keep).catch((err: unknown) => {
+      this.secrets.delete(body.leaseId);
+      throw err;
+    });
   }
 
   /** Holds (and renews) a granted lease; returns it. */
@@ -165,11 +177,22 @@ class Client implements LeaseClient {
     return reply.lease;
   };
 
+  /** The secrets of `ids`; one this client does not have is a fresh one, which the service refuses. */
+  private secretsOf(ids: readonly string[]): string[] {
+    return ids.map((id) => this.secrets.get(id) ?? newSecret());
+  }
+
+  private forget(leaseId: string): void {
+    this.leases.delete(leaseId);
+    this.secrets.delete(leaseId);
+  }
+
   async renew(leaseIds?: readonly string[], options?: CallOptions): Promise<string[]> {
     const ids = leaseIds ?? [...this.leases.keys()];
     const unknown: string[] = [];
     for (let i = 0; i < ids.length; i += MAX_IDS) {
-      const body: RenewRequest = { leaseIds: ids.slice(i, i + MAX_IDS), leaseMs: this.leaseMs };
+      const leaseIds = ids.slice(i, i + MAX_IDS);
+      const body: RenewRequest = { leaseIds, secrets: this.secretsOf(leaseIds), leaseMs: this.leaseMs };
       const reply = await this.call("renew", body, RenewReply, options);
       for (const { leaseId, expiresAt } of reply.renewed) {
         const lease = this.leases.get(leaseId);
@@ -177,25 +200,39 @@ class Client implements LeaseClient {
       }
       unknown.push(...reply.unknown);
     }
-    for (const leaseId of unknown) this.leases.delete(leaseId);
+    for (const leaseId of unknown) this.forget(leaseId);
     return unknown;
   }
 
   async reportConflict(leaseId: string, options?: CallOptions): Promise<Lease> {
-    const body: ConflictRequest = { leaseId, nextLeaseId: this.newId(), leaseMs: this.leaseMs };
+    const body: ConflictRequest = {
+      leaseId,
+      secret: this.secretsOf([leaseId])[0]!,
+      nextLeaseId: this.newId(),
+      nextSecret: newSecret(),
+      leaseMs: this.leaseMs,
+    };
+    this.secrets.set(body.nextLeaseId, body.nextSecret);
     this.leases.delete(leaseId);
-    const reply = await this.call("conflict", body, GrantReply, options);
-    this.leases.set(reply.lease.leaseId, reply.lease);
-    return reply.lease;
+    try {
+      const reply = await this.call("conflict", body, GrantReply, options);
+      this.leases.set(reply.lease.leaseId, reply.lease);
+      this.secrets.delete(leaseId);
+      return reply.lease;
+    } catch (err) {
+      this.secrets.delete(body.nextLeaseId);
+      throw err;
+    }
   }
 
   async release(leaseIds: string | readonly string[], options?: CallOptions): Promise<number> {
     const ids = typeof leaseIds === "string" ? [leaseIds] : leaseIds;
     let released = 0;
     for (let i = 0; i < ids.length; i += MAX_IDS) {
-      const body: ReleaseRequest = { leaseIds: ids.slice(i, i + MAX_IDS) };
+      const leaseIds = ids.slice(i, i + MAX_IDS);
+      const body: ReleaseRequest = { leaseIds, secrets: this.secretsOf(leaseIds) };
       released += (await this.call("release", body, ReleaseReply, options)).released;
-      for (const id of body.leaseIds) this.leases.delete(id);
+      for (const id of body.leaseIds) this.forget(id);
     }
     return released;
   }

@@ -10,7 +10,7 @@
  * one key are never in flight together, so a retried write can never land after a newer one.
  */
 import type { KvStore } from "../../bus/bus.ts";
-import { LEASE_EVENT_SUBJECTS, type LeaseFailure } from "../../bus/schemas/lease.ts";
+import { LEASE_EVENT_SUBJECTS, publicLease, type LeaseFailure } from "../../bus/schemas/lease.ts";
 import type { LeaseChange } from "../../machines/port-lease/table.ts";
 import { noteChanges, pendingWrites, writePending, type PendingWrites } from "./store.ts";
 import { toJson } from "./transport.ts";
@@ -172,7 +172,7 @@ export class GroupCommit {
     const at = this.host.now();
     for (const change of changes) {
       if (change.type === "lease-gone" && change.reason === "expired")
-        events.push([LEASE_EVENT_SUBJECTS.expired, toJson({ lease: change.lease, at })]);
+        events.push([LEASE_EVENT_SUBJECTS.expired, toJson({ lease: publicLease(change.lease), at })]);
       if (change.type === "lease-gone" && change.reason === "conflict") conflicted = change;
       if (change.type === "busy" && conflicted?.type === "lease-gone") {
         const { leaseId, holder } = conflicted.lease;

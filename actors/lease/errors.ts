@@ -9,6 +9,7 @@ const LEASE_CODES = [
   "LEASE_EXHAUSTED",
   "LEASE_UNKNOWN_RANGE",
   "LEASE_UNKNOWN",
+  "LEASE_NOT_HOLDER",
   "LEASE_INVALID_REQUEST",
   "LEASE_UNAVAILABLE",
   "LEASE_SERVICE_FAILED",
@@ -31,6 +32,8 @@ export class LeaseUnknownRangeError extends errorClass("LEASE_UNKNOWN_RANGE") {}
 /** The lease is not held any more (it expired and was reclaimed, or was released). */
 export class LeaseUnknownError extends errorClass("LEASE_UNKNOWN") {}
 
+/** The request did not show the lease's secret: only the client that acquired a lease can renew or release it. */
+export class LeaseNotHolderError extends errorClass("LEASE_NOT_HOLDER") {}
 /** The service refused the request as malformed (or the reply was malformed). */
 export class LeaseInvalidRequestError extends errorClass("LEASE_INVALID_REQUEST") {}
 
@@ -62,6 +65,8 @@ export function errorOfReply(code: LeaseErrorCode, message: string): LeaseError 
       return new LeaseUnknownRangeError(message);
     case "unknown-lease":
       return new LeaseUnknownError(message);
+    case "not-holder":
+      return new LeaseNotHolderError(message);
     case "invalid-request":
       return new LeaseInvalidRequestError(message);
     case "not-active":

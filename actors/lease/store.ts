@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { BusError, type KvStore, type KvWrite } from "../../bus/bus.ts";
-import { BusyPort, Lease, LeaseCounters } from "../../bus/schemas/lease.ts";
+import { BusyPort, LeaseCounters, StoredLease } from "../../bus/schemas/lease.ts";
 import type { LeaseChange, LeaseState } from "../../machines/port-lease/table.ts";
 import { fromJson, toJson } from "./transport.ts";
 
@@ -27,7 +27,7 @@ const COUNTERS_KEY = "counters";
  * if it changed.
  */
 export interface PendingWrites {
-  readonly ports: Map<string, Lease | BusyPort | undefined>;
+  readonly ports: Map<string, StoredLease | BusyPort | undefined>;
   conflicts: number | undefined;
 }
 
@@ -115,9 +115,9 @@ export async function loadState(
       return undefined;
     }
   };
-  const readAll = async <T extends Lease | BusyPort>(
+  const readAll = async <T extends StoredLease | BusyPort>(
     prefix: string,
-    schema: typeof Lease | typeof BusyPort,
+    schema: typeof StoredLease | typeof BusyPort,
     keyOf: (workerHost: string, port: number) => string,
   ): Promise<T[]> => {
     const out: T[] = [];
@@ -137,7 +137,7 @@ export async function loadState(
     }
     return out;
   };
-  const leases = await readAll<Lease>("lease", Lease, leaseKey);
+  const leases = await readAll<StoredLease>("lease", StoredLease, leaseKey);
   const busy = await readAll<BusyPort>("busy", BusyPort, busyKey);
   const counters = LeaseCounters.safeParse(await read(COUNTERS_KEY));
   return { leases, busy, conflicts: counters.success ? counters.data.conflicts : 0 };

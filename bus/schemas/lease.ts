@@ -3,6 +3,15 @@
  * and replies are UTF-8 JSON validated with zod on both sides; the `v1` in every subject is the
  * schema version, so a later incompatible change gets new subjects next to these.
  *
+ * Each lease has a secret that only its holder knows: the acquirer draws it (128 random bits,
+ * base64url) and sends it with the acquire, and renew, conflict and release must show it; the
+ * service keeps its SHA-256 only ({@link StoredLease}) and shows neither in replies nor events.
+ * The acquirer chooses it, as it chooses the lease id, so that a retried acquire (after a lost
+ * reply or a failover) is recognised without the service keeping the secret itself. Requests
+ * without one (a client from before secrets) are refused as `invalid-request` naming the field,
+ * on the same subjects: such a client is told why rather than meeting a silent timeout on new
+ * subjects.
+ *
  * `bus/subjects.ts` re-exports everything here.
  */
 import { z } from "zod";
@@ -34,6 +43,10 @@ export const LEASE_BUCKET = "sumac-leases";
  * counter), so a retried request cannot grant twice.
  */
 export const LeaseId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "lease id: 1 to 64 of [A-Za-z0-9_-]");
+/** A lease's secret: 128 random bits or more, base64url (22 characters for 128 bits). */
+export const LeaseSecret = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{22,86}$/, "lease secret: 22 to 86 of [A-Za-z0-9_-] (base64url of 128 bits or more)");
 /** A configured range of the service (`workstation`, `callback`, ...). */
 export const RangeName = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, "range: 1 to 32 of [A-Za-z0-9_-]");
 /** The worker host the port is on: leases are per worker host. */
@@ -57,14 +70,23 @@ export const AcquireRequest = z.object({
   range: RangeName,
   holder: LeaseHolder,
   leaseMs: LeaseMs,
+  /** The lease's secret, drawn by the acquirer; a retry sends the same. */
+  secret: LeaseSecret,
 });
 export type AcquireRequest = z.infer<typeof AcquireRequest>;
 
 /** Renews several leases of one holder process at once (a client renews all it holds together). */
-export const RenewRequest = z.object({
-  leaseIds: z.array(LeaseId).min(1).max(4096),
-  leaseMs: LeaseMs,
-});
+export const RenewRequest = z
+  .object({
+    leaseIds: z.array(LeaseId).min(1).max(4096),
+    /** The secret of each lease, in the order of `leaseIds`. */
+    secrets: z.array(LeaseSecret).min(1).max(4096),
+    leaseMs: LeaseMs,
+  })
+  .refine((r) => r.secrets.length === r.leaseIds.length, {
+    message: "secrets: one per lease id, in the same order",
+    path: ["secrets"],
+  });
 export type RenewRequest = z.infer<typeof RenewRequest>;
 
 /**
@@ -73,15 +95,29 @@ export type RenewRequest = z.infer<typeof RenewRequest>;
  */
 export const ConflictRequest = z.object({
   leaseId: LeaseId,
+  /** The secret of `leaseId`. */
+  secret: LeaseSecret,
   nextLeaseId: LeaseId,
+  /** The secret of the next lease, drawn by the client. */
+  nextSecret: LeaseSecret,
   leaseMs: LeaseMs,
 });
 export type ConflictRequest = z.infer<typeof ConflictRequest>;
 
-/** Ends leases; idempotent (an unknown or already released id is not an error). */
-export const ReleaseRequest = z.object({
-  leaseIds: z.array(LeaseId).min(1).max(4096),
-});
+/**
+ * Ends leases; idempotent (an unknown or already released id is not an error). A held lease whose
+ * secret does not match fails the whole request (`not-holder`), and nothing is released.
+ */
+export const ReleaseRequest = z
+  .object({
+    leaseIds: z.array(LeaseId).min(1).max(4096),
+    /** The secret of each lease, in the order of `leaseIds`. */
+    secrets: z.array(LeaseSecret).min(1).max(4096),
+  })
+  .refine((r) => r.secrets.length === r.leaseIds.length, {
+    message: "secrets: one per lease id, in the same order",
+    path: ["secrets"],
+  });
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 
 export const StatusRequest = z.object({
@@ -107,6 +143,23 @@ export const Lease = z.object({
 });
 export type Lease = z.infer<typeof Lease>;
 
+/** A lease as the service keeps it (the KV value): with the SHA-256 of its secret, base64url. */
+export const StoredLease = Lease.extend({ secretHash: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+export type StoredLease = z.infer<typeof StoredLease>;
+
+/** The lease without its secret's hash, as replies and events show it. */
+export function publicLease(lease: StoredLease | Lease): Lease {
+  return {
+    leaseId: lease.leaseId,
+    workerHost: lease.workerHost,
+    range: lease.range,
+    port: lease.port,
+    holder: lease.holder,
+    grantedAt: lease.grantedAt,
+    expiresAt: lease.expiresAt,
+  };
+}
+
 /** A port found taken outside sumac: not granted again before `until`. */
 export const BusyPort = z.object({
   workerHost: WorkerHost,
@@ -121,6 +174,8 @@ export const LeaseErrorCode = z.enum([
   "exhausted",
   "unknown-range",
   "unknown-lease",
+  /** The request did not show the lease's secret: it comes from someone else than its holder. */
+  "not-holder",
   "not-active",
   "invalid-request",
   "internal",

@@ -101,7 +101,7 @@ function handleOne(
     case "conflict":
       return table.conflict(request.body, now, request.random, changes);
     case "release":
-      return { ok: true, released: table.release(request.body, changes) };
+      return table.release(request.body, changes);
     case "status": {
       const { workerHost, after } = request.body;
       const { leases, busy } = table.snapshot(workerHost);

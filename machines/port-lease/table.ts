@@ -8,15 +8,19 @@
  * min-heap of freed ports (see `pool.ts`). Stale heap entries (a lease renewed since, a
  * port taken again) are skipped when they surface, instead of being searched for and removed.
  */
-import type {
-  AcquireRequest,
-  BusyPort,
-  ConflictRequest,
-  GrantReply,
-  Lease,
-  ReleaseRequest,
-  RenewReply,
-  RenewRequest,
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  publicLease,
+  type AcquireRequest,
+  type BusyPort,
+  type ConflictRequest,
+  type GrantReply,
+  type Lease,
+  type ReleaseReply,
+  type ReleaseRequest,
+  type RenewReply,
+  type RenewRequest,
+  type StoredLease,
 } from "../../bus/schemas/lease.ts";
 import { MinHeap } from "./heap.ts";
 import { PortPool, PortTable, validateRange, type HostPorts, type RangeConfig } from "./pool.ts";
@@ -32,8 +36,8 @@ export interface LeaseTableConfig {
 
 /** One change to persisted state, in the order made; the service turns these into KV writes. */
 export type LeaseChange =
-  | { readonly type: "lease"; readonly lease: Lease }
-  | { readonly type: "lease-gone"; readonly lease: Lease; readonly reason: LeaseEndReason }
+  | { readonly type: "lease"; readonly lease: StoredLease }
+  | { readonly type: "lease-gone"; readonly lease: StoredLease; readonly reason: LeaseEndReason }
   | { readonly type: "busy"; readonly busy: BusyPort }
   | { readonly type: "busy-gone"; readonly busy: BusyPort }
   | { readonly type: "conflicts"; readonly count: number };
@@ -42,14 +46,36 @@ export type LeaseEndReason = "released" | "expired" | "conflict" | "duplicate";
 
 /** What a restore starts from: the persisted leases, busy ports and conflict count. */
 export interface LeaseState {
-  readonly leases: readonly Lease[];
+  readonly leases: readonly StoredLease[];
   readonly busy: readonly BusyPort[];
   readonly conflicts: number;
 }
 
+/** The SHA-256 of a lease secret, base64url: what the table keeps and persists. */
+export function secretHash(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("base64url");
+}
+
+/** Whether `secret` is the lease's, compared in constant time (a missing one is not). */
+function holds(lease: StoredLease, secret: string | undefined): boolean {
+  if (typeof secret !== "string") return false;
+  const given = Buffer.from(secretHash(secret), "utf8");
+  const kept = Buffer.from(lease.secretHash, "utf8");
+  return given.length === kept.length && timingSafeEqual(given, kept);
+}
+
+/** The failure for leases whose secret the request did not show (their ids, at most a few). */
+function notHolder(op: string, ids: readonly string[]) {
+  const shown = ids.slice(0, 5).join(", ") + (ids.length > 5 ? ` and ${ids.length - 5} more` : "");
+  return failure(
+    "not-holder",
+    `${op}: the secret given for lease ${shown} is not its holder's; only the client that acquired a lease may ${op} it`,
+  );
+}
+
 export class LeaseTable {
   readonly config: LeaseTableConfig;
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new Map<string, StoredLease>();
   private readonly hosts = new Map<string, HostPorts>();
   /** expiresAt -> lease id (stale once the lease is renewed or gone). */
   private readonly expiries = new MinHeap<string>();
@@ -73,7 +99,8 @@ export class LeaseTable {
   }
 
   get(leaseId: string): Lease | undefined {
-    return this.leases.get(leaseId);
+    const lease = this.leases.get(leaseId);
+    return lease === undefined ? undefined : publicLease(lease);
   }
 
   /** Reclaims leases that expired at or before `now` and ends cool-downs that are over. */
@@ -103,17 +130,28 @@ export class LeaseTable {
   acquire(request: AcquireRequest, now: number, random: number, changes: LeaseChange[]): GrantReply {
     const existing = this.leases.get(request.leaseId);
     if (existing !== undefined) {
+      if (!holds(existing, request.secret)) return notHolder("acquire", [request.leaseId]);
       if (existing.workerHost === request.workerHost && existing.range === request.range)
-        return { ok: true, lease: existing };
+        return { ok: true, lease: publicLease(existing) };
       return failure("invalid-request", `lease id ${request.leaseId} is in use for another range or host`);
     }
     if (!Object.hasOwn(this.config.ranges, request.range))
       return failure("unknown-range", `no range named ${request.range} is configured`);
-    return this.grant(request.leaseId, request, request.leaseMs, now, random, changes);
+    return this.grant(
+      request.leaseId,
+      request,
+      secretHash(request.secret),
+      request.leaseMs,
+      now,
+      random,
+      changes,
+    );
   }
 
   /** Extends leases to `now + leaseMs`; ids not held (expired, released, never granted) are listed. */
   renew(request: RenewRequest, now: number, changes: LeaseChange[]): RenewReply {
+    const refused = this.notHeld(request.leaseIds, request.secrets);
+    if (refused.length > 0) return notHolder("renew", refused);
     const renewed: { leaseId: string; expiresAt: number }[] = [];
     const unknown: string[] = [];
     for (const leaseId of request.leaseIds) {
@@ -123,7 +161,7 @@ export class LeaseTable {
         continue;
       }
       const expiresAt = now + request.leaseMs;
-      const next: Lease = { ...lease, expiresAt };
+      const next: StoredLease = { ...lease, expiresAt };
       this.leases.set(leaseId, next);
       this.expiries.push(expiresAt, leaseId);
       changes.push({ type: "lease", lease: next });
@@ -137,9 +175,13 @@ export class LeaseTable {
     const lease = this.leases.get(request.leaseId);
     if (lease === undefined) {
       const retried = this.leases.get(request.nextLeaseId);
-      if (retried !== undefined) return { ok: true, lease: retried };
+      if (retried !== undefined) {
+        if (!holds(retried, request.nextSecret)) return notHolder("conflict", [request.nextLeaseId]);
+        return { ok: true, lease: publicLease(retried) };
+      }
       return failure("unknown-lease", `lease ${request.leaseId} is not held (expired or released)`);
     }
+    if (!holds(lease, request.secret)) return notHolder("conflict", [request.leaseId]);
     if (this.leases.has(request.nextLeaseId))
       return failure("invalid-request", `lease id ${request.nextLeaseId} is already in use`);
     const pool = this.pool(lease.workerHost, lease.range);
@@ -153,11 +195,24 @@ export class LeaseTable {
     changes.push({ type: "conflicts", count: this.conflictCount });
     if (pool.config === undefined)
       return failure("unknown-range", `no range named ${lease.range} is configured any more`);
-    return this.grant(request.nextLeaseId, lease, request.leaseMs, now, random, changes);
+    return this.grant(
+      request.nextLeaseId,
+      lease,
+      secretHash(request.nextSecret),
+      request.leaseMs,
+      now,
+      random,
+      changes,
+    );
   }
 
-  /** Ends leases; idempotent. Resolves to how many were held. */
-  release(request: ReleaseRequest, changes: LeaseChange[]): number {
+  /**
+   * Ends leases; idempotent. Replies how many were held; a held lease whose secret the request
+   * does not show fails it all, and nothing is released.
+   */
+  release(request: ReleaseRequest, changes: LeaseChange[]): ReleaseReply {
+    const refused = this.notHeld(request.leaseIds, request.secrets);
+    if (refused.length > 0) return notHolder("release", refused);
     let released = 0;
     for (const leaseId of request.leaseIds) {
       const lease = this.leases.get(leaseId);
@@ -165,7 +220,17 @@ export class LeaseTable {
       this.end(lease, "released", changes);
       released++;
     }
-    return released;
+    return { ok: true, released };
+  }
+
+  /** The ids of live leases whose secret (same position in `secrets`) is not theirs. */
+  private notHeld(leaseIds: readonly string[], secrets: readonly string[] | undefined): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < leaseIds.length; i++) {
+      const lease = this.leases.get(leaseIds[i]!);
+      if (lease !== undefined && !holds(lease, secrets?.[i])) out.push(leaseIds[i]!);
+    }
+    return out;
   }
 
   /**
@@ -201,7 +266,7 @@ export class LeaseTable {
     const leases: Lease[] = [];
     const busy: BusyPort[] = [];
     for (const lease of this.leases.values())
-      if (workerHost === undefined || lease.workerHost === workerHost) leases.push(lease);
+      if (workerHost === undefined || lease.workerHost === workerHost) leases.push(publicLease(lease));
     for (const host of this.hosts.values())
       if (workerHost === undefined || host.workerHost === workerHost) busy.push(...host.busy.values());
     const order = (a: { workerHost: string; range: string; port: number }, b: typeof a): number =>
@@ -212,6 +277,7 @@ export class LeaseTable {
   private grant(
     leaseId: string,
     of: { workerHost: string; range: string; holder: Lease["holder"] },
+    hash: string,
     leaseMs: number,
     now: number,
     random: number,
@@ -226,7 +292,7 @@ export class LeaseTable {
     }
     // The host's and pool's own strings, not the request's: one copy of each per host, however
     // many leases it holds.
-    const lease: Lease = {
+    const lease: StoredLease = {
       leaseId,
       workerHost: pool.host.workerHost,
       range: pool.range,
@@ -234,15 +300,16 @@ export class LeaseTable {
       holder: of.holder,
       grantedAt: now,
       expiresAt: now + leaseMs,
+      secretHash: hash,
     };
     pool.host.leased.set(port, leaseId);
     this.leases.set(leaseId, lease);
     this.expiries.push(lease.expiresAt, leaseId);
     changes.push({ type: "lease", lease });
-    return { ok: true, lease };
+    return { ok: true, lease: publicLease(lease) };
   }
 
-  private end(lease: Lease, reason: LeaseEndReason, changes: LeaseChange[]): void {
+  private end(lease: StoredLease, reason: LeaseEndReason, changes: LeaseChange[]): void {
     const host = this.pool(lease.workerHost, lease.range).host;
     this.leases.delete(lease.leaseId);
     host.leased.delete(lease.port);
@@ -271,6 +338,9 @@ export class LeaseTable {
   }
 }
 
-function failure(code: "exhausted" | "unknown-range" | "unknown-lease" | "invalid-request", message: string) {
+function failure(
+  code: "exhausted" | "unknown-range" | "unknown-lease" | "not-holder" | "invalid-request",
+  message: string,
+) {
   return { ok: false as const, error: { code, message } };
 }

@@ -11,14 +11,20 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  PermissionViolationError,
+} from "@nats-io/transport-node";
 import { openNatsBus } from "../../bus/nats.ts";
 import { BusError, encodeJson, type Bus } from "../../bus/bus.ts";
 import { LEASE_EVENT_SUBJECTS, LEASE_SUBJECTS } from "../../bus/subjects.ts";
 import { EVENT_STREAM } from "../../run/events/subjects.ts";
+import { SNAPSHOT_BUCKET } from "../../run/snapshot-store.ts";
 import { startLeaseService, type LeaseService } from "../../actors/lease/service.ts";
 import { createLeaseClient } from "../../actors/lease/client.ts";
 import { natsBinarySkipReason } from "../support/nats.ts";
@@ -63,6 +69,35 @@ async function busErrorOf(work: Promise<unknown>): Promise<BusError> {
   assert.fail("expected a BusError");
 }
 
+/**
+ * JetStream API requests as a user of `docs/nats/accounts.conf` (sumac's Bus takes no `$` subjects):
+ * `refused` resolves to the server's refusal of one (fails the test when it is answered).
+ */
+async function apiClient(url: string, seed: string, inboxPrefix: string) {
+  const nc = await connect({
+    servers: url,
+    authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)),
+    inboxPrefix,
+  });
+  const ask = async (subject: string, body: unknown): Promise<Record<string, unknown>> =>
+    (await nc.request(subject, encodeJson(body), { timeout: 5_000 })).json<Record<string, unknown>>();
+  const refused = async (subject: string, body: unknown): Promise<string> => {
+    try {
+      const answer = await ask(subject, body);
+      assert.fail(`${subject} was answered: ${JSON.stringify(answer)}`);
+    } catch (err) {
+      if (err instanceof assert.AssertionError) throw err;
+      // nats.js wraps the server's refusal of a request's publish in a RequestError.
+      const violation = err instanceof PermissionViolationError ? err : (err as Error).cause;
+      assert.ok(violation instanceof PermissionViolationError, `${subject}: ${String(err)}`);
+      assert.equal(violation.operation, "publish");
+      assert.equal(violation.subject, subject);
+      return violation.message;
+    }
+  };
+  return { nc, ask, refused };
+}
+
 describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_000 }, () => {
   let dir: string;
   let server: ConfiguredNats;
@@ -98,7 +133,9 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
       security: { credential: { kind: "nkey", file: seedFile }, inboxPrefix: "_INBOX.coordinator" },
     });
     buses.push(coordinatorBus);
+    // Coordinators create sumac's stream and buckets; the others may only use them.
     await coordinatorBus.stream(EVENT_STREAM.name, { subjects: EVENT_STREAM.subjects });
+    await coordinatorBus.kv(SNAPSHOT_BUCKET);
     service = await startLeaseService({ bus: coordinatorBus, lockMs: 3_000 });
     await service.whenActive();
   });
@@ -148,6 +185,97 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
       assert.equal(peek.code, "BUS_PERMISSION_DENIED", inbox);
     }
     await client.close({ release: true });
+  });
+
+  it("nats security - a worker cannot make streams or consumers of its own, nor change or remove sumac's", async () => {
+    const api = await apiClient(server.url, worker.seed, "_INBOX.worker");
+    const admin = await apiClient(server.url, coordinator.seed, "_INBOX.coordinator");
+    const stream = (name: string, config: Record<string, unknown>) => ({
+      name,
+      retention: "limits",
+      storage: "memory",
+      ...config,
+    });
+    const attacks: [string, unknown][] = [
+      // Would take every lease request (JetStream's ack answering first) and keep a copy.
+      ["$JS.API.STREAM.CREATE.EVIL1", stream("EVIL1", { subjects: ["sumac.v1.lease.*"] })],
+      // Would capture the coordinators' replies.
+      ["$JS.API.STREAM.CREATE.EVIL2", stream("EVIL2", { subjects: ["_INBOX.coordinator.>"] })],
+      // Would write the lease lock (or forge a reply) through the server's republish.
+      [
+        "$JS.API.STREAM.CREATE.EVIL3",
+        stream("EVIL3", {
+          subjects: ["evil.>"],
+          republish: { src: ">", dest: "$KV.sumac-leases.lock" },
+        }),
+      ],
+      ["$JS.API.STREAM.DELETE.sumac_events_v1", {}],
+      ["$JS.API.STREAM.PURGE.sumac_events_v1", {}],
+      ["$JS.API.STREAM.UPDATE.sumac_events_v1", stream("sumac_events_v1", { subjects: [">"] })],
+      ["$JS.API.STREAM.DELETE.KV_sumac-leases", {}],
+      ["$JS.API.STREAM.MSG.DELETE.KV_sumac-leases", { seq: 1 }],
+      // A push consumer on a bucket it writes, delivering to the lease lock.
+      [
+        "$JS.API.CONSUMER.CREATE.KV_sumac-targets",
+        {
+          stream_name: "KV_sumac-targets",
+          config: { deliver_subject: "$KV.sumac-leases.lock", ack_policy: "none" },
+        },
+      ],
+      // Nor read the leases' values (their holders' secret hashes), only the lock and the domain.
+      ["$JS.API.DIRECT.GET.KV_sumac-leases", { seq: 1 }],
+    ];
+    try {
+      for (const [subject, body] of attacks)
+        assert.match(await api.refused(subject, body), /Permissions Violation for Publish/);
+      // The same requests are well formed: the coordinator, which may, makes such a stream.
+      const ask = admin.ask;
+      const made = await ask("$JS.API.STREAM.CREATE.PROBE", stream("PROBE", { subjects: ["probe.>"] }));
+      assert.equal(made.error, undefined, JSON.stringify(made));
+      await ask("$JS.API.STREAM.DELETE.PROBE", {});
+      const names = (await ask("$JS.API.STREAM.NAMES", {})).streams as string[];
+      assert.deepEqual(
+        [...names].sort(),
+        ["KV_sumac-leases", "KV_sumac-targets", "sumac_events_v1"],
+        "no stream of the worker's, and sumac's are all there",
+      );
+    } finally {
+      await api.nc.close();
+      await admin.nc.close();
+    }
+  });
+
+  it("nats security - a worker cannot release, renew or report another run's lease: it lacks the lease's secret", async () => {
+    const holder = createLeaseClient({ bus: coordinatorBus, workerHost: "w3", leaseMs: 60_000 });
+    const lease = await holder.acquire("callback", { run: "r3", target: "t3" });
+    const bus = await openNatsBus({
+      servers: server.url,
+      security: {
+        credential: { kind: "nkey", value: worker.seed, from: "SUMAC_NATS_NKEY_SEED" },
+        inboxPrefix: "_INBOX.worker",
+      },
+    });
+    buses.push(bus);
+    const guess = "A".repeat(22);
+    const asks: [string, unknown][] = [
+      [LEASE_SUBJECTS.release, { leaseIds: [lease.leaseId], secrets: [guess] }],
+      [LEASE_SUBJECTS.renew, { leaseIds: [lease.leaseId], secrets: [guess], leaseMs: 1_000 }],
+      [
+        LEASE_SUBJECTS.conflict,
+        { leaseId: lease.leaseId, secret: guess, nextLeaseId: "Lx", nextSecret: guess, leaseMs: 1_000 },
+      ],
+    ];
+    for (const [subject, body] of asks) {
+      const reply = JSON.parse(
+        new TextDecoder().decode((await bus.request(subject, encodeJson(body), { timeoutMs: 5_000 })).data),
+      ) as { ok: boolean; error?: { code: string } };
+      assert.deepEqual([reply.ok, reply.error?.code], [false, "not-holder"], subject);
+    }
+    const worker2 = createLeaseClient({ bus, workerHost: "w3" });
+    await assert.rejects(worker2.release(lease.leaseId), /not its holder's/);
+    await worker2.close();
+    assert.equal(await holder.release(lease.leaseId), 1, "the holder still has it, and releases it");
+    await holder.close();
   });
 
   it("nats security - a worker without its inbox prefix is told which option sets it", async () => {
@@ -214,7 +342,39 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     await holder.close({ release: true });
   });
 
-  it("nats security - a subscriber follows lease events live and reads the run events' stream", async () => {
+  it("nats security - a subscriber cannot make a consumer, so none delivers stored events to another subject", async () => {
+    const api = await apiClient(server.url, subscriber.seed, "_INBOX.subscriber");
+    const admin = await apiClient(server.url, coordinator.seed, "_INBOX.coordinator");
+    const push = { deliver_subject: "sumac.v1.lease.release", ack_policy: "none" };
+    const attempts: [string, unknown][] = [
+      ["$JS.API.CONSUMER.CREATE.sumac_events_v1", { stream_name: "sumac_events_v1", config: push }],
+      [
+        "$JS.API.CONSUMER.CREATE.sumac_events_v1.evil",
+        { stream_name: "sumac_events_v1", config: { ...push, name: "evil" } },
+      ],
+      [
+        "$JS.API.CONSUMER.DURABLE.CREATE.sumac_events_v1.evil",
+        { stream_name: "sumac_events_v1", config: { ...push, durable_name: "evil" } },
+      ],
+      ["$JS.API.STREAM.CREATE.EVIL", { name: "EVIL", subjects: ["evil.>"], storage: "memory" }],
+      ["$JS.API.STREAM.DELETE.sumac_events_v1", {}],
+    ];
+    try {
+      for (const [subject, body] of attempts)
+        assert.match(await api.refused(subject, body), /Permissions Violation for Publish/);
+      const consumers = await admin.ask("$JS.API.CONSUMER.NAMES.sumac_events_v1", {});
+      assert.deepEqual(consumers.consumers ?? [], []);
+      // A push consumer is what the permissions keep out: the coordinator's request makes one.
+      const made = await admin.ask("$JS.API.CONSUMER.CREATE.sumac_events_v1", attempts[0]![1]);
+      assert.equal(made.error, undefined, JSON.stringify(made));
+      await admin.ask(`$JS.API.CONSUMER.DELETE.sumac_events_v1.${(made as { name: string }).name}`, {});
+    } finally {
+      await api.nc.close();
+      await admin.nc.close();
+    }
+  });
+
+  it("nats security - a subscriber follows lease events live and reads the run events' stream message by message", async () => {
     const seedFile = await privateFile(join(dir, "subscriber2.nk"), subscriber.seed);
     const bus = await openNatsBus({
       servers: server.url,
@@ -225,13 +385,22 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
     const sub = await bus.subscribe("sumac.v1.lease.event.>", (m) => seen.push(m.subject));
     await coordinatorBus.publish("sumac.v1.run.r9.started", encodeJson({ run: "r9" }));
     await coordinatorBus.publish(LEASE_EVENT_SUBJECTS.conflict, encodeJson({ probe: true }));
-    const events = await bus.stream(EVENT_STREAM.name, { subjects: EVENT_STREAM.subjects });
-    // The publish above is stored once the stream says so: read until it is there.
+    // Past events one message at a time, as `nats stream get` reads them (no consumer).
+    const api = await apiClient(server.url, subscriber.seed, "_INBOX.subscriber");
     const read: string[] = [];
     const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !read.includes("sumac.v1.run.r9.started")) {
-      read.length = 0;
-      for await (const e of events.read({ sequence: 1 })) read.push(e.subject);
+    try {
+      for (let seq = 1; Date.now() < deadline && !read.includes("sumac.v1.run.r9.started");) {
+        const info = await api.ask(`$JS.API.STREAM.INFO.${EVENT_STREAM.name}`, {});
+        const last = (info.state as { last_seq: number }).last_seq;
+        for (; seq <= last; seq++) {
+          const got = await api.ask(`$JS.API.STREAM.MSG.GET.${EVENT_STREAM.name}`, { seq });
+          const message = got.message as { subject: string } | undefined;
+          if (message) read.push(message.subject);
+        }
+      }
+    } finally {
+      await api.nc.close();
     }
     assert.ok(read.includes("sumac.v1.run.r9.started"), `read ${read.join(", ")}`);
     while (Date.now() < deadline && seen.length === 0) await new Promise((r) => setTimeout(r, 20));
@@ -348,6 +517,56 @@ describe("nats security - credentials and TLS", { skip, timeout: 120_000 }, () =
       assert.equal(inUrl.code, "BUS_AUTH_FAILED");
       assert.match(inUrl.message, /nats:\/\/\*\*\*@127.*the user and password \(or token\) in the NATS URL/);
       for (const e of [tooOpen, wrong, none]) assert.ok(!e.message.includes(token), e.message);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("nats security - a token for another host goes over TLS only, unless SUMAC_NATS_ALLOW_PLAINTEXT allows it, with one warning", async (t) => {
+    // An address of this machine that is not loopback, as another host's would be.
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a?.family === "IPv4" && !a.internal)?.address;
+    if (address === undefined) return t.skip("no non-loopback IPv4 address on this machine");
+    const token = `tok-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    const d = join(dir, "plain");
+    const server = await startConfiguredNats(
+      d,
+      `listen: 0.0.0.0:-1\njetstream { store_dir: "${join(d, "js")}" }\nauthorization { token: "${token}" }\n`,
+    );
+    try {
+      const url = server.url.replace("127.0.0.1", address);
+      const file = await privateFile(join(dir, "plain-token.txt"), token);
+      const warnings: string[] = [];
+      const refused = await busErrorOf(
+        openNatsBus({
+          servers: url,
+          timeoutMs: 3_000,
+          warn: (m) => warnings.push(m),
+          security: { credential: { kind: "token", file } },
+        }),
+      );
+      assert.equal(refused.code, "BUS_TLS_FAILED");
+      assert.equal(refused.retryable, false);
+      assert.match(
+        refused.message,
+        /does not offer TLS, and sumac sends the token .*plain-token\.txt to another host over TLS only: .*SUMAC_NATS_ALLOW_PLAINTEXT=1/,
+      );
+      assert.ok(!refused.message.includes(token));
+      assert.equal(warnings.length, 0);
+      for (let i = 0; i < 2; i++) {
+        const bus = await openNatsBus({
+          servers: url,
+          warn: (m) => warnings.push(m),
+          security: { credential: { kind: "token", file }, allowPlaintext: true },
+        });
+        await (await bus.kv("probe")).put("k", encodeJson(i));
+        await bus.close();
+      }
+      assert.equal(warnings.length, 1, "warned once per process");
+      const warning = warnings[0] ?? "";
+      assert.match(warning, /the token .*plain-token\.txt goes to NATS at nats:\/\/[\d.]+:\d+ in plain text/);
+      assert.ok(!warning.includes(token));
     } finally {
       await server.stop();
     }

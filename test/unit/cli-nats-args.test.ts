@@ -116,6 +116,23 @@ describe("cli nats args", () => {
     );
   });
 
+  it("cli nats args - SUMAC_NATS_ALLOW_PLAINTEXT is 1 or 0, and only 1 allows a credential in plain text", () => {
+    const url = args("--nats", "nats://n:4222");
+    assert.deepEqual(natsSettings(url, { SUMAC_NATS_ALLOW_PLAINTEXT: "1", SUMAC_NATS_TOKEN: "t" }), {
+      natsUrl: "nats://n:4222",
+      natsSecurity: {
+        credential: { kind: "token", value: "t", from: "SUMAC_NATS_TOKEN" },
+        allowPlaintext: true,
+      },
+    });
+    assert.deepEqual(natsSettings(url, { SUMAC_NATS_ALLOW_PLAINTEXT: "0" }), { natsUrl: "nats://n:4222" });
+    assert.throws(
+      () => natsSettings(url, { SUMAC_NATS_ALLOW_PLAINTEXT: "yes" }),
+      (err: unknown) =>
+        err instanceof UsageError && /SUMAC_NATS_ALLOW_PLAINTEXT is 1 or 0, not 'yes'/.test(err.message),
+    );
+  });
+
   it("cli nats args - a refused combination exits 254 before the job is read, without the secret", async () => {
     const { code, err } = await exitOf(["deploy", "/nonexistent/job.yaml", "--nats", "nats://n"], {
       SUMAC_NATS_TOKEN: "tok-123456",

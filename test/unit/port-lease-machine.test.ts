@@ -8,7 +8,12 @@ import {
   type LeaseRequest,
   type RestoreFailed,
 } from "../../machines/port-lease/port-lease.machine.ts";
-import { LeaseTable, type LeaseState, type LeaseTableConfig } from "../../machines/port-lease/table.ts";
+import {
+  LeaseTable,
+  secretHash,
+  type LeaseState,
+  type LeaseTableConfig,
+} from "../../machines/port-lease/table.ts";
 import { PortTable } from "../../machines/port-lease/pool.ts";
 
 const config: LeaseTableConfig = {
@@ -21,6 +26,9 @@ const config: LeaseTableConfig = {
   },
 };
 const holder = { run: "run-1", target: "t1" };
+/** The secret each test lease was acquired with (any 22 or more of [A-Za-z0-9_-]). */
+const S = (leaseId: string): string => `secret-of-${leaseId}`.padEnd(22, "x");
+const secrets = (ids: string[]): string[] => ids.map(S);
 
 /** An active machine and a `send` that runs requests and returns their replies. */
 async function active(restore?: () => Promise<LeaseState>) {
@@ -40,8 +48,11 @@ async function active(restore?: () => Promise<LeaseState>) {
     return outcomes.at(-1)!.replies.map((r) => r.reply);
   };
   const acquire = (now: number, leaseId: string, range = "workstation", workerHost = "w1", random = 0) =>
-    send(now, { op: "acquire", random, body: { leaseId, workerHost, range, holder, leaseMs: 10_000 } })[0] as
-      { ok: true; lease: Lease } | { ok: false; error: { code: string } };
+    send(now, {
+      op: "acquire",
+      random,
+      body: { leaseId, workerHost, range, holder, leaseMs: 10_000, secret: S(leaseId) },
+    })[0] as { ok: true; lease: Lease } | { ok: false; error: { code: string } };
   const port = (reply: ReturnType<typeof acquire>): number => {
     assert.ok(reply.ok, JSON.stringify(reply));
     return reply.lease.port;
@@ -56,10 +67,16 @@ describe("port lease machine", () => {
       [port(acquire(1, "a")), port(acquire(1, "b")), port(acquire(1, "c"))],
       [60000, 60001, 60002],
     );
-    assert.deepEqual(send(2, { op: "release", body: { leaseIds: ["a", "a", "nope"] } }), [
-      { ok: true, released: 1 },
+    assert.deepEqual(
+      send(2, {
+        op: "release",
+        body: { leaseIds: ["a", "a", "nope"], secrets: secrets(["a", "a", "nope"]) },
+      }),
+      [{ ok: true, released: 1 }],
+    );
+    assert.deepEqual(send(3, { op: "release", body: { leaseIds: ["a"], secrets: secrets(["a"]) } }), [
+      { ok: true, released: 0 },
     ]);
-    assert.deepEqual(send(3, { op: "release", body: { leaseIds: ["a"] } }), [{ ok: true, released: 0 }]);
     assert.equal(port(acquire(4, "d")), 60000);
     assert.equal(port(acquire(4, "e")), 60003);
   });
@@ -86,7 +103,7 @@ describe("port lease machine", () => {
     assert.equal(port(acquire(1, "a")), 60000);
     const [next] = send(2, {
       op: "conflict",
-      body: { leaseId: "a", nextLeaseId: "a2", leaseMs: 10_000 },
+      body: { leaseId: "a", secret: S("a"), nextLeaseId: "a2", nextSecret: S("a2"), leaseMs: 10_000 },
     }) as {
       ok: true;
       lease: Lease;
@@ -98,12 +115,15 @@ describe("port lease machine", () => {
     );
     // The retried report gets the same next lease; an unknown one is refused.
     assert.deepEqual(
-      send(3, { op: "conflict", body: { leaseId: "a", nextLeaseId: "a2", leaseMs: 10_000 } }),
+      send(3, {
+        op: "conflict",
+        body: { leaseId: "a", secret: S("a"), nextLeaseId: "a2", nextSecret: S("a2"), leaseMs: 10_000 },
+      }),
       [next],
     );
     const [unknown] = send(3, {
       op: "conflict",
-      body: { leaseId: "zz", nextLeaseId: "zz2", leaseMs: 10_000 },
+      body: { leaseId: "zz", secret: S("zz"), nextLeaseId: "zz2", nextSecret: S("zz2"), leaseMs: 10_000 },
     });
     assert.equal((unknown as { error: { code: string } }).error.code, "unknown-lease");
     assert.equal(port(acquire(500, "b")), 60002, "60000 is busy until 1002");
@@ -117,9 +137,13 @@ describe("port lease machine", () => {
     const { send, acquire, port, outcomes } = await active();
     port(acquire(0, "a"));
     port(acquire(0, "b"));
-    assert.deepEqual(send(9_000, { op: "renew", body: { leaseIds: ["b", "x"], leaseMs: 10_000 } }), [
-      { ok: true, renewed: [{ leaseId: "b", expiresAt: 19_000 }], unknown: ["x"] },
-    ]);
+    assert.deepEqual(
+      send(9_000, {
+        op: "renew",
+        body: { leaseIds: ["b", "x"], secrets: secrets(["b", "x"]), leaseMs: 10_000 },
+      }),
+      [{ ok: true, renewed: [{ leaseId: "b", expiresAt: 19_000 }], unknown: ["x"] }],
+    );
     send(9_999, { op: "status", body: {} });
     assert.deepEqual(outcomes.at(-1)!.changes, [], "not yet at 9999");
     const [status] = send(10_000, { op: "status", body: {} }) as { leases: Lease[] }[];
@@ -131,9 +155,10 @@ describe("port lease machine", () => {
       status?.leases.map((l) => l.leaseId),
       ["b"],
     );
-    assert.deepEqual(send(10_001, { op: "renew", body: { leaseIds: ["a"], leaseMs: 10_000 } }), [
-      { ok: true, renewed: [], unknown: ["a"] },
-    ]);
+    assert.deepEqual(
+      send(10_001, { op: "renew", body: { leaseIds: ["a"], secrets: secrets(["a"]), leaseMs: 10_000 } }),
+      [{ ok: true, renewed: [], unknown: ["a"] }],
+    );
     assert.equal(port(acquire(10_002, "c")), 60000, "the reclaimed port comes back");
   });
 
@@ -184,6 +209,7 @@ describe("port lease machine", () => {
           holder,
           grantedAt: 0,
           expiresAt: 50_000,
+          secretHash: secretHash(S("old")),
         },
       ],
       busy: [{ workerHost: "w1", range: "workstation", port: 60000, until: 5_000 }],

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { createActor, fromPromise, type Actor } from "xstate";
-import type { BusyPort, Lease } from "../../bus/schemas/lease.ts";
+import { publicLease, type BusyPort, type Lease, type StoredLease } from "../../bus/schemas/lease.ts";
 import {
   portLeaseMachine,
   type LeaseOutcome,
@@ -112,8 +112,11 @@ class Model {
   }
 }
 
-function start(persisted: Map<string, Lease | BusyPort>, onOutcome: (o: LeaseOutcome) => void) {
-  const leases = [...persisted.values()].filter((v): v is Lease => "leaseId" in v);
+/** The secret each lease is acquired with (any 22 or more of [A-Za-z0-9_-]). */
+const S = (leaseId: string): string => `secret-${leaseId}`.padEnd(22, "x");
+
+function start(persisted: Map<string, StoredLease | BusyPort>, onOutcome: (o: LeaseOutcome) => void) {
+  const leases = [...persisted.values()].filter((v): v is StoredLease => "leaseId" in v);
   const busy = [...persisted.values()].filter((v): v is BusyPort => "until" in v);
   const restore = fromPromise<LeaseState>(() => Promise.resolve({ leases, busy, conflicts: 0 }));
   const actor = createActor(portLeaseMachine.provide({ actors: { restore } }), {
@@ -125,7 +128,7 @@ function start(persisted: Map<string, Lease | BusyPort>, onOutcome: (o: LeaseOut
   return actor;
 }
 
-function persist(changes: readonly LeaseChange[], into: Map<string, Lease | BusyPort>): void {
+function persist(changes: readonly LeaseChange[], into: Map<string, StoredLease | BusyPort>): void {
   for (const c of changes) {
     if (c.type === "lease") into.set(`lease ${c.lease.leaseId}`, c.lease);
     if (c.type === "lease-gone") into.delete(`lease ${c.lease.leaseId}`);
@@ -136,7 +139,7 @@ function persist(changes: readonly LeaseChange[], into: Map<string, Lease | Busy
 
 async function run(commands: Command[]): Promise<void> {
   const model = new Model();
-  const persisted = new Map<string, Lease | BusyPort>();
+  const persisted = new Map<string, StoredLease | BusyPort>();
   let last: LeaseOutcome | undefined;
   const onOutcome = (o: LeaseOutcome): void => {
     last = o;
@@ -191,6 +194,7 @@ async function run(commands: Command[]): Promise<void> {
             range,
             holder: { run: "r", target: id },
             leaseMs: c.leaseMs,
+            secret: S(id),
           },
         },
         c.random,
@@ -199,20 +203,25 @@ async function run(commands: Command[]): Promise<void> {
     } else if (c.kind === "renew") {
       const id = model.pick(c.pick);
       if (id === undefined) continue;
-      send({ op: "renew", body: { leaseIds: [id], leaseMs: c.leaseMs } });
+      send({ op: "renew", body: { leaseIds: [id], secrets: [S(id)], leaseMs: c.leaseMs } });
       const lease = model.leases.get(id);
       if (lease) model.leases.set(id, { ...lease, expiresAt: model.now + c.leaseMs });
     } else if (c.kind === "release") {
       const id = model.pick(c.pick);
       if (id === undefined) continue;
-      const reply = send({ op: "release", body: { leaseIds: [id] } }) as unknown as { released: number };
+      const reply = send({ op: "release", body: { leaseIds: [id], secrets: [S(id)] } }) as unknown as {
+        released: number;
+      };
       assert.equal(reply.released, model.leases.delete(id) ? 1 : 0);
     } else {
       const id = model.pick(c.pick);
       if (id === undefined) continue;
       const next = model.newId();
       const reply = send(
-        { op: "conflict", body: { leaseId: id, nextLeaseId: next, leaseMs: c.leaseMs } },
+        {
+          op: "conflict",
+          body: { leaseId: id, secret: S(id), nextLeaseId: next, nextSecret: S(next), leaseMs: c.leaseMs },
+        },
         c.random,
       );
       const lease = model.leases.get(id);
@@ -238,7 +247,13 @@ async function run(commands: Command[]): Promise<void> {
     assert.deepEqual([...leases].sort(byId), [...model.leases.values()].sort(byId));
     assert.deepEqual([...busy].sort(byPort), [...model.busy.values()].sort(byPort));
     const stored = [...persisted.values()];
-    assert.deepEqual(stored.filter((v): v is Lease => "leaseId" in v).sort(byId), [...leases].sort(byId));
+    assert.deepEqual(
+      stored
+        .filter((v): v is StoredLease => "leaseId" in v)
+        .map(publicLease)
+        .sort(byId),
+      [...leases].sort(byId),
+    );
     assert.deepEqual(stored.filter((v): v is BusyPort => "until" in v).sort(byPort), [...busy].sort(byPort));
     for (const host of hosts) {
       const ports = leases.filter((l) => l.workerHost === host).map((l) => l.port);
@@ -256,7 +271,14 @@ async function run(commands: Command[]): Promise<void> {
   assert.equal(persisted.size, 0);
   const reply = send({
     op: "acquire",
-    body: { leaseId: "final", workerHost: "h1", range: "low", holder: { run: "r", target: "t" }, leaseMs: 5 },
+    body: {
+      leaseId: "final",
+      workerHost: "h1",
+      range: "low",
+      holder: { run: "r", target: "t" },
+      leaseMs: 5,
+      secret: S("final"),
+    },
   });
   assert.equal(reply.lease?.port, 100);
   actor.stop();

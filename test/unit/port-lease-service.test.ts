@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { createServer, type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
-import type { Bus, KvStore, KvWrite } from "../../bus/bus.ts";
-import { LEASE_BUCKET, Lease } from "../../bus/schemas/lease.ts";
+import { encodeJson, type Bus, type KvStore, type KvWrite } from "../../bus/bus.ts";
+import { LEASE_BUCKET, LEASE_SUBJECTS, Lease } from "../../bus/schemas/lease.ts";
 import { leaseKey, LOCK_KEY } from "../../actors/lease/store.ts";
 import { GroupCommit } from "../../actors/lease/commit.ts";
 import { leaseTableConfig } from "../../actors/lease/config.ts";
@@ -20,6 +20,7 @@ import {
   LeaseBindError,
   LeaseConflictLimitError,
   LeaseInvalidRequestError,
+  LeaseNotHolderError,
   LeaseUnavailableError,
   LeaseUnknownError,
   LeaseUnknownRangeError,
@@ -191,6 +192,74 @@ describe("port lease service", () => {
     assert.equal(await client.release("never-granted"), 0);
   });
 
+  it("port lease service - only the lease's holder may release, renew or report it: a missing or wrong secret is refused", async () => {
+    const b = await bus();
+    await (await service(b)).whenActive();
+    const holderClient = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => holderClient.close());
+    const lease = await holderClient.acquire("workstation", holder);
+    const ask = async (subject: string, body: unknown): Promise<Record<string, unknown>> =>
+      fromJson((await b.request(subject, encodeJson(body), { timeoutMs: 5_000 })).data) as Record<
+        string,
+        unknown
+      >;
+    const wrong = "A".repeat(22);
+    const id = lease.leaseId;
+    // No secret at all (a client from before secrets): invalid, naming the field.
+    const bare = await ask(LEASE_SUBJECTS.release, { leaseIds: [id] });
+    assert.equal((bare.error as { code: string }).code, "invalid-request");
+    assert.match((bare.error as { message: string }).message, /secrets/);
+    // A wrong one: not the holder, whatever the operation; and the lease lives on.
+    for (const [subject, body] of [
+      [LEASE_SUBJECTS.release, { leaseIds: [id], secrets: [wrong] }],
+      [LEASE_SUBJECTS.renew, { leaseIds: [id], secrets: [wrong], leaseMs: 1_000 }],
+      [
+        LEASE_SUBJECTS.conflict,
+        { leaseId: id, secret: wrong, nextLeaseId: "Lnext", nextSecret: wrong, leaseMs: 1_000 },
+      ],
+      [
+        LEASE_SUBJECTS.acquire,
+        { leaseId: id, workerHost: "w1", range: "workstation", holder, leaseMs: 1_000, secret: wrong },
+      ],
+    ] as const) {
+      const reply = await ask(subject, body);
+      assert.equal(reply.ok, false, subject);
+      assert.equal((reply.error as { code: string }).code, "not-holder", subject);
+      assert.match(
+        (reply.error as { message: string }).message,
+        new RegExp(
+          `the secret given for lease ${id} is not its holder's; only the client that acquired a lease may`,
+        ),
+      );
+    }
+    // Through a client that does not hold it: LeaseNotHolderError, not a silent 0.
+    const stranger = createLeaseClient({ bus: b, workerHost: "w1" });
+    cleanup.push(() => stranger.close());
+    await assert.rejects(stranger.release(id), (err: unknown) => {
+      assert.ok(err instanceof LeaseNotHolderError);
+      assert.equal(err.code, "LEASE_NOT_HOLDER");
+      return true;
+    });
+    await assert.rejects(stranger.reportConflict(id), LeaseNotHolderError);
+    const status = await ask(LEASE_SUBJECTS.status, { workerHost: "w1" });
+    assert.deepEqual(
+      (status.leases as Lease[]).map((l) => [l.leaseId, l.expiresAt]),
+      [[id, lease.expiresAt]],
+      "still there, not renewed",
+    );
+    // Neither the secret nor its hash is in a reply; the KV value holds the hash only.
+    const secret = (holderClient as unknown as { secrets: Map<string, string> }).secrets.get(id)!;
+    assert.ok(secret.length >= 22);
+    assert.ok(!JSON.stringify(status).includes("secret"), JSON.stringify(status));
+    const stored = await (await b.kv(LEASE_BUCKET)).get(leaseKey("w1", lease.port));
+    const value = new TextDecoder().decode(stored!.value);
+    assert.ok(!value.includes(secret));
+    assert.match(value, /"secretHash":"[A-Za-z0-9_-]{43}"/);
+    // The holder renews and releases it.
+    assert.deepEqual(await holderClient.renew(), []);
+    assert.equal(await holderClient.release(id), 1);
+  });
+
   it("port lease service - the client renews what it holds and reports a lease it lost", async () => {
     const b = await bus();
     await (await service(b)).whenActive();
@@ -205,9 +274,14 @@ describe("port lease service", () => {
     cleanup.push(() => client.close());
     const kept = await client.acquire("workstation", holder);
     const gone = await client.acquire("workstation", holder);
+    // Another client cannot release it; its holder's secret can, behind the client's back.
     const other = createLeaseClient({ bus: b, workerHost: "w1" });
     cleanup.push(() => other.close());
-    await other.release(gone.leaseId);
+    await assert.rejects(other.release(gone.leaseId), LeaseNotHolderError);
+    const secret = (client as unknown as { secrets: Map<string, string> }).secrets.get(gone.leaseId)!;
+    await b.request(LEASE_SUBJECTS.release, encodeJson({ leaseIds: [gone.leaseId], secrets: [secret] }), {
+      timeoutMs: 5_000,
+    });
     for (let i = 0; i < 1000 && (lost.length === 0 || client.held()[0]!.expiresAt === kept.expiresAt); i++)
       await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(lost, [gone.leaseId]);
@@ -343,7 +417,19 @@ describe("port lease service", () => {
     };
     const grant = (leaseId: string, workerHost: string): void => {
       const changes: LeaseChange[] = [];
-      table.acquire({ leaseId, workerHost, range: "workstation", holder, leaseMs: 1000 }, 0, 0, changes);
+      table.acquire(
+        {
+          leaseId,
+          workerHost,
+          range: "workstation",
+          holder,
+          leaseMs: 1000,
+          secret: `${leaseId}`.padEnd(22, "s"),
+        },
+        0,
+        0,
+        changes,
+      );
       commit.add([[{ send: () => void replied.push(leaseId) }, null]], changes);
     };
     grant("a", "w1");
@@ -365,7 +451,7 @@ describe("port lease service", () => {
     grant("c", "w3");
     await settle();
     const changes: LeaseChange[] = [];
-    table.release({ leaseIds: ["c"] }, changes);
+    table.release({ leaseIds: ["c"], secrets: ["c".padEnd(22, "s")] }, changes);
     commit.add([[{ send: () => void replied.push("release c") }, null]], changes);
     await settle();
     assert.deepEqual(
