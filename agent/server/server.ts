@@ -82,6 +82,8 @@ export interface AgentServerOptions {
   readonly callbackTimeoutMs?: number;
   /** Runs once the listener has closed, before the agent's files go (e.g. its firewall rule). */
   readonly onClosed?: () => Promise<void>;
+  /** Refusals the log writes as they come per 10 s, the rest counted; default 5. */
+  readonly rejectionBurst?: number;
   /** Bounds on connections; defaults {@link DEFAULT_AGENT_CONNECTIONS}. */
   readonly connections?: Partial<AgentConnectionLimits>;
 }
@@ -127,6 +129,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     dir: options.logDir,
     targetId: options.targetId,
     maxBytes: limits.maxLogFileBytes,
+    ...(options.rejectionBurst === undefined ? {} : { rejectionBurst: options.rejectionBurst }),
     ...(options.logMirror === undefined ? {} : { mirror: options.logMirror }),
   });
   const installs: InstallSlot = { current: undefined };
