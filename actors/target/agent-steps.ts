@@ -8,6 +8,7 @@
  * last one was lost, and has the launcher stop it when it does not answer or does not end. See
  * docs/target-steps.md.
  */
+import { oneLine } from "../../base/text.ts";
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
@@ -119,7 +120,8 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
       deps.log(
         session.targetId,
         "warn",
-        `Shutdown not answered (${(error as Error).message}): stopping the agent otherwise`,
+        // The message may be the agent's own (a fault): one line, escaped, capped.
+        `Shutdown not answered (${oneLine((error as Error).message, 1000)}): stopping the agent otherwise`,
       );
       return false;
     }
