@@ -166,6 +166,14 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     say: (line) => log("warn", line),
   });
   const refuse = (line: string) => refusals.add(oneLine(line, 1000));
+  // The agent itself could connect in a loop: its connections are counted the same way.
+  const connected = new RejectionSummary({
+    what: "connections accepted",
+    burst: options.rejectionBurst ?? 3,
+    intervalMs: options.rejectionIntervalMs ?? 10_000,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    say: (line) => log("info", line),
+  });
 
   // Prepended, so it runs before the HTTP server takes the socket: a refused socket is never read
   // (see agent/server/server.ts).
@@ -198,7 +206,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
         ...(options.now === undefined ? {} : { now: options.now }),
       });
       sessions.set(socket, { ...session, fingerprint256 });
-      log("info", `connection from ${session.peer}`);
+      connected.add(`connection from ${session.peer}`);
       socket.once("close", () => session.verifier.close());
     } catch (error) {
       refuse(`connection refused: ${(error as Error).message}`);
@@ -297,6 +305,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     close: () =>
       new Promise((resolve) => {
         refusals.flush();
+        connected.flush();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
