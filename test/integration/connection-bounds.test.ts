@@ -173,4 +173,47 @@ describe("connection bounds", () => {
       await idle.cleanup();
     }
   });
+
+  it("connection bounds - 600 refused handshakes on an agent leave its lifecycle lines in its capped log", async () => {
+    const max = 32 * 1024;
+    // Every refusal written as it comes: the cap's reserve alone must keep the last lines.
+    const fixture = await startAgentFixture({ limits: { maxLogFileBytes: max }, rejectionBurst: 100_000 });
+    try {
+      const stranger = createRunCa({ runId: "other-run", validForMs: 3_600_000 });
+      const leaf = issueLeaf(stranger, { commonName: "stranger", subjectAltNames: [], usage: "client" });
+      let refused = 0;
+      for (let batch = 0; batch < 30; batch++)
+        await Promise.all(
+          Array.from(
+            { length: 20 },
+            () =>
+              new Promise<void>((resolve) => {
+                const socket = connect({
+                  host: "127.0.0.1",
+                  port: fixture.port,
+                  ca: fixture.ca.certPem,
+                  cert: leaf.certPem,
+                  key: leaf.keyPem,
+                  minVersion: "TLSv1.3",
+                  checkServerIdentity: () => undefined,
+                });
+                socket.on("error", () => undefined);
+                socket.on("close", () => {
+                  refused++;
+                  resolve();
+                });
+              }),
+          ),
+        );
+      assert.equal(refused, 600);
+      await fixture.agent.stop("test over");
+      const text = await fixture.logText();
+      assert.ok(Buffer.byteLength(text) <= max, `${Buffer.byteLength(text)} bytes`);
+      assert.match(text, /refusals cut here at \d+ bytes \(log cap 32768\)/);
+      assert.match(text, /info stopping: test over\n(.*\n)*.*info stopped: test over; the log stays at /);
+      assert.doesNotMatch(text, /log full/);
+    } finally {
+      await fixture.cleanup();
+    }
+  });
 });
