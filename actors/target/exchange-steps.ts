@@ -134,7 +134,10 @@ export function createExchangeSteps(
         { signal },
       );
       const installed: Record<string, string | null> = {};
+      // Only the components asked about, each once: an agent answering more is not heard on them.
+      const asked = new Set(componentIds);
       for (const c of result.components) {
+        if (!asked.delete(c.id)) continue;
         if (c.status === "failed")
           deps.log(
             target.id,

@@ -205,7 +205,7 @@ export class AgentClient {
     if (element.local === "Fault") throw faultOf(element, response.status);
     if (response.status !== 200 || element.local !== responseOperation(operation))
       throw new AgentResponseError(
-        `expected ${responseOperation(operation)}, got ${element.local} (HTTP ${response.status})`,
+        `expected ${responseOperation(operation)}, got ${clip(element.local, 100)} (HTTP ${response.status})`,
       );
     return element;
   }

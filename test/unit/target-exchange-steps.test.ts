@@ -341,6 +341,27 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
     assert.ok(s.lines.includes("warn detect of nic exited 7: taken as not installed"));
   });
 
+  it("target exchange steps - an inventory answering 10,000 components not asked about is heard on those asked only", async () => {
+    const s = setup();
+    await connected(s);
+    s.agent.answer("Inventory", {
+      components: [
+        ...Array.from({ length: 10_000 }, (_, i) => ({
+          id: `x${i}`,
+          status: "failed",
+          version: "",
+          exitCode: 1,
+        })),
+        { id: "nic", status: "failed", version: "", exitCode: 7 },
+        { id: "nic", status: "failed", version: "", exitCode: 7 },
+      ],
+    } as never);
+    const before = s.lines.length;
+    const result = await s.steps.inventory({ target: TARGET, componentIds: ["nic"] } as never, never);
+    assert.deepEqual(result, { installed: { nic: null } });
+    assert.deepEqual(s.lines.slice(before), ["warn detect of nic exited 7: taken as not installed"]);
+  });
+
   it("target exchange steps - inventory passes the agent's fault on with its code and retry flag", async () => {
     const s = setup();
     await connected(s);
