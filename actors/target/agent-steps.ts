@@ -178,7 +178,10 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
         signal,
       );
       session.agent = agent;
-      const busy = agent.busy.join(", ");
+      // The agent's word: a few ports are said, the rest counted.
+      const busy =
+        agent.busy.slice(0, 16).join(", ") +
+        (agent.busy.length > 16 ? ` and ${agent.busy.length - 16} more` : "");
       deps.log(target.id, "info", `agent listening on ${agent.port}${busy === "" ? "" : ` (busy: ${busy})`}`);
       // The agent sends a heartbeat as soon as it listens: without it here soon, callbacks do not
       // get through, and the agent would go on blind (and stop itself once requests pause).
