@@ -56,7 +56,7 @@ describe("connection bounds", () => {
   });
 
   async function listen(
-    options: { firstRequestTimeoutMs?: number; rejectionIntervalMs?: number },
+    options: { firstRequestTimeoutMs?: number; rejectionIntervalMs?: number; keepAliveTimeoutMs?: number },
     lines: string[],
   ): Promise<CallbackListener> {
     const listener = await startCallbackListener({
@@ -108,6 +108,19 @@ describe("connection bounds", () => {
       opened.push(o);
     }
     await waitFor("the idle connections closed", () => opened.every((o) => o.closed), 5_000);
+  });
+
+  it("connection bounds - the callback listener closes a connection idle after a request", async () => {
+    const lines: string[] = [];
+    const listener = await listen({ firstRequestTimeoutMs: 60_000, keepAliveTimeoutMs: 300 }, lines);
+    const o = await openIdle(listener.port, ca.certPem, agentLeaf);
+    sockets.push(o.socket);
+    let answered = false;
+    o.socket.on("data", () => (answered = true));
+    o.socket.write("GET /x HTTP/1.1\r\nHost: ws\r\n\r\n");
+    await waitFor("the answer", () => answered || o.closed);
+    assert.equal(answered, true);
+    await waitFor("the idle connection closed", () => o.closed, 5_000);
   });
 
   it("connection bounds - 1,000 bad requests on one connection make at most a few events", async () => {
