@@ -13,6 +13,7 @@ import { selectFirewall } from "../actors/firewall/select.ts";
 import { sweepStaleRules } from "../actors/firewall/sweep.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
 import { agentBundleOnce } from "../actors/target/agent-bundle.ts";
+import type { StepLog } from "../actors/target/transport.ts";
 import { createAgentSteps } from "../actors/target/agent-steps.ts";
 import { createConnectSteps } from "../actors/target/connect-steps.ts";
 import { createExchangeSteps } from "../actors/target/exchange-steps.ts";
@@ -52,8 +53,8 @@ export function createRunCredentials(
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   const { job } = run;
   const env = process.env;
-  const log = (targetId: string, level: "debug" | "info" | "warn" | "error", line: string) =>
-    run.events.log(targetId, level, line);
+  const log: StepLog = (targetId, level, line, origin) =>
+    run.events.log(targetId, level, line, origin?.source === undefined ? {} : { source: origin.source });
   // Run-wide notes: the firewall chosen, rules swept.
   const note = (line: string) => run.events.note(line);
   const leases: LeaseClient = createLeaseClient({

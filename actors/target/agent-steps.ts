@@ -8,6 +8,7 @@
  * last one was lost, and has the launcher stop it when it does not answer or does not end. See
  * docs/target-steps.md.
  */
+import { oneLine } from "../../base/text.ts";
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
@@ -119,7 +120,8 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
       deps.log(
         session.targetId,
         "warn",
-        `Shutdown not answered (${(error as Error).message}): stopping the agent otherwise`,
+        // The message may be the agent's own (a fault): one line, escaped, capped.
+        `Shutdown not answered (${oneLine((error as Error).message, 1000)}): stopping the agent otherwise`,
       );
       return false;
     }
@@ -176,7 +178,10 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
         signal,
       );
       session.agent = agent;
-      const busy = agent.busy.join(", ");
+      // The agent's word: a few ports are said, the rest counted.
+      const busy =
+        agent.busy.slice(0, 16).join(", ") +
+        (agent.busy.length > 16 ? ` and ${agent.busy.length - 16} more` : "");
       deps.log(target.id, "info", `agent listening on ${agent.port}${busy === "" ? "" : ` (busy: ${busy})`}`);
       // The agent sends a heartbeat as soon as it listens: without it here soon, callbacks do not
       // get through, and the agent would go on blind (and stop itself once requests pause).

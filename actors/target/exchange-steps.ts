@@ -18,7 +18,7 @@ import { AgentStateError, ComponentFailedError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
 import type { StepLog } from "./transport.ts";
-import { printableLines } from "../../base/text.ts";
+import { oneLine, printableLines } from "../../base/text.ts";
 
 /** A component as the exchange needs it (the job's components are these). */
 export interface ExchangeComponent {
@@ -102,10 +102,13 @@ export function createExchangeSteps(
         offset !== undefined && Math.abs(offset) >= CLOCK_NOTE_MS
           ? `, its clock ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? "ahead of" : "behind"} this workstation's`
           : "";
+      // What the agent says of itself is its target's word: one line, escaped (each field was cut
+      // to 256 characters when its answer was read; escaped it may be four times as long).
+      const said = (field: string) => oneLine(field, 2048);
       deps.log(
         target.id,
         "info",
-        `agent ${hello.agentVersion} on ${hello.hostname} (${hello.os} ${hello.arch}, Node ${hello.nodeVersion})${skew}`,
+        `agent ${said(hello.agentVersion)} on ${said(hello.hostname)} (${said(hello.os)} ${said(hello.arch)}, Node ${said(hello.nodeVersion)})${skew}`,
       );
       return { agentVersion: hello.agentVersion };
     },
@@ -131,9 +134,16 @@ export function createExchangeSteps(
         { signal },
       );
       const installed: Record<string, string | null> = {};
+      // Only the components asked about, each once: an agent answering more is not heard on them.
+      const asked = new Set(componentIds);
       for (const c of result.components) {
+        if (!asked.delete(c.id)) continue;
         if (c.status === "failed")
-          deps.log(target.id, "warn", `detect of ${c.id} exited ${c.exitCode}: taken as not installed`);
+          deps.log(
+            target.id,
+            "warn",
+            `detect of ${oneLine(c.id, 256)} exited ${c.exitCode}: taken as not installed`,
+          );
         installed[c.id] = c.status === "installed" ? c.version : null;
       }
       return { installed };

@@ -13,7 +13,16 @@ import type { FileChannel, RemoteShell } from "../remote.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 
 /** Who logs a step's lines: the run's events (a target's log lines on the bus and the display). */
-export type StepLog = (targetId: string, level: "debug" | "info" | "warn" | "error", line: string) => void;
+/**
+ * A step's line for the operator. `origin.source: "agent"` marks text the target itself wrote (not
+ * the step's own words): it counts against the target's output budget.
+ */
+export type StepLog = (
+  targetId: string,
+  level: "debug" | "info" | "warn" | "error",
+  line: string,
+  origin?: { readonly source?: "sumac" | "agent" },
+) => void;
 
 /** A Linux server reached over SSH. Secrets are read by the calls, when the login needs them. */
 export interface SshAccess {

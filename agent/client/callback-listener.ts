@@ -13,7 +13,11 @@
  * guard. Directions stay those of the sender (the agent signs agent-to-workstation, the
  * acknowledgement is workstation-to-agent), so no third direction is needed: the per-connection
  * exporter key and its distinct context already keep callback and agent sessions apart. Every
- * answer, acknowledgement or fault, is signed; every rejection is logged with its code.
+ * answer, acknowledgement or fault, is signed; every rejection is logged with its code, the first
+ * few of each interval as they come and the rest counted and said in one line per interval
+ * (`agent/protocol/rejection-summary.ts`). Connections are bounded (`agent/protocol/connection-limit.ts`):
+ * a few of the agent's open at once (a new one drops the oldest idle one), a connection that sends
+ * no request within `firstRequestTimeoutMs` is closed, and an idle one after `keepAliveTimeoutMs`.
  */
 import { errorClass, isSumacError } from "../../base/errors.ts";
 import { mutualTlsServerOptions, sendSigned } from "../protocol/signed-http.ts";
@@ -27,6 +31,8 @@ import {
   UnknownOperationError,
 } from "../protocol/errors.ts";
 import { oneLine } from "../../base/text.ts";
+import { ConnectionLimit, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
+import { RejectionSummary } from "../protocol/rejection-summary.ts";
 import { readCappedBody } from "../protocol/body-reader.ts";
 import { type CallbackMessage, notifyAckEnvelope, parseNotify } from "../protocol/callback-messages.ts";
 import {
@@ -83,7 +89,21 @@ export interface CallbackListenerOptions {
   readonly maxBodyBytes?: number;
   readonly maxSkewMs?: number;
   readonly now?: () => number;
+  /** The agent's connections kept open at once; default {@link DEFAULT_CALLBACK_CONNECTIONS}. */
+  readonly maxAgentConnections?: number;
+  /** Connections taken at all, handshakes included; default 16. */
+  readonly maxConnections?: number;
+  /** A connection sending no request this long after its handshake is closed; default 10 s. */
+  readonly firstRequestTimeoutMs?: number;
+  /** An idle connection between requests is closed after this; default 5 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Refusals said as they come per interval (default 3), the rest counted; interval default 10 s. */
+  readonly rejectionBurst?: number;
+  readonly rejectionIntervalMs?: number;
 }
+
+/** One agent sends one callback at a time: a few connections leave room for reconnects. */
+export const DEFAULT_CALLBACK_CONNECTIONS = 4;
 
 export interface CallbackListener {
   readonly port: number;
@@ -127,22 +147,55 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     waiting.delete(fp);
   };
 
-  const server = createServer(mutualTlsServerOptions(options));
+  const server = createServer({ ...mutualTlsServerOptions(options), handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+  const maxAgentConnections = options.maxAgentConnections ?? DEFAULT_CALLBACK_CONNECTIONS;
+  const connections = new ConnectionLimit(server, {
+    maxPeerConnections: maxAgentConnections,
+    maxConnections: options.maxConnections ?? 16,
+    firstRequestTimeoutMs: options.firstRequestTimeoutMs ?? 10_000,
+  });
+  // Whoever reaches the port can make refusals without end: they are counted, not each said.
+  const refusals = new RejectionSummary({
+    what: "requests refused",
+    burst: options.rejectionBurst ?? 3,
+    intervalMs: options.rejectionIntervalMs ?? 10_000,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    say: (line) => log("warn", line),
+  });
+  const refuse = (line: string) => refusals.add(oneLine(line, 1000));
+  // The agent itself could connect in a loop: its connections are counted the same way.
+  const connected = new RejectionSummary({
+    what: "connections accepted",
+    burst: options.rejectionBurst ?? 3,
+    intervalMs: options.rejectionIntervalMs ?? 10_000,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    say: (line) => log("info", line),
+  });
 
   // Prepended, so it runs before the HTTP server takes the socket: a refused socket is never read
   // (see agent/server/server.ts).
   server.prependListener("secureConnection", (socket: TLSSocket) => {
     const fingerprint256 = socket.getPeerCertificate().fingerprint256;
     if (!isAllowed(fingerprint256)) {
-      log(
-        "warn",
+      refuse(
         `rejected ${new UnknownAgentError("").code} from ${describePeer(socket)}: not this listener's agent`,
       );
       socket.destroy();
       return;
     }
+    const admitted = connections.admit(socket);
+    if (admitted === "refused") {
+      refuse(
+        `connection refused from ${describePeer(socket)}: ${maxAgentConnections} connections of the agent already open, each with a request in progress`,
+      );
+      socket.destroy();
+      return;
+    }
+    if (admitted.dropped)
+      refuse(`dropped the agent's oldest idle connection: at most ${maxAgentConnections} kept open`);
     try {
       const session = openConnectionSession(socket, {
         runId: options.runId,
@@ -153,10 +206,10 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
         ...(options.now === undefined ? {} : { now: options.now }),
       });
       sessions.set(socket, { ...session, fingerprint256 });
-      log("info", `connection from ${session.peer}`);
+      connected.add(`connection from ${session.peer}`);
       socket.once("close", () => session.verifier.close());
     } catch (error) {
-      log("error", `connection refused: ${(error as Error).message}`);
+      refuse(`connection refused: ${(error as Error).message}`);
       socket.destroy();
     }
   });
@@ -164,8 +217,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     const reason = socket.authorizationError as unknown;
     const why =
       reason instanceof Error ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
-    log(
-      "warn",
+    refuse(
       `rejected TLS_CLIENT from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}: ${error.code ?? "TLS"} ${oneLine(error.message, 300)}${why}`,
     );
   });
@@ -177,7 +229,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     const socket = req.socket as TLSSocket;
     const session = sessions.get(socket);
     if (session === undefined) {
-      log("error", `rejected NO_SESSION from ${socket.remoteAddress ?? "?"}`);
+      refuse(`rejected NO_SESSION from ${socket.remoteAddress ?? "?"}`);
       socket.destroy();
       return;
     }
@@ -205,7 +257,7 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       const failure = isSumacError(error)
         ? error
         : new InternalAgentError(`internal error: ${(error as Error).message}`, { cause: error });
-      log("warn", `rejected ${failure.code} from ${session.peer}: ${failure.message}`);
+      refuse(`rejected ${failure.code} from ${session.peer}: ${failure.message}`);
       if (res.headersSent || res.destroyed) return;
       const status =
         failure instanceof BodyTooLargeError ? 413 : failure instanceof NotFoundError ? 404 : 500;
@@ -252,6 +304,8 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     },
     close: () =>
       new Promise((resolve) => {
+        refusals.flush();
+        connected.flush();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -26,7 +26,7 @@ import {
 import { bodyElement, requestEnvelope, type XmlFields } from "../protocol/soap-envelope.ts";
 import { childElement, parseXmlTree, type XmlElement } from "../protocol/xml-tree.ts";
 import { type AgentLimits, callDeadline } from "../protocol/deadlines.ts";
-import { readResult, type ResultOf } from "./results.ts";
+import { clip, readResult, type ResultOf } from "./results.ts";
 
 export interface AgentClientOptions extends AgentConnectOptions {
   readonly runId: string;
@@ -205,7 +205,7 @@ export class AgentClient {
     if (element.local === "Fault") throw faultOf(element, response.status);
     if (response.status !== 200 || element.local !== responseOperation(operation))
       throw new AgentResponseError(
-        `expected ${responseOperation(operation)}, got ${element.local} (HTTP ${response.status})`,
+        `expected ${responseOperation(operation)}, got ${clip(element.local, 100)} (HTTP ${response.status})`,
       );
     return element;
   }
@@ -268,14 +268,19 @@ function wrap(error: Error): Error {
   return new AgentConnectionError(`agent call failed: ${error.message}`, { cause: error });
 }
 
-function faultOf(fault: XmlElement, status: number): AgentFaultError {
+/** A fault's code and message from an agent are cut to these lengths. */
+export const FAULT_CODE_CHARS = 64;
+export const FAULT_MESSAGE_CHARS = 4096;
+
+/** The error of a SOAP fault from an agent, its code and message cut to their lengths. */
+export function faultOf(fault: XmlElement, status: number): AgentFaultError {
   const detail = childElement(fault, "detail");
   const agentFault = detail === undefined ? undefined : childElement(detail, "AgentFault");
   const text = (name: string) =>
     agentFault === undefined ? "" : (childElement(agentFault, name)?.text ?? "");
   return new AgentFaultError({
-    code: text("code") || "UNKNOWN_FAULT",
-    message: text("message") || (childElement(fault, "faultstring")?.text ?? ""),
+    code: clip(text("code"), FAULT_CODE_CHARS) || "UNKNOWN_FAULT",
+    message: clip(text("message") || (childElement(fault, "faultstring")?.text ?? ""), FAULT_MESSAGE_CHARS),
     status,
   });
 }

@@ -1,6 +1,9 @@
 /**
  * The typed results of the agent's operations, read from a verified response element. The fields
- * and their types are those of `sumac-agent.wsdl`.
+ * and their types are those of `sumac-agent.wsdl`. An agent's answer is untrusted however well it
+ * is signed (its target may be someone else's now): each text field is cut to a length that fits
+ * what it names ({@link FIELD_CHARS}, {@link PATH_CHARS}), with a visible marker, before anything
+ * shows or logs it.
  */
 import { AgentResponseError } from "../protocol/errors.ts";
 import type { OperationName } from "../protocol/wire.ts";
@@ -71,32 +74,37 @@ export function readResult<Op extends OperationName>(operation: Op, element: Xml
   return read(element);
 }
 
+/** A name, a version, an id: at most this many characters are kept. */
+export const FIELD_CHARS = 256;
+/** A path on the target. */
+export const PATH_CHARS = 4096;
+
 const readers: { [Op in OperationName]: (e: XmlElement) => ResultMap[Op] } = {
   Hello: (e) => ({
-    agentVersion: text(e, "agentVersion"),
-    os: text(e, "os"),
-    osRelease: text(e, "osRelease"),
-    arch: text(e, "arch"),
-    hostname: text(e, "hostname"),
-    nodeVersion: text(e, "nodeVersion"),
+    agentVersion: capped(e, "agentVersion"),
+    os: capped(e, "os"),
+    osRelease: capped(e, "osRelease"),
+    arch: capped(e, "arch"),
+    hostname: capped(e, "hostname"),
+    nodeVersion: capped(e, "nodeVersion"),
     pid: int(e, "pid"),
-    sessionId: text(e, "sessionId"),
+    sessionId: capped(e, "sessionId"),
     port: int(e, "port"),
-    stagingDir: text(e, "stagingDir"),
-    runId: text(e, "runId"),
-    targetId: text(e, "targetId"),
+    stagingDir: capped(e, "stagingDir", PATH_CHARS),
+    runId: capped(e, "runId"),
+    targetId: capped(e, "targetId"),
   }),
   Inventory: (e) => ({
     components: all(e, "component").map((c) => ({
-      id: text(c, "id"),
-      status: text(c, "status") as DetectResult["status"],
-      version: text(c, "version"),
+      id: capped(c, "id"),
+      status: status(c),
+      version: capped(c, "version"),
       exitCode: int(c, "exitCode"),
     })),
   }),
-  Stage: (e) => ({ name: text(e, "name"), size: int(e, "size"), sha256: text(e, "sha256") }),
+  Stage: (e) => ({ name: capped(e, "name"), size: int(e, "size"), sha256: capped(e, "sha256", 128) }),
   Install: (e) => ({
-    componentId: text(e, "componentId"),
+    componentId: capped(e, "componentId"),
     exitCode: int(e, "exitCode"),
     durationMs: int(e, "durationMs"),
     rebootRequired: bool(e, "rebootRequired"),
@@ -104,13 +112,13 @@ const readers: { [Op in OperationName]: (e: XmlElement) => ResultMap[Op] } = {
   }),
   Logs: (e) => ({
     files: all(e, "file").map((f) => ({
-      name: text(f, "name"),
+      name: capped(f, "name"),
       size: int(f, "size"),
       truncated: bool(f, "truncated"),
       content: Buffer.from(text(f, "content", true), "base64"),
     })),
   }),
-  Shutdown: (e) => ({ logFile: text(e, "logFile") }),
+  Shutdown: (e) => ({ logFile: capped(e, "logFile", PATH_CHARS) }),
 };
 
 function text(e: XmlElement, name: string, emptyOk = false): string {
@@ -120,6 +128,22 @@ function text(e: XmlElement, name: string, emptyOk = false): string {
     throw new AgentResponseError(`${e.local} has no ${name}`);
   }
   return child.text;
+}
+
+/** A text field cut to `max` characters, saying how many were left out. */
+function capped(e: XmlElement, name: string, max = FIELD_CHARS): string {
+  return clip(text(e, name), max);
+}
+
+/** `text` cut to `max` characters with a visible marker of how many more there were. */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…[${text.length - max} more]` : text;
+}
+
+function status(e: XmlElement): DetectResult["status"] {
+  const value = text(e, "status");
+  if (value === "installed" || value === "absent" || value === "failed") return value;
+  throw new AgentResponseError(`${e.local}.status is not installed, absent or failed`);
 }
 
 function int(e: XmlElement, name: string): number {

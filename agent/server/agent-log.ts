@@ -10,13 +10,18 @@
  * The file is capped (`maxBytes`, the agent's `maxLogFileBytes` limit), so that a command printing
  * without end cannot fill the target's disk. Command output may take the file up to
  * {@link outputShare} of the cap; past that, output lines are counted, not written, and one line
- * marks where output was cut. The rest is kept for the agent's own lines (an install's exit, why
- * the agent stopped); should those reach the cap too, one last line says the log is full.
+ * marks where output was cut. Refusals (a client or a request the agent refused: anyone who can
+ * reach its port can make them) are rate-limited: a few per interval are written, the rest counted
+ * and said in one line per interval; and they stop short of a reserve at the end of the cap
+ * ({@link lifecycleReserve}) that only the agent's own lines may use (an install's start and exit,
+ * its firewall rule, why the agent stopped). Should those reach the cap too, one last line says
+ * the log is full.
  */
 import { DEFAULT_LIMITS } from "../protocol/deadlines.ts";
 import { appendFileSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { oneLine } from "../../base/text.ts";
+import { RejectionSummary } from "../protocol/rejection-summary.ts";
 
 export type LogLevel = "info" | "warn" | "error";
 
@@ -29,6 +34,11 @@ export interface AgentLog {
   write(level: LogLevel, message: string): void;
   /** A line of a command's output: written while the file is under the output's share of its cap. */
   output(message: string): void;
+  /**
+   * A refusal (a client, a handshake or a request refused), at warn: rate-limited and summarised,
+   * and never written into the reserve kept for the agent's own lines.
+   */
+  reject(message: string): void;
   /** Output lines not written for the cap so far, and their bytes. */
   readonly dropped: { readonly lines: number; readonly bytes: number };
 }
@@ -39,6 +49,11 @@ export const DEFAULT_LOG_FILE_BYTES = DEFAULT_LIMITS.maxLogFileBytes;
 /** What command output may fill of the cap: all but a reserve for the agent's own lines. */
 export function outputShare(maxBytes: number): number {
   return maxBytes - Math.min(256 * 1024, Math.floor(maxBytes / 4));
+}
+
+/** What only the agent's own lines may use at the end of the cap: refusals and output stop before it. */
+export function lifecycleReserve(maxBytes: number): number {
+  return Math.min(64 * 1024, Math.floor(maxBytes / 8));
 }
 
 /** The default log directory of a run on Linux. */
@@ -58,8 +73,12 @@ export function openAgentLog(options: {
   readonly mirror?: (line: string) => void;
   /** The file's cap; default {@link DEFAULT_LOG_FILE_BYTES}. */
   readonly maxBytes?: number;
+  /** Refusals written as they come per interval (default 5), and the interval (default 10 s). */
+  readonly rejectionBurst?: number;
+  readonly rejectionIntervalMs?: number;
 }): AgentLog {
   const { dir, now = () => new Date(), mirror, maxBytes = DEFAULT_LOG_FILE_BYTES } = options;
+  const rejectionLimit = maxBytes - lifecycleReserve(maxBytes);
   mkdirSync(dir, { recursive: true, mode: 0o750 });
   const path = join(dir, `${safeFileName(options.targetId)}.log`);
   // An agent started again in the same run appends to the same file: its size counts.
@@ -73,8 +92,29 @@ export function openAgentLog(options: {
     size += Buffer.byteLength(line);
     mirror?.(line);
   };
+  let rejectionsCut = false;
+  const rejections = new RejectionSummary({
+    what: "refusals not written",
+    burst: options.rejectionBurst ?? 5,
+    intervalMs: options.rejectionIntervalMs ?? 10_000,
+    now: () => now().getTime(),
+    say: (line) => {
+      if (full || rejectionsCut) return;
+      if (size + 4096 + line.length * 3 > rejectionLimit) {
+        rejectionsCut = true;
+        append(
+          "warn",
+          `refusals cut here at ${size} bytes (log cap ${maxBytes}): later refusals are not written`,
+        );
+        return;
+      }
+      append("warn", line);
+    },
+  });
   const write = (level: LogLevel, message: string): void => {
     if (full) return;
+    // Refusals counted so far come before this line.
+    rejections.flush();
     if (size + 4096 + message.length * 3 > maxBytes) {
       full = true;
       append("warn", `log full at ${size} bytes (cap ${maxBytes}): later lines are not written`);
@@ -87,6 +127,7 @@ export function openAgentLog(options: {
     dir,
     dropped,
     write,
+    reject: (message) => rejections.add(message),
     output(message) {
       if (!outputCut && size + message.length * 3 + 64 > outputShare(maxBytes)) {
         outputCut = true;

@@ -70,8 +70,7 @@ export async function handleAgentRequest(
   const session = deps.sessionOf(socket);
   if (session === undefined) {
     // The session opens at secureConnection; without one the connection cannot be answered signed.
-    deps.log.write(
-      "error",
+    deps.log.reject(
       `rejected NO_SESSION from ${socket.remoteAddress ?? "?"}: request before the session opened`,
     );
     socket.destroy();
@@ -127,8 +126,7 @@ function reject(
   error: SumacError,
   operation: string | undefined,
 ): void {
-  deps.log.write(
-    "warn",
+  deps.log.reject(
     `rejected ${error.code} from ${session.peer} (${oneLine(operation ?? "no operation", 100)}): ${error.message}`,
   );
   if (res.headersSent || res.destroyed) return;

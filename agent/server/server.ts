@@ -18,6 +18,7 @@ import {
   openConnectionSession,
 } from "../protocol/connection-session.ts";
 import { CallbackClient } from "./callback-client.ts";
+import { ConnectionLimit, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
 import type { CallbackTarget } from "../protocol/start-up.ts";
 import { withDeadline } from "../../base/deadline.ts";
 import { DeadlineExceededError, InstallStoppedError, UnknownWorkstationError } from "../protocol/errors.ts";
@@ -81,7 +82,26 @@ export interface AgentServerOptions {
   readonly callbackTimeoutMs?: number;
   /** Runs once the listener has closed, before the agent's files go (e.g. its firewall rule). */
   readonly onClosed?: () => Promise<void>;
+  /** Refusals the log writes as they come per 10 s, the rest counted; default 5. */
+  readonly rejectionBurst?: number;
+  /** Bounds on connections; defaults {@link DEFAULT_AGENT_CONNECTIONS}. */
+  readonly connections?: Partial<AgentConnectionLimits>;
 }
+
+export interface AgentConnectionLimits {
+  /** The workstation's connections kept open at once (beyond: the oldest idle one is dropped). */
+  readonly maxWorkstationConnections: number;
+  /** Connections taken at all, handshakes in progress included. */
+  readonly maxConnections: number;
+  /** A connection that sends no request this long after its handshake is closed. */
+  readonly firstRequestTimeoutMs: number;
+}
+
+export const DEFAULT_AGENT_CONNECTIONS: AgentConnectionLimits = {
+  maxWorkstationConnections: 8,
+  maxConnections: 32,
+  firstRequestTimeoutMs: 15_000,
+};
 
 /** A created agent server; {@link AgentServer.start} binds it. */
 export interface AgentServer {
@@ -109,6 +129,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     dir: options.logDir,
     targetId: options.targetId,
     maxBytes: limits.maxLogFileBytes,
+    ...(options.rejectionBurst === undefined ? {} : { rejectionBurst: options.rejectionBurst }),
     ...(options.logMirror === undefined ? {} : { mirror: options.logMirror }),
   });
   const installs: InstallSlot = { current: undefined };
@@ -169,7 +190,13 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   });
 
   const sessions = new WeakMap<TLSSocket, ConnectionSession>();
-  const https = createServer(mutualTlsServerOptions(options));
+  const https = createServer({ ...mutualTlsServerOptions(options), handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+  const connectionLimits = { ...DEFAULT_AGENT_CONNECTIONS, ...options.connections };
+  const connections = new ConnectionLimit(https, {
+    maxPeerConnections: connectionLimits.maxWorkstationConnections,
+    maxConnections: connectionLimits.maxConnections,
+    firstRequestTimeoutMs: connectionLimits.firstRequestTimeoutMs,
+  });
   // The session outlives idle gaps between calls: keep the connection as long as the agent would.
   https.keepAliveTimeout = options.idleTimeoutMs + 1000;
   https.requestTimeout = 60_000;
@@ -186,10 +213,22 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       const refusal = new UnknownWorkstationError(
         `the client certificate is not the workstation's ${workstation}`,
       );
-      log.write("warn", `rejected ${refusal.code} from ${describePeer(socket)}: ${refusal.message}`);
+      log.reject(`rejected ${refusal.code} from ${describePeer(socket)}: ${refusal.message}`);
       socket.destroy();
       return;
     }
+    const admitted = connections.admit(socket);
+    if (admitted === "refused") {
+      log.reject(
+        `connection refused from ${describePeer(socket)}: ${connectionLimits.maxWorkstationConnections} connections of the workstation already open, each with a request in progress`,
+      );
+      socket.destroy();
+      return;
+    }
+    if (admitted.dropped)
+      log.reject(
+        `dropped the workstation's oldest idle connection: at most ${connectionLimits.maxWorkstationConnections} kept open`,
+      );
     try {
       const session = openConnectionSession(socket, {
         runId: options.runId,
@@ -202,7 +241,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       log.write("info", `connection from ${session.peer}`);
       socket.once("close", () => session.verifier.close());
     } catch (error) {
-      log.write("error", `connection refused: ${(error as Error).message}`);
+      log.reject(`connection refused: ${(error as Error).message}`);
       socket.destroy();
     }
   });
@@ -212,8 +251,7 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
     const reason = socket.authorizationError as unknown;
     const authorization =
       reason instanceof Error ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
-    log.write(
-      "warn",
+    log.reject(
       `rejected TLS_CLIENT from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}: ${error.code ?? "TLS"} ${oneLine(error.message, 300)}${authorization}`,
     );
   });

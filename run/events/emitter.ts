@@ -20,12 +20,37 @@ import {
 import type { LogOrigin, RunEvent, RunEvents } from "../types.ts";
 import type { Warnings } from "../warnings.ts";
 
-/** One line, at most 8192 characters (the bus schema's limit); empty lines dropped. */
-export function logLines(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .filter((l) => l.trim() !== "")
-    .map((l) => (l.length > 8192 ? `${l.slice(0, 8191)}…` : l));
+/** Lines one call makes at most: beyond, one line says how much was left out. */
+export const MAX_LINES_PER_CALL = 50;
+
+/**
+ * The lines of `text`, each at most 8192 characters (the bus schema's limit), empty lines dropped,
+ * at most `maxLines` of them and then one saying how much more there was: however many line breaks
+ * a text has, it makes a bounded number of events. (Text from a target is made one line before it
+ * gets here, its breaks escaped; this bounds what is left, e.g. an error message quoting one.)
+ */
+export function logLines(text: string, maxLines = MAX_LINES_PER_CALL): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (lines.length === maxLines) {
+      let breaks = 0;
+      for (let i = text.indexOf("\n", start); i >= 0; i = text.indexOf("\n", i + 1)) breaks++;
+      const chars = text.length - start;
+      lines.push(
+        `…[${chars.toLocaleString("en-US")} more characters in ${(breaks + 1).toLocaleString("en-US")} more lines not shown]`,
+      );
+      break;
+    }
+    let line = text.slice(start, end);
+    start = end + 1;
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line.trim() === "") continue;
+    lines.push(line.length > 8192 ? `${line.slice(0, 8191)}…` : line);
+  }
+  return lines;
 }
 
 export class RunEmitter {
@@ -38,7 +63,11 @@ export class RunEmitter {
   /** Notes made before `run.started` (while the steps are prepared) wait for it. */
   #early: RunEvent[] | null = [];
   readonly #budgetOptions: OutputBudgetOptions;
-  /** The last progress of each target and component, so that an agent repeating it is not heard. */
+  /**
+   * The highest progress of each target and component in the target's current state, so that an
+   * agent repeating a value or going back (1, 2, 1, 2, …) is not heard: at most 101 events per
+   * component and state.
+   */
   readonly #progress = new Map<string, number>();
   /** Each target's output budget, made with its first line. */
   readonly #budgets = new Map<string, OutputBudget>();
@@ -103,6 +132,9 @@ export class RunEmitter {
   /** A target machine's change: `TargetStateChanged` on the bus, `target.state` to the display. */
   stateChange(targetId: string, change: ViewChange, at: number): void {
     this.#sayDropped(targetId, true);
+    // A new state (an install again after a retry) starts its progress from zero.
+    const prefix = `${targetId}\u0000`;
+    for (const key of this.#progress.keys()) if (key.startsWith(prefix)) this.#progress.delete(key);
     const { component, retrying, ...rest } = change;
     const message = { run: this.#runId, target: targetId, at, ...rest };
     this.publish(subjects.targetState(this.#runId, targetId), TargetStateChanged, message);
@@ -114,21 +146,29 @@ export class RunEmitter {
     });
   }
 
+  /**
+   * A step's line. Lines from the target itself (`source: "agent"`, e.g. what its agent process
+   * writes) go through the target's output budget like its install output.
+   */
   log(targetId: string, level: LogLevel, text: string, origin: LogOrigin = {}): void {
-    const at = this.#now();
     for (const message of logLines(text)) {
-      const line = {
-        run: this.#runId,
-        target: targetId,
-        at,
-        level,
-        source: origin.source ?? ("sumac" as const),
-        ...(origin.step === undefined ? {} : { step: origin.step }),
-        message,
-      };
-      this.publish(subjects.targetLog(this.#runId, targetId), TargetLogLine, line);
-      this.emit({ type: "target.log", ...line });
+      if (origin.source === "agent") this.#budgeted(targetId, level, message, origin);
+      else this.#line(targetId, level, message, origin);
     }
+  }
+
+  #line(targetId: string, level: LogLevel, message: string, origin: LogOrigin): void {
+    const line = {
+      run: this.#runId,
+      target: targetId,
+      at: this.#now(),
+      level,
+      source: origin.source ?? ("sumac" as const),
+      ...(origin.step === undefined ? {} : { step: origin.step }),
+      message,
+    };
+    this.publish(subjects.targetLog(this.#runId, targetId), TargetLogLine, line);
+    this.emit({ type: "target.log", ...line });
   }
 
   /**
@@ -136,6 +176,10 @@ export class RunEmitter {
    * length, then shown and published if the target's budget allows, else counted.
    */
   output(targetId: string, line: string): void {
+    this.#budgeted(targetId, "info", line, { source: "agent", step: "install" });
+  }
+
+  #budgeted(targetId: string, level: LogLevel, line: string, origin: LogOrigin): void {
     const now = this.#now();
     let budget = this.#budgets.get(targetId);
     if (budget === undefined)
@@ -147,7 +191,7 @@ export class RunEmitter {
     }
     // Output flows again: what was dropped before it is said first.
     this.#sayDropped(targetId, true);
-    this.log(targetId, "info", text, { source: "agent", step: "install" });
+    for (const message of logLines(text, 1)) this.#line(targetId, level, message, origin);
   }
 
   /** Says how much of a target's output was dropped, if any (`force`: now, else when it is time). */
@@ -156,7 +200,7 @@ export class RunEmitter {
     if (budget === undefined || !budget.dropping) return;
     const dropped = budget.report(this.#now(), force);
     if (dropped !== undefined)
-      this.log(targetId, "warn", droppedText(dropped, this.#budgetOptions), {
+      this.#line(targetId, "warn", droppedText(dropped, this.#budgetOptions), {
         source: "sumac",
         step: "install",
       });
@@ -170,11 +214,15 @@ export class RunEmitter {
     }
   }
 
-  /** An install's progress; a value the target already reported for the component is not repeated. */
+  /**
+   * An install's progress; a value not above the highest the target reported for the component
+   * in this state is not repeated.
+   */
   progress(targetId: string, component: string, percent: number): void {
     const clamped = Math.round(Math.min(100, Math.max(0, Number.isFinite(percent) ? percent : 0)));
     const key = `${targetId}\u0000${component}`;
-    if (this.#progress.get(key) === clamped) return;
+    const last = this.#progress.get(key);
+    if (last !== undefined && clamped <= last) return;
     this.#progress.set(key, clamped);
     this.emit({
       type: "target.progress",

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RunEmitter } from "../../run/events/emitter.ts";
+import { MAX_LINES_PER_CALL, RunEmitter } from "../../run/events/emitter.ts";
+import { faultOf } from "../../agent/client/client.ts";
+import type { XmlElement } from "../../agent/protocol/xml-tree.ts";
 import { bytesText, DEFAULT_OUTPUT_BUDGET, LINE_COST } from "../../run/events/output-budget.ts";
 import type { RunEvent } from "../../run/types.ts";
 import { Warnings } from "../../run/warnings.ts";
@@ -122,5 +124,58 @@ describe("output budget", () => {
     const { e, logs } = emitter();
     e.output("t1", "y".repeat(5000));
     assert.equal(logs()[0]?.message, `${"y".repeat(2000)}…[3000 more]`);
+  });
+
+  it("output budget - 8 MiB of line breaks in one log call make at most 51 events", () => {
+    const { e, logs } = emitter();
+    const flood = "x\n".repeat(4 * 1024 * 1024);
+    e.log("t1", "warn", `Shutdown not answered (${flood}): stopping the agent otherwise`);
+    const messages = logs().map((l) => l.message);
+    assert.equal(messages.length, MAX_LINES_PER_CALL + 1);
+    assert.match(messages.at(-1)!, /^…\[8,388,\d{3} more characters in 4,194,2\d\d more lines not shown\]$/);
+  });
+
+  it("output budget - a fault's message from an agent is cut to 4 KiB when read", () => {
+    const el = (local: string, children: XmlElement[], text = ""): XmlElement => ({
+      uri: "",
+      local,
+      children,
+      text,
+    });
+    const flood = "x\n".repeat(4 * 1024 * 1024);
+    const fault = el("Fault", [
+      el("detail", [el("AgentFault", [el("code", [], "C".repeat(10_000)), el("message", [], flood)])]),
+    ]);
+    const error = faultOf(fault, 500);
+    assert.ok(error.message.includes(`${"x\n".repeat(2048)}…[${flood.length - 4096} more]`));
+    assert.ok(error.message.length < 4096 + 200, `${error.message.length} characters`);
+    assert.ok(error.code.length <= 64 + 20, error.code);
+  });
+
+  it("output budget - lines the target wrote itself (source agent) count against its budget", () => {
+    const { e, logs } = emitter({ burstBytes: 10_000, bytesPerSecond: 1000, reportEveryMs: 10_000 });
+    for (let i = 0; i < 100_000; i++) e.log("t1", "debug", `agent: ${LINE}`, { source: "agent" });
+    const messages = logs().map((l) => l.message);
+    assert.ok(messages.length < 100, `${messages.length} events`);
+    e.stateChange("t1", change, 0);
+    const all = logs().map((l) => l.message);
+    assert.equal(dropped(all) + all.filter((m) => m.startsWith("agent: ")).length, 100_000);
+  });
+
+  it("output budget - progress going back and forth is heard once per new high, from zero again in a new state", () => {
+    const events: RunEvent[] = [];
+    const probe = new RunEmitter(
+      "r1",
+      () => 0,
+      (ev) => events.push(ev),
+      new Warnings(),
+    );
+    for (let i = 0; i < 1000; i++) probe.progress("t1", "app", i % 2 === 0 ? 1 : 2);
+    probe.stateChange("t1", change, 0);
+    probe.progress("t1", "app", 1);
+    assert.deepEqual(
+      events.map((ev) => (ev.type === "target.progress" ? `${ev.component} ${ev.percent}` : ev.type)),
+      ["app 1", "app 2", "target.state", "app 1"],
+    );
   });
 });

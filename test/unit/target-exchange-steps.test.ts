@@ -11,7 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createActor } from "xstate";
 import type { AgentClientOptions } from "../../agent/client/client.ts";
-import type { ResultMap } from "../../agent/client/results.ts";
+import { readResult, type ResultMap } from "../../agent/client/results.ts";
+import type { XmlElement } from "../../agent/protocol/xml-tree.ts";
+import { RunEmitter } from "../../run/events/emitter.ts";
+import type { RunEvent } from "../../run/types.ts";
+import { Warnings } from "../../run/warnings.ts";
 import { AgentConnectionError, AgentFaultError } from "../../agent/protocol/errors.ts";
 import { CALL_MARGIN_MS, callDeadline, INSTALL_ANSWER_MS } from "../../agent/protocol/deadlines.ts";
 import type { OperationName } from "../../agent/protocol/wire.ts";
@@ -209,6 +213,42 @@ describe("target exchange steps - hello", () => {
     assert.ok(s.lines.includes("info agent 0.1.0 on web-1 (linux x64, Node v18.19.0)"));
   });
 
+  it("target exchange steps - a Hello with 8 MiB of lines as hostname makes one short, escaped event", async () => {
+    // As the client reads it off the wire: every field through the result's parser.
+    const flood = "x\n".repeat(4 * 1024 * 1024);
+    const field = (local: string, text: string): XmlElement => ({ uri: "", local, children: [], text });
+    const element: XmlElement = {
+      uri: "",
+      local: "HelloResponse",
+      text: "",
+      children: Object.entries({ ...hello, hostname: flood, os: flood, pid: "1", port: "62286" }).map(
+        ([k, v]) => field(k, String(v)),
+      ),
+    };
+    const answered = readResult("Hello", element);
+    assert.equal(answered.hostname, `${"x\n".repeat(128)}…[${flood.length - 256} more]`);
+    const s = setup();
+    s.agent.answer("Hello", answered);
+    await s.steps.hello({ target: TARGET, agentPort: 62287 } as never, never);
+    // Through the run's emitter, as compose.ts wires the steps' log.
+    const events: RunEvent[] = [];
+    const emitter = new RunEmitter(
+      "r1",
+      () => 0,
+      (e) => events.push(e),
+      new Warnings(),
+    );
+    for (const line of s.lines) emitter.log("t1", "info", line.slice(line.indexOf(" ") + 1));
+    assert.equal(events.length, 1, `${events.length} events`);
+    const message = events[0]?.type === "target.log" ? events[0].message : "";
+    assert.ok(message.length < 3000, `${message.length} characters`);
+    assert.match(
+      message,
+      /^agent 0\.1\.0 on (x\\x0a){128}…\[8388352 more\] \((x\\x0a){128}…\[8388352 more\] x64,/,
+    );
+    assert.doesNotMatch(message, /[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it("target exchange steps - hello reports a taken workstation port and connects from the next one", async () => {
     const s = setup({ connect: (_, attempt) => (attempt < 2 ? Promise.reject(eaddrinuse()) : undefined) });
     await s.steps.hello({ target: TARGET, agentPort: 62286 } as never, never);
@@ -299,6 +339,27 @@ describe("target exchange steps - inventory, stage, install, logs", () => {
       ],
     });
     assert.ok(s.lines.includes("warn detect of nic exited 7: taken as not installed"));
+  });
+
+  it("target exchange steps - an inventory answering 10,000 components not asked about is heard on those asked only", async () => {
+    const s = setup();
+    await connected(s);
+    s.agent.answer("Inventory", {
+      components: [
+        ...Array.from({ length: 10_000 }, (_, i) => ({
+          id: `x${i}`,
+          status: "failed",
+          version: "",
+          exitCode: 1,
+        })),
+        { id: "nic", status: "failed", version: "", exitCode: 7 },
+        { id: "nic", status: "failed", version: "", exitCode: 7 },
+      ],
+    } as never);
+    const before = s.lines.length;
+    const result = await s.steps.inventory({ target: TARGET, componentIds: ["nic"] } as never, never);
+    assert.deepEqual(result, { installed: { nic: null } });
+    assert.deepEqual(s.lines.slice(before), ["warn detect of nic exited 7: taken as not installed"]);
   });
 
   it("target exchange steps - inventory passes the agent's fault on with its code and retry flag", async () => {

@@ -4,6 +4,7 @@
  * (agent/protocol/start-up.ts), and the two ways of stopping one that cannot be asked to: by
  * signal for a local process, by a command that finds it on the target over SSH.
  */
+import { oneLine } from "../../../base/text.ts";
 import { shellQuote } from "../../ssh/become.ts";
 import type { RemoteProcess } from "../../remote.ts";
 import type { CertificateLine } from "../../../agent/protocol/start-up.ts";
@@ -175,7 +176,8 @@ async function dialogue(
     throw new AgentStartError(`${targetId}: the agent sent ${String(listening.event)} instead of listening`);
   if (listening.fingerprint256 !== leaf.fingerprint256)
     throw new AgentStartError(`${targetId}: the agent listens with another certificate than the one issued`);
-  lines.drain((line) => log(targetId, "debug", `agent: ${line.slice(0, 2000)}`));
+  // The agent's own words after start-up: its target's text, budgeted like its install output.
+  lines.drain((line) => log(targetId, "debug", `agent: ${oneLine(line, 2000)}`, { source: "agent" }));
   return {
     port: listening.port,
     busy: Array.isArray(listening.busy)
