@@ -8,7 +8,7 @@
  * other than this user or root owns it, as ssh refuses a loose key file. What a secret holds never
  * appears in an error message: files are named by their path, values by the variable they came in.
  */
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { withDeadline } from "../base/deadline.ts";
@@ -82,10 +82,34 @@ export function describeCredential(credential: NatsCredential): string {
 }
 
 /**
- * Reads a file sumac must keep to itself. Opened once and checked on that handle (no window for a
- * swap between check and read); symlinks are followed, as ssh does, and the file they reach is checked.
+ * Reads a file sumac must keep to itself: owned by this user or root and readable by nobody else.
+ * Opened once and checked on that handle (no window for a swap between check and read); symlinks
+ * are followed, as ssh does, and the file they reach is checked.
  */
-async function readPrivateFile(path: string, what: string): Promise<Buffer> {
+function readPrivateFile(path: string, what: string): Promise<Buffer> {
+  return readRegularFile(path, what, MAX_SECRET_BYTES, (st) => {
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+      throw unusable(`the ${what} ${path} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`);
+    if ((st.mode & 0o077) !== 0)
+      throw unusable(
+        `the ${what} ${path} may be read by others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}): ` +
+          `it holds a secret; make it private with 'chmod 600 ${path}'`,
+      );
+  });
+}
+
+function readPublicFile(path: string, what: string): Promise<Buffer> {
+  return readRegularFile(path, what, MAX_CERT_BYTES, () => undefined);
+}
+
+/** Opens `path`, checks it is a regular file and passes `check`, reads at most `maxBytes`. */
+async function readRegularFile(
+  path: string,
+  what: string,
+  maxBytes: number,
+  check: (st: Stats) => void,
+): Promise<Buffer> {
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
@@ -98,33 +122,8 @@ async function readPrivateFile(path: string, what: string): Promise<Buffer> {
   try {
     const st = await handle.stat();
     if (!st.isFile()) throw unusable(`the ${what} ${path} is not a regular file`);
-    const uid = process.getuid?.();
-    if (uid !== undefined && st.uid !== uid && st.uid !== 0)
-      throw unusable(`the ${what} ${path} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`);
-    if ((st.mode & 0o077) !== 0)
-      throw unusable(
-        `the ${what} ${path} may be read by others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}): ` +
-          `it holds a secret; make it private with 'chmod 600 ${path}'`,
-      );
-    return await readCapped(handle, path, what, MAX_SECRET_BYTES);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readPublicFile(path: string, what: string): Promise<Buffer> {
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw unusable(
-      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      err,
-    );
-  }
-  try {
-    if (!(await handle.stat()).isFile()) throw unusable(`the ${what} ${path} is not a regular file`);
-    return await readCapped(handle, path, what, MAX_CERT_BYTES);
+    check(st);
+    return await readCapped(handle, path, what, maxBytes);
   } finally {
     await handle.close();
   }
