@@ -7,6 +7,7 @@
  * Payloads are bytes at this level; `bus/subjects.ts` defines the subjects and the validated JSON
  * schemas that travel on them. Every call that waits on the network takes a deadline.
  */
+import { safeJson } from "../base/text.ts";
 import type { ErrorCode } from "../base/error-codes.ts";
 import { SumacError } from "../base/errors.ts";
 
@@ -222,9 +223,13 @@ export function redactUrlCredentials(text: string): string {
   return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]+@/gi, "$1***@");
 }
 
-/** UTF-8 JSON, the encoding of every schema'd message on the bus. */
+/**
+ * UTF-8 JSON, the encoding of every schema'd message on the bus. Text from targets travels in it:
+ * C1 and bidi controls are written escaped (`safeJson`), as JSON.stringify would leave them raw for
+ * any subscriber that prints a message as it came.
+ */
 export function encodeJson(value: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(value));
+  return new TextEncoder().encode(safeJson(value));
 }
 
 export function decodeJson(data: Uint8Array): unknown {

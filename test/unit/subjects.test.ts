@@ -69,6 +69,15 @@ describe("subjects - schemas", () => {
     );
   });
 
+  it("subjects - C1 and bidi controls from a target travel escaped on the bus, and decode unchanged", () => {
+    const text = "ok \u009b2J \u202egnp.exe \u001b]52;c;x\u0007";
+    const bytes = Buffer.from(encodeJson({ line: text }));
+    // No raw control byte in the UTF-8: C0 as JSON escapes it anyway, C1 (C2 80..9F) and U+202E.
+    assert.equal(/[\u0000-\u001f\u007f-\u009f\u202e]/.test(bytes.toString("utf8")), false);
+    assert.match(bytes.toString("utf8"), /\\u009b2J \\u202egnp/);
+    assert.deepEqual(JSON.parse(bytes.toString("utf8")), { line: text });
+  });
+
   it("subjects - a valid state change encodes and decodes unchanged", () => {
     assert.deepEqual(decode(TargetStateChanged, encode(TargetStateChanged, change)), change);
   });
