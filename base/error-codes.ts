@@ -124,6 +124,11 @@ export const ERROR_CODES = {
   STATE_DIR_LOCKED: { retryable: false, means: "another sumac process holds the state directory" },
   BAD_STATE_FILE: { retryable: false, means: "a file of the state directory cannot be used" },
 
+  // A host-wide lock on a file (base/host-lock.ts), where its user makes no errors of its own.
+  HOST_LOCK_TOOL_MISSING: { retryable: false, means: "the flock program (util-linux) is not installed" },
+  HOST_LOCK_NOT_PERMITTED: { retryable: false, means: "this process may not open the lock file" },
+  HOST_LOCK_FAILED: { retryable: false, means: "the lock file could not be opened or locked" },
+
   // Host firewall registration (actors/firewall).
   FIREWALL_NOT_PERMITTED: { retryable: false, means: "this process may not change the host firewall" },
   FIREWALL_TOOL_MISSING: { retryable: false, means: "the firewall's command (nft, netsh) is not installed" },

@@ -10,17 +10,30 @@
  * every nft call has a deadline. Where nft is missing or not permitted, the result says so and the
  * caller logs it and goes on: the agent can still serve where nothing filters its port.
  *
+ * Two agents on one target (two workstations' runs deploying to the same server) share the table,
+ * and nftables cannot delete a table only when it is empty: between one agent's listing and its
+ * `delete table`, the other's rule could be added and go with the table. So registering, and the
+ * listing and deletion of deregistering, run under a host-wide `flock(2)` lock of the agents' own,
+ * `/run/sumac/agent-nft.lock` (base/host-lock.ts). Without a `flock` program, or a lock file that
+ * cannot be opened, the work runs unlocked and the result says why; a lock not free in time fails
+ * the call and nft is not run.
+ *
  * Limit of this design: in nftables an `accept` ends a packet's walk through one base chain only;
  * a `drop` in another table's input chain (a distribution's own firewall) still drops it. Our pair
  * narrows the port to the workstation everywhere, and opens it where nothing else drops it.
  */
 import { isIP } from "node:net";
 import { createCommandRunner, type CommandOutcome } from "../../base/command.ts";
+import { createHostLock, HostLockError, type HostLock } from "../../base/host-lock.ts";
 
 export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "sumac_agent";
 export const NFT_CHAIN = "input";
 const DEFAULT_NFT_TIMEOUT_MS = 5_000;
+/** The agents' lock on a target: root's, beside the workstation's (a table each, so a lock each). */
+export const AGENT_NFT_LOCK_PATH = "/run/sumac/agent-nft.lock";
+/** How long an agent waits for the lock: a holder runs at most two nft processes of 5 s each. */
+export const AGENT_LOCK_WAIT_MS = 15_000;
 /** More output than nft gives for sumac's chain (a few rules) is not nft talking. */
 const NFT_MAX_OUTPUT = 1024 * 1024;
 /** nftables keeps at most 128 bytes of a rule's comment (NFT_USERDATA_MAXLEN applies to the whole). */
@@ -36,7 +49,7 @@ export interface AgentPortRule {
 }
 
 /** What happened; never thrown, so the agent logs it and goes on. */
-export type FirewallResult =
+export type FirewallResult = (
   | { readonly status: "registered" | "removed" | "absent"; readonly comment: string }
   | {
       readonly status: "unavailable";
@@ -44,7 +57,16 @@ export type FirewallResult =
       readonly reason: "nft-missing" | "not-permitted";
       readonly detail: string;
     }
-  | { readonly status: "failed"; readonly reason: "timeout" | "nft-error"; readonly detail: string };
+  | {
+      readonly status: "failed";
+      /** `lock-timeout`: another agent held the host lock past its deadline; nft was not run. */
+      readonly reason: "timeout" | "nft-error" | "lock-timeout";
+      readonly detail: string;
+    }
+) & {
+  /** Set when nft ran without the host lock: why the lock could not be taken. */
+  readonly unlocked?: string;
+};
 
 /** One run of nft: exit code and output, or ENOENT when there is no binary. */
 /** What one run of nft gave (base/command.ts). */
@@ -120,15 +142,79 @@ function failure(what: string, out: NftOutcome): FirewallResult {
   return { status: "failed", reason: "nft-error", detail };
 }
 
-/** Adds the agent's rule. */
-export async function registerAgentPort(rule: AgentPortRule, nft: NftRunner): Promise<FirewallResult> {
-  const out = await nft(["-f", "-"], registerRuleset(rule));
-  if (out.exitCode !== 0 || out.missing === true) return failure("nft -f - (register)", out);
-  return { status: "registered", comment: ruleComment(rule) };
+/**
+ * The agents' host lock on a target (`path` default {@link AGENT_NFT_LOCK_PATH}, wait default
+ * {@link AGENT_LOCK_WAIT_MS}); `flock` names the program (tests name a missing one). It fails with
+ * base's HostLockError.
+ */
+export function createAgentNftLock(
+  options: { readonly path?: string; readonly waitMs?: number; readonly flock?: string } = {},
+): HostLock {
+  return createHostLock({
+    path: options.path ?? AGENT_NFT_LOCK_PATH,
+    waitMs: options.waitMs ?? AGENT_LOCK_WAIT_MS,
+    name: "the agents' firewall lock",
+    heldBy: "another sumac agent changing the table",
+    needs: "sumac's agents lock their nftables table with it",
+    ...(options.flock === undefined ? {} : { flock: options.flock }),
+  });
 }
 
-/** Deletes the agent's rule, and sumac's table when it was the last; `absent` when none was there. */
-export async function deregisterAgentPort(rule: AgentPortRule, nft: NftRunner): Promise<FirewallResult> {
+/**
+ * Runs `work` holding `lock` (none: unlocked, as tests of the nft text do). A lock that cannot be
+ * had (no flock, a file that cannot be opened) leaves the work unlocked, said in the result; one
+ * that is not free in time fails the call without running nft.
+ */
+async function underLock(
+  lock: HostLock | undefined,
+  work: () => Promise<FirewallResult>,
+): Promise<FirewallResult> {
+  if (lock === undefined) return work();
+  let release: (() => Promise<void>) | undefined;
+  let unlocked: string | undefined;
+  try {
+    release = await lock.acquire();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof HostLockError && error.code === "TIMEOUT")
+      return { status: "failed", reason: "lock-timeout", detail: message };
+    unlocked = message;
+  }
+  try {
+    const result = await work();
+    return unlocked === undefined ? result : { ...result, unlocked };
+  } finally {
+    await release?.();
+  }
+}
+
+/** Adds the agent's rule, under `lock` (the agent passes {@link createAgentNftLock}'s). */
+export function registerAgentPort(
+  rule: AgentPortRule,
+  nft: NftRunner,
+  lock?: HostLock,
+): Promise<FirewallResult> {
+  const ruleset = registerRuleset(rule);
+  return underLock(lock, async () => {
+    const out = await nft(["-f", "-"], ruleset);
+    if (out.exitCode !== 0 || out.missing === true) return failure("nft -f - (register)", out);
+    return { status: "registered", comment: ruleComment(rule) };
+  });
+}
+
+/**
+ * Deletes the agent's rule, and sumac's table when it was the last; `absent` when none was there.
+ * The listing and the deletion run under `lock`, so that no agent adds a rule between them.
+ */
+export function deregisterAgentPort(
+  rule: AgentPortRule,
+  nft: NftRunner,
+  lock?: HostLock,
+): Promise<FirewallResult> {
+  return underLock(lock, () => deregisterUnlocked(rule, nft));
+}
+
+async function deregisterUnlocked(rule: AgentPortRule, nft: NftRunner): Promise<FirewallResult> {
   const comment = ruleComment(rule);
   const listed = await nft(LIST_ARGS);
   if (listed.exitCode !== 0 || listed.missing === true) {

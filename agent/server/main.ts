@@ -20,7 +20,14 @@
 import { createInterface } from "node:readline";
 import { parseAgentConfig } from "./config.ts";
 import { createKeyPair } from "../protocol/key-pair.ts";
-import { createNftRunner, deregisterAgentPort, registerAgentPort, type AgentPortRule } from "./firewall.ts";
+import {
+  createAgentNftLock,
+  createNftRunner,
+  deregisterAgentPort,
+  registerAgentPort,
+  type AgentPortRule,
+  type FirewallResult,
+} from "./firewall.ts";
 import { listenOn } from "./listen.ts";
 import { bindByStrategy } from "../protocol/port-binding.ts";
 import { withDeadline } from "../../base/deadline.ts";
@@ -89,6 +96,8 @@ async function main(): Promise<number> {
   if (onData !== undefined) process.stdin.off("data", onData);
 
   const nft = createNftRunner();
+  // Shared with the other agents on this host (other runs): see firewall.ts.
+  const nftLock = createAgentNftLock();
   let rule: AgentPortRule | undefined;
   serverStarting = true;
   const agent = await createAgentServer({
@@ -107,8 +116,10 @@ async function main(): Promise<number> {
     ...(config.limits === undefined ? {} : { limits: config.limits }),
     ...(config.callback === undefined ? {} : { callback: config.callback }),
     onClosed: async () => {
-      if (rule !== undefined)
-        agent.log.write("info", `firewall: ${JSON.stringify(await deregisterAgentPort(rule, nft))}`);
+      if (rule !== undefined) {
+        const result = await deregisterAgentPort(rule, nft, nftLock);
+        agent.log.write(firewallLevel(result), `firewall: ${JSON.stringify(result)}`);
+      }
     },
   });
   let busy: readonly number[] = [];
@@ -131,10 +142,10 @@ async function main(): Promise<number> {
       port,
       source: config.workstationAddress,
     };
-    const result = await registerAgentPort(wanted, nft);
+    const result = await registerAgentPort(wanted, nft, nftLock);
     if (result.status === "registered") rule = wanted;
-    // Missing nft or no permission is said and the agent goes on: the port may be open already.
-    agent.log.write(result.status === "registered" ? "info" : "warn", `firewall: ${JSON.stringify(result)}`);
+    // Missing nft, flock or permission is said and the agent goes on: the port may be open already.
+    agent.log.write(firewallLevel(result), `firewall: ${JSON.stringify(result)}`);
   }
   stopper.stop = (reason) => void agent.stop(reason, { force: true });
   if (pendingStop !== undefined) stopper.stop(pendingStop);
@@ -143,6 +154,12 @@ async function main(): Promise<number> {
   const removed = agent.filesRemoved();
   emit({ event: "stopped", reason, removed });
   return removed ? 0 : EXIT_FILES_LEFT;
+}
+
+/** A warning when the rule's change failed or ran without the agents' host lock. */
+function firewallLevel(result: FirewallResult): "info" | "warn" {
+  const done = result.status === "registered" || result.status === "removed" || result.status === "absent";
+  return done && result.unlocked === undefined ? "info" : "warn";
 }
 
 function emit(event: Record<string, unknown>): void {
