@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { HostLockError, type HostLock } from "../../base/host-lock.ts";
 import {
   createNftRunner,
   deregisterAgentPort,
@@ -171,5 +172,70 @@ describe("firewall", () => {
     assert.ok(performance.now() - t0 < 2_000);
     const echoed = await createNftRunner({ command: ["cat"] })([], "ruleset text");
     assert.deepEqual(echoed, { exitCode: 0, stdout: "ruleset text", stderr: "", timedOut: false });
+  });
+
+  it("firewall - register and deregister run nft only while they hold the lock, and release it after", async () => {
+    const events: string[] = [];
+    let held = false;
+    const lock: HostLock = {
+      acquire: () => {
+        assert.equal(held, false, "taken twice");
+        held = true;
+        events.push("lock");
+        return Promise.resolve(() => {
+          held = false;
+          events.push("unlock");
+          return Promise.resolve();
+        });
+      },
+    };
+    const mineOnly = JSON.stringify({ nftables: [{ rule: { handle: 4, comment: ruleComment(rule) } }] });
+    const answers = [ok(), ok(mineOnly), ok(), { exitCode: 1, stdout: "", stderr: "Error: syntax error\n" }];
+    const runner = (args: readonly string[]): Promise<NftOutcome> => {
+      assert.equal(held, true, `nft ${args.join(" ")} run without the lock`);
+      events.push(`nft ${args[0] === "-f" ? "-f" : "list"}`);
+      const answer = answers.shift();
+      if (answer === undefined) throw new Error("unexpected nft call");
+      return Promise.resolve(answer);
+    };
+    assert.equal((await registerAgentPort(rule, runner, lock)).status, "registered");
+    assert.equal((await deregisterAgentPort(rule, runner, lock)).status, "removed");
+    assert.equal((await registerAgentPort(rule, runner, lock)).status, "failed");
+    assert.deepEqual(events, [
+      "lock",
+      "nft -f",
+      "unlock",
+      "lock",
+      "nft list",
+      "nft -f",
+      "unlock",
+      "lock",
+      "nft -f",
+      "unlock",
+    ]);
+  });
+
+  it("firewall - a lock not free in time runs no nft; a lock that cannot be had runs nft unlocked and says why", async () => {
+    const { runner, calls } = scripted(ok());
+    const busy: HostLock = {
+      acquire: () =>
+        Promise.reject(new HostLockError("TIMEOUT", "the agents' firewall lock /x was not free")),
+    };
+    assert.deepEqual(await deregisterAgentPort(rule, runner, busy), {
+      status: "failed",
+      reason: "lock-timeout",
+      detail: "the agents' firewall lock /x was not free",
+    });
+    assert.deepEqual(calls, []);
+    const missing: HostLock = {
+      acquire: () =>
+        Promise.reject(new HostLockError("HOST_LOCK_TOOL_MISSING", "flock (util-linux) is not installed")),
+    };
+    assert.deepEqual(await registerAgentPort(rule, runner, missing), {
+      status: "registered",
+      comment: ruleComment(rule),
+      unlocked: "flock (util-linux) is not installed",
+    });
+    assert.equal(calls.length, 1);
   });
 });
