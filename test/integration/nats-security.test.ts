@@ -10,7 +10,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +40,22 @@ import {
 
 const skip = await natsBinarySkipReason();
 const root = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * The quick-start job, copied into `dir` with its component looking for its file under `dir`: the
+ * agent gives commands a clean environment (SUMAC_QUICKSTART_DIR does not reach them), and the
+ * machine may hold the quick start's own install, which would make an inventory find nothing to do.
+ */
+async function quickstartJob(dir: string): Promise<string> {
+  const jobDir = join(dir, "job");
+  await mkdir(join(jobDir, "quickstart"), { recursive: true });
+  const script = await readFile(join(root, "examples/quickstart/hello.sh"), "utf8");
+  const moved = script.replaceAll("/var/tmp/sumac-quickstart", join(dir, "quickstart-out"));
+  assert.notEqual(moved, script, "the quick start's script names its default directory");
+  await writeFile(join(jobDir, "quickstart", "hello.sh"), moved);
+  await writeFile(join(jobDir, "quickstart.yaml"), await readFile(join(root, "examples/quickstart.yaml")));
+  return join(jobDir, "quickstart.yaml");
+}
 const accountsConf = await readFile(join(root, "docs/nats/accounts.conf"), "utf8");
 
 /** Runs `sumac ARGS` to its end with `env` added; its exit code and what it printed. */
@@ -300,12 +316,11 @@ describe("nats security - the accounts of docs/nats.md", { skip, timeout: 120_00
         (role === "worker" ? worker : coordinator).seed,
       );
       const run = await runSumac(
-        ["inventory", join(root, "examples/quickstart.yaml"), "--state-dir", join(dir, `state-${role}`)],
+        ["inventory", await quickstartJob(join(dir, role)), "--state-dir", join(dir, `state-${role}`)],
         {
           SUMAC_NATS_URL: server.url,
           SUMAC_NATS_NKEY: seedFile,
           SUMAC_NATS_INBOX_PREFIX: `_INBOX.${role}`,
-          SUMAC_QUICKSTART_DIR: join(dir, "quickstart"),
         },
       );
       assert.equal(run.code, 0, run.output);
@@ -659,9 +674,9 @@ describe("nats security - a real sumac run", { skip, timeout: 180_000 }, () => {
       const ca = await privateFile(join(dir, "ca.pem"), tls.caPem);
       const cert = await privateFile(join(dir, "client.pem"), tls.clientCertPem);
       const key = await privateFile(join(dir, "client.key"), tls.clientKeyPem);
-      const common = ["inventory", join(root, "examples/quickstart.yaml"), "--nats", server.url];
+      const common = ["inventory", await quickstartJob(dir), "--nats", server.url];
       const options = ["--nats-ca", ca, "--nats-cert", cert, "--nats-key", key, "--nats-creds", creds];
-      const env = { SUMAC_QUICKSTART_DIR: join(dir, "quickstart") };
+      const env = {};
       const run = await runSumac(
         [...common, ...options, "--nats-inbox-prefix", "_INBOX.coordinator", "--state-dir", join(dir, "s1")],
         env,
@@ -703,7 +718,7 @@ describe("nats security - a real sumac run", { skip, timeout: 180_000 }, () => {
           [
             join(root, "cli/sumac.ts"),
             "inventory",
-            join(root, "examples/quickstart.yaml"),
+            await quickstartJob(dir),
             "--state-dir",
             stateDir,
             ...(from === "--nats-token-file" ? ["--nats", server.url, "--nats-token-file", tokenFile] : []),
@@ -712,8 +727,6 @@ describe("nats security - a real sumac run", { skip, timeout: 180_000 }, () => {
             env: {
               ...process.env,
               ...(from === "SUMAC_NATS_TOKEN" ? { SUMAC_NATS_URL: server.url, SUMAC_NATS_TOKEN: token } : {}),
-              // The component is looked for here, where it is not: the inventory finds work (exit 0).
-              SUMAC_QUICKSTART_DIR: join(dir, "quickstart"),
               NODE_DISABLE_COMPILE_CACHE: "1",
             },
             stdio: ["ignore", "pipe", "pipe"],
