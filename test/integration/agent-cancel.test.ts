@@ -88,7 +88,14 @@ describe("agent cancel", () => {
     install.catch(() => undefined);
     const sleep = await pidIn(join(f.stagingDir, "pid"));
     const control = await f.connect();
+    const asked = performance.now();
     await control.call("Shutdown", { reason: "force", force: true });
+    // TERM was ignored: only the KILL, a grace after it, ended the group (a lower bound only, which
+    // a loaded machine cannot break).
+    assert.ok(
+      performance.now() - asked >= KILL_GRACE_MS - 500,
+      `answered after ${Math.round(performance.now() - asked)} ms: KILL did not wait its grace`,
+    );
     assert.equal(await alive(sleep), false);
     await assert.rejects(install, { code: "INSTALL_STOPPED" });
     await f.agent.stopped;
