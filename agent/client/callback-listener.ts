@@ -104,6 +104,12 @@ export interface CallbackListenerOptions {
 
 /** One agent sends one callback at a time: a few connections leave room for reconnects. */
 export const DEFAULT_CALLBACK_CONNECTIONS = 4;
+/** Connections of any peer at once, handshakes included. */
+export const CALLBACK_MAX_CONNECTIONS = 16;
+/** A connection that sends no request this long after its handshake is closed. */
+export const CALLBACK_FIRST_REQUEST_MS = 10_000;
+/** A connection idle this long between requests is closed. */
+export const CALLBACK_IDLE_MS = 5_000;
 
 export interface CallbackListener {
   readonly port: number;
@@ -150,12 +156,12 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
   const server = createServer({ ...mutualTlsServerOptions(options), handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
-  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? CALLBACK_IDLE_MS;
   const maxAgentConnections = options.maxAgentConnections ?? DEFAULT_CALLBACK_CONNECTIONS;
   const connections = new ConnectionLimit(server, {
     maxPeerConnections: maxAgentConnections,
-    maxConnections: options.maxConnections ?? 16,
-    firstRequestTimeoutMs: options.firstRequestTimeoutMs ?? 10_000,
+    maxConnections: options.maxConnections ?? CALLBACK_MAX_CONNECTIONS,
+    firstRequestTimeoutMs: options.firstRequestTimeoutMs ?? CALLBACK_FIRST_REQUEST_MS,
   });
   // Whoever reaches the port can make refusals without end: they are counted, not each said.
   const refusals = new RejectionSummary({

@@ -69,6 +69,9 @@ interface Connection {
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** The default bound of the callbacks waiting to be sent: beyond it they are counted, not kept. */
+export const CALLBACK_QUEUE = { messages: 1000, bytes: 1024 * 1024 } as const;
+
 /** While output keeps overflowing the queue, how often the count of what was dropped is sent. */
 export const OVERFLOW_REPORT_MS = 10_000;
 
@@ -101,7 +104,11 @@ export class CallbackClient {
    * log, once per overflow rather than once per line.
    */
   send(message: CallbackMessage): Promise<boolean> {
-    const { maxQueued = 1000, maxQueuedBytes = 1024 * 1024, now = Date.now } = this.#options;
+    const {
+      maxQueued = CALLBACK_QUEUE.messages,
+      maxQueuedBytes = CALLBACK_QUEUE.bytes,
+      now = Date.now,
+    } = this.#options;
     if (this.#closed) return Promise.resolve(false);
     const bytes = textBytes(message);
     const full = this.#queued >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes;
