@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import { AgentClient } from "../agent/client/client.ts";
 import { startCallbackListener } from "../agent/client/callback-listener.ts";
 import { createRunCa, issueLeaf, type IssuedLeafWithKey, type RunCa } from "../agent/client/credentials.ts";
+import { FirewallError } from "../actors/firewall/firewall.ts";
 import { selectFirewall } from "../actors/firewall/select.ts";
 import { sweepStaleRules } from "../actors/firewall/sweep.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
@@ -23,9 +24,13 @@ import { runtimeOnce } from "../actors/target/posix/runtime.ts";
 import { SessionRegistry } from "../actors/target/session.ts";
 import { localTransport } from "../actors/target/transports/local.ts";
 import { sshTransport } from "../actors/target/transports/ssh.ts";
+import { withDeadline } from "../base/deadline.ts";
 import { jobLifetimeMs } from "./run-lifetime.ts";
 import { targetAccess } from "./target-access.ts";
 import type { RunContext, RunSteps } from "./types.ts";
+
+/** The whole start-up sweep of stale firewall rules, however many pages the lease listing takes. */
+const SWEEP_MS = 60_000;
 
 /**
  * The run's CA and the workstation's client leaf (client-only: it can open sessions with the
@@ -70,12 +75,21 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     log: note,
   });
   // A crashed earlier run of this domain may have left rules: remove those whose leases are gone.
-  await sweepStaleRules({
-    firewall,
-    liveLeaseIds: async () =>
-      new Set((await leases.allLeases({ timeoutMs: 10_000 })).map((lease) => lease.leaseId)),
-    note,
-  });
+  // One deadline for the whole sweep: each page of the lease listing has its own, and a listing
+  // may take many pages. Past it the sweep stops, says so, and removes nothing more.
+  const sweepTimeout = new FirewallError(
+    "TIMEOUT",
+    `the firewall sweep did not finish within ${SWEEP_MS / 1000} s`,
+  );
+  await withDeadline({ ms: SWEEP_MS, timeout: sweepTimeout, waitForWork: true }, (signal) =>
+    sweepStaleRules({
+      firewall,
+      liveLeaseIds: async () =>
+        new Set((await leases.allLeases({ timeoutMs: 10_000, signal })).map((lease) => lease.leaseId)),
+      note,
+      signal,
+    }),
+  );
   const { ca, client } = createRunCredentials(run.runId, jobLifetimeMs(job));
   const agentFiles = {
     agentCache: job.options.agentCache,
