@@ -9,7 +9,8 @@
  * What a deadline or an abort leaves: nothing. A lock taken just as the caller gave up is removed.
  */
 import { randomBytes } from "node:crypto";
-import { open, readFile, stat, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../../base/deadline.ts";
@@ -53,9 +54,24 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The lock file's first {@link MAX_LOCK_BYTES} bytes: what a holder writes is far shorter, and
+ * anything else in its place (another user's file, a device) is not read further.
+ */
+async function readLockText(path: string): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const buffer = Buffer.alloc(MAX_LOCK_BYTES);
+    const { bytesRead } = await file.read(buffer, 0, MAX_LOCK_BYTES, 0);
+    return buffer.subarray(0, bytesRead).toString("utf8");
+  } finally {
+    await file.close();
+  }
+}
+
 async function readHolder(path: string): Promise<{ holder: Holder; ageMs: number } | undefined> {
   try {
-    const [text, st] = await Promise.all([readFile(path, "utf8"), stat(path)]);
+    const [text, st] = await Promise.all([readLockText(path), stat(path)]);
     return { holder: parseHolder(text), ageMs: Date.now() - st.mtimeMs };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -82,7 +98,7 @@ export function acquireFileLock(lockPath: string, options: FileLockOptions = {})
       `cannot lock ${lockPath} within ${timeoutMs} ms: held by ${lastHolder ? describeHolder(lastHolder) : "another process"} (remove the file if that process is gone)`,
     );
   const release: ReleaseLock = async () => {
-    const now = await readFile(lockPath, "utf8").catch(() => undefined);
+    const now = await readLockText(lockPath).catch(() => undefined);
     if (now === me) await unlink(lockPath).catch(() => undefined);
   };
 
@@ -116,7 +132,7 @@ export function acquireFileLock(lockPath: string, options: FileLockOptions = {})
         seen.holder.pid !== undefined && seen.holder.host === hostname() && !alive(seen.holder.pid);
       if (dead || seen.ageMs > staleMs) {
         // Removed only if it still holds what was judged stale, not a lock taken since.
-        const again = await readFile(lockPath, "utf8").catch(() => undefined);
+        const again = await readLockText(lockPath).catch(() => undefined);
         if (again === seen.holder.text) await unlink(lockPath).catch(() => undefined);
         continue;
       }
