@@ -17,6 +17,7 @@ import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { withDeadline } from "./deadline.ts";
 import { SumacError } from "./errors.ts";
+import { firstLine } from "./text.ts";
 
 /** Why a lock could not be taken: no `flock` program, no right to open the file, anything else, time. */
 export type HostLockFailure = "tool-missing" | "not-permitted" | "failed" | "timeout";
@@ -135,9 +136,4 @@ export function createHostLock(options: HostLockOptions): HostLock {
       return () => (released ??= file.close());
     },
   };
-}
-
-function firstLine(s: string): string {
-  const line = s.trim().split(/\r?\n/, 1)[0] ?? "";
-  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }

@@ -45,8 +45,18 @@ export function printableLines(text: string): string {
  * peer or a command sends can forge a log line of its own or drive a terminal.
  */
 export function oneLine(text: string, max = 4096): string {
-  const clean = printable(text);
-  return clean.length > max ? `${clean.slice(0, max)}…[${clean.length - max} more]` : clean;
+  return clip(printable(text), max);
+}
+
+/** `text` cut to `max` characters with a visible marker of how many more there were. */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…[${text.length - max} more]` : text;
+}
+
+/** The first line of a tool's complaint, for error messages (never the whole output). */
+export function firstLine(s: string): string {
+  const line = s.trim().split(/\r?\n/, 1)[0] ?? "";
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }
 
 /**

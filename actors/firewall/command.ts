@@ -3,13 +3,8 @@
  * complaint in one line, the error it amounts to, and a queue that keeps a backend's calls apart.
  */
 import type { CommandOutcome } from "../../base/command.ts";
+import { firstLine } from "../../base/text.ts";
 import { FirewallError } from "./firewall.ts";
-
-/** The first line of a tool's complaint, for error messages (never the whole output). */
-export function firstLine(s: string): string {
-  const line = s.trim().split(/\r?\n/, 1)[0] ?? "";
-  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
-}
 
 /**
  * The error for a failed run of `tool`: no binary, killed at the deadline, output too large, the

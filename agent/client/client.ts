@@ -26,7 +26,8 @@ import {
 import { bodyElement, requestEnvelope, type XmlFields } from "../protocol/soap-envelope.ts";
 import { childElement, parseXmlTree, type XmlElement } from "../protocol/xml-tree.ts";
 import { type AgentLimits, callDeadline } from "../protocol/deadlines.ts";
-import { clip, readResult, type ResultOf } from "./results.ts";
+import { clip } from "../../base/text.ts";
+import { readResult, type ResultOf } from "./results.ts";
 
 export interface AgentClientOptions extends AgentConnectOptions {
   readonly runId: string;

@@ -5,6 +5,7 @@
  * what it names ({@link FIELD_CHARS}, {@link PATH_CHARS}), with a visible marker, before anything
  * shows or logs it.
  */
+import { clip } from "../../base/text.ts";
 import { AgentResponseError } from "../protocol/errors.ts";
 import type { OperationName } from "../protocol/wire.ts";
 import { childElement, type XmlElement } from "../protocol/xml-tree.ts";
@@ -133,11 +134,6 @@ function text(e: XmlElement, name: string, emptyOk = false): string {
 /** A text field cut to `max` characters, saying how many were left out. */
 function capped(e: XmlElement, name: string, max = FIELD_CHARS): string {
   return clip(text(e, name), max);
-}
-
-/** `text` cut to `max` characters with a visible marker of how many more there were. */
-export function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…[${text.length - max} more]` : text;
 }
 
 function status(e: XmlElement): DetectResult["status"] {

@@ -5,13 +5,13 @@
  * becomes a warning of the run. A target's install output goes through its budget first
  * (output-budget.ts).
  */
+import { clip } from "../../base/text.ts";
 import type { z } from "zod";
 import type { Bus } from "../../bus/bus.ts";
 import { encode } from "../../bus/subjects.ts";
 import { subjects, TargetLogLine, TargetStateChanged, type LogLevel } from "./subjects.ts";
 import type { ViewChange } from "./transitions.ts";
 import {
-  clipLine,
   DEFAULT_OUTPUT_BUDGET,
   droppedText,
   OutputBudget,
@@ -184,7 +184,7 @@ export class RunEmitter {
     let budget = this.#budgets.get(targetId);
     if (budget === undefined)
       this.#budgets.set(targetId, (budget = new OutputBudget(this.#budgetOptions, now)));
-    const text = clipLine(line, this.#budgetOptions.maxLineChars);
+    const text = clip(line, this.#budgetOptions.maxLineChars);
     if (!budget.take(Buffer.byteLength(text), now)) {
       this.#sayDropped(targetId, false);
       return;

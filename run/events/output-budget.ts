@@ -109,8 +109,3 @@ export function bytesText(n: number): string {
   }
   return `${v.toFixed(1)} ${unit}`;
 }
-
-/** A line cut to `max` characters, saying how many were left out. */
-export function clipLine(line: string, max: number): string {
-  return line.length > max ? `${line.slice(0, max)}…[${line.length - max} more]` : line;
-}
