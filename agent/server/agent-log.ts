@@ -43,9 +43,6 @@ export interface AgentLog {
   readonly dropped: { readonly lines: number; readonly bytes: number };
 }
 
-/** The default cap of an agent's log file: the protocol's default limit. */
-export const DEFAULT_LOG_FILE_BYTES = DEFAULT_LIMITS.maxLogFileBytes;
-
 /** What command output may fill of the cap: all but a reserve for the agent's own lines. */
 export function outputShare(maxBytes: number): number {
   return maxBytes - Math.min(256 * 1024, Math.floor(maxBytes / 4));
@@ -71,13 +68,13 @@ export function openAgentLog(options: {
   readonly now?: () => Date;
   /** Also receives every line written (e.g. stderr of a local agent); optional. */
   readonly mirror?: (line: string) => void;
-  /** The file's cap; default {@link DEFAULT_LOG_FILE_BYTES}. */
+  /** The file's cap; default the protocol's `DEFAULT_LIMITS.maxLogFileBytes`. */
   readonly maxBytes?: number;
   /** Refusals written as they come per interval (default 5), and the interval (default 10 s). */
   readonly rejectionBurst?: number;
   readonly rejectionIntervalMs?: number;
 }): AgentLog {
-  const { dir, now = () => new Date(), mirror, maxBytes = DEFAULT_LOG_FILE_BYTES } = options;
+  const { dir, now = () => new Date(), mirror, maxBytes = DEFAULT_LIMITS.maxLogFileBytes } = options;
   const rejectionLimit = maxBytes - lifecycleReserve(maxBytes);
   mkdirSync(dir, { recursive: true, mode: 0o750 });
   const path = join(dir, `${safeFileName(options.targetId)}.log`);

@@ -88,7 +88,7 @@ export class OutputBudget {
   }
 }
 
-/** `… 12,345 lines (3.2 MB) of output dropped`. */
+/** `… 12,345 lines (3.2 MiB) of output dropped`. */
 export function droppedText(d: Dropped, o: OutputBudgetOptions): string {
   return (
     `… ${d.lines.toLocaleString("en-US")} line${d.lines === 1 ? "" : "s"} (${bytesText(d.bytes)}) of output dropped ` +
@@ -96,15 +96,18 @@ export function droppedText(d: Dropped, o: OutputBudgetOptions): string {
   );
 }
 
-/** `850 B`, `12.3 kB`, `3.2 MB`, `1.1 GB` (powers of 1000). */
+/**
+ * `850 B`, `12.3 KiB`, `3.2 MiB`, `1.1 GiB`: powers of 1024, the units a job's sizes are given in,
+ * so the budget a job set as `64KiB` is said as `64.0 KiB/s`.
+ */
 export function bytesText(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ["kB", "MB", "GB", "TB"];
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
   let v = n;
   let unit = "B";
   for (const u of units) {
-    if (v < 1000) break;
-    v /= 1000;
+    if (v < 1024) break;
+    v /= 1024;
     unit = u;
   }
   return `${v.toFixed(1)} ${unit}`;

@@ -165,8 +165,13 @@ export function sizeBytes(value: number | string): number {
 }
 
 /** A size from `min` to `max` bytes; errors call it `what`. */
+/** A whole number of KiB or MiB as a job writes it: `64KiB`, `8MiB`. */
+export function sizeWords(n: number): string {
+  return n % 1024 ** 2 === 0 ? `${n / 1024 ** 2}MiB` : `${n / 1024}KiB`;
+}
+
 export function size(min: number, max: number, what: string): z.ZodType<number | string> {
-  const words = (n: number) => (n % 1024 ** 2 === 0 ? `${n / 1024 ** 2}MiB` : `${n / 1024}KiB`);
+  const words = sizeWords;
   return described(
     z.union([z.int(), z.string().regex(SIZE)]).refine((v) => {
       const bytes = sizeBytes(v);

@@ -5,7 +5,9 @@
  * Schema editors use, so every description here is what a user reads while typing.
  */
 import { z } from "zod";
+import { DEFAULT_LIMITS } from "../../agent/protocol/deadlines.ts";
 import { MAIN_STEPS } from "../../machines/target/types.ts";
+import { DEFAULT_OUTPUT_BUDGET } from "../events/output-budget.ts";
 import {
   Command,
   ComponentId,
@@ -23,6 +25,7 @@ import {
   Tag,
   TargetName,
   size,
+  sizeWords,
   User,
   Version,
 } from "./schema-parts.ts";
@@ -154,18 +157,18 @@ const Ports = described(
 const Output = described(
   z.strictObject({
     maxBytes: size(64 * 1024, 1024 ** 3, "output size")
-      .default("8MiB")
+      .default(sizeWords(DEFAULT_OUTPUT_BUDGET.maxBytes))
       .meta({
         description:
           "Install output shown and published per target over the run; beyond it, lines are counted.",
       }),
     rate: size(1024, 64 * 1024 ** 2, "output rate")
-      .default("64KiB")
+      .default(sizeWords(DEFAULT_OUTPUT_BUDGET.bytesPerSecond))
       .meta({
-        description: "Install output per target and second, sustained (bursts of up to 1MiB above it).",
+        description: `Install output per target and second, sustained (bursts of up to ${sizeWords(DEFAULT_OUTPUT_BUDGET.burstBytes)} above it).`,
       }),
     agentLog: size(64 * 1024, 1024 ** 3, "agent log size")
-      .default("8MiB")
+      .default(sizeWords(DEFAULT_LIMITS.maxLogFileBytes))
       .meta({
         description: "Cap of the agent's log file on each target; output past it is cut, with a marker.",
       }),

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { MAX_LINES_PER_CALL, RunEmitter } from "../../run/events/emitter.ts";
 import { faultOf } from "../../agent/client/client.ts";
 import type { XmlElement } from "../../agent/protocol/xml-tree.ts";
-import { bytesText, DEFAULT_OUTPUT_BUDGET, LINE_COST } from "../../run/events/output-budget.ts";
+import { bytesText, DEFAULT_OUTPUT_BUDGET, droppedText, LINE_COST } from "../../run/events/output-budget.ts";
 import type { RunEvent } from "../../run/types.ts";
 import { Warnings } from "../../run/warnings.ts";
 
@@ -37,6 +37,16 @@ const LINE = "x".repeat(100);
 const change = { from: "exchanging", to: "exchanging", step: "logs" } as const;
 
 describe("output budget", () => {
+  it("output budget - the dropped line says the budget in the job's own units (KiB, MiB)", () => {
+    assert.equal(bytesText(1023), "1023 B");
+    assert.equal(bytesText(64 * 1024), "64.0 KiB");
+    assert.equal(bytesText(3.2 * 1024 * 1024), "3.2 MiB");
+    assert.equal(
+      droppedText({ lines: 12_345, bytes: 3.2 * 1024 * 1024 }, DEFAULT_OUTPUT_BUDGET),
+      "… 12,345 lines (3.2 MiB) of output dropped (over the output budget: 64.0 KiB/s, 8.0 MiB per target)",
+    );
+  });
+
   it("output budget - lines within the budget are shown as the agent's install output", () => {
     const { e, logs } = emitter();
     e.output("t1", "stdout: hello");
