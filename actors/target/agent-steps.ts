@@ -9,11 +9,13 @@
  * docs/target-steps.md.
  */
 import { oneLine } from "../../base/text.ts";
+import { withDeadline } from "../../base/deadline.ts";
 import { issueLeaf, type RunCa } from "../../agent/client/credentials.ts";
 import type { AgentConfigDocument } from "../../agent/protocol/start-up.ts";
 import type { FirewallMode } from "../firewall/select.ts";
 import { liveClient } from "./agent-link.ts";
-import { AgentStateError, CallbackBlockedError } from "./errors.ts";
+import type { AgentCalls } from "./agent-session.ts";
+import { AgentStateError, CallbackBlockedError, SessionLostError } from "./errors.ts";
 import type { SessionRegistry, TargetSession } from "./session.ts";
 import type { StepImpls } from "./steps.ts";
 import { exitWithin, type RunningAgent, type StepLog } from "./transport.ts";
@@ -109,7 +111,13 @@ export function createAgentSteps(deps: AgentStepsDeps): Pick<StepImpls, "startAg
     const reason = force ? "run cancelled: stop the install" : "run finished";
     try {
       // A lost session is opened again, briefly: an agent that does not take it is stopped otherwise.
-      const client = await liveClient(session, AbortSignal.any([signal, AbortSignal.timeout(RECONNECT_MS)]));
+      const lost = new SessionLostError(
+        `no new session with the agent within ${RECONNECT_MS / 1000} s (its last one was lost)`,
+      );
+      const client = await withDeadline(
+        { ms: RECONNECT_MS, timeout: lost, signal, dispose: (late: AgentCalls) => late.close() },
+        (stop) => liveClient(session, stop),
+      );
       await client.call(
         "Shutdown",
         { reason, ...(force ? { force: true } : {}) },

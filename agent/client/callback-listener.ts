@@ -19,6 +19,7 @@
  * a few of the agent's open at once (a new one drops the oldest idle one), a connection that sends
  * no request within `firstRequestTimeoutMs` is closed, and an idle one after `keepAliveTimeoutMs`.
  */
+import { withDeadline } from "../../base/deadline.ts";
 import { errorClass, isSumacError } from "../../base/errors.ts";
 import { mutualTlsServerOptions, sendSigned } from "../protocol/signed-http.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -288,25 +289,25 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     heardFrom(fingerprint256, { timeoutMs, signal }) {
       const fp = fingerprint256.toUpperCase();
       if (heard.has(fp)) return Promise.resolve(true);
-      return new Promise<boolean>((resolve) => {
-        const finish = (result: boolean) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          waiting.get(fp)?.delete(onHeard);
-          resolve(result);
-        };
-        const onHeard = () => finish(true);
-        const onAbort = () => finish(false);
-        const timer = setTimeout(() => finish(false), timeoutMs);
-        if (signal?.aborted === true) {
-          finish(false);
-          return;
-        }
-        signal?.addEventListener("abort", onAbort, { once: true });
+      // Past the deadline or on abort: false, not an error (the caller says what it means).
+      const late = () => new UnknownAgentError(`no callback from ${fp} within ${timeoutMs} ms`);
+      return withDeadline({ ms: timeoutMs, timeout: late, signal }, (stop) => {
         let wakers = waiting.get(fp);
         if (wakers === undefined) waiting.set(fp, (wakers = new Set()));
-        wakers.add(onHeard);
-      });
+        const set = wakers;
+        return new Promise<boolean>((resolve) => {
+          const onHeard = (): void => resolve(true);
+          set.add(onHeard);
+          stop.addEventListener(
+            "abort",
+            () => {
+              set.delete(onHeard);
+              if (set.size === 0 && waiting.get(fp) === set) waiting.delete(fp);
+            },
+            { once: true },
+          );
+        });
+      }).catch(() => false);
     },
     close: () =>
       new Promise((resolve) => {
