@@ -8,10 +8,9 @@
  * other than this user or root owns it, as ssh refuses a loose key file. What a secret holds never
  * appears in an error message: files are named by their path, values by the variable they came in.
  */
-import { constants, type Stats } from "node:fs";
-import { open } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { withDeadline } from "../base/deadline.ts";
+import { type FileRefusal, MAX_SECRET_BYTES, readCheckedFile } from "../base/files.ts";
 import {
   credsAuthenticator,
   nkeyAuthenticator,
@@ -60,8 +59,7 @@ export interface NatsConnectSecurity {
   readonly inboxPrefix?: string;
 }
 
-/** Secrets and certificates are small: anything larger is not one. */
-const MAX_SECRET_BYTES = 64 * 1024;
+/** A CA bundle or a client certificate is small: anything larger is not one. */
 const MAX_CERT_BYTES = 1024 * 1024;
 
 const SEED = /^SU[A-Z2-7]{56}$/;
@@ -82,68 +80,42 @@ export function describeCredential(credential: NatsCredential): string {
 }
 
 /**
- * Reads a file sumac must keep to itself: owned by this user or root and readable by nobody else.
- * Opened once and checked on that handle (no window for a swap between check and read); symlinks
- * are followed, as ssh does, and the file they reach is checked.
+ * Reads a file sumac must keep to itself: owned by this user or root and readable by nobody else
+ * (symlinks are followed, as ssh does, and the file they reach is checked).
  */
 function readPrivateFile(path: string, what: string): Promise<Buffer> {
-  return readRegularFile(path, what, MAX_SECRET_BYTES, (st) => {
-    const uid = process.getuid?.();
-    if (uid !== undefined && st.uid !== uid && st.uid !== 0)
-      throw unusable(`the ${what} ${path} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`);
-    if ((st.mode & 0o077) !== 0)
-      throw unusable(
-        `the ${what} ${path} may be read by others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}): ` +
-          `it holds a secret; make it private with 'chmod 600 ${path}'`,
-      );
+  return readCheckedFile(path, {
+    maxBytes: MAX_SECRET_BYTES,
+    refuse: refusal(path, what),
+    check: (st) => {
+      const uid = process.getuid?.();
+      if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+        throw unusable(`the ${what} ${path} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`);
+      if ((st.mode & 0o077) !== 0)
+        throw unusable(
+          `the ${what} ${path} may be read by others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}): ` +
+            `it holds a secret; make it private with 'chmod 600 ${path}'`,
+        );
+    },
   });
 }
 
 function readPublicFile(path: string, what: string): Promise<Buffer> {
-  return readRegularFile(path, what, MAX_CERT_BYTES, () => undefined);
+  return readCheckedFile(path, { maxBytes: MAX_CERT_BYTES, refuse: refusal(path, what) });
 }
 
-/** Opens `path`, checks it is a regular file and passes `check`, reads at most `maxBytes`. */
-async function readRegularFile(
-  path: string,
-  what: string,
-  maxBytes: number,
-  check: (st: Stats) => void,
-): Promise<Buffer> {
-  let handle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw unusable(
-      `cannot read the ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      err,
-    );
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw unusable(`the ${what} ${path} is not a regular file`);
-    check(st);
-    return await readCapped(handle, path, what, maxBytes);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readCapped(
-  handle: Awaited<ReturnType<typeof open>>,
-  path: string,
-  what: string,
-  max: number,
-): Promise<Buffer> {
-  const buf = Buffer.alloc(max + 1);
-  let length = 0;
-  for (;;) {
-    const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
-    if (bytesRead === 0) break;
-    length += bytesRead;
-    if (length > max) throw unusable(`the ${what} ${path} is over ${max} bytes: not a ${what}`);
-  }
-  return buf.subarray(0, length);
+/** The words of a refused credential or TLS file. */
+function refusal(path: string, what: string): (refused: FileRefusal) => Error {
+  return (refused) => {
+    switch (refused.reason) {
+      case "unreadable":
+        return unusable(`cannot read the ${what} ${path}: ${refused.code}`, refused.cause);
+      case "not-file":
+        return unusable(`the ${what} ${path} is not a regular file`);
+      case "too-large":
+        return unusable(`the ${what} ${path} is over ${refused.maxBytes} bytes: not a ${what}`);
+    }
+  };
 }
 
 function checkToken(token: string, where: string): string {

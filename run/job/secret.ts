@@ -3,11 +3,8 @@
  * itself never holds one and it is read no earlier and no more widely than needed.
  */
 import { errorClass } from "../../base/errors.ts";
-import { readFile, stat } from "node:fs/promises";
+import { MAX_SECRET_BYTES, readCheckedFile } from "../../base/files.ts";
 import type { SecretRef } from "./types.ts";
-
-/** Largest secret file read: keys and passwords are small. */
-export const MAX_SECRET_BYTES = 64 * 1024;
 
 /** A secret that cannot be read; the message names the reference, never a value. */
 export class SecretUnavailableError extends errorClass("SECRET_UNAVAILABLE") {}
@@ -25,15 +22,21 @@ export async function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv = proces
       throw new SecretUnavailableError(`environment variable ${ref.name} is not set`);
     return value;
   }
-  try {
-    const info = await stat(ref.path);
-    if (!info.isFile()) throw new SecretUnavailableError(`secret file ${ref.path} is not a regular file`);
-    if (info.size > MAX_SECRET_BYTES)
-      throw new SecretUnavailableError(`secret file ${ref.path} is larger than ${MAX_SECRET_BYTES} bytes`);
-    return (await readFile(ref.path, "utf8")).replace(/\r?\n$/, "");
-  } catch (cause) {
-    if (cause instanceof SecretUnavailableError) throw cause;
-    const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    throw new SecretUnavailableError(`secret file ${ref.path} cannot be read (${code})`, { cause });
-  }
+  const path = ref.path;
+  const text = await readCheckedFile(path, {
+    maxBytes: MAX_SECRET_BYTES,
+    refuse: (refused) => {
+      switch (refused.reason) {
+        case "unreadable":
+          return new SecretUnavailableError(`secret file ${path} cannot be read (${refused.code})`, {
+            cause: refused.cause,
+          });
+        case "not-file":
+          return new SecretUnavailableError(`secret file ${path} is not a regular file`);
+        case "too-large":
+          return new SecretUnavailableError(`secret file ${path} is larger than ${refused.maxBytes} bytes`);
+      }
+    },
+  });
+  return text.toString("utf8").replace(/\r?\n$/, "");
 }
