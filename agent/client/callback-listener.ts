@@ -32,15 +32,11 @@ import {
   UnknownOperationError,
 } from "../protocol/errors.ts";
 import { oneLine } from "../../base/text.ts";
-import { ConnectionLimit, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
+import { ConnectionLimit, guardPinnedServer, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
 import { RejectionSummary } from "../protocol/rejection-summary.ts";
 import { readCappedBody } from "../protocol/body-reader.ts";
 import { type CallbackMessage, notifyAckEnvelope, parseNotify } from "../protocol/callback-messages.ts";
-import {
-  type ConnectionSession,
-  describePeer,
-  openConnectionSession,
-} from "../protocol/connection-session.ts";
+import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
 import { bindPort } from "../protocol/port-binding.ts";
 import {
   CALLBACK_PATH,
@@ -182,28 +178,16 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
     say: (line) => log("info", line),
   });
 
-  // Prepended, so it runs before the HTTP server takes the socket: a refused socket is never read
-  // (see agent/server/server.ts).
-  server.prependListener("secureConnection", (socket: TLSSocket) => {
-    const fingerprint256 = socket.getPeerCertificate().fingerprint256;
-    if (!isAllowed(fingerprint256)) {
-      refuse(
-        `rejected ${new UnknownAgentError("").code} from ${describePeer(socket)}: not this listener's agent`,
-      );
-      socket.destroy();
-      return;
-    }
-    const admitted = connections.admit(socket);
-    if (admitted === "refused") {
-      refuse(
-        `connection refused from ${describePeer(socket)}: ${maxAgentConnections} connections of the agent already open, each with a request in progress`,
-      );
-      socket.destroy();
-      return;
-    }
-    if (admitted.dropped)
-      refuse(`dropped the agent's oldest idle connection: at most ${maxAgentConnections} kept open`);
-    try {
+  // Only this listener's agents' callback certificates are answered.
+  guardPinnedServer(server, {
+    peer: "the agent",
+    limit: connections,
+    maxPeerConnections: maxAgentConnections,
+    refusal: (presented) =>
+      presented !== undefined && isAllowed(presented)
+        ? undefined
+        : new UnknownAgentError("not this listener's agent"),
+    open: (socket, fingerprint256) => {
       const session = openConnectionSession(socket, {
         runId: options.runId,
         targetId: "callback",
@@ -215,18 +199,8 @@ export async function startCallbackListener(options: CallbackListenerOptions): P
       sessions.set(socket, { ...session, fingerprint256 });
       connected.add(`connection from ${session.peer}`);
       socket.once("close", () => session.verifier.close());
-    } catch (error) {
-      refuse(`connection refused: ${(error as Error).message}`);
-      socket.destroy();
-    }
-  });
-  server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const reason = socket.authorizationError as unknown;
-    const why =
-      reason instanceof Error ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
-    refuse(
-      `rejected TLS_CLIENT from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}: ${error.code ?? "TLS"} ${oneLine(error.message, 300)}${why}`,
-    );
+    },
+    refuse,
   });
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     void handle(req, res);

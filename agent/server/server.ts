@@ -7,18 +7,13 @@
  */
 import { mutualTlsServerOptions } from "../protocol/signed-http.ts";
 import { createServer, type Server as HttpsServer } from "node:https";
-import type { PeerCertificate, TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import { X509Certificate } from "node:crypto";
-import { oneLine } from "../../base/text.ts";
 import { type AgentLog, openAgentLog } from "./agent-log.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../protocol/body-reader.ts";
-import {
-  type ConnectionSession,
-  describePeer,
-  openConnectionSession,
-} from "../protocol/connection-session.ts";
+import { type ConnectionSession, openConnectionSession } from "../protocol/connection-session.ts";
 import { CallbackClient } from "./callback-client.ts";
-import { ConnectionLimit, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
+import { ConnectionLimit, guardPinnedServer, HANDSHAKE_TIMEOUT_MS } from "../protocol/connection-limit.ts";
 import type { CallbackTarget } from "../protocol/start-up.ts";
 import { withDeadline } from "../../base/deadline.ts";
 import { DeadlineExceededError, InstallStoppedError, UnknownWorkstationError } from "../protocol/errors.ts";
@@ -202,34 +197,16 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
   https.requestTimeout = 60_000;
   https.headersTimeout = 30_000;
 
-  // Prepended, so it runs before the HTTP server takes the socket: a socket destroyed here is never
-  // read, and nothing the client sent is parsed (an https server's own listener, which comes first
-  // otherwise, already hands the socket to its HTTP parser, and a request sent with the handshake
-  // would still be parsed and emitted after the destroy).
-  https.prependListener("secureConnection", (socket: TLSSocket) => {
-    // The handshake proved a certificate of the run's CA; only the workstation's is answered.
-    const presented = (socket.getPeerCertificate() as Partial<PeerCertificate>).fingerprint256;
-    if (presented?.toUpperCase() !== workstation) {
-      const refusal = new UnknownWorkstationError(
-        `the client certificate is not the workstation's ${workstation}`,
-      );
-      log.reject(`rejected ${refusal.code} from ${describePeer(socket)}: ${refusal.message}`);
-      socket.destroy();
-      return;
-    }
-    const admitted = connections.admit(socket);
-    if (admitted === "refused") {
-      log.reject(
-        `connection refused from ${describePeer(socket)}: ${connectionLimits.maxWorkstationConnections} connections of the workstation already open, each with a request in progress`,
-      );
-      socket.destroy();
-      return;
-    }
-    if (admitted.dropped)
-      log.reject(
-        `dropped the workstation's oldest idle connection: at most ${connectionLimits.maxWorkstationConnections} kept open`,
-      );
-    try {
+  // Only the workstation's certificate is answered (the handshake proved one of the run's CA).
+  guardPinnedServer(https, {
+    peer: "the workstation",
+    limit: connections,
+    maxPeerConnections: connectionLimits.maxWorkstationConnections,
+    refusal: (presented) =>
+      presented?.toUpperCase() === workstation
+        ? undefined
+        : new UnknownWorkstationError(`the client certificate is not the workstation's ${workstation}`),
+    open: (socket) => {
       const session = openConnectionSession(socket, {
         runId: options.runId,
         targetId: options.targetId,
@@ -240,20 +217,8 @@ export async function createAgentServer(options: AgentServerOptions): Promise<Ag
       sessions.set(socket, session);
       log.write("info", `connection from ${session.peer}`);
       socket.once("close", () => session.verifier.close());
-    } catch (error) {
-      log.reject(`connection refused: ${(error as Error).message}`);
-      socket.destroy();
-    }
-  });
-  https.on("tlsClientError", (error: NodeJS.ErrnoException, socket: TLSSocket) => {
-    // Node drops these connections silently; the reason (no certificate, unknown CA, protocol
-    // version) is on the error and the socket's authorizationError.
-    const reason = socket.authorizationError as unknown;
-    const authorization =
-      reason instanceof Error ? ` (${reason.message})` : typeof reason === "string" ? ` (${reason})` : "";
-    log.reject(
-      `rejected TLS_CLIENT from ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}: ${error.code ?? "TLS"} ${oneLine(error.message, 300)}${authorization}`,
-    );
+    },
+    refuse: (line) => log.reject(line),
   });
 
   const idle = new IdleWatch(
