@@ -10,6 +10,8 @@
 import { isIP } from "node:net";
 import type { ErrorCode } from "../../base/error-codes.ts";
 import { SumacError } from "../../base/errors.ts";
+// A rule's owner is a lease domain id, as the lease service makes it.
+import { DOMAIN_PATTERN } from "../lease/store.ts";
 
 /** The backends; `none` registers nothing and says so in the log. */
 export type FirewallBackend = "nftables" | "netsh" | "none";
@@ -69,12 +71,9 @@ export interface FirewallOptions {
   readonly owner: string;
 }
 
-/** A lease domain id as tags carry it. */
-export const OWNER_PATTERN = /^[a-z0-9]{14}$/;
-
 /** Checks a backend's owner; throws `FIREWALL_BAD_RULE`. */
 export function checkOwner(owner: unknown): string {
-  if (typeof owner !== "string" || !OWNER_PATTERN.test(owner))
+  if (typeof owner !== "string" || !DOMAIN_PATTERN.test(owner))
     throw new FirewallError(
       "FIREWALL_BAD_RULE",
       `the firewall's owner must be a lease domain id (14 of a-z 0-9), not ${JSON.stringify(owner)}`,

@@ -62,10 +62,11 @@ export interface BecomeConfig {
 
 /** Absolute, of plain names none of which starts with a dot (so no `.` or `..`). */
 export const SUDO_PATH = /^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/;
+export const SUDO_PATH_MAX = 256;
 
 /** A sudo path as a job may name it: absolute, normalised, plain characters. */
 export function isSudoPath(path: string): boolean {
-  return SUDO_PATH.test(path) && path.length <= 256;
+  return SUDO_PATH.test(path) && path.length <= SUDO_PATH_MAX;
 }
 
 /** The script, run by `/bin/sh`, that executes the first sudo of {@link SUDO_CANDIDATES}. */

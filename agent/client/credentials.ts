@@ -17,6 +17,7 @@
  * - Nothing here verifies chains: Node's TLS does (never node-forge).
  */
 import { errorClass } from "../../base/errors.ts";
+import { DEFAULT_MAX_OFFSET_MS } from "../protocol/message-security.ts";
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import {
@@ -43,7 +44,7 @@ const MAX_COMMON_NAME = 64;
  * (DEFAULT_MAX_OFFSET_MS in agent/protocol/message-security.ts). Nothing was signed with the run's
  * CA before it was made, so the earlier start opens nothing.
  */
-export const CLOCK_SKEW_BACKDATE_MS = 24 * 3_600_000;
+export const CLOCK_SKEW_BACKDATE_MS = DEFAULT_MAX_OFFSET_MS;
 
 /** A run's CA: certificate and PKCS#8 key in PEM, and the SHA-256 fingerprint in `tls`'s format. */
 export interface RunCa {

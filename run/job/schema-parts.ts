@@ -5,6 +5,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
+import { SUDO_CANDIDATES, SUDO_PATH, SUDO_PATH_MAX } from "../../actors/ssh/become.ts";
 import { versionProblem } from "../../machines/target/components.ts";
 
 /** How errors speak of a schema: `"70000" is not a valid <what> (expected <expected>)`. */
@@ -92,13 +93,10 @@ export const Tag = described(
   },
 );
 
-/** sudo's absolute path on a target, as `SUDO_PATH` in actors/ssh/become.ts checks it. */
+/** sudo's absolute path on a target, as the SSH transport checks it (`isSudoPath`: its pattern and length). */
 export const SudoPath = described(
-  z
-    .string()
-    .max(256)
-    .regex(/^(\/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$/),
-  "sudo's absolute path on the target, used instead of looking in /usr/bin, /bin, /usr/sbin, /sbin, /usr/local/bin, /usr/local/sbin (never the login's PATH).",
+  z.string().max(SUDO_PATH_MAX).regex(SUDO_PATH),
+  `sudo's absolute path on the target, used instead of looking in ${SUDO_CANDIDATES.map((p) => p.slice(0, -"/sudo".length)).join(", ")} (never the login's PATH).`,
   {
     expected: "an absolute path such as /usr/bin/sudo (letters, digits, . _ + -; no . or .. segments)",
     what: "sudo path",

@@ -6,11 +6,11 @@ import {
   checkRule,
   FirewallError,
   ID_PATTERN,
-  OWNER_PATTERN,
   type PortRule,
 } from "../../actors/firewall/firewall.ts";
 import { netshRuleName, parseNetshRuleName } from "../../actors/firewall/netsh.ts";
 import { nftTag, parseNftTag } from "../../actors/firewall/nftables.ts";
+import { DOMAIN_PATTERN } from "../../actors/lease/store.ts";
 
 const rule: PortRule = { runId: "run-7", leaseId: "lease-42", port: 61004, peer: "10.0.0.7" };
 
@@ -80,7 +80,7 @@ describe("firewall rule", () => {
 
   it("firewall rule - every valid owner, run, lease and port round-trips through both backends' tags", () => {
     const id = fc.stringMatching(ID_PATTERN);
-    const owner = fc.stringMatching(OWNER_PATTERN);
+    const owner = fc.stringMatching(DOMAIN_PATTERN);
     fc.assert(
       fc.property(owner, id, id, fc.integer({ min: 1, max: 65535 }), (o, runId, leaseId, port) => {
         const ref = { runId, leaseId, port };
