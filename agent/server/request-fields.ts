@@ -28,6 +28,17 @@ export function optionalStringField(fields: Fields, name: string, max: number): 
   return fields[name] === undefined ? undefined : stringField(fields, name, max);
 }
 
+/**
+ * An optional xsd:boolean as `soap` leaves it: a boolean (it reads only `true` and `1` as true), or
+ * the text when it did not type it; absent is false.
+ */
+export function booleanField(fields: Fields, name: string): boolean {
+  const value = fields[name];
+  if (value === undefined || value === false || value === "false" || value === "0") return false;
+  if (value === true || value === "true" || value === "1") return true;
+  throw new InvalidRequestError(`${name} must be true or false`);
+}
+
 /** An optional integer in [min, max], or `fallback` when absent. */
 export function intField(
   fields: Fields,

@@ -1,6 +1,5 @@
 import { oneLine } from "../../../base/text.ts";
-import { InvalidRequestError } from "../../protocol/errors.ts";
-import { fieldsOf, optionalStringField } from "../request-fields.ts";
+import { booleanField, fieldsOf, optionalStringField } from "../request-fields.ts";
 import type { OperationContext, OperationHandler } from "./context.ts";
 
 /** What a Shutdown asks of the server: stop, and whether the install in progress is stopped too. */
@@ -18,7 +17,7 @@ export function shutdownOperation(context: OperationContext, requestStop: Reques
   return async (args, facts) => {
     const fields = fieldsOf(args, "Shutdown");
     const reason = optionalStringField(fields, "reason", 1024) ?? "no reason given";
-    const force = booleanField(fields.force);
+    const force = booleanField(fields, "force");
     requestStop(`Shutdown${force ? " (forced)" : ""} from ${facts.peer}: ${oneLine(reason)}`, force);
     if (installs.current !== undefined) {
       if (!force) log.write("info", "shutdown: waiting for the install in progress");
@@ -26,14 +25,4 @@ export function shutdownOperation(context: OperationContext, requestStop: Reques
     }
     return { logFile: log.path };
   };
-}
-
-/**
- * An optional xsd:boolean as `soap` leaves it: a boolean (it reads only `true` and `1` as true), or
- * the text when it did not type it; absent is false.
- */
-function booleanField(value: unknown): boolean {
-  if (value === undefined || value === false || value === "false" || value === "0") return false;
-  if (value === true || value === "true" || value === "1") return true;
-  throw new InvalidRequestError("force must be true or false");
 }
