@@ -42,6 +42,23 @@ export const ERROR_CODES = {
   PATH_REFUSED: { retryable: false, means: "a path outside the run root, or a run root not safe to use" },
   CONFIG_INVALID: { retryable: false, means: "the connection's options are wrong" },
 
+  // Windows transport (actors/wire, actors/smb, actors/netbios).
+  MALFORMED_PACKET: {
+    retryable: false,
+    means: "an SMB, NTLM, SPNEGO or NetBIOS packet that does not decode, or is over its cap",
+  },
+  SMB_STATUS: { retryable: false, means: "the SMB server answered a request with an error status" },
+  SMB_NEGOTIATION_FAILED: {
+    retryable: false,
+    means: "client and server share no dialect, signing or cipher that the job allows",
+  },
+  SMB_INTEGRITY_FAILED: {
+    retryable: false,
+    means: "an SMB answer unsigned, badly signed or failing decryption while protection is on",
+  },
+  SMB_NO_CREDITS: { retryable: true, means: "the SMB server granted no credits to send a request with" },
+  NETBIOS_NAME_NOT_FOUND: { retryable: true, means: "no NetBIOS name server or host answered for the name" },
+
   // The steps of a target (actors/target).
   TRANSPORT_UNSUPPORTED: { retryable: false, means: "no transport of this build reaches such a target" },
   UNKNOWN_TARGET: { retryable: false, means: "a step named a target the job does not have" },
