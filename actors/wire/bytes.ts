@@ -45,13 +45,13 @@ export function decoding<T>(what: string, decode: () => T): T {
 export class ByteReader {
   /** Where the next read starts. */
   offset: number;
+  readonly buffer: Buffer;
+  /** Names the packet in error messages. */
+  readonly what: string;
 
-  constructor(
-    readonly buffer: Buffer,
-    /** Names the packet in error messages. */
-    readonly what: string,
-    offset = 0,
-  ) {
+  constructor(buffer: Buffer, what: string, offset = 0) {
+    this.buffer = buffer;
+    this.what = what;
     check(offset >= 0 && offset <= buffer.length, `${what}: offset ${offset} outside ${buffer.length} bytes`);
     this.offset = offset;
   }
