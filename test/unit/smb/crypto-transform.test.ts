@@ -243,18 +243,24 @@ describe("smb2 nonce source", () => {
     assert.equal(seen.size, 100_000);
   });
 
-  it("smb2 nonce source - its nonces drive encryptMessage and decrypt back", () => {
-    const source = new NonceSource(Cipher.AES128CCM);
+  it("smb2 nonce source - given to encryptMessage, its nonces go into successive frames", () => {
+    const nonces = new NonceSource(Cipher.AES128CCM, (n) => Buffer.alloc(n, 0x5a));
     const key = Buffer.alloc(16, 6);
-    const nonce = source.next();
-    const frame = encryptMessage({
-      cipher: Cipher.AES128CCM,
-      key,
-      sessionId: 2n,
-      message: Buffer.alloc(70, 1),
-      nonce,
-    });
-    assert.deepEqual(decodeTransformHeader(frame).nonce.subarray(0, 11), nonce);
-    assert.deepEqual(decryptMessage({ cipher: Cipher.AES128CCM, key, frame }).message, Buffer.alloc(70, 1));
+    const input = { cipher: Cipher.AES128CCM, key, sessionId: 2n, message: Buffer.alloc(70, 1), nonces };
+    const first = encryptMessage(input);
+    const second = encryptMessage(input);
+    assert.equal(
+      decodeTransformHeader(first).nonce.toString("hex"),
+      "5a5a5a" + "0000000000000000" + "0000000000",
+    );
+    assert.equal(
+      decodeTransformHeader(second).nonce.toString("hex"),
+      "5a5a5a" + "0100000000000000" + "0000000000",
+    );
+    assert.deepEqual(
+      decryptMessage({ cipher: Cipher.AES128CCM, key, frame: second }).message,
+      Buffer.alloc(70, 1),
+    );
+    assert.throws(() => encryptMessage({ ...input, cipher: Cipher.AES128GCM }), /nonce source/);
   });
 });
