@@ -154,6 +154,41 @@ describe("smb2 transform", () => {
   });
 });
 
+describe("smb2 transform aes-256", () => {
+  // No published SMB vector uses AES-256. These frames were sealed with pycryptodome (used as a
+  // reference tool only) from a header packed by hand: AAD = Nonce field .. SessionId, tag into
+  // Signature, 11-byte CCM and 12-byte GCM nonces at the start of the Nonce field.
+  const key = Buffer.from(Array.from({ length: 32 }, (_, i) => 0x40 + i));
+  const message = Buffer.concat([
+    Buffer.from("fe534d4240000100000000000800010008000000000000000600000000000000fffe000001000000", "hex"),
+    Buffer.from("AES-256 in SMB 3.1.1", "latin1"),
+  ]);
+  const sessionId = 0x100000000099n;
+  const cases: [number, string][] = [
+    [
+      Cipher.AES256CCM,
+      "fd534d420961f7ea63d2f90d0046c57948a0cfdea0a1a2a3a4a5a6a7a8a9aa00000000003c000000000001009900000000100000" +
+        "d50571b179f4cfa4c6d8c6404e1587ca73cc619310fe9be7246e9aae179dc6d3effc0f79872064cc9f039038def52f2b7ccb448d61ad191ca4aa5ac7",
+    ],
+    [
+      Cipher.AES256GCM,
+      "fd534d424ac6b64b80f3ea8a1469d4dd32a6e87fa0a1a2a3a4a5a6a7a8a9aaab000000003c00000000000100990000000010000029" +
+        "dc4b7da2eb9d2d796f41fe81bc31f6e717f5c7ec6f852de4dcee9ae9c27ef8a5697243c15024a1a91ffbb36cd911e98b222735a6bb3223f441b3d4",
+    ],
+  ];
+  for (const [cipher, expected] of cases) {
+    it(`smb2 transform aes-256 - cipher ${cipher} seals and opens the reference frame byte for byte`, () => {
+      const nonce = Buffer.from(Array.from({ length: nonceLength(cipher) }, (_, i) => 0xa0 + i));
+      const frame = encryptMessage({ cipher, key, sessionId, message, nonce });
+      assert.equal(frame.toString("hex"), expected);
+      assert.deepEqual(decryptMessage({ cipher, key, frame: Buffer.from(expected, "hex") }), {
+        sessionId,
+        message,
+      });
+    });
+  }
+});
+
 describe("smb2 transform header", () => {
   const header: fc.Arbitrary<TransformHeader> = fc.record({
     signature: bytes(16, 16),
