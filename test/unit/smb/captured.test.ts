@@ -51,6 +51,7 @@ describe("smb codecs on smbclient's captured messages", () => {
           const codec = codecs.get(header.command);
           assert.ok(codec, `${file} #${i}: no codec for ${m.command}`);
           const pair = response ? codec.response : codec.request;
+          assert.ok(pair, `${file} #${i}: no codec for a ${m.command} response`);
           what = pair.name;
           encoded = pair.encode(pair.decode(bytes) as never);
         }
