@@ -24,7 +24,7 @@ import {
   encodeTreeConnectRequest,
 } from "../../../actors/smb/codec/tree-connect.ts";
 import { decodeReadResponse } from "../../../actors/smb/codec/read-write.ts";
-import { decodeErrorResponse, encodeErrorResponse } from "../../../actors/smb/codec/error.ts";
+import { decodeErrorResponse, encodeErrorResponse, hasErrorBody } from "../../../actors/smb/codec/error.ts";
 import {
   CtlCode,
   decodeValidateNegotiateInfoResponse,
@@ -178,6 +178,16 @@ describe("smb codec byte vectors", () => {
     const pending = decodeErrorResponse(message(hex("090000000000000021")));
     assert.deepStrictEqual(pending, { errorContextCount: 0, errorData: Buffer.alloc(0), trailer: hex("21") });
     assert.equal(encodeErrorResponse(pending).toString("hex"), "090000000000000021");
+  });
+
+  it("error response - which statuses come with the error body (MS-SMB2 3.3.4.4)", () => {
+    assert.equal(hasErrorBody(NtStatus.SUCCESS, 5), false);
+    assert.equal(hasErrorBody(NtStatus.MORE_PROCESSING_REQUIRED, 1), false);
+    assert.equal(hasErrorBody(NtStatus.BUFFER_OVERFLOW, 8), false);
+    assert.equal(hasErrorBody(NtStatus.BUFFER_OVERFLOW, 14), true);
+    assert.equal(hasErrorBody(NtStatus.PENDING, 11), true);
+    assert.equal(hasErrorBody(NtStatus.NO_MORE_FILES, 14), true);
+    assert.equal(hasErrorBody(NtStatus.LOGON_FAILURE, 1), true);
   });
 
   it("error response - a ByteCount past the end is malformed", () => {
