@@ -3,7 +3,7 @@
  * capabilities both ends agree on, and on 3.1.1 the negotiate contexts (negotiate-context.ts).
  */
 import { ByteWriter, check, decoding } from "../../wire/bytes.ts";
-import { Cap, bodyReader, bufferAt, checkFits, headerOffset } from "./body.ts";
+import { Cap, bodyReader, bufferAt, headerOffset } from "./body.ts";
 import { readNegotiateContexts, writeNegotiateContexts, type NegotiateContext } from "./negotiate-context.ts";
 
 export {
@@ -174,7 +174,6 @@ export function decodeNegotiateResponse(message: Buffer): NegotiateResponse {
     const securityBuffer = bufferAt(r, bufferOffset, bufferLength, Cap.SECURITY_BUFFER, "security buffer");
     const negotiateContexts =
       dialectRevision === Dialect.SMB_3_1_1 ? readNegotiateContexts(r, contextOffset, contextCount) : [];
-    checkFits(negotiateContexts.length, 16, "NegotiateContextCount");
     return {
       securityMode,
       dialectRevision,
