@@ -54,6 +54,7 @@ function fleetJob(count: number, concurrency: number): Job {
       firewall: "none",
       hostKeyPolicy: "strict",
       netbios: "auto",
+      smb: { encrypt: false, runRoot: "/ADMIN$/Temp/sumac" },
       agentCache: false,
       output: { maxBytes: 8 << 20, bytesPerSecond: 64 << 10, agentLogBytes: 8 << 20 },
     },

@@ -133,6 +133,7 @@ export async function normaliseJob(
         hostKeyPolicy: o.hostKeyPolicy,
         netbios: o.netbios,
         ...(o.netbiosServer !== undefined ? { netbiosServer: o.netbiosServer } : {}),
+        smb: { encrypt: o.smb.encrypt, runRoot: o.smb.runRoot.replaceAll("\\", "/") },
         agentCache: o.agentCache,
         output: {
           maxBytes: sizeBytes(o.output.maxBytes),

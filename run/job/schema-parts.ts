@@ -62,6 +62,22 @@ export const NetbiosServer = described(
   { expected: "an IPv4 address such as 10.0.0.53", what: "NetBIOS name server" },
 );
 
+/**
+ * Where runs' directories go on Windows targets: a share, then directories, with `/` or `\`
+ * (actors/smb/files.ts). No `.` or `..` component, nothing a Windows path could not hold.
+ */
+export const WindowsRunRoot = described(
+  z
+    .string()
+    .regex(/^[\\/][A-Za-z0-9_$-]{1,80}([\\/][A-Za-z0-9 ._$-]{1,255}){1,16}$/)
+    .refine((p) => !p.split(/[\\/]/).some((part) => /^\.+$/.test(part) || / $|\.$/.test(part))),
+  "Where runs' directories go on Windows targets: /SHARE/directory, e.g. /ADMIN$/Temp/sumac (C:\\Windows\\Temp\\sumac).",
+  {
+    expected: "/SHARE/directory..., e.g. /ADMIN$/Temp/sumac, without . or .. components",
+    what: "Windows run root",
+  },
+);
+
 /** Target ids become parts of log lines, file names and event subjects: keep them plain. */
 export const TargetName = described(
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@[\]-]{0,127}$/),

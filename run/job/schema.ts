@@ -17,6 +17,7 @@ import {
   Fingerprint,
   Host,
   NetbiosServer,
+  WindowsRunRoot,
   integer,
   Name,
   Os,
@@ -178,6 +179,18 @@ const Output = described(
   { expected: "a mapping of maxBytes, rate, agentLog", what: "output" },
 );
 
+const Smb = described(
+  z.strictObject({
+    encrypt: z.boolean().default(false).meta({
+      description:
+        "Encrypt every SMB message to Windows targets (SMB 3.0 and later), not only where the server or share requires it. Signing is always on.",
+    }),
+    runRoot: WindowsRunRoot.default("/ADMIN$/Temp/sumac"),
+  }),
+  "How Windows targets are reached over SMB.",
+  { expected: "a mapping of encrypt, runRoot", what: "smb" },
+);
+
 /** Targets worked on at once unless the job says otherwise. */
 export const DEFAULT_CONCURRENCY = 32;
 
@@ -205,6 +218,7 @@ const Options = described(
         "How Windows targets' host names are resolved: auto: DNS, then NetBIOS (netbiosServer, then broadcast) for a name DNS does not know; always: NetBIOS only; never: DNS only. IP addresses are used as they are.",
     }),
     netbiosServer: NetbiosServer.optional(),
+    smb: Smb.prefault({}),
     agentCache: z.boolean().default(false).meta({
       description:
         "Keep the agent and its runtime on targets, by hash, for the next run (default: remove them).",
@@ -214,7 +228,7 @@ const Options = described(
   "How the run goes.",
   {
     expected:
-      "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, netbios, netbiosServer, agentCache, output",
+      "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, netbios, netbiosServer, smb, agentCache, output",
     what: "options",
   },
 );

@@ -108,6 +108,8 @@ export interface JobOptions {
   readonly netbios: "auto" | "always" | "never";
   /** A WINS server asked before broadcasting, when the job names one. */
   readonly netbiosServer?: string;
+  /** SMB to Windows targets: encryption asked for, and where runs' directories go (actors/smb/files.ts). */
+  readonly smb: { readonly encrypt: boolean; readonly runRoot: string };
   /** Keep the agent and runtime on targets by hash; default false. */
   readonly agentCache: boolean;
   /** Install output per target (run/events/output-budget.ts) and the agent's log cap, in bytes. */

@@ -142,6 +142,16 @@ describe("job file errors", () => {
     });
   });
 
+  it("job errors - a Windows run root that climbs or names no directory is refused at its place", async () => {
+    for (const root of ["/ADMIN$/Temp/../../x", "/ADMIN$", "C:/Windows/Temp", "/ADMIN$/Temp/sumac."]) {
+      const text = `targets: [{ host: local }]\n${PACKAGE}options:\n  smb: { runRoot: "${root}" }\n`;
+      const problem = only(await problems(text));
+      assert.equal(problem.path, "options.smb.runRoot", root);
+      assert.equal(problem.line, 10, root);
+      assert.match(problem.expected ?? "", /\/SHARE\/directory/, root);
+    }
+  });
+
   it("job errors - an output size too small or written wrong says what a size is", async () => {
     for (const [value, column] of [
       ["1KiB", 23],

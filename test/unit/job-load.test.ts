@@ -68,6 +68,7 @@ describe("job file loading", () => {
         firewall: "auto",
         hostKeyPolicy: "strict",
         netbios: "auto",
+        smb: { encrypt: false, runRoot: "/ADMIN$/Temp/sumac" },
         agentCache: false,
         output: { maxBytes: 8 * 1024 * 1024, bytesPerSecond: 64 * 1024, agentLogBytes: 8 * 1024 * 1024 },
       },
@@ -169,6 +170,7 @@ options:
   hostKeyPolicy: accept-new
   netbios: always
   netbiosServer: 10.0.0.53
+  smb: { encrypt: true, runRoot: '\\C$\\ProgramData\\sumac' }
   agentCache: true
   output: { maxBytes: 1048576, rate: 16KiB, agentLog: 1GiB }
 `);
@@ -188,6 +190,7 @@ options:
       hostKeyPolicy: "accept-new",
       netbios: "always",
       netbiosServer: "10.0.0.53",
+      smb: { encrypt: true, runRoot: "/C$/ProgramData/sumac" },
       agentCache: true,
       output: { maxBytes: 1024 * 1024, bytesPerSecond: 16 * 1024, agentLogBytes: 1024 ** 3 },
     });
