@@ -5,7 +5,7 @@
  * answer (MS-SMB2 3.2.5.1.5) keeps its request waiting; a request given up sends SMB2 CANCEL
  * (MS-SMB2 3.2.4.24). When the socket closes, every request in flight fails with CONNECTION_LOST.
  */
-import net from "node:net";
+import type net from "node:net";
 import { withDeadline } from "../../../base/deadline.ts";
 import { Command, decodeHeader, HeaderFlag, encodeHeader, type Smb2Header } from "../codec/header.ts";
 import { CreditWindow } from "./credits.ts";
@@ -176,7 +176,7 @@ export class SmbConnection {
             signature: Buffer.alloc(16),
           });
           const message = Buffer.concat([header, request.body]);
-          if (sign) security!.sign!(message);
+          if (sign) security.sign(message);
           const entry: InFlight = {
             request: message,
             expectSigned: sign,
@@ -187,7 +187,7 @@ export class SmbConnection {
           };
           this.inFlight.set(grant.messageId, entry);
           stop.addEventListener("abort", () => this.abandon(grant.messageId, entry), { once: true });
-          this.write(encrypted ? security!.seal!.encrypt(message) : message);
+          this.write(encrypted ? security.seal.encrypt(message) : message);
         });
       },
     );

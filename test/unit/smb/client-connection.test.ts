@@ -7,7 +7,7 @@ import { CreditWindow } from "../../../actors/smb/client/credits.ts";
 import { answer, startFakeServer, type FakeServer } from "../../support/smb-fake-server.ts";
 
 const STATUS_PENDING = 0x103;
-const echo = (timeoutMs = 2_000) => ({ command: Command.ECHO, body: Buffer.from([4, 0, 0, 0]) });
+const echo = () => ({ command: Command.ECHO, body: Buffer.from([4, 0, 0, 0]) });
 
 const servers: FakeServer[] = [];
 after(async () => {
