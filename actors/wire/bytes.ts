@@ -169,6 +169,11 @@ export class ByteWriter {
     return this.used;
   }
 
+  /**
+   * Reserves `n` bytes and returns where they start. It may replace the buffer, so callers take
+   * the offset first and only then write into `this.chunks` (not `this.chunks.x(v, this.room(n))`,
+   * which would write into the buffer it replaced).
+   */
   private room(n: number): number {
     const at = this.used;
     if (at + n > this.chunks.length) {
@@ -181,42 +186,50 @@ export class ByteWriter {
   }
 
   u8(v: number): this {
-    this.chunks.writeUInt8(v, this.room(1));
+    const at = this.room(1);
+    this.chunks.writeUInt8(v, at);
     return this;
   }
 
   u16le(v: number): this {
-    this.chunks.writeUInt16LE(v, this.room(2));
+    const at = this.room(2);
+    this.chunks.writeUInt16LE(v, at);
     return this;
   }
 
   u16be(v: number): this {
-    this.chunks.writeUInt16BE(v, this.room(2));
+    const at = this.room(2);
+    this.chunks.writeUInt16BE(v, at);
     return this;
   }
 
   u32le(v: number): this {
-    this.chunks.writeUInt32LE(v >>> 0, this.room(4));
+    const at = this.room(4);
+    this.chunks.writeUInt32LE(v >>> 0, at);
     return this;
   }
 
   u32be(v: number): this {
-    this.chunks.writeUInt32BE(v >>> 0, this.room(4));
+    const at = this.room(4);
+    this.chunks.writeUInt32BE(v >>> 0, at);
     return this;
   }
 
   u64le(v: bigint): this {
-    this.chunks.writeBigUInt64LE(BigInt.asUintN(64, v), this.room(8));
+    const at = this.room(8);
+    this.chunks.writeBigUInt64LE(BigInt.asUintN(64, v), at);
     return this;
   }
 
   bytes(b: Uint8Array): this {
-    this.chunks.set(b, this.room(b.length));
+    const at = this.room(b.length);
+    this.chunks.set(b, at);
     return this;
   }
 
   zeros(n: number): this {
-    this.chunks.fill(0, this.room(n), this.used);
+    const at = this.room(n);
+    this.chunks.fill(0, at, this.used);
     return this;
   }
 
