@@ -1,0 +1,156 @@
+/**
+ * File and directory operations on a tree, each a CREATE, what the operation needs, and a CLOSE:
+ * stat from CREATE's own answer (MS-SMB2 2.2.14 carries size and attributes), listing with
+ * QUERY_DIRECTORY, deletion by delete-on-close (MS-SMB2 2.2.13 FILE_DELETE_ON_CLOSE), renaming
+ * and resizing with SET_INFO.
+ */
+import { Command } from "../codec/header.ts";
+import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
+import { NtStatus } from "../codec/status.ts";
+import { Budget } from "./budget.ts";
+import type { CallOptions } from "./connection.ts";
+import {
+  decodeDirectoryInformation,
+  decodeQueryDirectoryResponse,
+  encodeEndOfFileInformation,
+  encodeQueryDirectoryRequest,
+  encodeRenameInformation,
+  encodeSetInfoRequest,
+  FileInfoClass,
+  QueryDirectoryFlag,
+} from "./directory-codec.ts";
+import { joinWirePath } from "./paths.ts";
+import { isMissing, type TreeIo } from "./tree-io.ts";
+
+/** What stat says. */
+export interface FileStat {
+  readonly size: bigint;
+  readonly directory: boolean;
+}
+
+/** One entry of a listing. */
+export interface DirectoryEntry {
+  readonly name: string;
+  readonly size: bigint;
+  readonly directory: boolean;
+}
+
+/** Entries one listing returns at most: a bound on what a server can make the client hold. */
+const MAX_LISTING = 100_000;
+/** Depth of removeTree at most. */
+const MAX_DEPTH = 64;
+
+const ANY_KIND = 0;
+
+export async function stat(io: TreeIo, path: string, options: CallOptions): Promise<FileStat | undefined> {
+  const budget = new Budget(options);
+  try {
+    return await io.withOpen(path, { access: Access.FILE_READ_ATTRIBUTES, options: ANY_KIND }, () => budget.next(), async (f) => ({
+      size: f.directory ? 0n : f.endOfFile,
+      directory: f.directory,
+    }));
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
+}
+
+export async function list(io: TreeIo, path: string, options: CallOptions): Promise<DirectoryEntry[]> {
+  const budget = new Budget(options);
+  const spec = {
+    access: Access.FILE_LIST_DIRECTORY | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+    options: CreateOption.DIRECTORY_FILE,
+  };
+  return io.withOpen(path, spec, () => budget.next(), async (dir) => {
+    const out: DirectoryEntry[] = [];
+    const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
+    for (let first = true; ; first = false) {
+      const body = encodeQueryDirectoryRequest({
+        infoClass: FileInfoClass.DIRECTORY,
+        flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
+        fileId: dir.fileId,
+        pattern: "*",
+        outputBufferLength,
+      });
+      const response = await io.call(Command.QUERY_DIRECTORY, body, `QUERY_DIRECTORY ${path || "\\"}`, budget.next(), {
+        payloadSize: outputBufferLength,
+        ok: [NtStatus.NO_MORE_FILES],
+      });
+      if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
+      for (const e of decodeDirectoryInformation(decodeQueryDirectoryResponse(response.message))) {
+        if (e.name === "." || e.name === "..") continue;
+        const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
+        out.push({ name: e.name, size: directory ? 0n : e.endOfFile, directory });
+      }
+      if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
+    }
+  });
+}
+
+export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Promise<void> {
+  const budget = new Budget(options);
+  let prefix = "";
+  for (const part of path.split("\\").filter((p) => p !== "")) {
+    prefix = joinWirePath(prefix, part);
+    const spec = {
+      access: Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+      disposition: CreateDisposition.OPEN_IF,
+      options: CreateOption.DIRECTORY_FILE,
+      attributes: FileAttribute.DIRECTORY,
+    };
+    await io.withOpen(prefix, spec, () => budget.next(), async () => {});
+  }
+}
+
+/** Opens `path` for deletion with delete-on-close, and closes it; missing is no error. */
+async function deleteOnClose(io: TreeIo, path: string, kind: number, budget: Budget): Promise<void> {
+  try {
+    const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES, options: kind | CreateOption.DELETE_ON_CLOSE };
+    await io.withOpen(path, spec, () => budget.next(), async () => {});
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+}
+
+export async function remove(io: TreeIo, path: string, options: CallOptions): Promise<void> {
+  await deleteOnClose(io, path, CreateOption.NON_DIRECTORY_FILE, new Budget(options));
+}
+
+export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
+  const budget = new Budget(options);
+  const walk = async (at: string, depth: number): Promise<void> => {
+    if (depth > MAX_DEPTH) throw new Error(`${path}: deeper than ${MAX_DEPTH} levels`);
+    const found = await stat(io, at, budget.next());
+    if (found === undefined) return;
+    if (found.directory) {
+      for (const e of await list(io, at, budget.next())) await walk(joinWirePath(at, e.name), depth + 1);
+    }
+    await deleteOnClose(io, at, found.directory ? CreateOption.DIRECTORY_FILE : CreateOption.NON_DIRECTORY_FILE, budget);
+  };
+  if (path === "") throw new Error("removeTree of a share's root is refused");
+  await walk(path, 0);
+}
+
+export async function rename(
+  io: TreeIo,
+  from: string,
+  to: string,
+  options: CallOptions & { readonly replace?: boolean },
+): Promise<void> {
+  const budget = new Budget(options);
+  const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE, options: ANY_KIND };
+  await io.withOpen(from, spec, () => budget.next(), async (f) => {
+    const info = encodeRenameInformation(to, options.replace === true);
+    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.RENAME, fileId: f.fileId, info });
+    await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
+  });
+}
+
+export async function setSize(io: TreeIo, path: string, size: bigint, options: CallOptions): Promise<void> {
+  const budget = new Budget(options);
+  const spec = { access: Access.FILE_WRITE_DATA | Access.SYNCHRONIZE, options: CreateOption.NON_DIRECTORY_FILE };
+  await io.withOpen(path, spec, () => budget.next(), async (f) => {
+    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.END_OF_FILE, fileId: f.fileId, info: encodeEndOfFileInformation(size) });
+    await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
+  });
+}
