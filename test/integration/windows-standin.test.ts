@@ -1,12 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitUntil } from "../support/container.ts";
 import { containerSkipReason } from "../support/engine.ts";
+import { holdSession, unsignedClient } from "../support/smb-test-clients.ts";
 import {
   runTool,
   startWindowsStandin,
@@ -18,60 +17,6 @@ import {
 
 /** Every client run here has a deadline. */
 const commandTimeoutMs = 20_000;
-
-/**
- * A client that authenticates over SMB 3.1.1 and then stops signing: Samba's own smbclient cannot
- * be made to (on SMB2 and later it signs whenever the server requires it, whatever `client
- * signing` says), so this is impacket (Debian's python3-impacket 0.10). It logs in twice: once
- * signing (the control), once turning signing off after the session setup, and reports what the
- * server said to each tree connect. The password comes on stdin.
- */
-const unsignedClient = `
-import json, sys
-try:
-    from impacket.smbconnection import SMBConnection, SessionError
-    from impacket.smb3structs import SMB2_DIALECT_311
-except ImportError as e:
-    print(json.dumps({"error": "python3-impacket is missing: " + str(e)}))
-    sys.exit(5)
-host, port, user, domain = sys.argv[1:5]
-password = sys.stdin.readline().rstrip("\\n")
-
-def attempt(sign):
-    conn = SMBConnection(host, host, sess_port=int(port), preferredDialect=SMB2_DIALECT_311, timeout=10)
-    smb3 = conn.getSMBServer()
-    # impacket 0.10 does not seed the session's pre-auth integrity hash from the connection's
-    # (fixed in 0.11 by fortra/impacket#1373); without this its SMB 3.1.1 signatures are wrong.
-    smb3._Session["PreauthIntegrityHashValue"] = smb3._Connection["PreauthIntegrityHashValue"]
-    conn.login(user, password, domain)
-    result = {"dialect": "%x" % conn.getDialect(), "signingActivated": smb3._Session["SigningActivated"]}
-    if not sign:
-        smb3._Session["SigningActivated"] = False  # every request from here on goes unsigned
-    try:
-        conn.connectTree("ADMIN$")
-        result["treeConnect"] = "STATUS_SUCCESS"
-    except SessionError as e:
-        result["treeConnect"] = e.getErrorString()[0]
-    try:
-        conn.close()
-    except Exception:
-        pass
-    return result
-
-print(json.dumps({"signed": attempt(True), "unsigned": attempt(False)}))
-`;
-
-/** What `smbstatus --json` (Samba 4.16+) says about sessions and tree connects; only what is read. */
-interface SmbStatus {
-  sessions?: Record<
-    string,
-    { username: string; session_dialect: string; signing: { cipher: string; degree: string } }
-  >;
-  tcons?: Record<
-    string,
-    { service: string; session_id: string; signing: { cipher: string; degree: string } }
-  >;
-}
 
 const skip = await containerSkipReason();
 
@@ -114,52 +59,28 @@ describe("windows-standin - Samba as a Windows server's file sharing", { skip },
     await withAuthFile(credentials(), async (authFile) => {
       // smbclient reads commands from stdin while it holds the session open, so the server can be
       // asked about the session while it lasts.
-      const child = spawn(
-        "smbclient",
+      const held = await holdSession(
+        standin,
         [`//${standin.host}/ADMIN$`, "-p", String(standin.port), "-A", authFile, ...strictSmbclientOptions],
-        { stdio: ["pipe", "pipe", "pipe"] },
+        `put ${local} ${name}\n`,
+        commandTimeoutMs,
+        async (_, out) => {
+          const r = await standin.exec(`test -f /srv/windows/${name}`);
+          if (r.exitCode !== 0)
+            throw new Error(`no file ${name} in /srv/windows yet (smbclient said: ${out})`);
+        },
       );
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-      const closed = new Promise<number | null>((resolve, reject) => {
-        child.on("error", reject);
-        child.on("close", resolve);
-      });
-      const killer = setTimeout(() => child.kill("SIGKILL"), commandTimeoutMs);
-      try {
-        child.stdin.write(`put ${local} ${name}\n`);
-        let status: SmbStatus = {};
-        await waitUntil(
-          `the file ${name} and the session in smbstatus`,
-          async () => {
-            const r = await standin.exec(`test -f /srv/windows/${name} && smbstatus --json`);
-            if (r.exitCode !== 0) {
-              const said = `${out}${r.stderr}`.trim() || "nothing";
-              throw new Error(`no file ${name} in /srv/windows yet (smbclient said: ${said})`);
-            }
-            status = JSON.parse(r.stdout) as SmbStatus;
-            if (!Object.values(status.tcons ?? {}).some((t) => t.service === "ADMIN$")) {
-              throw new Error("no tree connect to ADMIN$ yet");
-            }
-          },
-          commandTimeoutMs,
-        );
-        const sessions = Object.values(status.sessions ?? {}).filter((s) => s.username === standin.user);
-        assert.equal(sessions.length, 1, `one session of ${standin.user}: ${JSON.stringify(status)}`);
-        const [session] = sessions;
-        assert.equal(session?.session_dialect, "SMB3_11");
-        assert.equal(session?.signing.degree, "full");
-        assert.match(session?.signing.cipher ?? "", /^AES-128-(GMAC|CMAC)$/);
-        const tcon = Object.values(status.tcons ?? {}).find((t) => t.service === "ADMIN$");
-        assert.equal(tcon?.signing.degree, "full");
-        child.stdin.end("exit\n");
-        assert.equal(await closed, 0, `smbclient failed:\n${out}`);
-      } finally {
-        clearTimeout(killer);
-        child.kill("SIGKILL");
-      }
-      assert.match(out, new RegExp(`putting file .* as \\\\${name}`));
+      const { status } = held;
+      const sessions = Object.values(status.sessions ?? {}).filter((s) => s.username === standin.user);
+      assert.equal(sessions.length, 1, `one session of ${standin.user}: ${JSON.stringify(status)}`);
+      const [session] = sessions;
+      assert.equal(session?.session_dialect, "SMB3_11");
+      assert.equal(session?.signing.degree, "full");
+      assert.match(session?.signing.cipher ?? "", /^AES-128-(GMAC|CMAC)$/);
+      const tcon = Object.values(status.tcons ?? {}).find((t) => t.service === "ADMIN$");
+      assert.equal(tcon?.signing.degree, "full");
+      assert.equal(held.exitCode, 0, `smbclient failed:\n${held.out}`);
+      assert.match(held.out, new RegExp(`putting file .* as \\\\${name}`));
     });
 
     const written = await standin.exec(`cat /srv/windows/${name}`);
@@ -235,7 +156,7 @@ describe("windows-standin - Samba as a Windows server's file sharing", { skip },
   it("windows-standin - a client that stops signing after it authenticates is refused", async () => {
     const r = await runTool(
       "/usr/bin/python3",
-      ["-c", unsignedClient, standin.host, String(standin.port), standin.user, standin.workgroup],
+      ["-c", unsignedClient, standin.host, String(standin.port), standin.user, standin.workgroup, "311"],
       { timeoutMs: commandTimeoutMs, input: `${standin.password}\n` },
     );
     assert.equal(r.exitCode, 0, `impacket client failed:\n${output(r)}`);

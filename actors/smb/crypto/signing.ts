@@ -2,10 +2,11 @@
  * Signing and verifying SMB2 messages (MS-SMB2 3.1.4.1, 3.1.5.1): HMAC-SHA256 on 2.x, AES-CMAC
  * on 3.0 and 3.0.2, and on 3.1.1 whatever SMB2_SIGNING_CAPABILITIES chose (AES-CMAC without it).
  */
-import { createCipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { Command, FLAGS_OFFSET, HEADER_SIZE, HeaderFlag, SIGNATURE_OFFSET } from "../codec/header.ts";
 import { check } from "../../wire/bytes.ts";
 import { aesCmac } from "./cmac.ts";
+import { aesGmac } from "./gmac.ts";
 import { Dialect, SigningAlgorithm, isSmb3 } from "./keys.ts";
 
 const SIGNATURE_SIZE = 16;
@@ -28,7 +29,7 @@ export function signingAlgorithmFor(dialect: number, negotiated?: number): numbe
  * little-endian word whose bit 0 says the sender is the server and bit 1 that the message is a
  * CANCEL request. Binding the role in stops a request's signature from passing as a response's.
  */
-function gmacNonce(message: Buffer): Buffer {
+export function gmacNonce(message: Buffer): Buffer {
   const nonce = Buffer.alloc(12);
   message.copy(nonce, 0, MESSAGE_ID_OFFSET, MESSAGE_ID_OFFSET + 8);
   const flags = message.readUInt32LE(FLAGS_OFFSET);
@@ -46,15 +47,8 @@ function compute(algorithm: number, key: Buffer, message: Buffer): Buffer {
       return createHmac("sha256", key).update(message).digest().subarray(0, SIGNATURE_SIZE);
     case SigningAlgorithm.AES_CMAC:
       return aesCmac(key, message);
-    case SigningAlgorithm.AES_GMAC: {
-      // RFC 4543: GCM over no plaintext, the message as additional data; the tag is the MAC.
-      const gcm = createCipheriv(key.length === 32 ? "aes-256-gcm" : "aes-128-gcm", key, gmacNonce(message), {
-        authTagLength: SIGNATURE_SIZE,
-      });
-      gcm.setAAD(message);
-      gcm.final();
-      return gcm.getAuthTag();
-    }
+    case SigningAlgorithm.AES_GMAC:
+      return aesGmac(key, gmacNonce(message), message);
     default:
       throw new RangeError(`unknown SMB2 signing algorithm ${algorithm}`);
   }

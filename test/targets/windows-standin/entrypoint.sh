@@ -4,22 +4,64 @@
 #
 # Input (optional, copied in by the fixture before start, mode 0600, then deleted here):
 #   /etc/sumac-standin/password   the password of $SUMAC_SMB_USER, one line, fed to smbpasswd on stdin
-# Environment: SUMAC_NETBIOS_NAME, SUMAC_WORKGROUP, SUMAC_SMB_USER.
+# Environment (every value checked here; anything unexpected stops the container with status 2):
+#   SUMAC_NETBIOS_NAME, SUMAC_WORKGROUP   1 to 15 letters, digits or '-'
+#   SUMAC_SMB_USER                        an account of the image
+#   SUMAC_SMB_MIN_PROTOCOL, SUMAC_SMB_MAX_PROTOCOL
+#                                         SMB2_02, SMB2_10, SMB3_00, SMB3_02 or SMB3_11, min <= max
+#                                         (default SMB3_11 for both)
+#   SUMAC_SMB_SIGNING                     mandatory (default) or auto
+#   SUMAC_SMB_ENCRYPT                     off, if_required (default), desired or required
+#   SUMAC_SMB_PORTS                       445+139 (default) or 139 (the NetBIOS session service only)
+# They become /etc/samba/per-container.conf, which smb.conf includes.
 set -euo pipefail
 secrets=/etc/sumac-standin
 name=${SUMAC_NETBIOS_NAME:-WINTARGET}
 workgroup=${SUMAC_WORKGROUP:-WORKGROUP}
 user=${SUMAC_SMB_USER:-sumac}
+min_protocol=${SUMAC_SMB_MIN_PROTOCOL:-SMB3_11}
+max_protocol=${SUMAC_SMB_MAX_PROTOCOL:-SMB3_11}
+signing=${SUMAC_SMB_SIGNING:-mandatory}
+encrypt=${SUMAC_SMB_ENCRYPT:-if_required}
+ports=${SUMAC_SMB_PORTS:-445+139}
+
+refuse() { echo "entrypoint: $*" >&2; exit 2; }
 
 # NetBIOS names are at most 15 characters from a restricted set; refuse anything else early.
-[[ $name =~ ^[A-Za-z0-9-]{1,15}$ ]] || { echo "entrypoint: bad NetBIOS name '$name'" >&2; exit 2; }
-[[ $workgroup =~ ^[A-Za-z0-9-]{1,15}$ ]] || { echo "entrypoint: bad workgroup '$workgroup'" >&2; exit 2; }
-getent passwd "$user" >/dev/null || { echo "entrypoint: no user '$user'" >&2; exit 2; }
+[[ $name =~ ^[A-Za-z0-9-]{1,15}$ ]] || refuse "bad NetBIOS name '$name'"
+[[ $workgroup =~ ^[A-Za-z0-9-]{1,15}$ ]] || refuse "bad workgroup '$workgroup'"
+getent passwd "$user" >/dev/null || refuse "no user '$user'"
 
-cat >/etc/samba/identity.conf <<CONF
+# The SMB2 dialects in order; a dialect's index orders min against max.
+dialects=(SMB2_02 SMB2_10 SMB3_00 SMB3_02 SMB3_11)
+dialect_index() {
+  local i
+  for i in "${!dialects[@]}"; do [ "${dialects[$i]}" = "$1" ] && { echo "$i"; return 0; }; done
+  return 1
+}
+min_i=$(dialect_index "$min_protocol") || refuse "bad SUMAC_SMB_MIN_PROTOCOL '$min_protocol' (${dialects[*]})"
+max_i=$(dialect_index "$max_protocol") || refuse "bad SUMAC_SMB_MAX_PROTOCOL '$max_protocol' (${dialects[*]})"
+((min_i <= max_i)) || refuse "SUMAC_SMB_MIN_PROTOCOL $min_protocol is above SUMAC_SMB_MAX_PROTOCOL $max_protocol"
+case $signing in mandatory | auto) ;; *) refuse "bad SUMAC_SMB_SIGNING '$signing' (mandatory, auto)" ;; esac
+case $encrypt in
+  off | if_required | desired | required) ;;
+  *) refuse "bad SUMAC_SMB_ENCRYPT '$encrypt' (off, if_required, desired, required)" ;;
+esac
+case $ports in
+  445+139) smb_ports="445 139" ;;
+  139) smb_ports="139" ;;
+  *) refuse "bad SUMAC_SMB_PORTS '$ports' (445+139, 139)" ;;
+esac
+
+cat >/etc/samba/per-container.conf <<CONF
    netbios name = $name
    workgroup = $workgroup
    admin users = $user
+   server min protocol = $min_protocol
+   server max protocol = $max_protocol
+   server signing = $signing
+   server smb encrypt = $encrypt
+   smb ports = $smb_ports
 CONF
 testparm -s >/dev/null 2>&1 || { testparm -s >&2; exit 2; }
 
