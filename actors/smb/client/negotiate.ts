@@ -87,7 +87,7 @@ function capabilitiesFor(maxDialect: number): number {
 }
 
 /** The dialects between the bounds, refused as CONFIG_INVALID-like negotiation errors when none. */
-export function dialectsBetween(min = Dialect.SMB_2_0_2, max = Dialect.SMB_3_1_1): number[] {
+export function dialectsBetween(min: number = Dialect.SMB_2_0_2, max: number = Dialect.SMB_3_1_1): number[] {
   const list = DIALECTS.filter((d) => d >= min && d <= max);
   if (list.length === 0) {
     throw new SmbNegotiationError(`no SMB dialect between 0x${min.toString(16)} and 0x${max.toString(16)}`);

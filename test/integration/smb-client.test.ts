@@ -1,0 +1,246 @@
+/**
+ * sumac's SMB client against Samba standing in for Windows (test/support/windows-standin.ts): one
+ * container at today's strictest Windows (SMB 3.1.1 only, signing mandatory), one serving every
+ * dialect from 2.0.2 to 3.1.1, one requiring encryption. They start together and every case
+ * shares them.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import net from "node:net";
+import { Readable } from "node:stream";
+import { SmbClient, type SmbConnectOptions } from "../../actors/smb/client/client.ts";
+import { Deframer } from "../../actors/smb/client/framing.ts";
+import { Command } from "../../actors/smb/codec/header.ts";
+import { containerSkipReason } from "../support/engine.ts";
+import { startWindowsStandin, type WindowsStandin } from "../support/windows-standin.ts";
+
+const skip = await containerSkipReason();
+const call = { timeoutMs: 30_000 };
+const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+
+function options(standin: WindowsStandin, extra: Partial<SmbConnectOptions> = {}): SmbConnectOptions {
+  return {
+    host: standin.host,
+    port: standin.port,
+    credentials: { user: standin.user, domain: standin.workgroup, password: standin.password },
+    timeoutMs: 20_000,
+    ...extra,
+  };
+}
+
+/** A DCE/RPC bind (C706 12.6.4.3) to srvsvc 3.0 with NDR 2.0, assembled by hand. */
+function srvsvcBind(): Buffer {
+  const uuid = (text: string): Buffer => {
+    const h = text.replace(/-/g, "");
+    const b = Buffer.from(h, "hex");
+    // The first three fields are little-endian on the wire (NDR, drep little-endian).
+    return Buffer.concat([
+      Buffer.from(b.subarray(0, 4)).reverse(),
+      Buffer.from(b.subarray(4, 6)).reverse(),
+      Buffer.from(b.subarray(6, 8)).reverse(),
+      b.subarray(8),
+    ]);
+  };
+  const body = Buffer.concat([
+    Buffer.from([0xb8, 0x10, 0xb8, 0x10]), // max xmit / recv frag 4280
+    Buffer.alloc(4), // assoc group
+    Buffer.from([1, 0, 0, 0]), // one context, padding
+    Buffer.from([0, 0, 1, 0]), // context id 0, one transfer syntax
+    uuid("4b324fc8-1670-01d3-1278-5a47bf6ee188"),
+    Buffer.from([3, 0, 0, 0]), // srvsvc v3.0
+    uuid("8a885d04-1ceb-11c9-9fe8-08002b104860"),
+    Buffer.from([2, 0, 0, 0]), // NDR v2
+  ]);
+  const header = Buffer.from([5, 0, 11, 3, 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+  header.writeUInt16LE(header.length + body.length, 8);
+  return Buffer.concat([header, body]);
+}
+
+/** A socket to the server whose outgoing SMB2 commands are counted. */
+async function countingSocket(port: number): Promise<{ socket: net.Socket; sent: number[] }> {
+  const socket = net.connect({ host: "127.0.0.1", port });
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  const sent: number[] = [];
+  const deframer = new Deframer(1 << 20);
+  const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
+  socket.write = ((chunk: Buffer) => {
+    for (const m of deframer.push(chunk)) sent.push(m.readUInt16LE(12));
+    return write(chunk);
+  }) as typeof socket.write;
+  return { socket, sent };
+}
+
+describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
+  let strict: WindowsStandin;
+  let range: WindowsStandin;
+  let sealed: WindowsStandin;
+  let client: SmbClient;
+
+  before(async () => {
+    const started = await Promise.allSettled([
+      startWindowsStandin({ netbiosName: "STRICT" }),
+      startWindowsStandin({ netbiosName: "RANGE", minProtocol: "SMB2_02", maxProtocol: "SMB3_11" }),
+      startWindowsStandin({ netbiosName: "SEALED", encrypt: "required" }),
+    ]);
+    for (const s of started) if (s.status === "fulfilled") after(() => s.value.stop());
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    [strict, range, sealed] = started.map((s) => (s as PromiseFulfilledResult<WindowsStandin>).value) as [
+      WindowsStandin,
+      WindowsStandin,
+      WindowsStandin,
+    ];
+    client = await SmbClient.connect(options(strict));
+    after(() => client.close());
+  });
+
+  it("smb client - connects with SMB 3.1.1, signing with AES-GMAC or AES-CMAC", () => {
+    assert.equal(client.dialect, 0x0311);
+    assert.equal(client.signing, true);
+    assert.ok([1, 2].includes(client.signingAlgorithm), `algorithm ${client.signingAlgorithm}`);
+    assert.equal(client.encrypting, false);
+  });
+
+  it("smb client - uploads 0 B, 1 B, 1 MiB and 10 MiB to ADMIN$ and reads them back", async () => {
+    const admin = await client.treeConnect("ADMIN$", call);
+    await admin.mkdirp("sumac/up", call);
+    for (const size of [0, 1, 1 << 20, 10 << 20]) {
+      const data = randomBytes(size);
+      let progress = 0;
+      const t0 = performance.now();
+      const source = size > 1 << 20 ? Readable.from([data.subarray(0, 12345), data.subarray(12345)]) : data;
+      const sent = await admin.writeFile(`sumac/up/f${size}.bin`, source, {
+        ...call,
+        onProgress: (n) => (progress = n),
+      });
+      const ms = performance.now() - t0;
+      assert.equal(sent.bytes, size);
+      assert.equal(sent.sha256, sha256(data));
+      assert.equal(progress, size);
+      const back = await admin.readFile(`sumac/up/f${size}.bin`, { ...call, maxBytes: 16 << 20 });
+      assert.equal(sha256(back), sha256(data), `read back ${size} bytes`);
+      const onDisk = await strict.exec(`sha256sum /srv/windows/sumac/up/f${size}.bin`);
+      assert.match(onDisk.stdout, new RegExp(`^${sha256(data)} `));
+      if (size === 10 << 20) console.log(`10 MiB uploaded in ${ms.toFixed(0)} ms`);
+    }
+    await assert.rejects(admin.readFile("sumac/up/f1048576.bin", { ...call, maxBytes: 1000 }), {
+      code: "OUTPUT_TOO_LARGE",
+    });
+    await admin.disconnect(call);
+  });
+
+  it("smb client - lists, stats, renames, resizes and removes a tree on ADMIN$", async () => {
+    const admin = await client.treeConnect("ADMIN$", call);
+    await admin.mkdirp("sumac\\ops/a/b", call);
+    await admin.writeFile("sumac/ops/a/one.txt", Buffer.from("one"), call);
+    await admin.writeFile("sumac/ops/a/b/two.txt", Buffer.from("two!"), call);
+    const entries = await admin.list("sumac/ops/a", call);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.size, e.directory]).sort(),
+      [
+        ["b", 0n, true],
+        ["one.txt", 3n, false],
+      ],
+    );
+    assert.deepEqual(await admin.stat("sumac/ops/a/b/two.txt", call), { size: 4n, directory: false });
+    assert.deepEqual(await admin.stat("sumac/ops/a/b", call), { size: 0n, directory: true });
+    assert.equal(await admin.stat("sumac/ops/nothing", call), undefined);
+    await admin.rename("sumac/ops/a/one.txt", "sumac/ops/a/b/uno.txt", call);
+    await assert.rejects(admin.rename("sumac/ops/a/b/uno.txt", "sumac/ops/a/b/two.txt", call), {
+      code: "SMB_STATUS",
+    });
+    await admin.rename("sumac/ops/a/b/uno.txt", "sumac/ops/a/b/two.txt", { ...call, replace: true });
+    assert.equal((await admin.readFile("sumac/ops/a/b/two.txt", { ...call, maxBytes: 10 })).toString(), "one");
+    await admin.setSize("sumac/ops/a/b/two.txt", 10n, call);
+    assert.deepEqual(await admin.stat("sumac/ops/a/b/two.txt", call), { size: 10n, directory: false });
+    await admin.remove("sumac/ops/a/b/two.txt", call);
+    await admin.remove("sumac/ops/a/b/two.txt", call); // missing: no error
+    await admin.writeFile("sumac/ops/a/b/three.txt", Buffer.from("3"), call);
+    await admin.removeTree("sumac/ops", call);
+    assert.equal(await admin.stat("sumac/ops", call), undefined);
+    assert.equal((await strict.exec("test -e /srv/windows/sumac/ops; echo $?")).stdout.trim(), "1");
+    await assert.rejects(admin.stat("sumac/../etc", call), { code: "CONFIG_INVALID" });
+    await admin.disconnect(call);
+  });
+
+  it("smb client - a DCE/RPC bind over the srvsvc pipe on IPC$ gets a bind_ack", async () => {
+    const ipc = await client.treeConnect("IPC$", call);
+    const pipe = await ipc.openPipe("srvsvc", call);
+    const answer = await pipe.transceive(srvsvcBind(), call);
+    assert.equal(answer[0], 5, "rpc version 5");
+    assert.equal(answer[2], 12, "ptype bind_ack");
+    await pipe.close(call);
+    await ipc.disconnect(call);
+  });
+
+  it("smb client - a wrong password is AUTH_FAILED after one exchange, naming the account, not the password", async () => {
+    const { socket, sent } = await countingSocket(strict.port);
+    const wrong = `wrong-${randomBytes(6).toString("hex")}`;
+    const err = await SmbClient.connect({
+      ...options(strict, { socket }),
+      credentials: { user: strict.user, domain: strict.workgroup, password: wrong },
+    }).then(
+      () => assert.fail("connected with a wrong password"),
+      (e: unknown) => e as Error & { code: string; retryable: boolean },
+    );
+    assert.equal(err.code, "AUTH_FAILED");
+    assert.equal(err.retryable, false);
+    assert.match(err.message, new RegExp(strict.user));
+    assert.match(err.message, /STATUS_LOGON_FAILURE/);
+    assert.ok(!err.message.includes(wrong));
+    // NTLM is two SESSION_SETUP requests (NEGOTIATE_MESSAGE, AUTHENTICATE_MESSAGE): one attempt.
+    assert.equal(sent.filter((c) => c === Command.SESSION_SETUP).length, 2);
+  });
+
+  for (const [name, dialect] of [
+    ["2.0.2", 0x0202],
+    ["2.1", 0x0210],
+    ["3.0", 0x0300],
+    ["3.0.2", 0x0302],
+    ["3.1.1", 0x0311],
+  ] as const) {
+    it(`smb client - dialect ${name}: signed session, upload and read back`, async () => {
+      const c = await SmbClient.connect(options(range, { dialects: { min: dialect, max: dialect } }));
+      try {
+        assert.equal(c.dialect, dialect);
+        assert.equal(c.signing, true);
+        const admin = await c.treeConnect("ADMIN$", call);
+        const data = randomBytes(300_000);
+        await admin.writeFile(`d${name}.bin`, data, call);
+        assert.equal(sha256(await admin.readFile(`d${name}.bin`, { ...call, maxBytes: 1 << 20 })), sha256(data));
+        await admin.remove(`d${name}.bin`, call);
+      } finally {
+        await c.close();
+      }
+    });
+  }
+
+  it("smb client - encryption the caller asks for is refused below 3.0", async () => {
+    await assert.rejects(
+      SmbClient.connect(options(range, { dialects: { max: 0x0210 }, encrypt: true })),
+      { code: "SMB_NEGOTIATION_FAILED" },
+    );
+  });
+
+  it("smb client - encryption asked for by the caller, and required by the server", async () => {
+    for (const [standin, extra] of [
+      [strict, { encrypt: true }],
+      [sealed, {}],
+    ] as const) {
+      const c = await SmbClient.connect(options(standin, extra));
+      try {
+        assert.equal(c.encrypting, true);
+        assert.ok(c.cipher !== undefined);
+        const admin = await c.treeConnect("ADMIN$", call);
+        assert.equal(admin.encrypted, true);
+        const data = randomBytes(1 << 20);
+        await admin.writeFile("sealed.bin", data, call);
+        assert.equal(sha256(await admin.readFile("sealed.bin", { ...call, maxBytes: 2 << 20 })), sha256(data));
+        await admin.remove("sealed.bin", call);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+});
