@@ -170,9 +170,8 @@ export class ByteWriter {
   }
 
   /**
-   * Reserves `n` bytes and returns where they start. It may replace the buffer, so callers take
-   * the offset first and only then write into `this.chunks` (not `this.chunks.x(v, this.room(n))`,
-   * which would write into the buffer it replaced).
+   * Reserves `n` bytes and returns where they start. Callers take the offset before naming
+   * `this.chunks`: growing replaces the buffer, and a write into the old one would be lost.
    */
   private room(n: number): number {
     const at = this.used;

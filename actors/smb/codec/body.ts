@@ -66,3 +66,25 @@ export function headerOffset(bodyPosition: number): number {
 export function checkFits(n: number, bits: 8 | 16 | 32, field: string): void {
   check(Number.isInteger(n) && n >= 0 && n < 2 ** bits, `${field} ${n} does not fit in ${bits} bits`);
 }
+
+/** The one zero byte a body whose variable part is empty still carries (MS-SMB2 2.2). */
+export const ONE_ZERO: Buffer = Buffer.alloc(1);
+/** No bytes. */
+export const NONE: Buffer = Buffer.alloc(0);
+
+/**
+ * The bytes of `message` after header offset `end` (where the body's fields and variable parts
+ * stop): padding that a sender chose. Undefined when they are `usual`, what the encoder writes when
+ * given no trailer, so that decode(encode(x)) is x while a captured message still re-encodes
+ * byte for byte.
+ */
+export function readTrailer(r: ByteReader, end: number, usual: Buffer): Buffer | undefined {
+  const at = Math.min(end, r.buffer.length);
+  const rest = r.slice(at, r.buffer.length - at, Cap.CONTEXTS, "padding after the body");
+  return rest.equals(usual) ? undefined : Buffer.from(rest);
+}
+
+/** Header offset of the first byte after the `length` bytes at `offset` (none when empty). */
+export function endOf(offset: number, length: number): number {
+  return length === 0 ? 0 : offset + length;
+}

@@ -1,0 +1,46 @@
+/**
+ * The error response (MS-SMB2 2.2.2): the body of any response whose status is an error (and of
+ * the interim STATUS_PENDING answer), whatever its command.
+ */
+import { ByteWriter, check, decoding } from "../../wire/bytes.ts";
+import { Cap, NONE, ONE_ZERO, bodyReader, headerOffset, readTrailer } from "./body.ts";
+
+/** MS-SMB2 2.2.2. */
+export interface ErrorResponse {
+  /** Error contexts (2.2.2.1) in ErrorData; 0 before 3.1.1. */
+  readonly errorContextCount: number;
+  /** Raw ErrorData (contexts, or a symbolic link error, 2.2.2.2), empty for none. */
+  readonly errorData: Buffer;
+  /**
+   * The byte that stands for an empty ErrorData (which the server SHOULD zero but need not), or
+   * padding after ErrorData, when not the encoder's.
+   */
+  readonly trailer?: Buffer;
+}
+
+/** Encodes the body of an error response. */
+export function encodeErrorResponse(res: ErrorResponse): Buffer {
+  check(res.errorData.length <= Cap.CONTEXTS, "error response: ErrorData over its cap");
+  return new ByteWriter(9 + res.errorData.length)
+    .u16le(9)
+    .u8(res.errorContextCount)
+    .u8(0)
+    .u32le(res.errorData.length)
+    .bytes(res.errorData)
+    .bytes(res.trailer ?? (res.errorData.length === 0 ? ONE_ZERO : NONE))
+    .toBuffer();
+}
+
+/** Decodes the body of a whole response message as an error response. */
+export function decodeErrorResponse(message: Buffer): ErrorResponse {
+  return decoding("error response", () => {
+    const r = bodyReader(message, "error response", 9);
+    const errorContextCount = r.u8();
+    r.skip(1, "reserved");
+    const byteCount = r.u32le();
+    check(byteCount <= Cap.CONTEXTS, `error response: ByteCount ${byteCount} over its cap`);
+    const errorData = Buffer.from(r.bytes(byteCount, "ErrorData"));
+    const trailer = readTrailer(r, headerOffset(8) + byteCount, byteCount === 0 ? ONE_ZERO : NONE);
+    return trailer ? { errorContextCount, errorData, trailer } : { errorContextCount, errorData };
+  });
+}
