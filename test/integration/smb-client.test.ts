@@ -106,6 +106,23 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     assert.equal(client!.signing, true);
     assert.ok([1, 2].includes(client!.signingAlgorithm), `algorithm ${client!.signingAlgorithm}`);
     assert.equal(client!.encrypting, false);
+    console.log(
+      `3.1.1 with Samba: signing algorithm ${client!.signingAlgorithm}, cipher ${String(client!.cipher)}`,
+    );
+  });
+
+  it("smb client - connects over a socket given to it, here on port 139", async () => {
+    const socket = net.connect({ host: "127.0.0.1", port: strict.port139 });
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const c = await SmbClient.connect(options(strict, { socket }));
+    try {
+      const ipc = await c.treeConnect("IPC$", call);
+      assert.equal(ipc.share, "IPC$");
+      await ipc.disconnect(call);
+    } finally {
+      await c.close();
+    }
+    assert.equal(socket.destroyed, true);
   });
 
   it("smb client - uploads 0 B, 1 B, 1 MiB and 10 MiB to ADMIN$ and reads them back", async () => {
