@@ -9,7 +9,14 @@ import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
 import { writeFile } from "../../../actors/smb/client/file-transfer.ts";
 import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
 import { Command } from "../../../actors/smb/codec/header.ts";
-import { decodeIoctlRequest, encodeIoctlResponse } from "../../../actors/smb/codec/ioctl.ts";
+import {
+  decodeIoctlRequest,
+  encodeIoctlResponse,
+  encodeValidateNegotiateInfoResponse,
+} from "../../../actors/smb/codec/ioctl.ts";
+import { encodeTreeConnectResponse } from "../../../actors/smb/codec/tree-connect.ts";
+import { Budget } from "../../../actors/smb/client/budget.ts";
+import { validateNegotiate } from "../../../actors/smb/client/validate-negotiate.ts";
 import {
   decodeWriteRequest,
   encodeReadResponse,
@@ -138,4 +145,59 @@ describe("smb client tree operations", () => {
     assert.ok(got.equals(whole));
     await pipe.close({ timeoutMs: 2_000 });
   });
+
+  for (const [what, dialect, status] of [
+    ["matches", 0x0300, 0],
+    ["names another dialect", 0x0302, 0],
+    ["is refused", 0x0300, NtStatus.ACCESS_DENIED],
+  ] as const) {
+    it(`validate negotiate - an answer that ${what} ${what === "matches" ? "passes" : "is SMB_INTEGRITY_FAILED"}`, async () => {
+      const serverGuid = Buffer.alloc(16, 3);
+      const { io } = await tree((req, s) => {
+        if (req.header.command === Command.TREE_CONNECT) {
+          const body = encodeTreeConnectResponse({
+            shareType: 2,
+            shareFlags: 0,
+            capabilities: 0,
+            maximalAccess: 0x1f01ff,
+          });
+          s.send(answer(req.header, { credits: 4, treeId: 7 }, body));
+        } else if (req.header.command === Command.IOCTL) {
+          const output = encodeValidateNegotiateInfoResponse({
+            capabilities: 0x44,
+            guid: serverGuid,
+            securityMode: 1,
+            dialect,
+          });
+          const body = encodeIoctlResponse({
+            ctlCode: 0x00140204,
+            fileId: Buffer.alloc(16, 0xff),
+            input: Buffer.alloc(0),
+            output,
+            flags: 0,
+          });
+          s.send(answer(req.header, { status, credits: 1 }, body));
+        } else if (req.header.command === Command.TREE_DISCONNECT) {
+          s.send(answer(req.header, { credits: 1 }, Buffer.from([4, 0, 0, 0])));
+        }
+      });
+      const negotiated = {
+        ...io.ctx.negotiated,
+        dialect: 0x0300,
+        serverGuid,
+        serverSecurityMode: 1,
+        serverCapabilities: 0x44,
+        request: {
+          securityMode: 3,
+          capabilities: 0x44,
+          clientGuid: Buffer.alloc(16, 9),
+          dialects: [0x0300, 0x0302],
+          negotiateContexts: [],
+        },
+      };
+      const run = validateNegotiate(io.ctx, negotiated, new Budget({ timeoutMs: 2_000 }));
+      if (what === "matches") await run;
+      else await assert.rejects(run, { code: "SMB_INTEGRITY_FAILED" });
+    });
+  }
 });
