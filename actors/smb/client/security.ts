@@ -16,10 +16,12 @@ const STATUS_PENDING = 0x00000103;
 /** A session's protection of its messages, from SESSION_SETUP's success on. */
 export interface SessionSecurity {
   readonly sessionId: bigint;
-  /** Signs a message in place (its SIGNED flag already set); absent when the session does not sign. */
+  /** Signs a message in place (its SIGNED flag already set). */
   readonly sign?: (message: Buffer) => void;
   /** True when the message's signature is right. */
   readonly verify?: (message: Buffer) => boolean;
+  /** Every request is signed (signing required by either end); otherwise only those that ask. */
+  readonly signAll: boolean;
   /** Encryption (3.0 and later); absent when the session has no encryption keys. */
   readonly seal?: {
     /** The whole transform frame for a message. */

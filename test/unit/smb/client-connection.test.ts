@@ -176,6 +176,7 @@ describe("smb client connection", () => {
       sessionId: 5n,
       sign: (m) => m.fill(0xaa, 48, 64),
       verify: (m) => m.subarray(48, 64).equals(Buffer.alloc(16, 0xbb)),
+      signAll: true,
       encryptAll: false,
     });
     await assert.rejects(conn.send(echo(), { timeoutMs: 1_000 }), { code: "SMB_INTEGRITY_FAILED" }); // unsigned
@@ -189,7 +190,7 @@ describe("smb client connection", () => {
       s.send(req.header.messageId === 1n ? fakeSeal.encrypt(reply) : reply);
     });
     await conn.send(echo(), { timeoutMs: 1_000 });
-    conn.secure({ sessionId: 5n, seal: fakeSeal, encryptAll: false });
+    conn.secure({ sessionId: 5n, seal: fakeSeal, signAll: false, encryptAll: false });
     const ok = await conn.send({ ...echo(), encrypt: true }, { timeoutMs: 1_000 });
     assert.equal(ok.header.messageId, 1n);
     assert.equal(server.requests[1]?.sealed, true);
