@@ -184,6 +184,18 @@ describe("smb client connection", () => {
     conn.destroy();
   });
 
+  it("connection - on a session that signs on request only, a signed answer is still verified", async () => {
+    const { conn } = await connect((req, s) => {
+      const flags = HeaderFlag.SERVER_TO_REDIR | (req.header.messageId === 2n ? HeaderFlag.SIGNED : 0);
+      s.send(answer(req.header, { credits: 5, flags, signature: Buffer.alloc(16, 1) }));
+    });
+    await conn.send(echo(), { timeoutMs: 1_000 });
+    conn.secure({ sessionId: 5n, sign: () => {}, verify: () => false, signAll: false, encryptAll: false });
+    await conn.send(echo(), { timeoutMs: 1_000 }); // unsigned answer to an unsigned request: fine
+    await assert.rejects(conn.send(echo(), { timeoutMs: 1_000 }), { code: "SMB_INTEGRITY_FAILED" });
+    conn.destroy();
+  });
+
   it("connection - encrypted requests go sealed; a sealed answer is taken, a clear one is SMB_INTEGRITY_FAILED", async () => {
     const { conn, server } = await connect((req, s) => {
       const reply = answer(req.header, { credits: 5 });
