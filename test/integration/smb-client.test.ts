@@ -149,6 +149,13 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       assert.equal(progress, size);
       const back = await admin.readFile(`sumac/up/f${size}.bin`, { ...call, maxBytes: 16 << 20 });
       assert.equal(sha256(back), sha256(data), `read back ${size} bytes`);
+      const streamed = createHash("sha256");
+      let chunks = 0;
+      for await (const chunk of admin.readFileStream(`sumac/up/f${size}.bin`, call)) {
+        streamed.update(chunk);
+        chunks++;
+      }
+      assert.equal(streamed.digest("hex"), sha256(data), `streamed ${size} bytes in ${chunks} chunks`);
       const onDisk = await strict.exec(`sha256sum /srv/windows/sumac/up/f${size}.bin`);
       assert.match(onDisk.stdout, new RegExp(`^${sha256(data)} `));
       if (size === 10 << 20) console.log(`10 MiB uploaded in ${ms.toFixed(0)} ms`);
