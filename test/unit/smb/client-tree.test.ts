@@ -63,6 +63,7 @@ async function tree(
   conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
   const negotiated = {
     dialect: 0x0311,
+    multiCredit: true,
     maxReadSize: chunk,
     maxWriteSize: chunk,
     maxTransactSize: chunk,
