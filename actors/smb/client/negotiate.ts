@@ -88,7 +88,7 @@ function capabilitiesFor(maxDialect: number): number {
   return maxDialect >= Dialect.SMB_3_0 ? Capability.LARGE_MTU | Capability.ENCRYPTION : Capability.LARGE_MTU;
 }
 
-/** The dialects between the bounds, refused as CONFIG_INVALID-like negotiation errors when none. */
+/** The dialects between the bounds, oldest first; SMB_NEGOTIATION_FAILED when there are none. */
 export function dialectsBetween(min: number = Dialect.SMB_2_0_2, max: number = Dialect.SMB_3_1_1): number[] {
   const list = DIALECTS.filter((d) => d >= min && d <= max);
   if (list.length === 0) {
