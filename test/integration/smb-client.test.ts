@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
 import { SmbClient, type SmbConnectOptions } from "../../actors/smb/client/client.ts";
-import { Deframer } from "../../actors/smb/client/framing.ts";
+import { Deframer, encodeFrame } from "../../actors/smb/client/framing.ts";
 import { Command } from "../../actors/smb/codec/header.ts";
 import { containerSkipReason } from "../support/engine.ts";
 import { startWindowsStandin, type WindowsStandin } from "../support/windows-standin.ts";
@@ -71,6 +71,45 @@ async function countingSocket(port: number): Promise<{ socket: net.Socket; sent:
   };
   socket.write = counting;
   return { socket, sent };
+}
+
+/**
+ * A TCP proxy to `port` that passes the client's bytes on and hands each of the server's messages
+ * to `tamper` (which may change it in place) before passing it on.
+ */
+async function tamperingProxy(
+  port: number,
+  tamper: (message: Buffer) => void,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: "127.0.0.1", port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    const deframer = new Deframer(0xffffff);
+    upstream.on("data", (chunk: Buffer) => {
+      for (const m of deframer.push(chunk)) {
+        tamper(m);
+        client.write(encodeFrame(m));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
@@ -227,6 +266,35 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     assert.ok(!err.message.includes(wrong));
     // NTLM is two SESSION_SETUP requests (NEGOTIATE_MESSAGE, AUTHENTICATE_MESSAGE): one attempt.
     assert.equal(sent.filter((c) => c === Command.SESSION_SETUP).length, 2);
+  });
+
+  it("smb client - a final SESSION_SETUP answer or a later answer with a changed signature is SMB_INTEGRITY_FAILED", async () => {
+    const flipSignature = (message: Buffer): void => void (message[60] = message[60]! ^ 1);
+    // The final SESSION_SETUP answer (status SUCCESS) signed by Samba with the session's new key.
+    const onSetup = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.SESSION_SETUP && m.readUInt32LE(8) === 0) flipSignature(m);
+    });
+    try {
+      await assert.rejects(SmbClient.connect(options(strict, { port: onSetup.port })), {
+        code: "SMB_INTEGRITY_FAILED",
+      });
+    } finally {
+      await onSetup.close();
+    }
+    // A TREE_CONNECT answer on a signed session.
+    const onTree = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.TREE_CONNECT) flipSignature(m);
+    });
+    try {
+      const c = await SmbClient.connect(options(strict, { port: onTree.port }));
+      try {
+        await assert.rejects(c.treeConnect("IPC$", call), { code: "SMB_INTEGRITY_FAILED" });
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await onTree.close();
+    }
   });
 
   for (const [name, dialect] of [
