@@ -297,6 +297,23 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     }
   });
 
+  it("smb client - a NEGOTIATE answer downgraded on the way (3.0.2 to 3.0) is caught by VALIDATE_NEGOTIATE_INFO", async () => {
+    const downgrade = await tamperingProxy(range.port, (m) => {
+      // MS-SMB2 2.2.4: DialectRevision is the body's third field.
+      if (m.readUInt16LE(12) === Command.NEGOTIATE && m.readUInt16LE(64 + 4) === 0x0302)
+        m.writeUInt16LE(0x0300, 64 + 4);
+    });
+    try {
+      const range30 = { dialects: { min: 0x0300, max: 0x0302 }, port: downgrade.port };
+      await assert.rejects(SmbClient.connect(options(range, range30)), {
+        code: "SMB_INTEGRITY_FAILED",
+        message: /validation of the negotiation/,
+      });
+    } finally {
+      await downgrade.close();
+    }
+  });
+
   for (const [name, dialect] of [
     ["2.0.2", 0x0202],
     ["2.1", 0x0210],
