@@ -297,6 +297,20 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     }
   });
 
+  it("smb client - on 3.1.1 a NEGOTIATE answer changed on the way breaks the pre-authentication hash: SMB_INTEGRITY_FAILED", async () => {
+    const proxy = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.NEGOTIATE) m[64 + 8] = m[64 + 8]! ^ 1; // a bit of ServerGuid
+    });
+    try {
+      await assert.rejects(SmbClient.connect(options(strict, { port: proxy.port })), {
+        code: "SMB_INTEGRITY_FAILED",
+        message: /final SESSION_SETUP answer is badly signed/,
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("smb client - a NEGOTIATE answer downgraded on the way (3.0.2 to 3.0) is caught by VALIDATE_NEGOTIATE_INFO", async () => {
     const downgrade = await tamperingProxy(range.port, (m) => {
       // MS-SMB2 2.2.4: DialectRevision is the body's third field.
