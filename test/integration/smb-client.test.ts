@@ -205,6 +205,26 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     await admin.disconnect(call);
   });
 
+  it("smb client - an upload given up half-way rejects with the abort's reason, and the session goes on", async () => {
+    const admin = await client!.treeConnect("ADMIN$", call);
+    const stop = new AbortController();
+    const upload = admin.writeFile("sumac/aborted.bin", randomBytes(10 << 20), {
+      ...call,
+      signal: stop.signal,
+      onProgress: () => stop.abort(new Error("given up")),
+    });
+    await assert.rejects(upload, /given up/);
+    const data = randomBytes(3 << 20);
+    await admin.writeFile("sumac/after.bin", data, call);
+    assert.equal(
+      sha256(await admin.readFile("sumac/after.bin", { ...call, maxBytes: 4 << 20 })),
+      sha256(data),
+    );
+    await admin.remove("sumac/after.bin", call);
+    await admin.remove("sumac/aborted.bin", call);
+    await admin.disconnect(call);
+  });
+
   it("smb client - lists, stats, renames, resizes and removes a tree on ADMIN$", async () => {
     const admin = await client!.treeConnect("ADMIN$", call);
     await admin.mkdirp("sumac\\ops/a/b", call);
