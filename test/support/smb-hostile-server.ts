@@ -74,9 +74,9 @@ export interface HostileTurn {
   /** The answer the server would send (signed when it would be), a copy to mutate at will. */
   readonly valid: Buffer;
   /** Signs a mutated answer again when the valid one was signed (returns it, signed in place). */
-  resign(message: Buffer): Buffer;
+  readonly resign: (message: Buffer) => Buffer;
   /** An answer with this status and body (an error body when omitted), signed as a valid one. */
-  answer(status: number, body?: Buffer, fields?: Partial<Smb2Header>): Buffer;
+  readonly answer: (status: number, body?: Buffer, fields?: Partial<Smb2Header>) => Buffer;
 }
 
 /** Returns undefined to answer normally. */
