@@ -13,6 +13,8 @@ export interface FakeRequest {
 
 export interface FakeServer {
   readonly port: number;
+  /** Connections the client has closed (or that dropped). */
+  readonly closedConnections: () => number;
   /** Every request received, in order. */
   readonly requests: FakeRequest[];
   /** Sends a raw message (framed) on the current connection. */
@@ -50,10 +52,12 @@ export async function startFakeServer(
 ): Promise<FakeServer> {
   let current: net.Socket | undefined;
   const requests: FakeRequest[] = [];
+  let closed = 0;
   const server = net.createServer((socket) => {
     current = socket;
     const deframer = new Deframer(1 << 20);
     socket.on("error", () => {});
+    socket.on("close", () => closed++);
     socket.on("data", (chunk: Buffer) => {
       for (const message of deframer.push(chunk)) {
         const request = { header: decodeHeader(message), message };
@@ -66,6 +70,7 @@ export async function startFakeServer(
   const fake: FakeServer = {
     port: (server.address() as net.AddressInfo).port,
     requests,
+    closedConnections: () => closed,
     send: (message) => current?.write(encodeFrame(message)),
     drop: () => current?.destroy(),
     stop: () =>

@@ -13,7 +13,7 @@ import { SmbConnection, type CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbTimeoutError } from "./errors.ts";
 import { negotiate, type Negotiated } from "./negotiate.ts";
 import { accountName, logoff, setupSession, type Session, type SmbCredentials } from "./session.ts";
-import { connectTree, SmbTree, type TreeContext } from "./tree.ts";
+import { connectTree, type SmbTree, type TreeContext } from "./tree.ts";
 import { validateNegotiate } from "./validate-negotiate.ts";
 
 export type { CallOptions } from "./connection.ts";
@@ -85,7 +85,9 @@ export class SmbClient {
    */
   static connect(options: SmbConnectOptions): Promise<SmbClient> {
     if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
-      throw new SmbConfigError(`an SMB connect needs a positive timeoutMs, not ${options.timeoutMs}`);
+      return Promise.reject(
+        new SmbConfigError(`an SMB connect needs a positive timeoutMs, not ${options.timeoutMs}`),
+      );
     }
     const port = options.port ?? 445;
     const account = accountName(options.credentials);

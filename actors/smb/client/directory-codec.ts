@@ -93,7 +93,11 @@ export function decodeDirectoryInformation(buffer: Buffer): DirectoryInformation
 }
 
 /** The body of a SET_INFO request setting file information `infoClass` to `info`. */
-export function encodeSetInfoRequest(req: { readonly infoClass: number; readonly fileId: Buffer; readonly info: Buffer }): Buffer {
+export function encodeSetInfoRequest(req: {
+  readonly infoClass: number;
+  readonly fileId: Buffer;
+  readonly info: Buffer;
+}): Buffer {
   check(req.fileId.length === 16, "SET_INFO: a FileId of 16 bytes");
   return new ByteWriter(32 + req.info.length)
     .u16le(33)

@@ -45,10 +45,12 @@ const ANY_KIND = 0;
 export async function stat(io: TreeIo, path: string, options: CallOptions): Promise<FileStat | undefined> {
   const budget = new Budget(options);
   try {
-    return await io.withOpen(path, { access: Access.FILE_READ_ATTRIBUTES, options: ANY_KIND }, () => budget.next(), async (f) => ({
-      size: f.directory ? 0n : f.endOfFile,
-      directory: f.directory,
-    }));
+    return await io.withOpen(
+      path,
+      { access: Access.FILE_READ_ATTRIBUTES, options: ANY_KIND },
+      () => budget.next(),
+      (f) => Promise.resolve({ size: f.directory ? 0n : f.endOfFile, directory: f.directory }),
+    );
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
@@ -61,30 +63,41 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
     access: Access.FILE_LIST_DIRECTORY | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
     options: CreateOption.DIRECTORY_FILE,
   };
-  return io.withOpen(path, spec, () => budget.next(), async (dir) => {
-    const out: DirectoryEntry[] = [];
-    const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
-    for (let first = true; ; first = false) {
-      const body = encodeQueryDirectoryRequest({
-        infoClass: FileInfoClass.DIRECTORY,
-        flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
-        fileId: dir.fileId,
-        pattern: "*",
-        outputBufferLength,
-      });
-      const response = await io.call(Command.QUERY_DIRECTORY, body, `QUERY_DIRECTORY ${path || "\\"}`, budget.next(), {
-        payloadSize: outputBufferLength,
-        ok: [NtStatus.NO_MORE_FILES],
-      });
-      if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
-      for (const e of decodeDirectoryInformation(decodeQueryDirectoryResponse(response.message))) {
-        if (e.name === "." || e.name === "..") continue;
-        const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
-        out.push({ name: e.name, size: directory ? 0n : e.endOfFile, directory });
+  return io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (dir) => {
+      const out: DirectoryEntry[] = [];
+      const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
+      for (let first = true; ; first = false) {
+        const body = encodeQueryDirectoryRequest({
+          infoClass: FileInfoClass.DIRECTORY,
+          flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
+          fileId: dir.fileId,
+          pattern: "*",
+          outputBufferLength,
+        });
+        const response = await io.call(
+          Command.QUERY_DIRECTORY,
+          body,
+          `QUERY_DIRECTORY ${path || "\\"}`,
+          budget.next(),
+          {
+            payloadSize: outputBufferLength,
+            ok: [NtStatus.NO_MORE_FILES],
+          },
+        );
+        if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
+        for (const e of decodeDirectoryInformation(decodeQueryDirectoryResponse(response.message))) {
+          if (e.name === "." || e.name === "..") continue;
+          const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
+          out.push({ name: e.name, size: directory ? 0n : e.endOfFile, directory });
+        }
+        if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
       }
-      if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
-    }
-  });
+    },
+  );
 }
 
 export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Promise<void> {
@@ -98,15 +111,28 @@ export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Pr
       options: CreateOption.DIRECTORY_FILE,
       attributes: FileAttribute.DIRECTORY,
     };
-    await io.withOpen(prefix, spec, () => budget.next(), async () => {});
+    await io.withOpen(
+      prefix,
+      spec,
+      () => budget.next(),
+      async () => {},
+    );
   }
 }
 
 /** Opens `path` for deletion with delete-on-close, and closes it; missing is no error. */
 async function deleteOnClose(io: TreeIo, path: string, kind: number, budget: Budget): Promise<void> {
   try {
-    const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES, options: kind | CreateOption.DELETE_ON_CLOSE };
-    await io.withOpen(path, spec, () => budget.next(), async () => {});
+    const spec = {
+      access: Access.DELETE | Access.FILE_READ_ATTRIBUTES,
+      options: kind | CreateOption.DELETE_ON_CLOSE,
+    };
+    await io.withOpen(
+      path,
+      spec,
+      () => budget.next(),
+      async () => {},
+    );
   } catch (err) {
     if (!isMissing(err)) throw err;
   }
@@ -125,7 +151,12 @@ export async function removeTree(io: TreeIo, path: string, options: CallOptions)
     if (found.directory) {
       for (const e of await list(io, at, budget.next())) await walk(joinWirePath(at, e.name), depth + 1);
     }
-    await deleteOnClose(io, at, found.directory ? CreateOption.DIRECTORY_FILE : CreateOption.NON_DIRECTORY_FILE, budget);
+    await deleteOnClose(
+      io,
+      at,
+      found.directory ? CreateOption.DIRECTORY_FILE : CreateOption.NON_DIRECTORY_FILE,
+      budget,
+    );
   };
   if (path === "") throw new Error("removeTree of a share's root is refused");
   await walk(path, 0);
@@ -138,19 +169,39 @@ export async function rename(
   options: CallOptions & { readonly replace?: boolean },
 ): Promise<void> {
   const budget = new Budget(options);
-  const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE, options: ANY_KIND };
-  await io.withOpen(from, spec, () => budget.next(), async (f) => {
-    const info = encodeRenameInformation(to, options.replace === true);
-    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.RENAME, fileId: f.fileId, info });
-    await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
-  });
+  const spec = {
+    access: Access.DELETE | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+    options: ANY_KIND,
+  };
+  await io.withOpen(
+    from,
+    spec,
+    () => budget.next(),
+    async (f) => {
+      const info = encodeRenameInformation(to, options.replace === true);
+      const body = encodeSetInfoRequest({ infoClass: FileInfoClass.RENAME, fileId: f.fileId, info });
+      await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
+    },
+  );
 }
 
 export async function setSize(io: TreeIo, path: string, size: bigint, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
-  const spec = { access: Access.FILE_WRITE_DATA | Access.SYNCHRONIZE, options: CreateOption.NON_DIRECTORY_FILE };
-  await io.withOpen(path, spec, () => budget.next(), async (f) => {
-    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.END_OF_FILE, fileId: f.fileId, info: encodeEndOfFileInformation(size) });
-    await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
-  });
+  const spec = {
+    access: Access.FILE_WRITE_DATA | Access.SYNCHRONIZE,
+    options: CreateOption.NON_DIRECTORY_FILE,
+  };
+  await io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (f) => {
+      const body = encodeSetInfoRequest({
+        infoClass: FileInfoClass.END_OF_FILE,
+        fileId: f.fileId,
+        info: encodeEndOfFileInformation(size),
+      });
+      await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
+    },
+  );
 }

@@ -86,17 +86,20 @@ export function sessionSecurity(
         verify: (m: Buffer) => verifySignature(alg, keys.signingKey, m),
       }
     : {};
-  if (cipher === undefined || negotiated.dialect < Dialect.SMB_3_0) return { sessionId: id, ...signing, encryptAll };
+  if (cipher === undefined || negotiated.dialect < Dialect.SMB_3_0)
+    return { sessionId: id, ...signing, encryptAll };
   const nonces = new NonceSource(cipher);
   return {
     sessionId: id,
     ...signing,
     encryptAll,
     seal: {
-      encrypt: (message) => encryptMessage({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
+      encrypt: (message) =>
+        encryptMessage({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
       decrypt: (frame) => {
         const out = decryptMessage({ cipher, key: keys.decryptionKey, frame });
-        if (out.sessionId !== id) throw new SmbIntegrityError(`an encrypted answer for session ${out.sessionId}, not ${id}`);
+        if (out.sessionId !== id)
+          throw new SmbIntegrityError(`an encrypted answer for session ${out.sessionId}, not ${id}`);
         return out.message;
       },
     },
@@ -136,7 +139,10 @@ export async function setupSession(
       previousSessionId: 0n,
       securityBuffer: token,
     });
-    const response = await conn.send({ command: Command.SESSION_SETUP, body, sessionId, unsigned: true }, call);
+    const response = await conn.send(
+      { command: Command.SESSION_SETUP, body, sessionId, unsigned: true },
+      call,
+    );
     preauth?.update(response.request);
     const status = response.header.status >>> 0;
     if (status === NtStatus.MORE_PROCESSING_REQUIRED) {
@@ -148,7 +154,8 @@ export async function setupSession(
     if (REFUSALS.has(status)) {
       throw new SmbAuthError(`${conn.host} refused the account ${account}: ${statusName(status)}`);
     }
-    if (status !== NtStatus.SUCCESS) throw new SmbStatusError(`SESSION_SETUP of ${account} on ${conn.host}`, status);
+    if (status !== NtStatus.SUCCESS)
+      throw new SmbStatusError(`SESSION_SETUP of ${account} on ${conn.host}`, status);
 
     const answer = decodeSessionSetupResponse(response.message);
     if ((answer.sessionFlags & (SessionFlag.IS_GUEST | SessionFlag.IS_NULL)) !== 0) {
