@@ -28,7 +28,7 @@ export interface FakeServer {
 export function answer(
   request: Smb2Header,
   fields: Partial<Smb2Header>,
-  body = Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0]),
+  body: Buffer = Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0]),
 ): Buffer {
   const header = encodeHeader({
     creditCharge: request.creditCharge,

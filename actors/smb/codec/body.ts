@@ -3,7 +3,7 @@
  * its StructureSize, and its offsets count from the start of the header. Decoders get the whole
  * message; encoders return the body alone, writing offsets as body position + {@link HEADER_SIZE}.
  */
-import { ByteReader, check } from "../../wire/bytes.ts";
+import { ByteReader, check, decoding } from "../../wire/bytes.ts";
 import { HEADER_SIZE } from "./header.ts";
 
 /** Caps on the variable parts of messages, checked before anything is copied. */
@@ -87,4 +87,17 @@ export function readTrailer(r: ByteReader, end: number, usual: Buffer): Buffer |
 /** Header offset of the first byte after the `length` bytes at `offset` (none when empty). */
 export function endOf(offset: number, length: number): number {
   return length === 0 ? 0 : offset + length;
+}
+
+/** The body of the messages that carry nothing: StructureSize 4 and a reserved field. */
+export function encodeReservedOnly(): Buffer {
+  return Buffer.from([4, 0, 0, 0]);
+}
+
+/** Checks the body of a message that carries nothing (StructureSize 4). */
+export function decodeReservedOnly(message: Buffer, what: string): Record<string, never> {
+  return decoding(what, () => {
+    bodyReader(message, what, 4).skip(2, "reserved");
+    return {};
+  });
 }
