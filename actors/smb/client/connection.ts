@@ -8,6 +8,7 @@
 import type net from "node:net";
 import { withDeadline } from "../../../base/deadline.ts";
 import { Command, decodeHeader, HeaderFlag, encodeHeader, type Smb2Header } from "../codec/header.ts";
+import { encodeCancelRequest } from "../codec/cancel.ts";
 import { CreditWindow } from "./credits.ts";
 import { SmbConnectionLostError, SmbNoCreditsError, SmbTimeoutError } from "./errors.ts";
 import { Deframer, encodeFrame } from "./framing.ts";
@@ -229,8 +230,7 @@ export class SmbConnection {
       sessionId: entry.request.readBigUInt64LE(40),
       signature: Buffer.alloc(16),
     });
-    // MS-SMB2 2.2.30: StructureSize 4, Reserved.
-    const cancel = Buffer.concat([header, Buffer.from([4, 0, 0, 0])]);
+    const cancel = Buffer.concat([header, encodeCancelRequest()]);
     const security = this.security;
     if (entry.expectSigned && security?.sign) security.sign(cancel);
     this.write(entry.encrypted && security?.seal ? security.seal.encrypt(cancel) : cancel);

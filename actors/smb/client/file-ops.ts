@@ -7,18 +7,21 @@
 import { Command } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import { NtStatus } from "../codec/status.ts";
+import {
+  encodeFileEndOfFileInformation,
+  encodeFileRenameInformation,
+  FileInfoClass,
+  InfoType,
+} from "../codec/file-info.ts";
+import {
+  decodeDirectoryEntries,
+  decodeQueryDirectoryResponse,
+  encodeQueryDirectoryRequest,
+  QueryDirectoryFlag,
+} from "../codec/query-directory.ts";
+import { encodeSetInfoRequest } from "../codec/set-info.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
-import {
-  decodeDirectoryInformation,
-  decodeQueryDirectoryResponse,
-  encodeEndOfFileInformation,
-  encodeQueryDirectoryRequest,
-  encodeRenameInformation,
-  encodeSetInfoRequest,
-  FileInfoClass,
-  QueryDirectoryFlag,
-} from "./directory-codec.ts";
 import { joinWirePath } from "./paths.ts";
 import { isMissing, type TreeIo } from "./tree-io.ts";
 
@@ -41,6 +44,17 @@ const MAX_LISTING = 100_000;
 const MAX_DEPTH = 64;
 
 const ANY_KIND = 0;
+
+/** The body of a SET_INFO of file information (MS-SMB2 2.2.39). */
+function setInfo(fileId: Buffer, fileInfoClass: number, buffer: Buffer): Buffer {
+  return encodeSetInfoRequest({
+    infoType: InfoType.FILE,
+    fileInfoClass,
+    buffer,
+    additionalInformation: 0,
+    fileId,
+  });
+}
 
 export async function stat(io: TreeIo, path: string, options: CallOptions): Promise<FileStat | undefined> {
   const budget = new Budget(options);
@@ -72,8 +86,9 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
       const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
       for (let first = true; ; first = false) {
         const body = encodeQueryDirectoryRequest({
-          infoClass: FileInfoClass.DIRECTORY,
+          fileInformationClass: FileInfoClass.FileDirectoryInformation,
           flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
+          fileIndex: 0,
           fileId: dir.fileId,
           pattern: "*",
           outputBufferLength,
@@ -89,10 +104,11 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
           },
         );
         if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
-        for (const e of decodeDirectoryInformation(decodeQueryDirectoryResponse(response.message))) {
-          if (e.name === "." || e.name === "..") continue;
+        const { output } = decodeQueryDirectoryResponse(response.message);
+        for (const e of decodeDirectoryEntries(output, FileInfoClass.FileDirectoryInformation)) {
+          if (e.fileName === "." || e.fileName === "..") continue;
           const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
-          out.push({ name: e.name, size: directory ? 0n : e.endOfFile, directory });
+          out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory });
         }
         if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
       }
@@ -178,8 +194,12 @@ export async function rename(
     spec,
     () => budget.next(),
     async (f) => {
-      const info = encodeRenameInformation(to, options.replace === true);
-      const body = encodeSetInfoRequest({ infoClass: FileInfoClass.RENAME, fileId: f.fileId, info });
+      const info = encodeFileRenameInformation({
+        replaceIfExists: options.replace === true,
+        rootDirectory: 0n,
+        fileName: to,
+      });
+      const body = setInfo(f.fileId, FileInfoClass.FileRenameInformation, info);
       await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
     },
   );
@@ -196,11 +216,8 @@ export async function setSize(io: TreeIo, path: string, size: bigint, options: C
     spec,
     () => budget.next(),
     async (f) => {
-      const body = encodeSetInfoRequest({
-        infoClass: FileInfoClass.END_OF_FILE,
-        fileId: f.fileId,
-        info: encodeEndOfFileInformation(size),
-      });
+      const info = encodeFileEndOfFileInformation(size);
+      const body = setInfo(f.fileId, FileInfoClass.FileEndOfFileInformation, info);
       await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
     },
   );

@@ -7,6 +7,7 @@
  */
 import { startSpnegoNtlm } from "../auth/exchange.ts";
 import { Command, HeaderFlag } from "../codec/header.ts";
+import { encodeLogoffRequest } from "../codec/logoff.ts";
 import { Dialect } from "../codec/negotiate.ts";
 import {
   decodeSessionSetupResponse,
@@ -193,7 +194,7 @@ export async function setupSession(
 
 /** LOGOFF (MS-SMB2 2.2.7); its failure is of no consequence to a client about to close. */
 export async function logoff(conn: SmbConnection, call: CallOptions): Promise<void> {
-  const response = await conn.send({ command: Command.LOGOFF, body: Buffer.from([4, 0, 0, 0]) }, call);
+  const response = await conn.send({ command: Command.LOGOFF, body: encodeLogoffRequest() }, call);
   const status = response.header.status >>> 0;
   if (status !== NtStatus.SUCCESS) throw new SmbStatusError(`LOGOFF on ${conn.host}`, status);
 }
