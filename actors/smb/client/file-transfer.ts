@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { SumacError } from "../../../base/errors.ts";
+import { RemoteUploadError } from "../../remote-errors.ts";
 import { Command } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import {
@@ -105,8 +106,9 @@ export async function writeFile(
           payloadSize: data.length,
         });
         const { count } = decodeWriteResponse(response.message);
+        // A Count (MS-SMB2 2.2.22) short of what was sent leaves a hole: the upload failed.
         if (count !== data.length)
-          throw new Error(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
+          throw new RemoteUploadError(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
         acknowledged += count;
         options.onProgress?.(acknowledged);
       };
