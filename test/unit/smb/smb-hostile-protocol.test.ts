@@ -1,0 +1,122 @@
+/**
+ * The SMB client against a server whose messages decode but break the exchange: authentication
+ * rounds out of NTLM's order, a short WRITE, an encrypted answer before any key, endless interim
+ * answers, duplicates and strays, a compound that points past its frame.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Command, HeaderFlag } from "../../../actors/smb/codec/header.ts";
+import { NtStatus } from "../../../actors/smb/codec/status.ts";
+import { encodeSessionSetupResponse } from "../../../actors/smb/codec/session-setup.ts";
+import { encodeWriteResponse } from "../../../actors/smb/codec/read-write.ts";
+import { frame } from "../../support/smb-hostile-server.ts";
+import { at, connect, DEADLINE_MS, rejectsWithin, serve } from "./hostile-harness.ts";
+
+const TREE = { timeoutMs: DEADLINE_MS };
+
+describe("smb client against an authentication out of order", () => {
+  it("hostile auth - MORE_PROCESSING_REQUIRED on every round is SMB_NEGOTIATION_FAILED", async () => {
+    // The first answer carries the CHALLENGE; every later one repeats it.
+    let challenge: Buffer | undefined;
+    const server = await serve({
+      misbehave: ({ request, valid, answer }) => {
+        if (request.header.command !== Command.SESSION_SETUP) return undefined;
+        if (challenge === undefined) {
+          challenge = valid;
+          return undefined;
+        }
+        return {
+          kind: "message",
+          message: answer(NtStatus.MORE_PROCESSING_REQUIRED, challenge.subarray(64)),
+        };
+      },
+    });
+    await rejectsWithin(() => connect(server), "SMB_NEGOTIATION_FAILED");
+  });
+
+  it("hostile auth - SUCCESS before any CHALLENGE is SMB_NEGOTIATION_FAILED", async () => {
+    const server = await serve({
+      misbehave: at(Command.SESSION_SETUP, ({ answer }) => ({
+        kind: "message",
+        message: answer(0, encodeSessionSetupResponse({ sessionFlags: 0, securityBuffer: Buffer.alloc(0) })),
+      })),
+    });
+    await rejectsWithin(() => connect(server), "SMB_NEGOTIATION_FAILED");
+  });
+});
+
+describe("smb client against answers that decode but do not fit", () => {
+  it("hostile answers - a WRITE answer acknowledging fewer bytes than sent is UPLOAD_FAILED", async () => {
+    const server = await serve({
+      misbehave: at(Command.WRITE, ({ request, answer }) => ({
+        kind: "message",
+        message: answer(0, encodeWriteResponse({ count: 1, remaining: 0 }), {
+          treeId: request.header.treeId ?? 0,
+        }),
+      })),
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", TREE);
+    await rejectsWithin(() => tree.writeFile("short.bin", Buffer.alloc(500, 3), TREE), "UPLOAD_FAILED");
+    await client.close();
+  });
+
+  it("hostile answers - an encrypted frame before any session key is SMB_INTEGRITY_FAILED", async () => {
+    const server = await serve({
+      misbehave: at(Command.NEGOTIATE, ({ valid }) => ({
+        kind: "message",
+        // A TRANSFORM_HEADER's ProtocolId (MS-SMB2 2.2.41) in front of the answer.
+        message: Buffer.concat([Buffer.from([0xfd, 0x53, 0x4d, 0x42]), Buffer.alloc(48), valid]),
+      })),
+    });
+    await rejectsWithin(() => connect(server), "SMB_INTEGRITY_FAILED");
+  });
+
+  it("hostile answers - a compound whose NextCommand points past the frame is MALFORMED_PACKET", async () => {
+    const server = await serve({
+      misbehave: at(Command.NEGOTIATE, ({ valid }) => {
+        const message = Buffer.from(valid);
+        message.writeUInt32LE(0x1000, 20);
+        return { kind: "message", message };
+      }),
+    });
+    await rejectsWithin(() => connect(server), "MALFORMED_PACKET");
+  });
+
+  it("hostile answers - interim answers every 100 ms do not stretch the deadline", async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const server = await serve({
+      misbehave: at(Command.TREE_CONNECT, ({ answer }) => {
+        const interim = answer(NtStatus.PENDING, undefined, {
+          flags: HeaderFlag.SERVER_TO_REDIR | HeaderFlag.ASYNC_COMMAND,
+          asyncId: 5n,
+        });
+        timer = setInterval(() => server.send(frame(interim)), 100);
+        return { kind: "message", message: interim };
+      }),
+    });
+    const client = await connect(server);
+    try {
+      await rejectsWithin(() => client.treeConnect("ADMIN$", { timeoutMs: 700 }), "TIMEOUT", 700);
+    } finally {
+      clearInterval(timer);
+    }
+    await client.close();
+  });
+
+  it("hostile answers - a duplicate answer and one to a MessageId never sent are ignored", async () => {
+    const server = await serve({
+      misbehave: at(Command.TREE_CONNECT, ({ valid }) => {
+        const stray = Buffer.from(valid);
+        stray.writeBigUInt64LE(0x7fff_0000n, 24);
+        return { kind: "raw", bytes: Buffer.concat([frame(stray), frame(valid), frame(valid)]) };
+      }),
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", TREE);
+    const written = await tree.writeFile("dup.bin", Buffer.from("after the duplicate"), TREE);
+    assert.equal(written.bytes, 19);
+    assert.deepEqual(server.files.get("dup.bin"), Buffer.from("after the duplicate"));
+    await client.close();
+  });
+});
