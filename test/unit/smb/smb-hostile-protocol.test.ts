@@ -8,7 +8,11 @@ import { describe, it } from "node:test";
 import { Command, HeaderFlag } from "../../../actors/smb/codec/header.ts";
 import { NtStatus } from "../../../actors/smb/codec/status.ts";
 import { encodeSessionSetupResponse } from "../../../actors/smb/codec/session-setup.ts";
-import { encodeWriteResponse } from "../../../actors/smb/codec/read-write.ts";
+import {
+  decodeReadRequest,
+  encodeReadResponse,
+  encodeWriteResponse,
+} from "../../../actors/smb/codec/read-write.ts";
 import { frame } from "../../support/smb-hostile-server.ts";
 import { at, connect, DEADLINE_MS, rejectsWithin, serve } from "./hostile-harness.ts";
 
@@ -58,6 +62,52 @@ describe("smb client against answers that decode but do not fit", () => {
     const client = await connect(server);
     const tree = await client.treeConnect("ADMIN$", TREE);
     await rejectsWithin(() => tree.writeFile("short.bin", Buffer.alloc(500, 3), TREE), "UPLOAD_FAILED");
+    await client.close();
+  });
+
+  it("hostile answers - a short READ in the middle of a file is read on, not left as a hole", async () => {
+    // 3 MiB read in 1 MiB READs; the first answer carries 10 bytes only (MS-SMB2 2.2.20 lets
+    // DataLength be under Length). The client must not return zeros where the rest of it was.
+    const content = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
+    const server = await serve({
+      files: { "big.bin": content },
+      misbehave: at(Command.READ, ({ request, answer }) => {
+        const asked = decodeReadRequest(request.message);
+        const at0 = Number(asked.offset);
+        const data = content.subarray(at0, at0 + 10);
+        return {
+          kind: "message",
+          message: answer(0, encodeReadResponse({ data, dataRemaining: 0, flags: 0 })),
+        };
+      }),
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", TREE);
+    const outcome: unknown = await tree
+      .readFile("big.bin", { timeoutMs: 10_000, maxBytes: 8 * 1024 * 1024 })
+      .catch((e: unknown) => e);
+    assert.ok(Buffer.isBuffer(outcome), `rejected: ${String(outcome)}`);
+    assert.equal(outcome.length, content.length, "a short file returned for a whole one");
+    assert.ok(outcome.equals(content), "the content differs from the file's");
+    await client.close();
+  });
+
+  it("hostile answers - END_OF_FILE in the middle of a file ends it there, with no hole after", async () => {
+    const MiB = 1024 * 1024;
+    const content = Buffer.alloc(3 * MiB, 0x5a);
+    const server = await serve({
+      files: { "big.bin": content },
+      misbehave: ({ request, answer }) =>
+        request.header.command === Command.READ && decodeReadRequest(request.message).offset === BigInt(MiB)
+          ? { kind: "message", message: answer(NtStatus.END_OF_FILE) }
+          : undefined,
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", TREE);
+    const back = await tree.readFile("big.bin", { timeoutMs: 10_000, maxBytes: 8 * MiB });
+    assert.equal(back.length, MiB);
+    assert.ok(back.equals(content.subarray(0, MiB)));
     await client.close();
   });
 
