@@ -13,6 +13,11 @@ import {
   encodeReadResponse,
   encodeWriteResponse,
 } from "../../../actors/smb/codec/read-write.ts";
+import { FileInfoClass } from "../../../actors/smb/codec/file-info.ts";
+import {
+  encodeDirectoryEntries,
+  encodeQueryDirectoryResponse,
+} from "../../../actors/smb/codec/query-directory.ts";
 import { frame } from "../../support/smb-hostile-server.ts";
 import { at, connect, DEADLINE_MS, rejectsWithin, serve } from "./hostile-harness.ts";
 
@@ -108,6 +113,42 @@ describe("smb client against answers that decode but do not fit", () => {
     const back = await tree.readFile("big.bin", { timeoutMs: 10_000, maxBytes: 8 * MiB });
     assert.equal(back.length, MiB);
     assert.ok(back.equals(content.subarray(0, MiB)));
+    await client.close();
+  });
+
+  it("hostile answers - a directory listing that never ends is OUTPUT_TOO_LARGE at the client's cap", async () => {
+    // The same 1000 entries in answer to every QUERY_DIRECTORY, never STATUS_NO_MORE_FILES.
+    const entries = Array.from({ length: 1000 }, (_, i) => ({
+      fileIndex: 0,
+      creationTime: 0n,
+      lastAccessTime: 0n,
+      lastWriteTime: 0n,
+      changeTime: 0n,
+      endOfFile: 1n,
+      allocationSize: 0n,
+      fileAttributes: 0x80,
+      fileName: `f${i}`,
+      eaSize: 0,
+      shortName: "",
+      fileId: 0n,
+    }));
+    const output = encodeDirectoryEntries(entries, FileInfoClass.FileDirectoryInformation);
+    const server = await serve({
+      files: { dir: Buffer.alloc(0) },
+      misbehave: at(
+        Command.QUERY_DIRECTORY,
+        ({ answer }) => ({ kind: "message", message: answer(0, encodeQueryDirectoryResponse({ output })) }),
+        true,
+      ),
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", TREE);
+    const { error } = await rejectsWithin(
+      () => tree.list("dir", { timeoutMs: 20_000 }),
+      "OUTPUT_TOO_LARGE",
+      20_000,
+    );
+    assert.match(error.message, /entries/);
     await client.close();
   });
 
