@@ -9,7 +9,15 @@ import { Deframer, encodeFrame } from "../../actors/smb/client/framing.ts";
 export interface FakeRequest {
   readonly header: Smb2Header;
   readonly message: Buffer;
+  /** It came "encrypted" by {@link fakeSeal}. */
+  readonly sealed: boolean;
 }
+
+/** A stand-in for a session's encryption: the transform protocol id in front, nothing secret. */
+export const fakeSeal = {
+  encrypt: (message: Buffer): Buffer => Buffer.concat([Buffer.from([0xfd, 0x53, 0x4d, 0x42]), message]),
+  decrypt: (frame: Buffer): Buffer => frame.subarray(4),
+};
 
 export interface FakeServer {
   readonly port: number;
@@ -59,8 +67,11 @@ export async function startFakeServer(
     socket.on("error", () => {});
     socket.on("close", () => closed++);
     socket.on("data", (chunk: Buffer) => {
-      for (const message of deframer.push(chunk)) {
-        const request = { header: decodeHeader(message), message };
+      for (const frame of deframer.push(chunk)) {
+        // The tests' stand-in for encryption: the transform protocol id put in front (see fakeSeal).
+        const sealed = frame.readUInt32BE(0) === 0xfd534d42;
+        const message = sealed ? frame.subarray(4) : frame;
+        const request = { header: decodeHeader(message), message, sealed };
         requests.push(request);
         handle(request, fake);
       }

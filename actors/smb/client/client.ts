@@ -20,6 +20,19 @@ export type { CallOptions } from "./connection.ts";
 export type { SmbCredentials } from "./session.ts";
 export { SmbTree } from "./tree.ts";
 export type { SmbPipe } from "./pipe.ts";
+export type { DirectoryEntry, FileStat } from "./tree.ts";
+export {
+  SmbAuthError,
+  SmbConfigError,
+  SmbConnectionLostError,
+  SmbNegotiationError,
+  SmbNoCreditsError,
+  SmbTimeoutError,
+  SmbUnreachableError,
+} from "./errors.ts";
+export { SmbFileTooLargeError } from "./file-transfer.ts";
+export { SmbStatusError } from "../codec/status.ts";
+export { SmbIntegrityError } from "../crypto/errors.ts";
 
 /** How to reach and log on to a server. */
 export interface SmbConnectOptions {

@@ -15,6 +15,7 @@ import { Deframer, encodeFrame } from "./framing.ts";
 import { connectSocket } from "./socket.ts";
 import {
   integrityError,
+  protectionProblem,
   isInterim,
   type SessionSecurity,
   splitCompound,
@@ -264,7 +265,11 @@ export class SmbConnection {
     const entry = this.inFlight.get(header.messageId);
     if (!entry) return; // a late answer to a request given up before it was sent
     const interim = isInterim(header);
-    const problem = this.checkProtection(header, message, entry, sealed, interim);
+    const problem = protectionProblem(
+      this.host,
+      { header, message, sealed, interim, ...entry },
+      this.security?.verify,
+    );
     if (problem) {
       this.inFlight.delete(header.messageId);
       this.credits.settled();
@@ -280,24 +285,6 @@ export class SmbConnection {
     this.credits.granted(header.credits);
     this.credits.settled();
     if (!entry.abandoned) entry.resolve({ header, message, request: entry.request });
-  }
-
-  /** MS-SMB2 3.2.5.1.3: a signed request's answer must be signed, and sealed when it went sealed. */
-  private checkProtection(
-    header: Smb2Header,
-    message: Buffer,
-    entry: InFlight,
-    sealed: boolean,
-    interim: boolean,
-  ): Error | undefined {
-    if (entry.encrypted && !sealed)
-      return integrityError(`${this.host}: an answer to an encrypted request came in clear`);
-    if (sealed || !entry.expectSigned || interim) return undefined;
-    const verify = this.security?.verify;
-    if ((header.flags & HeaderFlag.SIGNED) === 0)
-      return integrityError(`${this.host}: an unsigned answer on a signed session`);
-    if (!verify || !verify(message)) return integrityError(`${this.host}: an answer with a bad signature`);
-    return undefined;
   }
 
   private fail(error: Error): void {

@@ -112,21 +112,25 @@ export async function writeFile(
         acknowledged += count;
         options.onProgress?.(acknowledged);
       };
-      for await (const chunk of chunks(source, io.maxWrite)) {
-        if (failure !== undefined) break;
-        hash.update(chunk);
-        const p: Promise<void> = writeAt(offset, chunk).then(
-          () => void inFlight.delete(p),
-          (err: unknown) => {
-            inFlight.delete(p);
-            failure ??= err instanceof Error ? err : new Error(String(err));
-          },
-        );
-        inFlight.add(p);
-        offset += chunk.length;
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      try {
+        for await (const chunk of chunks(source, io.maxWrite)) {
+          if (failure !== undefined) break;
+          hash.update(chunk);
+          const p: Promise<void> = writeAt(offset, chunk).then(
+            () => void inFlight.delete(p),
+            (err: unknown) => {
+              inFlight.delete(p);
+              failure ??= err instanceof Error ? err : new Error(String(err));
+            },
+          );
+          inFlight.add(p);
+          offset += chunk.length;
+          if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+        }
+      } finally {
+        // A source that fails mid-way: the WRITEs it fed settle before the handle is closed.
+        await Promise.all(inFlight);
       }
-      await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
       return { bytes: offset, sha256: hash.digest("hex") };
     },

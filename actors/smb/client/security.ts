@@ -60,3 +60,30 @@ export function splitCompound(frame: Buffer): Buffer[] {
     at += next;
   }
 }
+
+/**
+ * Why an answer fails its protection, or undefined when it passes (MS-SMB2 3.2.5.1.3): the answer
+ * to an encrypted request must come encrypted; the answer to a signed request must be signed
+ * (unless encrypted, or an interim STATUS_PENDING, which the server cannot sign yet), and verify.
+ */
+export function protectionProblem(
+  host: string,
+  answer: {
+    readonly header: Smb2Header;
+    readonly message: Buffer;
+    readonly sealed: boolean;
+    readonly interim: boolean;
+    readonly encrypted: boolean;
+    readonly expectSigned: boolean;
+  },
+  verify: ((message: Buffer) => boolean) | undefined,
+): SmbIntegrityError | undefined {
+  if (answer.encrypted && !answer.sealed)
+    return integrityError(`${host}: an answer to an encrypted request came in clear`);
+  if (answer.sealed || !answer.expectSigned || answer.interim) return undefined;
+  if ((answer.header.flags & HeaderFlag.SIGNED) === 0)
+    return integrityError(`${host}: an unsigned answer on a signed session`);
+  if (verify === undefined || !verify(answer.message))
+    return integrityError(`${host}: an answer with a bad signature`);
+  return undefined;
+}

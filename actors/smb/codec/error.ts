@@ -4,6 +4,8 @@
  */
 import { ByteWriter, check, decoding } from "../../wire/bytes.ts";
 import { Cap, NONE, ONE_ZERO, bodyReader, headerOffset, readTrailer } from "./body.ts";
+import { Command } from "./header.ts";
+import { NtStatus } from "./status.ts";
 
 /** MS-SMB2 2.2.2. */
 export interface ErrorResponse {
@@ -43,4 +45,26 @@ export function decodeErrorResponse(message: Buffer): ErrorResponse {
     const trailer = readTrailer(r, headerOffset(8) + byteCount, byteCount === 0 ? ONE_ZERO : NONE);
     return trailer ? { errorContextCount, errorData, trailer } : { errorContextCount, errorData };
   });
+}
+
+/**
+ * True when a response with `status` to `command` carries the error response body rather than the
+ * command's own (MS-SMB2 3.3.4.4): every status but success and the few warnings that come with a
+ * full body. The interim STATUS_PENDING answer carries it too. STATUS_INVALID_PARAMETER with a
+ * copychunk body (FSCTL_SRV_COPYCHUNK) is not told apart: a client that sends no copychunk never
+ * meets it.
+ */
+export function hasErrorBody(status: number, command: number): boolean {
+  switch (status >>> 0) {
+    case NtStatus.SUCCESS:
+      return false;
+    case NtStatus.MORE_PROCESSING_REQUIRED:
+      return command !== Command.SESSION_SETUP;
+    case NtStatus.BUFFER_OVERFLOW:
+      return command !== Command.QUERY_INFO && command !== Command.IOCTL && command !== Command.READ;
+    case NtStatus.NOTIFY_ENUM_DIR:
+      return command !== Command.CHANGE_NOTIFY;
+    default:
+      return true;
+  }
 }

@@ -218,8 +218,8 @@ export function decodeDirectoryEntries(output: Buffer, infoClass: DirectoryInfoC
         const shortLength = r.u8();
         r.skip(1, "reserved1");
         check(shortLength <= 24, `${what}: a short name of ${shortLength} bytes`);
-        shortName = r.bytes(24, "ShortName").subarray(0, shortLength).toString("utf16le");
         check(shortLength % 2 === 0, `${what}: a short name of odd length`);
+        shortName = r.bytes(24, "ShortName").subarray(0, shortLength).toString("utf16le");
         r.skip(2, "reserved2");
         fileId = r.u64le();
       }

@@ -16,12 +16,13 @@ import * as queryDirectory from "../../../actors/smb/codec/query-directory.ts";
 import * as logoff from "../../../actors/smb/codec/logoff.ts";
 import * as echo from "../../../actors/smb/codec/echo.ts";
 import * as flush from "../../../actors/smb/codec/flush.ts";
+import * as cancel from "../../../actors/smb/codec/cancel.ts";
 
 /** A decoder of whole messages and the encoder of their bodies. */
 export interface CodecPair {
   readonly name: string;
-  decode(message: Buffer): unknown;
-  encode(value: never): Buffer;
+  readonly decode: (message: Buffer) => unknown;
+  readonly encode: (value: never) => Buffer;
 }
 
 const pair = (name: string, decode: (m: Buffer) => unknown, encode: (v: never) => Buffer): CodecPair => ({
@@ -31,7 +32,7 @@ const pair = (name: string, decode: (m: Buffer) => unknown, encode: (v: never) =
 });
 
 /** Request and response codecs of each command. */
-export const codecs = new Map<number, { request: CodecPair; response: CodecPair }>([
+export const codecs = new Map<number, { request: CodecPair; response?: CodecPair }>([
   [
     Command.NEGOTIATE,
     {
@@ -176,5 +177,9 @@ export const codecs = new Map<number, { request: CodecPair; response: CodecPair 
       request: pair("FLUSH request", flush.decodeFlushRequest, flush.encodeFlushRequest),
       response: pair("FLUSH response", flush.decodeFlushResponse, flush.encodeFlushResponse),
     },
+  ],
+  [
+    Command.CANCEL,
+    { request: pair("CANCEL request", cancel.decodeCancelRequest, cancel.encodeCancelRequest) },
   ],
 ]);
