@@ -13,6 +13,7 @@ import { encodeErrorResponse } from "../../actors/smb/codec/error.ts";
 import { Command, encodeHeader, HeaderFlag, type Smb2Header } from "../../actors/smb/codec/header.ts";
 import {
   Capability,
+  Cipher,
   decodeNegotiateRequest,
   Dialect,
   encodeNegotiateResponse,
@@ -29,10 +30,12 @@ import {
 import {
   decodeSessionSetupRequest,
   encodeSessionSetupResponse,
+  SessionFlag,
 } from "../../actors/smb/codec/session-setup.ts";
 import { NtStatus } from "../../actors/smb/codec/status.ts";
 import { encodeTreeConnectResponse, ShareType } from "../../actors/smb/codec/tree-connect.ts";
-import { deriveSessionKeys } from "../../actors/smb/crypto/keys.ts";
+import { deriveSessionKeys, type SessionKeys } from "../../actors/smb/crypto/keys.ts";
+import { decryptMessage, encryptMessage } from "../../actors/smb/crypto/transform.ts";
 import { PreauthIntegrity } from "../../actors/smb/crypto/preauth.ts";
 import { signingAlgorithmFor, signMessage } from "../../actors/smb/crypto/signing.ts";
 import { NtlmServer } from "./smb-hostile-ntlm.ts";
@@ -56,6 +59,8 @@ export interface ConversationOptions {
   readonly maxSize?: number;
   /** Credits granted per answer, given what the client asked. Default: what it asked, at least 1. */
   readonly credits?: (request: HostileRequest, asked: number) => number;
+  /** 3.1.1 only: AES-128-GCM, and SMB2_SESSION_FLAG_ENCRYPT_DATA on the session. Default false. */
+  readonly encrypt?: boolean;
 }
 
 const EMPTY_BODY = Buffer.from([4, 0, 0, 0]); // MS-SMB2 2.2.8, 2.2.12: StructureSize 4, Reserved
@@ -71,6 +76,8 @@ export class Conversation {
   private sessionPreauth: PreauthIntegrity | undefined;
   private ntlm: NtlmServer | undefined;
   private signingKey: Buffer | undefined;
+  private keys: SessionKeys | undefined;
+  private cipher: number | undefined;
   private readonly sessionId = 0x0000_4000_0000_0011n;
   private readonly handles = new Map<string, string>();
 
@@ -80,6 +87,27 @@ export class Conversation {
   }
 
   /** Signs `message` in place with the session's key. */
+  /**
+   * The transform frame of `message` (MS-SMB2 3.3.4.1.4), encrypted with the session's
+   * server-to-client key; `sessionId` to seal it as another session's.
+   */
+  seal(message: Buffer, sessionId = this.sessionId): Buffer {
+    if (this.keys === undefined || this.cipher === undefined)
+      throw new Error("hostile server: no encryption key yet");
+    return encryptMessage({ cipher: this.cipher, key: this.keys.decryptionKey, sessionId, message });
+  }
+
+  /** The message in `frame`, decrypted when it is a transform frame (MS-SMB2 3.3.5.2.1.1). */
+  unseal(frame: Buffer): { message: Buffer; sealed: boolean } {
+    if (frame.length < 4 || frame.readUInt32BE(0) !== 0xfd534d42) return { message: frame, sealed: false };
+    if (this.keys === undefined || this.cipher === undefined)
+      throw new Error("hostile server: sealed too early");
+    return {
+      message: decryptMessage({ cipher: this.cipher, key: this.keys.encryptionKey, frame }).message,
+      sealed: true,
+    };
+  }
+
   sign(message: Buffer): Buffer {
     if (this.signingKey) signMessage(this.signingAlgorithm, this.signingKey, message);
     return message;
@@ -207,6 +235,9 @@ export class Conversation {
         ? [
             { kind: "preauth", hashAlgorithms: [HashAlgorithm.SHA512], salt: randomBytes(32) },
             { kind: "signing", signingAlgorithms: [SigningAlgorithm.AES_CMAC] },
+            ...(this.options.encrypt === true
+              ? [{ kind: "encryption" as const, ciphers: [Cipher.AES_128_GCM] }]
+              : []),
           ]
         : [],
     });
@@ -236,13 +267,20 @@ export class Conversation {
     }
     this.sessionPreauth?.update(req.message);
     const done = this.ntlm.authenticate(token);
+    const encrypt = this.options.encrypt === true && this.dialect === Dialect.SMB_3_1_1;
+    if (encrypt) this.cipher = Cipher.AES_128_GCM;
     const keys = deriveSessionKeys({
       dialect: this.dialect,
       sessionKey: done.sessionKey,
       ...(this.sessionPreauth ? { preauthHash: this.sessionPreauth.value } : {}),
+      ...(this.cipher !== undefined ? { cipher: this.cipher } : {}),
     });
     this.signingKey = keys.signingKey;
-    const body = encodeSessionSetupResponse({ sessionFlags: 0, securityBuffer: done.token });
+    this.keys = keys;
+    const body = encodeSessionSetupResponse({
+      sessionFlags: encrypt ? SessionFlag.ENCRYPT_DATA : 0,
+      securityBuffer: done.token,
+    });
     return this.build(req, 0, body, {}, true);
   }
 

@@ -21,8 +21,9 @@ export type { HostileRequest } from "./smb-hostile-conversation.ts";
 
 /** What to send instead of the valid answer. */
 export type HostileReply =
-  /** One SMB2 message, framed (a mutated answer; see {@link HostileTurn.resign}). */
-  | { readonly kind: "message"; readonly message: Buffer; readonly close?: boolean }
+  /** One SMB2 message, framed (a mutated answer; see {@link HostileTurn.resign}); sealed when the
+   * request came sealed, unless `clear`. */
+  | { readonly kind: "message"; readonly message: Buffer; readonly close?: boolean; readonly clear?: boolean }
   /** Bytes written to the socket as they are, frame header included or not; then maybe a close. */
   | { readonly kind: "raw"; readonly bytes: Buffer; readonly close?: boolean }
   /** No answer at all; the socket stays open. */
@@ -33,6 +34,10 @@ export type HostileReply =
 /** What a misbehaviour hook is given. */
 export interface HostileTurn {
   readonly request: HostileRequest;
+  /** The request came in a transform frame: answers go sealed. */
+  readonly sealed: boolean;
+  /** The transform frame (unframed) of a message, sealed for this session or `sessionId`'s. */
+  readonly seal: (message: Buffer, sessionId?: bigint) => Buffer;
   /** The answer the server would send (signed when it would be), a copy to mutate at will. */
   readonly valid: Buffer;
   /** Signs a mutated answer again when the valid one was signed (returns it, signed in place). */
@@ -109,24 +114,30 @@ export async function startHostileServer(options: HostileOptions): Promise<Hosti
       }
     });
   });
-  const serve = (socket: net.Socket, conversation: Conversation, message: Buffer): void => {
+  const serve = (socket: net.Socket, conversation: Conversation, frame: Buffer): void => {
+    const { message, sealed } = conversation.unseal(frame);
     const request = { header: decodeHeader(message), message };
+    // MS-SMB2 3.3.4.1.4: an answer to a sealed request goes sealed.
+    const out = (m: Buffer, clear = false): Buffer =>
+      encodeFrame(sealed && !clear ? conversation.seal(m) : m);
     requests.push(request);
     const valid = conversation.respond(request);
     const signs = valid !== undefined && (valid.readUInt32LE(16) & HeaderFlag.SIGNED) !== 0;
     const reply = hostile.misbehave?.({
       request,
+      sealed,
+      seal: (m, sessionId) => conversation.seal(m, sessionId),
       valid: Buffer.from(valid ?? Buffer.alloc(0)),
       resign: (m) => (signs ? conversation.sign(m) : m),
       answer: (status, body = ERROR_BODY, fields = {}) => conversation.build(request, status, body, fields),
     });
     if (reply === undefined) {
-      if (valid !== undefined) socket.write(encodeFrame(valid));
+      if (valid !== undefined) socket.write(out(valid));
       return;
     }
     switch (reply.kind) {
       case "message":
-        socket.write(encodeFrame(reply.message));
+        socket.write(out(reply.message, reply.clear));
         if (reply.close === true) socket.end();
         return;
       case "raw":
