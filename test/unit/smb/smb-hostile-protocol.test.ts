@@ -18,6 +18,7 @@ import {
   encodeDirectoryEntries,
   encodeQueryDirectoryResponse,
 } from "../../../actors/smb/codec/query-directory.ts";
+import { encodeIoctlResponse } from "../../../actors/smb/codec/ioctl.ts";
 import { frame } from "../../support/smb-hostile-server.ts";
 import { at, connect, DEADLINE_MS, rejectsWithin, serve } from "./hostile-harness.ts";
 
@@ -149,6 +150,41 @@ describe("smb client against answers that decode but do not fit", () => {
       20_000,
     );
     assert.match(error.message, /entries/);
+    await client.close();
+  });
+
+  it("hostile answers - a pipe answer that overflows for ever is OUTPUT_TOO_LARGE at the client's cap", async () => {
+    // FSCTL_PIPE_TRANSCEIVE answered STATUS_BUFFER_OVERFLOW, then every READ too (MS-SMB2 3.3.5.15.8).
+    const chunk = Buffer.alloc(64 * 1024, 0x42);
+    const server = await serve({
+      files: { svcctl: Buffer.alloc(0) },
+      misbehave: ({ request, answer }) => {
+        const command = request.header.command;
+        if (command === Command.IOCTL) {
+          const body = encodeIoctlResponse({
+            ctlCode: 0x0011c017,
+            fileId: request.message.subarray(64 + 8, 64 + 24),
+            input: Buffer.alloc(0),
+            output: chunk.subarray(0, 4096),
+            flags: 0,
+          });
+          return { kind: "message", message: answer(NtStatus.BUFFER_OVERFLOW, body) };
+        }
+        if (command === Command.READ) {
+          const body = encodeReadResponse({ data: chunk, dataRemaining: 0, flags: 0 });
+          return { kind: "message", message: answer(NtStatus.BUFFER_OVERFLOW, body) };
+        }
+        return undefined;
+      },
+    });
+    const client = await connect(server);
+    const ipc = await client.treeConnect("IPC$", TREE);
+    const pipe = await ipc.openPipe("svcctl", TREE);
+    await rejectsWithin(
+      () => pipe.transceive(Buffer.from("bind"), { timeoutMs: 20_000 }),
+      "OUTPUT_TOO_LARGE",
+      20_000,
+    );
     await client.close();
   });
 
