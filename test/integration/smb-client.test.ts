@@ -242,6 +242,12 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     });
   }
 
+  it("smb client - a server with no dialect in the caller's range is SMB_NEGOTIATION_FAILED", async () => {
+    await assert.rejects(SmbClient.connect(options(strict, { dialects: { max: 0x0302 } })), {
+      code: "SMB_NEGOTIATION_FAILED",
+    });
+  });
+
   it("smb client - encryption the caller asks for is refused below 3.0", async () => {
     await assert.rejects(SmbClient.connect(options(range, { dialects: { max: 0x0210 }, encrypt: true })), {
       code: "SMB_NEGOTIATION_FAILED",

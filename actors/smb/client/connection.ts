@@ -178,7 +178,14 @@ export class SmbConnection {
             signature: Buffer.alloc(16),
           });
           const message = Buffer.concat([header, request.body]);
-          if (sign) security.sign(message);
+          let wire: Buffer;
+          try {
+            if (sign) security.sign(message);
+            wire = encrypted ? security.seal.encrypt(message) : message;
+          } catch (err) {
+            this.credits.settled(); // never sent: no answer will settle it
+            throw err;
+          }
           const entry: InFlight = {
             request: message,
             expectSigned: sign,
@@ -189,7 +196,7 @@ export class SmbConnection {
           };
           this.inFlight.set(grant.messageId, entry);
           stop.addEventListener("abort", () => this.abandon(grant.messageId, entry), { once: true });
-          this.write(encrypted ? security.seal.encrypt(message) : message);
+          this.write(wire);
         });
       },
     );

@@ -57,6 +57,7 @@ function setInfo(fileId: Buffer, fileInfoClass: number, buffer: Buffer): Buffer 
   });
 }
 
+/** Size and kind from CREATE's answer; undefined when nothing is at `path`. */
 export async function stat(io: TreeIo, path: string, options: CallOptions): Promise<FileStat | undefined> {
   const budget = new Budget(options);
   try {
@@ -72,6 +73,7 @@ export async function stat(io: TreeIo, path: string, options: CallOptions): Prom
   }
 }
 
+/** The entries of a directory (QUERY_DIRECTORY until STATUS_NO_MORE_FILES), without "." and "..". */
 export async function list(io: TreeIo, path: string, options: CallOptions): Promise<DirectoryEntry[]> {
   const budget = new Budget(options);
   const spec = {
@@ -118,6 +120,7 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
   );
 }
 
+/** Creates each missing directory of `path` (CREATE with FILE_OPEN_IF: an existing one is fine). */
 export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   let prefix = "";
@@ -156,10 +159,12 @@ async function deleteOnClose(io: TreeIo, path: string, kind: number, budget: Bud
   }
 }
 
+/** Deletes a file by delete-on-close; a missing one is no error. */
 export async function remove(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   await deleteOnClose(io, path, CreateOption.NON_DIRECTORY_FILE, new Budget(options));
 }
 
+/** Deletes a directory depth first, or a file; a missing one is no error. The share's root is refused. */
 export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   const walk = async (at: string, depth: number): Promise<void> => {
@@ -180,6 +185,7 @@ export async function removeTree(io: TreeIo, path: string, options: CallOptions)
   await walk(path, 0);
 }
 
+/** Renames within the share (FileRenameInformation); `replace` overwrites an existing target. */
 export async function rename(
   io: TreeIo,
   from: string,
@@ -207,6 +213,7 @@ export async function rename(
   );
 }
 
+/** Truncates or extends a file (FileEndOfFileInformation). */
 export async function setSize(io: TreeIo, path: string, size: bigint, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   const spec = {

@@ -45,9 +45,16 @@ export function bodyReader(message: Buffer, what: string, size: number): ByteRea
   return r;
 }
 
-/** A copy of the `length` bytes at header offset `offset`, checked against the message and `cap`. */
+/**
+ * A copy of the `length` bytes at header offset `offset`, checked against the message and `cap`,
+ * and refused when it overlaps the header or the fixed part of the body (whose StructureSize
+ * {@link bodyReader} checked).
+ */
 export function bufferAt(r: ByteReader, offset: number, length: number, cap: number, field: string): Buffer {
-  if (length !== 0) check(offset >= HEADER_SIZE, `${r.what}: ${field} offset ${offset} lies in the header`);
+  if (length !== 0) {
+    const fixedEnd = HEADER_SIZE + (r.buffer.readUInt16LE(HEADER_SIZE) & ~1);
+    check(offset >= fixedEnd, `${r.what}: ${field} at offset ${offset} overlaps the fixed fields`);
+  }
   return Buffer.from(r.slice(offset, length, cap, field));
 }
 

@@ -270,3 +270,6 @@ export const messages: ReadonlyMap<
 
 /** The error response, whatever the command. */
 export const errorResponse = withTrailer(record({ errorContextCount: u8, errorData: bytes(60) }));
+
+/** Error contexts of a 3.1.1 error response. */
+export const errorContexts = fc.array(record({ errorId: u32, data: bytes(40) }), { maxLength: 4 });

@@ -9,10 +9,15 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MalformedPacketError } from "../../../actors/wire/bytes.ts";
 import { encodeHeader, HeaderFlag } from "../../../actors/smb/codec/header.ts";
-import { decodeErrorResponse, encodeErrorResponse } from "../../../actors/smb/codec/error.ts";
+import {
+  decodeErrorContexts,
+  decodeErrorResponse,
+  encodeErrorContexts,
+  encodeErrorResponse,
+} from "../../../actors/smb/codec/error.ts";
 import { decodeDirectoryEntries, encodeDirectoryEntries } from "../../../actors/smb/codec/query-directory.ts";
 import { codecs, type CodecPair } from "./codecs.ts";
-import { bytes, directoryEntries, errorResponse, messages } from "./arbitraries.ts";
+import { bytes, directoryEntries, errorContexts, errorResponse, messages } from "./arbitraries.ts";
 
 const runs = { numRuns: 300 };
 
@@ -168,6 +173,16 @@ describe("smb codec properties", () => {
           decodesOrRefuses((b) => decodeDirectoryEntries(b, d.infoClass), noise);
         },
       ),
+      runs,
+    );
+  });
+
+  it("error contexts - decoding what was encoded gives the contexts back; random data is refused cleanly", () => {
+    fc.assert(
+      fc.property(errorContexts, bytes(100), fc.integer({ min: 0, max: 255 }), (contexts, noise, count) => {
+        assert.deepStrictEqual(decodeErrorContexts(encodeErrorContexts(contexts), contexts.length), contexts);
+        decodesOrRefuses((b) => decodeErrorContexts(b, count), noise);
+      }),
       runs,
     );
   });

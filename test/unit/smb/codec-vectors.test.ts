@@ -31,6 +31,7 @@ import {
   encodeValidateNegotiateInfoRequest,
 } from "../../../actors/smb/codec/ioctl.ts";
 import { decodeQueryInfoResponse } from "../../../actors/smb/codec/query-info.ts";
+import { decodeSetInfoRequest } from "../../../actors/smb/codec/set-info.ts";
 import {
   decodeDirectoryEntries,
   decodeQueryDirectoryResponse,
@@ -64,17 +65,28 @@ function message(body: Buffer, command = 0): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** The `nth` successful answer to `command` that smbclient got in the captured file session. */
-function captured(command: string, nth = 0): Buffer {
+/**
+ * The successful answer to the first request of `command` in the captured file session whose body
+ * `matches` (requests and answers are paired by MessageId).
+ */
+function captured(command: string, matches: (requestBody: Buffer) => boolean = () => true): Buffer {
   const path = join(import.meta.dirname, "../../fixtures/smb/smbclient-files.json");
   const all = JSON.parse(readFileSync(path, "utf8")) as { direction: string; command: string; hex: string }[];
-  const m = all
-    .filter((x) => x.direction === "server" && x.command === command)
-    .map((x) => Buffer.from(x.hex, "hex"))
-    .filter((b) => b.readUInt32LE(8) === 0)[nth];
-  assert.ok(m, `captured ${command} response ${nth}`);
-  return m;
+  const of = (direction: string) =>
+    all
+      .filter((x) => x.direction === direction && x.command === command)
+      .map((x) => Buffer.from(x.hex, "hex"));
+  const answers = of("server").filter((b) => b.readUInt32LE(8) === 0);
+  for (const request of of("client").filter((b) => matches(b.subarray(64)))) {
+    const answer = answers.find((b) => b.readBigUInt64LE(24) === request.readBigUInt64LE(24));
+    if (answer) return answer;
+  }
+  assert.fail(`no captured answer to ${command}`);
 }
+
+/** A QUERY_INFO request body for `infoType` and `infoClass`. */
+const queryOf = (infoType: number, infoClass: number) => (body: Buffer) =>
+  body[2] === infoType && body[3] === infoClass;
 
 const throwsMalformed = (f: () => unknown, pattern: RegExp): void => {
   assert.throws(f, (err: unknown) => err instanceof MalformedPacketError && pattern.test(err.message));
@@ -266,13 +278,34 @@ describe("smb codec byte vectors", () => {
   });
 
   it("query info - smbclient's captured FileFsSizeInformation and FileAllInformation decode", () => {
-    const size = decodeFileFsSizeInformation(decodeQueryInfoResponse(captured("QUERY_INFO")).output);
+    const size = decodeFileFsSizeInformation(
+      decodeQueryInfoResponse(captured("QUERY_INFO", queryOf(2, 3))).output,
+    );
     assert.equal(size.bytesPerSector, 512);
     assert.equal(size.sectorsPerAllocationUnit, 2);
-    const all = decodeFileAllInformation(decodeQueryInfoResponse(captured("QUERY_INFO", 1)).output);
+    const all = decodeFileAllInformation(
+      decodeQueryInfoResponse(captured("QUERY_INFO", queryOf(1, FileInfoClass.FileAllInformation))).output,
+    );
     assert.equal(all.standard.endOfFile, 41n);
     assert.equal(all.standard.directory, false);
     assert.equal(all.basic.fileAttributes & 0x10, 0);
+    assert.equal(all.fileName, "\\d\\f");
+  });
+
+  it("set info - smbclient's captured rename decodes as FileRenameInformation type 2", () => {
+    const path = join(import.meta.dirname, "../../fixtures/smb/smbclient-files.json");
+    const all = JSON.parse(readFileSync(path, "utf8")) as {
+      direction: string;
+      command: string;
+      hex: string;
+    }[];
+    const renames = all
+      .filter((m) => m.direction === "client" && m.command === "SET_INFO")
+      .map((m) => decodeSetInfoRequest(Buffer.from(m.hex, "hex")))
+      .filter((r) => r.fileInfoClass === FileInfoClass.FileRenameInformation);
+    assert.equal(renames.length, 1);
+    const rename = decodeFileRenameInformation(renames[0]?.buffer ?? Buffer.alloc(0));
+    assert.deepStrictEqual(rename, { replaceIfExists: false, rootDirectory: 0n, fileName: "d\\f" });
   });
 
   it("set info - FileRenameInformation type 2 has ReplaceIfExists, 8-byte RootDirectory, then the name", () => {
