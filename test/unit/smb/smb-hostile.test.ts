@@ -113,6 +113,26 @@ describe("smb client against oversized and truncated frames", () => {
     memory.sample();
   });
 
+  it("hostile frames - a close in the middle of an upload is CONNECTION_LOST, and so is every call after it", async () => {
+    const server = await serve({
+      maxSize: 64 * 1024,
+      misbehave: at(Command.WRITE, () => ({ kind: "close" })),
+    });
+    const client = await connect(server);
+    const tree = await client.treeConnect("ADMIN$", { timeoutMs: DEADLINE_MS });
+    await rejectsWithin(
+      () => tree.writeFile("up.bin", Buffer.alloc(512 * 1024, 9), { timeoutMs: DEADLINE_MS }),
+      "CONNECTION_LOST",
+    );
+    const { elapsedMs } = await rejectsWithin(
+      () => tree.stat("up.bin", { timeoutMs: DEADLINE_MS }),
+      "CONNECTION_LOST",
+    );
+    assert.ok(elapsedMs < DEADLINE_MS, `a call on a lost connection took ${Math.round(elapsedMs)} ms`);
+    await client.close();
+    memory.sample();
+  });
+
   it("hostile frames - a frame shorter than the SMB2 header is MALFORMED_PACKET", async () => {
     const server = await serve({
       misbehave: at(Command.NEGOTIATE, ({ valid }) => ({ kind: "message", message: valid.subarray(0, 40) })),
