@@ -86,7 +86,6 @@ export class Conversation {
     this.files = files;
   }
 
-  /** Signs `message` in place with the session's key. */
   /**
    * The transform frame of `message` (MS-SMB2 3.3.4.1.4), encrypted with the session's
    * server-to-client key; `sessionId` to seal it as another session's.
@@ -108,6 +107,7 @@ export class Conversation {
     };
   }
 
+  /** Signs `message` in place with the session's key (none before SESSION_SETUP ends). */
   sign(message: Buffer): Buffer {
     if (this.signingKey) signMessage(this.signingAlgorithm, this.signingKey, message);
     return message;

@@ -160,8 +160,11 @@ describe("smb client against oversized and truncated frames", () => {
     memory.sample();
   });
 
-  it("hostile frames - memory stays under the cap over the oversized and truncated cases", () => {
+  it("hostile frames - memory stays under the cap over the oversized and truncated cases", (t) => {
     const peak = memory.stop();
+    t.diagnostic(
+      `peak growth: ArrayBuffers ${(peak.arrayBuffers / MiB).toFixed(2)} MiB, RSS ${(peak.rss / MiB).toFixed(2)} MiB`,
+    );
     assert.ok(
       peak.arrayBuffers < ARRAY_BUFFER_CAP,
       `ArrayBuffers peaked ${(peak.arrayBuffers / MiB).toFixed(1)} MiB up`,
