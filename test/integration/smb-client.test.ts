@@ -1,7 +1,8 @@
 /**
  * sumac's SMB client against Samba standing in for Windows (test/support/windows-standin.ts): one
  * container at today's strictest Windows (SMB 3.1.1 only, signing mandatory), one serving every
- * dialect from 2.0.2 to 3.1.1, one requiring encryption. They start together and every case
+ * dialect from 2.0.2 to 3.1.1 and signing only when asked (where the client's own default to sign
+ * shows), one requiring encryption. They start together and every case
  * shares them.
  */
 import { after, before, describe, it } from "node:test";
@@ -87,7 +88,12 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
   before(async () => {
     const started = await Promise.allSettled([
       startWindowsStandin({ netbiosName: "STRICT" }),
-      startWindowsStandin({ netbiosName: "RANGE", minProtocol: "SMB2_02", maxProtocol: "SMB3_11" }),
+      startWindowsStandin({
+        netbiosName: "RANGE",
+        minProtocol: "SMB2_02",
+        maxProtocol: "SMB3_11",
+        signing: "auto",
+      }),
       startWindowsStandin({ netbiosName: "SEALED", encrypt: "required" }),
     ]);
     for (const s of started) if (s.status === "fulfilled") standins.push(s.value);
@@ -241,6 +247,19 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       }
     });
   }
+
+  it("smb client - signing off when neither the caller nor the server requires it", async () => {
+    const c = await SmbClient.connect(options(range, { requireSigning: false }));
+    try {
+      assert.equal(c.signing, false);
+      const admin = await c.treeConnect("ADMIN$", call);
+      await admin.writeFile("unsigned.bin", Buffer.from("plain"), call);
+      assert.equal((await admin.readFile("unsigned.bin", { ...call, maxBytes: 10 })).toString(), "plain");
+      await admin.remove("unsigned.bin", call);
+    } finally {
+      await c.close();
+    }
+  });
 
   it("smb client - a server with no dialect in the caller's range is SMB_NEGOTIATION_FAILED", async () => {
     await assert.rejects(SmbClient.connect(options(strict, { dialects: { max: 0x0302 } })), {

@@ -43,6 +43,8 @@ export interface SmbRequest {
   readonly payloadSize?: number;
   /** Encrypt it (a tree with SMB2_SHAREFLAG_ENCRYPT_DATA) even when the session does not. */
   readonly encrypt?: boolean;
+  /** Sign it even when the session does not sign everything (3.1.1's TREE_CONNECT). */
+  readonly sign?: boolean;
   /** Send it unsigned and take its answer unsigned (SESSION_SETUP before the key exists). */
   readonly unsigned?: boolean;
   /** The session id to send, when not the session's (SESSION_SETUP during the exchange). */
@@ -164,7 +166,11 @@ export class SmbConnection {
             security?.seal !== undefined &&
             request.command !== Command.SESSION_SETUP &&
             (request.encrypt === true || security.encryptAll);
-          const sign = !encrypted && security?.sign !== undefined && request.unsigned !== true;
+          const sign =
+            !encrypted &&
+            security?.sign !== undefined &&
+            request.unsigned !== true &&
+            (security.signAll || request.sign === true);
           const header = encodeHeader({
             creditCharge: grant.creditCharge,
             status: 0,

@@ -81,12 +81,12 @@ export function sessionSecurity(
 ): SessionSecurity {
   const alg = negotiated.signingAlgorithm;
   const cipher = negotiated.cipher;
-  const signing = negotiated.signingRequired
-    ? {
-        sign: (m: Buffer) => signMessage(alg, keys.signingKey, m),
-        verify: (m: Buffer) => verifySignature(alg, keys.signingKey, m),
-      }
-    : {};
+  // The keys sign whenever asked; signAll says whether every request is (MS-SMB2 3.2.4.1.1).
+  const signing = {
+    sign: (m: Buffer) => signMessage(alg, keys.signingKey, m),
+    verify: (m: Buffer) => verifySignature(alg, keys.signingKey, m),
+    signAll: negotiated.signingRequired,
+  };
   if (cipher === undefined || negotiated.dialect < Dialect.SMB_3_0)
     return { sessionId: id, ...signing, encryptAll };
   const nonces = new NonceSource(cipher);

@@ -4,6 +4,7 @@
  */
 import type { Readable } from "node:stream";
 import { Command } from "../codec/header.ts";
+import { Dialect } from "../codec/negotiate.ts";
 import {
   decodeTreeConnectResponse,
   encodeTreeConnectRequest,
@@ -40,6 +41,8 @@ export async function connectTree(ctx: TreeContext, share: string, options: Call
   const response = await ctx.conn.send(
     {
       command: Command.TREE_CONNECT,
+      // MS-SMB2 3.2.4.1.1: on 3.1.1 TREE_CONNECT is signed even when the session does not sign.
+      sign: ctx.negotiated.dialect === Dialect.SMB_3_1_1,
       body: encodeTreeConnectRequest({ flags: 0, path }),
       encrypt: ctx.session.encryptAll,
     },
