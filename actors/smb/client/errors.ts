@@ -25,3 +25,6 @@ export class SmbAuthError extends errorClass("AUTH_FAILED") {}
 
 /** Options or arguments the client refuses before sending anything (a path with `..`, a NUL). */
 export class SmbConfigError extends errorClass("CONFIG_INVALID") {}
+
+/** A server's answer over a cap of the client's (a directory listing that never ends). */
+export class SmbOutputTooLargeError extends errorClass("OUTPUT_TOO_LARGE") {}

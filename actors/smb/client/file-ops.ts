@@ -22,6 +22,7 @@ import {
 import { encodeSetInfoRequest } from "../codec/set-info.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
+import { SmbOutputTooLargeError } from "./errors.ts";
 import { joinWirePath } from "./paths.ts";
 import { isMissing, type TreeIo } from "./tree-io.ts";
 
@@ -112,7 +113,8 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
           const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
           out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory });
         }
-        if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
+        if (out.length > MAX_LISTING)
+          throw new SmbOutputTooLargeError(`${path}: over ${MAX_LISTING} entries`);
       }
     },
   );

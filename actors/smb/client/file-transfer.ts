@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { SumacError } from "../../../base/errors.ts";
+import { RemoteUploadError } from "../../remote-errors.ts";
 import { Command } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import {
@@ -111,8 +112,9 @@ export async function writeFile(
           payloadSize: data.length,
         });
         const { count } = decodeWriteResponse(response.message);
+        // A Count (MS-SMB2 2.2.22) short of what was sent leaves a hole: the upload failed.
         if (count !== data.length)
-          throw new Error(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
+          throw new RemoteUploadError(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
         acknowledged += count;
         options.onProgress?.(acknowledged);
       };
@@ -234,16 +236,31 @@ export async function readFile(
         data.copy(out, at);
         return data.length;
       };
+      // A READ may carry less than asked (MS-SMB2 2.2.20): read on from where it stopped, until
+      // the chunk is full or the file ends (0 bytes, END_OF_FILE).
+      const fill = async (at: number, length: number): Promise<number> => {
+        let got = 0;
+        for (let n = -1; got < length && n !== 0; got += n) n = await readAt(at + got, length - got);
+        return got;
+      };
       const offsets: number[] = [];
       for (let at = 0; at < size; at += io.maxRead) offsets.push(at);
+      // What lies before the first chunk that ended early: a file that shrank while being read
+      // ends there, and nothing after it (a hole, were it counted) is returned.
       let total = 0;
-      for (let i = 0; i < offsets.length; i += IN_FLIGHT) {
+      let ended = false;
+      for (let i = 0; i < offsets.length && !ended; i += IN_FLIGHT) {
         const batch = offsets.slice(i, i + IN_FLIGHT);
-        const counts = await Promise.all(batch.map((at) => readAt(at, Math.min(io.maxRead, size - at))));
-        total += counts.reduce((a, b) => a + b, 0);
+        const lengths = batch.map((at) => Math.min(io.maxRead, size - at));
+        const counts = await Promise.all(batch.map((at, k) => fill(at, lengths[k]!)));
+        for (const [k, count] of counts.entries()) {
+          if (ended) break;
+          total += count;
+          ended = count < lengths[k]!;
+        }
       }
       // The file may have grown since CREATE: a READ past the end answers END_OF_FILE when not.
-      if ((await readAt(size, 1).catch(() => 0)) > 0) throw tooLarge(size + 1);
+      if (!ended && (await readAt(size, 1).catch(() => 0)) > 0) throw tooLarge(size + 1);
       return total === size ? out : out.subarray(0, total);
     },
   );

@@ -16,7 +16,7 @@ import {
 import { NtStatus } from "../codec/status.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
-import { SmbConfigError } from "./errors.ts";
+import { SmbConfigError, SmbOutputTooLargeError } from "./errors.ts";
 import type { TreeIo } from "./tree-io.ts";
 
 /** The default cap of one transceive's answer (DCE/RPC fragments are 4280 bytes by default). */
@@ -86,7 +86,8 @@ class OpenPipe implements SmbPipe {
       parts.push(more.data);
       total += more.data.length;
       overflow = more.overflow;
-      if (total > MAX_ANSWER) throw new SmbConfigError(`${this.name}: an answer over ${MAX_ANSWER} bytes`);
+      if (total > MAX_ANSWER)
+        throw new SmbOutputTooLargeError(`${this.name}: an answer over ${MAX_ANSWER} bytes`);
     }
     return Buffer.concat(parts, total);
   }

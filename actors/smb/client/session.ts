@@ -131,6 +131,9 @@ export async function setupSession(
   const securityMode = SIGNING_ENABLED | (negotiated.signingRequired ? SIGNING_REQUIRED : 0);
   let token = exchange.initial();
   let sessionId = 0n;
+  // NTLM in SPNEGO is one CHALLENGE, then the final answer (MS-SMB2 3.2.5.3): a server that asks
+  // for more, or succeeds before it, is not running the exchange the client started.
+  let challenged = false;
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const body = encodeSessionSetupRequest({
       flags: 0,
@@ -147,6 +150,8 @@ export async function setupSession(
     preauth?.update(response.request);
     const status = response.header.status >>> 0;
     if (status === NtStatus.MORE_PROCESSING_REQUIRED) {
+      if (challenged) throw new SmbNegotiationError(`${conn.host} asked for a second NTLM round`);
+      challenged = true;
       preauth?.update(response.message);
       sessionId = response.header.sessionId;
       token = exchange.respond(decodeSessionSetupResponse(response.message).securityBuffer);
@@ -162,6 +167,8 @@ export async function setupSession(
     if ((answer.sessionFlags & (SessionFlag.IS_GUEST | SessionFlag.IS_NULL)) !== 0) {
       throw new SmbAuthError(`${conn.host} gave ${account} a guest or anonymous session, which is refused`);
     }
+    if (!challenged)
+      throw new SmbNegotiationError(`${conn.host} ended SESSION_SETUP before NTLM's challenge`);
     exchange.complete(answer.securityBuffer.length > 0 ? answer.securityBuffer : undefined);
     sessionId = response.header.sessionId;
     const keys = deriveSessionKeys({
