@@ -20,6 +20,7 @@ import {
   QueryDirectoryFlag,
 } from "../codec/query-directory.ts";
 import { encodeSetInfoRequest } from "../codec/set-info.ts";
+import { RemotePathRefusedError } from "../../remote-errors.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
 import { SmbOutputTooLargeError } from "./errors.ts";
@@ -168,7 +169,8 @@ export async function remove(io: TreeIo, path: string, options: CallOptions): Pr
 export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   const walk = async (at: string, depth: number): Promise<void> => {
-    if (depth > MAX_DEPTH) throw new Error(`${path}: deeper than ${MAX_DEPTH} levels`);
+    if (depth > MAX_DEPTH)
+      throw new RemotePathRefusedError(`${path}: deeper than ${MAX_DEPTH} levels; refusing to remove it`);
     const found = await stat(io, at, budget.next());
     if (found === undefined) return;
     if (found.directory) {
@@ -181,7 +183,7 @@ export async function removeTree(io: TreeIo, path: string, options: CallOptions)
       budget,
     );
   };
-  if (path === "") throw new Error("removeTree of a share's root is refused");
+  if (path === "") throw new RemotePathRefusedError("removing a share's root is refused");
   await walk(path, 0);
 }
 

@@ -14,6 +14,7 @@ import {
   encodeWriteRequest,
 } from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
+import { RemoteUploadError } from "../../remote-errors.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbOutputTooLargeError } from "./errors.ts";
@@ -105,7 +106,10 @@ class OpenPipe implements SmbPipe {
       payloadSize: data.length,
     });
     const { count } = decodeWriteResponse(response.message);
-    if (count !== data.length) throw new Error(`WRITE ${this.name}: ${count} of ${data.length} bytes taken`);
+    // A message-mode pipe takes a whole message or fails: a short count leaves the peer with half
+    // a request, so the pipe cannot be used on.
+    if (count !== data.length)
+      throw new RemoteUploadError(`WRITE ${this.name}: the server took ${count} of ${data.length} bytes`);
   }
 
   async read(options: CallOptions & { readonly maxBytes: number }): Promise<Buffer> {

@@ -7,6 +7,7 @@ import { openPipe } from "../../../actors/smb/client/pipe.ts";
 import type { Session } from "../../../actors/smb/client/session.ts";
 import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
 import { readFileStream, writeFile } from "../../../actors/smb/client/file-transfer.ts";
+import { removeTree } from "../../../actors/smb/client/file-ops.ts";
 import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
 import { Command } from "../../../actors/smb/codec/header.ts";
 import {
@@ -170,6 +171,25 @@ describe("smb client tree operations", () => {
     const got = await pipe.transceive(Buffer.from("bind"), { timeoutMs: 2_000, maxOutput: 4_000 });
     assert.ok(got.equals(whole));
     await pipe.close({ timeoutMs: 2_000 });
+  });
+
+  it("pipe - a WRITE the server takes short is UPLOAD_FAILED: half a message cannot be used on", async () => {
+    const { io } = await tree((req, s) => {
+      if (req.header.command === Command.WRITE)
+        s.send(answer(req.header, { credits: 2 }, encodeWriteResponse({ count: 3, remaining: 0 })));
+    });
+    const pipe = await openPipe(io, "svcctl", { timeoutMs: 2_000 });
+    await assert.rejects(pipe.write(Buffer.alloc(10), { timeoutMs: 2_000 }), {
+      code: "UPLOAD_FAILED",
+      message: /took 3 of 10 bytes/,
+    });
+  });
+
+  it("remove tree - a share's root is never removed, and nothing is sent for it", async () => {
+    const { io, server } = await tree(() => undefined);
+    const before = server.requests.length;
+    await assert.rejects(removeTree(io, "", { timeoutMs: 2_000 }), { code: "PATH_REFUSED" });
+    assert.equal(server.requests.length, before);
   });
 
   for (const [what, dialect, status] of [
