@@ -76,7 +76,8 @@ export interface PutOptions {
    * Whether the SHA-256 is checked on the target right after the upload (default true: one more
    * command run there). False when something on the target checks the file before using it (the
    * agent's Stage, the agent's start command): the hash of what was sent is still returned and
-   * compared with `sha256`, and the mode is set over the file channel.
+   * compared with `sha256`, and the mode is set over the file channel. Over SMB the default is
+   * false (every message of the transfer is signed or encrypted): true reads the file back.
    */
   readonly checkOnTarget?: boolean;
 }
