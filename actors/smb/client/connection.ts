@@ -101,6 +101,9 @@ export class SmbConnection {
       this.fail(new SmbConnectionLostError(`${host}: ${err.message}`, { cause: err })),
     );
     socket.on("close", () => this.fail(new SmbConnectionLostError(`${host}: the connection closed`)));
+    // A socket handed over paused (openNetbiosSession pauses it to keep what follows its answer)
+    // stays paused when a 'data' listener is added: it must be resumed to flow.
+    socket.resume();
   }
 
   /** Connects (or takes `options.socket`) within the deadline; UNREACHABLE when it cannot. */
