@@ -10,7 +10,8 @@ import { withDeadline } from "../../../base/deadline.ts";
 import { Command, decodeHeader, HeaderFlag, encodeHeader, type Smb2Header } from "../codec/header.ts";
 import { CreditWindow } from "./credits.ts";
 import { SmbConnectionLostError, SmbNoCreditsError, SmbTimeoutError } from "./errors.ts";
-import { Deframer, encodeFrame } from "./framing.ts";
+import { MalformedPacketError } from "../../wire/bytes.ts";
+import { Deframer, FRAME_HEADER_SIZE, MAX_FRAME_LENGTH } from "./framing.ts";
 import { connectSocket } from "./socket.ts";
 import {
   integrityError,
@@ -45,6 +46,13 @@ export interface SmbRequest {
   readonly unsigned?: boolean;
   /** The session id to send, when not the session's (SESSION_SETUP during the exchange). */
   readonly sessionId?: bigint;
+  /**
+   * The whole message built by the caller, its first 64 bytes left for the header (`body` is then
+   * empty): the connection writes the header there and signs or encrypts it as it is, without
+   * copying it (an upload's WRITEs, in reused buffers). The caller must not touch it until the
+   * answer has come.
+   */
+  readonly inPlace?: Buffer;
 }
 
 /** An answer: its header and the whole message (header and body, as codecs decode it). */
@@ -178,7 +186,8 @@ export class SmbConnection {
             sessionId: request.sessionId ?? security?.sessionId ?? 0n,
             signature: Buffer.alloc(16),
           });
-          const message = Buffer.concat([header, request.body]);
+          const message = request.inPlace ?? Buffer.concat([header, request.body]);
+          if (request.inPlace !== undefined) header.copy(message, 0);
           if (sign) security.sign(message);
           const entry: InFlight = {
             request: message,
@@ -209,9 +218,16 @@ export class SmbConnection {
     clearTimeout(timer);
   }
 
-  private write(message: Buffer): void {
+  /** One message (whole or in parts) after its frame header (MS-SMB2 2.1), written without joining them. */
+  private write(message: Buffer | readonly Buffer[]): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.write(encodeFrame(message));
+    const parts = Buffer.isBuffer(message) ? [message] : message;
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+    frame.writeUInt32BE(checkFrameLength(parts.reduce((n, p) => n + p.length, 0))); // top byte 0: SESSION MESSAGE
+    this.socket.cork();
+    this.socket.write(frame);
+    for (const part of parts) this.socket.write(part);
+    this.socket.uncork();
   }
 
   /** Gives a request up: its answer will only settle credits; the server is told with CANCEL. */
@@ -314,4 +330,11 @@ export class SmbConnection {
     this.inFlight.clear();
     this.socket.destroy();
   }
+}
+
+function checkFrameLength(length: number): number {
+  if (length > MAX_FRAME_LENGTH) {
+    throw new MalformedPacketError(`an SMB2 message of ${length} bytes does not fit a frame`);
+  }
+  return length;
 }

@@ -5,13 +5,18 @@
  */
 import { createHash } from "node:crypto";
 import { SumacError } from "../../../base/errors.ts";
-import { Command } from "../codec/header.ts";
+import { Command, HEADER_SIZE } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
-import { Channel, decodeReadResponse, decodeWriteResponse, encodeReadRequest, encodeWriteRequest } from "../codec/read-write.ts";
+import { Channel, decodeReadResponse, decodeWriteResponse, encodeReadRequest, encodeWriteRequestHead, WRITE_DATA_OFFSET } from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
 import type { TreeIo } from "./tree-io.ts";
+import { fillWrites, MessagePool, type FilledWrite, type UploadSource } from "./upload-source.ts";
+
+export type { UploadSource } from "./upload-source.ts";
+
+const EMPTY = Buffer.alloc(0);
 
 /** WRITEs or READs in flight at once: enough to fill a LAN's pipe with 1 MiB requests. */
 const IN_FLIGHT = 4;
@@ -21,35 +26,6 @@ export class SmbFileTooLargeError extends SumacError<"OUTPUT_TOO_LARGE"> {
   constructor(message: string) {
     super("OUTPUT_TOO_LARGE", message);
   }
-}
-
-/** What an upload reads from. */
-export type UploadSource = Buffer | AsyncIterable<Buffer | Uint8Array | string>;
-
-/** Cuts a source into chunks of exactly `size` bytes (the last one shorter, none when empty). */
-async function* chunks(source: UploadSource, size: number): AsyncGenerator<Buffer> {
-  if (Buffer.isBuffer(source)) {
-    for (let at = 0; at < source.length; at += size) yield source.subarray(at, at + size);
-    return;
-  }
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  for await (const piece of source) {
-    let buf = typeof piece === "string" ? Buffer.from(piece) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    while (heldBytes + buf.length >= size) {
-      const take = size - heldBytes;
-      held.push(buf.subarray(0, take));
-      yield Buffer.concat(held, size);
-      held = [];
-      heldBytes = 0;
-      buf = buf.subarray(take);
-    }
-    if (buf.length > 0) {
-      held.push(Buffer.from(buf)); // the source may reuse its buffer
-      heldBytes += buf.length;
-    }
-  }
-  if (heldBytes > 0) yield Buffer.concat(held, heldBytes);
 }
 
 /**
@@ -75,24 +51,26 @@ export async function writeFile(
     let failure: unknown;
     let offset = 0;
     let acknowledged = 0;
-    const writeAt = async (at: number, data: Buffer): Promise<void> => {
-      const body = encodeWriteRequest({
-        offset: BigInt(at),
-        fileId: file.fileId,
-        channel: Channel.NONE,
-        remainingBytes: 0,
-        flags: 0,
-        data,
+    const pool = new MessagePool(io.maxWrite);
+    const writeAt = async (at: number, data: FilledWrite): Promise<void> => {
+      encodeWriteRequestHead(
+        { offset: BigInt(at), fileId: file.fileId, channel: Channel.NONE, remainingBytes: 0, flags: 0 },
+        data.length,
+      ).copy(data.message, HEADER_SIZE);
+      const response = await io.call(Command.WRITE, EMPTY, `WRITE ${path}`, budget.next(), {
+        payloadSize: data.length,
+        inPlace: data.message,
       });
-      const response = await io.call(Command.WRITE, body, `WRITE ${path}`, budget.next(), { payloadSize: data.length });
       const { count } = decodeWriteResponse(response.message);
       if (count !== data.length) throw new Error(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
+      // Answered: the socket is done with it (after a failure it may not be, and it is not reused).
+      pool.give(data.buffer);
       acknowledged += count;
       options.onProgress?.(acknowledged);
     };
-    for await (const chunk of chunks(source, io.maxWrite)) {
+    for await (const chunk of fillWrites(source, pool)) {
       if (failure !== undefined) break;
-      hash.update(chunk);
+      hash.update(chunk.message.subarray(WRITE_DATA_OFFSET));
       const p: Promise<void> = writeAt(offset, chunk).then(
         () => void inFlight.delete(p),
         (err: unknown) => {

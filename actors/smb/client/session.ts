@@ -18,7 +18,7 @@ import { SmbIntegrityError } from "../crypto/errors.ts";
 import { deriveSessionKeys, type SessionKeys } from "../crypto/keys.ts";
 import { NonceSource } from "../crypto/nonce.ts";
 import { signMessage, verifySignature } from "../crypto/signing.ts";
-import { decryptMessage, encryptMessage } from "../crypto/transform.ts";
+import { decryptMessage, encryptMessageParts } from "../crypto/transform.ts";
 import type { CallOptions, SmbConnection } from "./connection.ts";
 import { SmbAuthError, SmbNegotiationError } from "./errors.ts";
 import type { Negotiated } from "./negotiate.ts";
@@ -93,7 +93,7 @@ export function sessionSecurity(
     ...signing,
     encryptAll,
     seal: {
-      encrypt: (message) => encryptMessage({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
+      encrypt: (message) => encryptMessageParts({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
       decrypt: (frame) => {
         const out = decryptMessage({ cipher, key: keys.decryptionKey, frame });
         if (out.sessionId !== id) throw new SmbIntegrityError(`an encrypted answer for session ${out.sessionId}, not ${id}`);
