@@ -97,9 +97,10 @@ function requestSession(
         if (answer.kind === "keep-alive") continue;
         if (answer.kind === "positive-session-response") {
           if (!end.succeed()) return;
-          // What the server sent after its answer belongs to the caller: put it back, unread.
-          socket.pause();
-          socket.off("data", onData).off("error", onError).off("close", onClose);
+          // What the server sent after its answer belongs to the caller: put it back, unread. With
+          // no 'readable' listener left the stream is neither paused nor flowing, so the caller's
+          // first 'data' listener starts it (it would not after an explicit pause()).
+          socket.off("readable", onReadable).off("error", onError).off("close", onClose);
           if (received.length > 0) socket.unshift(received);
           return resolve({ kind: "positive", socket });
         }
@@ -139,7 +140,13 @@ function requestSession(
           `${where} closed the connection before answering the session request for ${label}`,
         ),
       );
-    socket.on("data", onData).on("error", onError).on("close", onClose);
+    // 'readable' and read() rather than 'data': nothing is pulled from the socket past the chunk
+    // that holds the answer, and the stream is left as a fresh one for the caller.
+    const onReadable = (): void => {
+      let chunk: Buffer | null;
+      while (!end.done && (chunk = socket.read() as Buffer | null) !== null) onData(chunk);
+    };
+    socket.on("readable", onReadable).on("error", onError).on("close", onClose);
     socket.once("connect", () => socket.write(request));
   });
 }
@@ -160,7 +167,7 @@ function requestSession(
  * const socket = await openNetbiosSession({ host: "172.17.0.2", calledName: "WINTARGET", timeoutMs: 5000 });
  * socket.write(Buffer.concat([encodeSessionHeader(SessionPacketType.MESSAGE, smb2.length), smb2]));
  */
-export function openNetbiosSession(options: NetbiosSessionOptions): Promise<Socket> {
+export async function openNetbiosSession(options: NetbiosSessionOptions): Promise<Socket> {
   const called = calledName(options.calledName);
   const request = encodeSessionPacket({
     kind: "session-request",

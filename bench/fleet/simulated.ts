@@ -53,6 +53,7 @@ function fleetJob(count: number, concurrency: number): Job {
       ports: { workstation: range(60000), callback: range(61000), agent: range(62286) },
       firewall: "none",
       hostKeyPolicy: "strict",
+      netbios: "auto",
       agentCache: false,
       output: { maxBytes: 8 << 20, bytesPerSecond: 64 << 10, agentLogBytes: 8 << 20 },
     },

@@ -131,6 +131,8 @@ export async function normaliseJob(
         },
         firewall: o.firewall,
         hostKeyPolicy: o.hostKeyPolicy,
+        netbios: o.netbios,
+        ...(o.netbiosServer !== undefined ? { netbiosServer: o.netbiosServer } : {}),
         agentCache: o.agentCache,
         output: {
           maxBytes: sizeBytes(o.output.maxBytes),

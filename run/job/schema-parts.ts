@@ -3,7 +3,7 @@
  * references), each with a description for editors (it goes into the JSON Schema) and the words an
  * error uses for it: what it is and what is expected.
  */
-import { isIP } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
 import { SUDO_CANDIDATES, SUDO_PATH, SUDO_PATH_MAX } from "../../actors/ssh/become.ts";
 import { versionProblem } from "../../machines/target/components.ts";
@@ -53,6 +53,13 @@ export const Host = described(
   "The target's DNS name or IP address, or `local` for this machine (local mode: the agent runs as a local process, no SSH).",
   { expected: 'a DNS name, an IPv4 or IPv6 address, or "local"', what: "host" },
   { minLength: 1, maxLength: 253 },
+);
+
+/** The NetBIOS name service (RFC 1002) runs over IPv4 only: a WINS server has an IPv4 address. */
+export const NetbiosServer = described(
+  z.string().refine((a) => isIPv4(a)),
+  "A WINS (NetBIOS name) server, asked by unicast on UDP 137 before broadcasting, for Windows targets' names that DNS does not know.",
+  { expected: "an IPv4 address such as 10.0.0.53", what: "NetBIOS name server" },
 );
 
 /** Target ids become parts of log lines, file names and event subjects: keep them plain. */

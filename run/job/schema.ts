@@ -16,6 +16,7 @@ import {
   FilePath,
   Fingerprint,
   Host,
+  NetbiosServer,
   integer,
   Name,
   Os,
@@ -199,6 +200,11 @@ const Options = described(
       description:
         "strict: a host key must be pinned (hostKey) or known (known_hosts); accept-new: a host seen for the first time is trusted and remembered.",
     }),
+    netbios: z.enum(["auto", "always", "never"]).default("auto").meta({
+      description:
+        "How Windows targets' host names are resolved: auto: DNS, then NetBIOS (netbiosServer, then broadcast) for a name DNS does not know; always: NetBIOS only; never: DNS only. IP addresses are used as they are.",
+    }),
+    netbiosServer: NetbiosServer.optional(),
     agentCache: z.boolean().default(false).meta({
       description:
         "Keep the agent and its runtime on targets, by hash, for the next run (default: remove them).",
@@ -208,7 +214,7 @@ const Options = described(
   "How the run goes.",
   {
     expected:
-      "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, agentCache, output",
+      "a mapping of concurrency, retries, deadlines, ports, firewall, hostKeyPolicy, netbios, netbiosServer, agentCache, output",
     what: "options",
   },
 );

@@ -104,6 +104,10 @@ export interface JobOptions {
   };
   readonly firewall: FirewallMode;
   readonly hostKeyPolicy: "strict" | "accept-new";
+  /** How Windows targets' names are resolved (actors/netbios/resolve.ts); default auto. */
+  readonly netbios: "auto" | "always" | "never";
+  /** A WINS server asked before broadcasting, when the job names one. */
+  readonly netbiosServer?: string;
   /** Keep the agent and runtime on targets by hash; default false. */
   readonly agentCache: boolean;
   /** Install output per target (run/events/output-budget.ts) and the agent's log cap, in bytes. */

@@ -126,6 +126,22 @@ describe("job file errors", () => {
     });
   });
 
+  it("job errors - a NetBIOS mode or WINS server that cannot be used is refused at its place", async () => {
+    const mode = `targets: [{ host: local }]\n${PACKAGE}options:\n  netbios: sometimes\n`;
+    const [modeProblem] = await problems(mode);
+    assert.equal(modeProblem?.path, "options.netbios");
+    assert.equal(modeProblem?.line, 10);
+    assert.match(modeProblem?.expected ?? "", /"auto", "always", "never"|auto.*always.*never/);
+    const server = `targets: [{ host: local }]\n${PACKAGE}options:\n  netbiosServer: wins.example.net\n`;
+    assert.deepEqual(only(await problems(server)), {
+      line: 10,
+      column: 18,
+      path: "options.netbiosServer",
+      message: '"wins.example.net" is not a valid NetBIOS name server',
+      expected: "an IPv4 address such as 10.0.0.53",
+    });
+  });
+
   it("job errors - an output size too small or written wrong says what a size is", async () => {
     for (const [value, column] of [
       ["1KiB", 23],

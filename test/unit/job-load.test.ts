@@ -67,6 +67,7 @@ describe("job file loading", () => {
         ports: { workstation: range(60000), callback: range(61000), agent: range(62286) },
         firewall: "auto",
         hostKeyPolicy: "strict",
+        netbios: "auto",
         agentCache: false,
         output: { maxBytes: 8 * 1024 * 1024, bytesPerSecond: 64 * 1024, agentLogBytes: 8 * 1024 * 1024 },
       },
@@ -166,6 +167,8 @@ options:
   ports: { callback: 41000, strategy: random, window: 50 }
   firewall: none
   hostKeyPolicy: accept-new
+  netbios: always
+  netbiosServer: 10.0.0.53
   agentCache: true
   output: { maxBytes: 1048576, rate: 16KiB, agentLog: 1GiB }
 `);
@@ -183,6 +186,8 @@ options:
       ports: { workstation: random(60000), callback: random(41000), agent: random(62286) },
       firewall: "none",
       hostKeyPolicy: "accept-new",
+      netbios: "always",
+      netbiosServer: "10.0.0.53",
       agentCache: true,
       output: { maxBytes: 1024 * 1024, bytesPerSecond: 16 * 1024, agentLogBytes: 1024 ** 3 },
     });

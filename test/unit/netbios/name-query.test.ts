@@ -174,6 +174,29 @@ describe("netbios name query", () => {
     }
   });
 
+  it("name query - by broadcast: the B flag is set, and a negative answer is not the last word", async () => {
+    server.requests = [];
+    server.behaviour = (req, reply) => {
+      const negative: NameServicePacket = {
+        kind: "negative-name-query-response",
+        transactionId: req.transactionId,
+        recursionDesired: true,
+        recursionAvailable: false,
+        rcode: 3,
+      };
+      reply(negative);
+      setTimeout(() => reply(positive(req.transactionId, "10.1.2.3")), 30);
+    };
+    const addresses = await queryName("WINTARGET", {
+      broadcast: "127.0.0.1",
+      port: server.port,
+      timeoutMs: 2000,
+    });
+    assert.deepEqual(addresses, ["10.1.2.3"]);
+    const [request] = server.requests;
+    assert.ok(request?.kind === "name-query-request" && request.broadcast);
+  });
+
   it("name query - a name, server or broadcast that cannot be used is CONFIG_INVALID", async () => {
     await assert.rejects(queryName("web.example.net", { server: "127.0.0.1", timeoutMs: 100 }), {
       code: "CONFIG_INVALID",
