@@ -1,7 +1,8 @@
 /**
  * sumac's SMB client against Samba standing in for Windows (test/support/windows-standin.ts): one
  * container at today's strictest Windows (SMB 3.1.1 only, signing mandatory), one serving every
- * dialect from 2.0.2 to 3.1.1, one requiring encryption. They start together and every case
+ * dialect from 2.0.2 to 3.1.1 and signing only when asked (where the client's own default to sign
+ * shows), one requiring encryption. They start together and every case
  * shares them.
  */
 import { after, before, describe, it } from "node:test";
@@ -63,11 +64,12 @@ async function countingSocket(port: number): Promise<{ socket: net.Socket; sent:
   await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
   const sent: number[] = [];
   const deframer = new Deframer(1 << 20);
-  const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
-  socket.write = ((chunk: Buffer) => {
+  const write = socket.write.bind(socket);
+  const counting = (chunk: Buffer): boolean => {
     for (const m of deframer.push(chunk)) sent.push(m.readUInt16LE(12));
     return write(chunk);
-  }) as typeof socket.write;
+  };
+  socket.write = counting;
   return { socket, sent };
 }
 
@@ -75,15 +77,26 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
   let strict: WindowsStandin;
   let range: WindowsStandin;
   let sealed: WindowsStandin;
-  let client: SmbClient;
+  let client: SmbClient | undefined;
+  const standins: WindowsStandin[] = [];
+
+  after(async () => {
+    await client?.close();
+    await Promise.allSettled(standins.map((s) => s.stop()));
+  });
 
   before(async () => {
     const started = await Promise.allSettled([
       startWindowsStandin({ netbiosName: "STRICT" }),
-      startWindowsStandin({ netbiosName: "RANGE", minProtocol: "SMB2_02", maxProtocol: "SMB3_11" }),
+      startWindowsStandin({
+        netbiosName: "RANGE",
+        minProtocol: "SMB2_02",
+        maxProtocol: "SMB3_11",
+        signing: "auto",
+      }),
       startWindowsStandin({ netbiosName: "SEALED", encrypt: "required" }),
     ]);
-    for (const s of started) if (s.status === "fulfilled") after(() => s.value.stop());
+    for (const s of started) if (s.status === "fulfilled") standins.push(s.value);
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
     [strict, range, sealed] = started.map((s) => (s as PromiseFulfilledResult<WindowsStandin>).value) as [
@@ -92,18 +105,34 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       WindowsStandin,
     ];
     client = await SmbClient.connect(options(strict));
-    after(() => client.close());
   });
 
   it("smb client - connects with SMB 3.1.1, signing with AES-GMAC or AES-CMAC", () => {
-    assert.equal(client.dialect, 0x0311);
-    assert.equal(client.signing, true);
-    assert.ok([1, 2].includes(client.signingAlgorithm), `algorithm ${client.signingAlgorithm}`);
-    assert.equal(client.encrypting, false);
+    assert.equal(client!.dialect, 0x0311);
+    assert.equal(client!.signing, true);
+    assert.ok([1, 2].includes(client!.signingAlgorithm), `algorithm ${client!.signingAlgorithm}`);
+    assert.equal(client!.encrypting, false);
+    console.log(
+      `3.1.1 with Samba: signing algorithm ${client!.signingAlgorithm}, cipher ${String(client!.cipher)}`,
+    );
+  });
+
+  it("smb client - connects over a socket given to it, here on port 139", async () => {
+    const socket = net.connect({ host: "127.0.0.1", port: strict.port139 });
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const c = await SmbClient.connect(options(strict, { socket }));
+    try {
+      const ipc = await c.treeConnect("IPC$", call);
+      assert.equal(ipc.share, "IPC$");
+      await ipc.disconnect(call);
+    } finally {
+      await c.close();
+    }
+    assert.equal(socket.destroyed, true);
   });
 
   it("smb client - uploads 0 B, 1 B, 1 MiB and 10 MiB to ADMIN$ and reads them back", async () => {
-    const admin = await client.treeConnect("ADMIN$", call);
+    const admin = await client!.treeConnect("ADMIN$", call);
     await admin.mkdirp("sumac/up", call);
     for (const size of [0, 1, 1 << 20, 10 << 20]) {
       const data = randomBytes(size);
@@ -131,18 +160,15 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
   });
 
   it("smb client - lists, stats, renames, resizes and removes a tree on ADMIN$", async () => {
-    const admin = await client.treeConnect("ADMIN$", call);
+    const admin = await client!.treeConnect("ADMIN$", call);
     await admin.mkdirp("sumac\\ops/a/b", call);
     await admin.writeFile("sumac/ops/a/one.txt", Buffer.from("one"), call);
     await admin.writeFile("sumac/ops/a/b/two.txt", Buffer.from("two!"), call);
     const entries = await admin.list("sumac/ops/a", call);
-    assert.deepEqual(
-      entries.map((e) => [e.name, e.size, e.directory]).sort(),
-      [
-        ["b", 0n, true],
-        ["one.txt", 3n, false],
-      ],
-    );
+    assert.deepEqual(entries.map((e) => [e.name, e.size, e.directory]).sort(), [
+      ["b", 0n, true],
+      ["one.txt", 3n, false],
+    ]);
     assert.deepEqual(await admin.stat("sumac/ops/a/b/two.txt", call), { size: 4n, directory: false });
     assert.deepEqual(await admin.stat("sumac/ops/a/b", call), { size: 0n, directory: true });
     assert.equal(await admin.stat("sumac/ops/nothing", call), undefined);
@@ -151,7 +177,10 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       code: "SMB_STATUS",
     });
     await admin.rename("sumac/ops/a/b/uno.txt", "sumac/ops/a/b/two.txt", { ...call, replace: true });
-    assert.equal((await admin.readFile("sumac/ops/a/b/two.txt", { ...call, maxBytes: 10 })).toString(), "one");
+    assert.equal(
+      (await admin.readFile("sumac/ops/a/b/two.txt", { ...call, maxBytes: 10 })).toString(),
+      "one",
+    );
     await admin.setSize("sumac/ops/a/b/two.txt", 10n, call);
     assert.deepEqual(await admin.stat("sumac/ops/a/b/two.txt", call), { size: 10n, directory: false });
     await admin.remove("sumac/ops/a/b/two.txt", call);
@@ -165,7 +194,7 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
   });
 
   it("smb client - a DCE/RPC bind over the srvsvc pipe on IPC$ gets a bind_ack", async () => {
-    const ipc = await client.treeConnect("IPC$", call);
+    const ipc = await client!.treeConnect("IPC$", call);
     const pipe = await ipc.openPipe("srvsvc", call);
     const answer = await pipe.transceive(srvsvcBind(), call);
     assert.equal(answer[0], 5, "rpc version 5");
@@ -208,7 +237,10 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
         const admin = await c.treeConnect("ADMIN$", call);
         const data = randomBytes(300_000);
         await admin.writeFile(`d${name}.bin`, data, call);
-        assert.equal(sha256(await admin.readFile(`d${name}.bin`, { ...call, maxBytes: 1 << 20 })), sha256(data));
+        assert.equal(
+          sha256(await admin.readFile(`d${name}.bin`, { ...call, maxBytes: 1 << 20 })),
+          sha256(data),
+        );
         await admin.remove(`d${name}.bin`, call);
       } finally {
         await c.close();
@@ -216,11 +248,29 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     });
   }
 
+  it("smb client - signing off when neither the caller nor the server requires it", async () => {
+    const c = await SmbClient.connect(options(range, { requireSigning: false }));
+    try {
+      assert.equal(c.signing, false);
+      const admin = await c.treeConnect("ADMIN$", call);
+      await admin.writeFile("unsigned.bin", Buffer.from("plain"), call);
+      assert.equal((await admin.readFile("unsigned.bin", { ...call, maxBytes: 10 })).toString(), "plain");
+      await admin.remove("unsigned.bin", call);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("smb client - a server with no dialect in the caller's range is SMB_NEGOTIATION_FAILED", async () => {
+    await assert.rejects(SmbClient.connect(options(strict, { dialects: { max: 0x0302 } })), {
+      code: "SMB_NEGOTIATION_FAILED",
+    });
+  });
+
   it("smb client - encryption the caller asks for is refused below 3.0", async () => {
-    await assert.rejects(
-      SmbClient.connect(options(range, { dialects: { max: 0x0210 }, encrypt: true })),
-      { code: "SMB_NEGOTIATION_FAILED" },
-    );
+    await assert.rejects(SmbClient.connect(options(range, { dialects: { max: 0x0210 }, encrypt: true })), {
+      code: "SMB_NEGOTIATION_FAILED",
+    });
   });
 
   it("smb client - encryption asked for by the caller, and required by the server", async () => {
@@ -236,7 +286,10 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
         assert.equal(admin.encrypted, true);
         const data = randomBytes(1 << 20);
         await admin.writeFile("sealed.bin", data, call);
-        assert.equal(sha256(await admin.readFile("sealed.bin", { ...call, maxBytes: 2 << 20 })), sha256(data));
+        assert.equal(
+          sha256(await admin.readFile("sealed.bin", { ...call, maxBytes: 2 << 20 })),
+          sha256(data),
+        );
         await admin.remove("sealed.bin", call);
       } finally {
         await c.close();

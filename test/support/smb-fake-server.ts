@@ -9,10 +9,20 @@ import { Deframer, encodeFrame } from "../../actors/smb/client/framing.ts";
 export interface FakeRequest {
   readonly header: Smb2Header;
   readonly message: Buffer;
+  /** It came "encrypted" by {@link fakeSeal}. */
+  readonly sealed: boolean;
 }
+
+/** A stand-in for a session's encryption: the transform protocol id in front, nothing secret. */
+export const fakeSeal = {
+  encrypt: (message: Buffer): Buffer => Buffer.concat([Buffer.from([0xfd, 0x53, 0x4d, 0x42]), message]),
+  decrypt: (frame: Buffer): Buffer => frame.subarray(4),
+};
 
 export interface FakeServer {
   readonly port: number;
+  /** Connections the client has closed (or that dropped). */
+  readonly closedConnections: () => number;
   /** Every request received, in order. */
   readonly requests: FakeRequest[];
   /** Sends a raw message (framed) on the current connection. */
@@ -26,7 +36,7 @@ export interface FakeServer {
 export function answer(
   request: Smb2Header,
   fields: Partial<Smb2Header>,
-  body = Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0]),
+  body: Buffer = Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0]),
 ): Buffer {
   const header = encodeHeader({
     creditCharge: request.creditCharge,
@@ -50,13 +60,18 @@ export async function startFakeServer(
 ): Promise<FakeServer> {
   let current: net.Socket | undefined;
   const requests: FakeRequest[] = [];
+  let closed = 0;
   const server = net.createServer((socket) => {
     current = socket;
     const deframer = new Deframer(1 << 20);
     socket.on("error", () => {});
+    socket.on("close", () => closed++);
     socket.on("data", (chunk: Buffer) => {
-      for (const message of deframer.push(chunk)) {
-        const request = { header: decodeHeader(message), message };
+      for (const frame of deframer.push(chunk)) {
+        // The tests' stand-in for encryption: the transform protocol id put in front (see fakeSeal).
+        const sealed = frame.readUInt32BE(0) === 0xfd534d42;
+        const message = sealed ? frame.subarray(4) : frame;
+        const request = { header: decodeHeader(message), message, sealed };
         requests.push(request);
         handle(request, fake);
       }
@@ -66,6 +81,7 @@ export async function startFakeServer(
   const fake: FakeServer = {
     port: (server.address() as net.AddressInfo).port,
     requests,
+    closedConnections: () => closed,
     send: (message) => current?.write(encodeFrame(message)),
     drop: () => current?.destroy(),
     stop: () =>

@@ -110,9 +110,9 @@ function decodeVersion(r: ByteReader): NtlmVersion {
 }
 
 /**
- * Writes a message: its fixed part with one descriptor per payload field, then the payloads in
- * order, each descriptor pointing at its own. `head` writes what lies between the message type and
- * the descriptors; `tail` what lies between the descriptors and the payload.
+ * Writes a message: the signature and type, then `layout` writes the rest of the fixed part,
+ * calling `descriptor(i)` where field i's (length, maximum length, offset) goes; the payloads follow
+ * in the order of `fields`, each descriptor patched to point at its own.
  */
 function encodeMessage(
   type: number,

@@ -13,13 +13,26 @@ import { SmbConnection, type CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbTimeoutError } from "./errors.ts";
 import { negotiate, type Negotiated } from "./negotiate.ts";
 import { accountName, logoff, setupSession, type Session, type SmbCredentials } from "./session.ts";
-import { connectTree, SmbTree, type TreeContext } from "./tree.ts";
+import { connectTree, type SmbTree, type TreeContext } from "./tree.ts";
 import { validateNegotiate } from "./validate-negotiate.ts";
 
 export type { CallOptions } from "./connection.ts";
 export type { SmbCredentials } from "./session.ts";
 export { SmbTree } from "./tree.ts";
 export type { SmbPipe } from "./pipe.ts";
+export type { DirectoryEntry, FileStat } from "./tree.ts";
+export {
+  SmbAuthError,
+  SmbConfigError,
+  SmbConnectionLostError,
+  SmbNegotiationError,
+  SmbNoCreditsError,
+  SmbTimeoutError,
+  SmbUnreachableError,
+} from "./errors.ts";
+export { SmbFileTooLargeError } from "./file-transfer.ts";
+export { SmbStatusError } from "../codec/status.ts";
+export { SmbIntegrityError } from "../crypto/errors.ts";
 
 /** How to reach and log on to a server. */
 export interface SmbConnectOptions {
@@ -85,7 +98,9 @@ export class SmbClient {
    */
   static connect(options: SmbConnectOptions): Promise<SmbClient> {
     if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
-      throw new SmbConfigError(`an SMB connect needs a positive timeoutMs, not ${options.timeoutMs}`);
+      return Promise.reject(
+        new SmbConfigError(`an SMB connect needs a positive timeoutMs, not ${options.timeoutMs}`),
+      );
     }
     const port = options.port ?? 445;
     const account = accountName(options.credentials);

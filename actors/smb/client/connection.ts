@@ -8,6 +8,7 @@
 import type net from "node:net";
 import { withDeadline } from "../../../base/deadline.ts";
 import { Command, decodeHeader, HeaderFlag, encodeHeader, type Smb2Header } from "../codec/header.ts";
+import { encodeCancelRequest } from "../codec/cancel.ts";
 import { CreditWindow } from "./credits.ts";
 import { SmbConnectionLostError, SmbNoCreditsError, SmbTimeoutError } from "./errors.ts";
 import { MalformedPacketError } from "../../wire/bytes.ts";
@@ -15,6 +16,7 @@ import { Deframer, FRAME_HEADER_SIZE, MAX_FRAME_LENGTH } from "./framing.ts";
 import { connectSocket } from "./socket.ts";
 import {
   integrityError,
+  protectionProblem,
   isInterim,
   type SessionSecurity,
   splitCompound,
@@ -42,6 +44,8 @@ export interface SmbRequest {
   readonly payloadSize?: number;
   /** Encrypt it (a tree with SMB2_SHAREFLAG_ENCRYPT_DATA) even when the session does not. */
   readonly encrypt?: boolean;
+  /** Sign it even when the session does not sign everything (3.1.1's TREE_CONNECT). */
+  readonly sign?: boolean;
   /** Send it unsigned and take its answer unsigned (SESSION_SETUP before the key exists). */
   readonly unsigned?: boolean;
   /** The session id to send, when not the session's (SESSION_SETUP during the exchange). */
@@ -173,7 +177,11 @@ export class SmbConnection {
             security?.seal !== undefined &&
             request.command !== Command.SESSION_SETUP &&
             (request.encrypt === true || security.encryptAll);
-          const sign = !encrypted && security?.sign !== undefined && request.unsigned !== true;
+          const sign =
+            !encrypted &&
+            security?.sign !== undefined &&
+            request.unsigned !== true &&
+            (security.signAll || request.sign === true);
           const header = encodeHeader({
             creditCharge: grant.creditCharge,
             status: 0,
@@ -188,7 +196,14 @@ export class SmbConnection {
           });
           const message = request.inPlace ?? Buffer.concat([header, request.body]);
           if (request.inPlace !== undefined) header.copy(message, 0);
-          if (sign) security.sign(message);
+          let wire: Buffer | readonly Buffer[];
+          try {
+            if (sign) security.sign(message);
+            wire = encrypted ? security.seal.encrypt(message) : message;
+          } catch (err) {
+            this.credits.settled(); // never sent: no answer will settle it
+            throw err;
+          }
           const entry: InFlight = {
             request: message,
             expectSigned: sign,
@@ -199,7 +214,7 @@ export class SmbConnection {
           };
           this.inFlight.set(grant.messageId, entry);
           stop.addEventListener("abort", () => this.abandon(grant.messageId, entry), { once: true });
-          this.write(encrypted ? security.seal.encrypt(message) : message);
+          this.write(wire);
         });
       },
     );
@@ -248,8 +263,7 @@ export class SmbConnection {
       sessionId: entry.request.readBigUInt64LE(40),
       signature: Buffer.alloc(16),
     });
-    // MS-SMB2 2.2.30: StructureSize 4, Reserved.
-    const cancel = Buffer.concat([header, Buffer.from([4, 0, 0, 0])]);
+    const cancel = Buffer.concat([header, encodeCancelRequest()]);
     const security = this.security;
     if (entry.expectSigned && security?.sign) security.sign(cancel);
     this.write(entry.encrypted && security?.seal ? security.seal.encrypt(cancel) : cancel);
@@ -283,7 +297,11 @@ export class SmbConnection {
     const entry = this.inFlight.get(header.messageId);
     if (!entry) return; // a late answer to a request given up before it was sent
     const interim = isInterim(header);
-    const problem = this.checkProtection(header, message, entry, sealed, interim);
+    const problem = protectionProblem(
+      this.host,
+      { header, message, sealed, interim, ...entry },
+      this.security?.verify,
+    );
     if (problem) {
       this.inFlight.delete(header.messageId);
       this.credits.settled();
@@ -299,24 +317,6 @@ export class SmbConnection {
     this.credits.granted(header.credits);
     this.credits.settled();
     if (!entry.abandoned) entry.resolve({ header, message, request: entry.request });
-  }
-
-  /** MS-SMB2 3.2.5.1.3: a signed request's answer must be signed, and sealed when it went sealed. */
-  private checkProtection(
-    header: Smb2Header,
-    message: Buffer,
-    entry: InFlight,
-    sealed: boolean,
-    interim: boolean,
-  ): Error | undefined {
-    if (entry.encrypted && !sealed)
-      return integrityError(`${this.host}: an answer to an encrypted request came in clear`);
-    if (sealed || !entry.expectSigned || interim) return undefined;
-    const verify = this.security?.verify;
-    if ((header.flags & HeaderFlag.SIGNED) === 0)
-      return integrityError(`${this.host}: an unsigned answer on a signed session`);
-    if (!verify || !verify(message)) return integrityError(`${this.host}: an answer with a bad signature`);
-    return undefined;
   }
 
   private fail(error: Error): void {

@@ -7,18 +7,21 @@
 import { Command } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import { NtStatus } from "../codec/status.ts";
+import {
+  encodeFileEndOfFileInformation,
+  encodeFileRenameInformation,
+  FileInfoClass,
+  InfoType,
+} from "../codec/file-info.ts";
+import {
+  decodeDirectoryEntries,
+  decodeQueryDirectoryResponse,
+  encodeQueryDirectoryRequest,
+  QueryDirectoryFlag,
+} from "../codec/query-directory.ts";
+import { encodeSetInfoRequest } from "../codec/set-info.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
-import {
-  decodeDirectoryInformation,
-  decodeQueryDirectoryResponse,
-  encodeEndOfFileInformation,
-  encodeQueryDirectoryRequest,
-  encodeRenameInformation,
-  encodeSetInfoRequest,
-  FileInfoClass,
-  QueryDirectoryFlag,
-} from "./directory-codec.ts";
 import { joinWirePath } from "./paths.ts";
 import { isMissing, type TreeIo } from "./tree-io.ts";
 
@@ -42,51 +45,80 @@ const MAX_DEPTH = 64;
 
 const ANY_KIND = 0;
 
+/** The body of a SET_INFO of file information (MS-SMB2 2.2.39). */
+function setInfo(fileId: Buffer, fileInfoClass: number, buffer: Buffer): Buffer {
+  return encodeSetInfoRequest({
+    infoType: InfoType.FILE,
+    fileInfoClass,
+    buffer,
+    additionalInformation: 0,
+    fileId,
+  });
+}
+
+/** Size and kind from CREATE's answer; undefined when nothing is at `path`. */
 export async function stat(io: TreeIo, path: string, options: CallOptions): Promise<FileStat | undefined> {
   const budget = new Budget(options);
   try {
-    return await io.withOpen(path, { access: Access.FILE_READ_ATTRIBUTES, options: ANY_KIND }, () => budget.next(), async (f) => ({
-      size: f.directory ? 0n : f.endOfFile,
-      directory: f.directory,
-    }));
+    return await io.withOpen(
+      path,
+      { access: Access.FILE_READ_ATTRIBUTES, options: ANY_KIND },
+      () => budget.next(),
+      (f) => Promise.resolve({ size: f.directory ? 0n : f.endOfFile, directory: f.directory }),
+    );
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
   }
 }
 
+/** The entries of a directory (QUERY_DIRECTORY until STATUS_NO_MORE_FILES), without "." and "..". */
 export async function list(io: TreeIo, path: string, options: CallOptions): Promise<DirectoryEntry[]> {
   const budget = new Budget(options);
   const spec = {
     access: Access.FILE_LIST_DIRECTORY | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
     options: CreateOption.DIRECTORY_FILE,
   };
-  return io.withOpen(path, spec, () => budget.next(), async (dir) => {
-    const out: DirectoryEntry[] = [];
-    const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
-    for (let first = true; ; first = false) {
-      const body = encodeQueryDirectoryRequest({
-        infoClass: FileInfoClass.DIRECTORY,
-        flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
-        fileId: dir.fileId,
-        pattern: "*",
-        outputBufferLength,
-      });
-      const response = await io.call(Command.QUERY_DIRECTORY, body, `QUERY_DIRECTORY ${path || "\\"}`, budget.next(), {
-        payloadSize: outputBufferLength,
-        ok: [NtStatus.NO_MORE_FILES],
-      });
-      if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
-      for (const e of decodeDirectoryInformation(decodeQueryDirectoryResponse(response.message))) {
-        if (e.name === "." || e.name === "..") continue;
-        const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
-        out.push({ name: e.name, size: directory ? 0n : e.endOfFile, directory });
+  return io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (dir) => {
+      const out: DirectoryEntry[] = [];
+      const outputBufferLength = Math.min(io.maxTransact, 64 * 1024);
+      for (let first = true; ; first = false) {
+        const body = encodeQueryDirectoryRequest({
+          fileInformationClass: FileInfoClass.FileDirectoryInformation,
+          flags: first ? QueryDirectoryFlag.RESTART_SCANS : 0,
+          fileIndex: 0,
+          fileId: dir.fileId,
+          pattern: "*",
+          outputBufferLength,
+        });
+        const response = await io.call(
+          Command.QUERY_DIRECTORY,
+          body,
+          `QUERY_DIRECTORY ${path || "\\"}`,
+          budget.next(),
+          {
+            payloadSize: outputBufferLength,
+            ok: [NtStatus.NO_MORE_FILES],
+          },
+        );
+        if (response.header.status >>> 0 === NtStatus.NO_MORE_FILES) return out;
+        const { output } = decodeQueryDirectoryResponse(response.message);
+        for (const e of decodeDirectoryEntries(output, FileInfoClass.FileDirectoryInformation)) {
+          if (e.fileName === "." || e.fileName === "..") continue;
+          const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
+          out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory });
+        }
+        if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
       }
-      if (out.length > MAX_LISTING) throw new Error(`${path}: over ${MAX_LISTING} entries`);
-    }
-  });
+    },
+  );
 }
 
+/** Creates each missing directory of `path` (CREATE with FILE_OPEN_IF: an existing one is fine). */
 export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   let prefix = "";
@@ -98,24 +130,39 @@ export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Pr
       options: CreateOption.DIRECTORY_FILE,
       attributes: FileAttribute.DIRECTORY,
     };
-    await io.withOpen(prefix, spec, () => budget.next(), async () => {});
+    await io.withOpen(
+      prefix,
+      spec,
+      () => budget.next(),
+      async () => {},
+    );
   }
 }
 
 /** Opens `path` for deletion with delete-on-close, and closes it; missing is no error. */
 async function deleteOnClose(io: TreeIo, path: string, kind: number, budget: Budget): Promise<void> {
   try {
-    const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES, options: kind | CreateOption.DELETE_ON_CLOSE };
-    await io.withOpen(path, spec, () => budget.next(), async () => {});
+    const spec = {
+      access: Access.DELETE | Access.FILE_READ_ATTRIBUTES,
+      options: kind | CreateOption.DELETE_ON_CLOSE,
+    };
+    await io.withOpen(
+      path,
+      spec,
+      () => budget.next(),
+      async () => {},
+    );
   } catch (err) {
     if (!isMissing(err)) throw err;
   }
 }
 
+/** Deletes a file by delete-on-close; a missing one is no error. */
 export async function remove(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   await deleteOnClose(io, path, CreateOption.NON_DIRECTORY_FILE, new Budget(options));
 }
 
+/** Deletes a directory depth first, or a file; a missing one is no error. The share's root is refused. */
 export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   const walk = async (at: string, depth: number): Promise<void> => {
@@ -125,12 +172,18 @@ export async function removeTree(io: TreeIo, path: string, options: CallOptions)
     if (found.directory) {
       for (const e of await list(io, at, budget.next())) await walk(joinWirePath(at, e.name), depth + 1);
     }
-    await deleteOnClose(io, at, found.directory ? CreateOption.DIRECTORY_FILE : CreateOption.NON_DIRECTORY_FILE, budget);
+    await deleteOnClose(
+      io,
+      at,
+      found.directory ? CreateOption.DIRECTORY_FILE : CreateOption.NON_DIRECTORY_FILE,
+      budget,
+    );
   };
   if (path === "") throw new Error("removeTree of a share's root is refused");
   await walk(path, 0);
 }
 
+/** Renames within the share (FileRenameInformation); `replace` overwrites an existing target. */
 export async function rename(
   io: TreeIo,
   from: string,
@@ -138,19 +191,41 @@ export async function rename(
   options: CallOptions & { readonly replace?: boolean },
 ): Promise<void> {
   const budget = new Budget(options);
-  const spec = { access: Access.DELETE | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE, options: ANY_KIND };
-  await io.withOpen(from, spec, () => budget.next(), async (f) => {
-    const info = encodeRenameInformation(to, options.replace === true);
-    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.RENAME, fileId: f.fileId, info });
-    await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
-  });
+  const spec = {
+    access: Access.DELETE | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+    options: ANY_KIND,
+  };
+  await io.withOpen(
+    from,
+    spec,
+    () => budget.next(),
+    async (f) => {
+      const info = encodeFileRenameInformation({
+        replaceIfExists: options.replace === true,
+        rootDirectory: 0n,
+        fileName: to,
+      });
+      const body = setInfo(f.fileId, FileInfoClass.FileRenameInformation, info);
+      await io.call(Command.SET_INFO, body, `RENAME ${from} to ${to}`, budget.next());
+    },
+  );
 }
 
+/** Truncates or extends a file (FileEndOfFileInformation). */
 export async function setSize(io: TreeIo, path: string, size: bigint, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
-  const spec = { access: Access.FILE_WRITE_DATA | Access.SYNCHRONIZE, options: CreateOption.NON_DIRECTORY_FILE };
-  await io.withOpen(path, spec, () => budget.next(), async (f) => {
-    const body = encodeSetInfoRequest({ infoClass: FileInfoClass.END_OF_FILE, fileId: f.fileId, info: encodeEndOfFileInformation(size) });
-    await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
-  });
+  const spec = {
+    access: Access.FILE_WRITE_DATA | Access.SYNCHRONIZE,
+    options: CreateOption.NON_DIRECTORY_FILE,
+  };
+  await io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (f) => {
+      const info = encodeFileEndOfFileInformation(size);
+      const body = setInfo(f.fileId, FileInfoClass.FileEndOfFileInformation, info);
+      await io.call(Command.SET_INFO, body, `SET END OF FILE ${path}`, budget.next());
+    },
+  );
 }

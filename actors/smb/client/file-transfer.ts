@@ -7,7 +7,14 @@ import { createHash } from "node:crypto";
 import { SumacError } from "../../../base/errors.ts";
 import { Command, HEADER_SIZE } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
-import { Channel, decodeReadResponse, decodeWriteResponse, encodeReadRequest, encodeWriteRequestHead, WRITE_DATA_OFFSET } from "../codec/read-write.ts";
+import {
+  Channel,
+  decodeReadResponse,
+  decodeWriteResponse,
+  encodeReadRequest,
+  encodeWriteRequestHead,
+  WRITE_DATA_OFFSET,
+} from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
@@ -40,52 +47,66 @@ export async function writeFile(
 ): Promise<{ bytes: number; sha256: string }> {
   const budget = new Budget(options);
   const spec = {
-    access: Access.FILE_WRITE_DATA | Access.FILE_READ_ATTRIBUTES | Access.FILE_WRITE_ATTRIBUTES | Access.SYNCHRONIZE,
+    access:
+      Access.FILE_WRITE_DATA |
+      Access.FILE_READ_ATTRIBUTES |
+      Access.FILE_WRITE_ATTRIBUTES |
+      Access.SYNCHRONIZE,
     disposition: CreateDisposition.OVERWRITE_IF,
     options: CreateOption.NON_DIRECTORY_FILE,
     attributes: FileAttribute.NORMAL,
   };
-  return io.withOpen(path, spec, () => budget.next(), async (file) => {
-    const hash = createHash("sha256");
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    let offset = 0;
-    let acknowledged = 0;
-    const pool = new MessagePool(io.maxWrite);
-    const writeAt = async (at: number, data: FilledWrite): Promise<void> => {
-      encodeWriteRequestHead(
-        { offset: BigInt(at), fileId: file.fileId, channel: Channel.NONE, remainingBytes: 0, flags: 0 },
-        data.length,
-      ).copy(data.message, HEADER_SIZE);
-      const response = await io.call(Command.WRITE, EMPTY, `WRITE ${path}`, budget.next(), {
-        payloadSize: data.length,
-        inPlace: data.message,
-      });
-      const { count } = decodeWriteResponse(response.message);
-      if (count !== data.length) throw new Error(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
-      // Answered: the socket is done with it (after a failure it may not be, and it is not reused).
-      pool.give(data.buffer);
-      acknowledged += count;
-      options.onProgress?.(acknowledged);
-    };
-    for await (const chunk of fillWrites(source, pool)) {
-      if (failure !== undefined) break;
-      hash.update(chunk.message.subarray(WRITE_DATA_OFFSET));
-      const p: Promise<void> = writeAt(offset, chunk).then(
-        () => void inFlight.delete(p),
-        (err: unknown) => {
-          inFlight.delete(p);
-          failure ??= err;
-        },
-      );
-      inFlight.add(p);
-      offset += chunk.length;
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
-    return { bytes: offset, sha256: hash.digest("hex") };
-  });
+  return io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (file) => {
+      const hash = createHash("sha256");
+      const inFlight = new Set<Promise<void>>();
+      let failure: Error | undefined;
+      let offset = 0;
+      let acknowledged = 0;
+      const pool = new MessagePool(io.maxWrite);
+      const writeAt = async (at: number, data: FilledWrite): Promise<void> => {
+        encodeWriteRequestHead(
+          { offset: BigInt(at), fileId: file.fileId, channel: Channel.NONE, remainingBytes: 0, flags: 0 },
+          data.length,
+        ).copy(data.message, HEADER_SIZE);
+        const response = await io.call(Command.WRITE, EMPTY, `WRITE ${path}`, budget.next(), {
+          payloadSize: data.length,
+          inPlace: data.message,
+        });
+        const { count } = decodeWriteResponse(response.message);
+        if (count !== data.length)
+          throw new Error(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
+        // Answered: the socket is done with it (after a failure it may not be, and it is not reused).
+        pool.give(data.buffer);
+        acknowledged += count;
+        options.onProgress?.(acknowledged);
+      };
+      try {
+        for await (const chunk of fillWrites(source, pool)) {
+          if (failure !== undefined) break;
+          hash.update(chunk.message.subarray(WRITE_DATA_OFFSET));
+          const p: Promise<void> = writeAt(offset, chunk).then(
+            () => void inFlight.delete(p),
+            (err: unknown) => {
+              inFlight.delete(p);
+              failure ??= err instanceof Error ? err : new Error(String(err));
+            },
+          );
+          inFlight.add(p);
+          offset += chunk.length;
+          if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+        }
+      } finally {
+        // A source that fails mid-way: the WRITEs it fed settle before the handle is closed.
+        await Promise.all(inFlight);
+      }
+      if (failure !== undefined) throw failure;
+      return { bytes: offset, sha256: hash.digest("hex") };
+    },
+  );
 }
 
 /** Reads the whole of `path`; rejects with OUTPUT_TOO_LARGE when it is over `maxBytes`. */
@@ -99,43 +120,50 @@ export async function readFile(
     access: Access.FILE_READ_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
     options: CreateOption.NON_DIRECTORY_FILE,
   };
-  return io.withOpen(path, spec, () => budget.next(), async (file) => {
-    const tooLarge = (size: bigint | number): SmbFileTooLargeError =>
-      new SmbFileTooLargeError(`${path} on ${io.ctx.host}: ${size} bytes, over the cap of ${options.maxBytes}`);
-    if (file.endOfFile > BigInt(options.maxBytes)) throw tooLarge(file.endOfFile);
-    const size = Number(file.endOfFile);
-    const out = Buffer.alloc(size);
-    const readAt = async (at: number, length: number): Promise<number> => {
-      const body = encodeReadRequest({
-        padding: 0x50,
-        flags: 0,
-        length,
-        offset: BigInt(at),
-        fileId: file.fileId,
-        minimumCount: 0,
-        channel: Channel.NONE,
-        remainingBytes: 0,
-      });
-      const response = await io.call(Command.READ, body, `READ ${path}`, budget.next(), {
-        payloadSize: length,
-        ok: [NtStatus.END_OF_FILE],
-      });
-      if (response.header.status >>> 0 === NtStatus.END_OF_FILE) return 0;
-      const { data } = decodeReadResponse(response.message);
-      if (data.length > length) throw tooLarge(at + data.length);
-      data.copy(out, at);
-      return data.length;
-    };
-    const offsets: number[] = [];
-    for (let at = 0; at < size; at += io.maxRead) offsets.push(at);
-    let total = 0;
-    for (let i = 0; i < offsets.length; i += IN_FLIGHT) {
-      const batch = offsets.slice(i, i + IN_FLIGHT);
-      const counts = await Promise.all(batch.map((at) => readAt(at, Math.min(io.maxRead, size - at))));
-      total += counts.reduce((a, b) => a + b, 0);
-    }
-    // The file may have grown since CREATE: a READ past the end answers END_OF_FILE when not.
-    if ((await readAt(size, 1).catch(() => 0)) > 0) throw tooLarge(size + 1);
-    return total === size ? out : out.subarray(0, total);
-  });
+  return io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    async (file) => {
+      const tooLarge = (size: bigint | number): SmbFileTooLargeError =>
+        new SmbFileTooLargeError(
+          `${path} on ${io.ctx.host}: ${size} bytes, over the cap of ${options.maxBytes}`,
+        );
+      if (file.endOfFile > BigInt(options.maxBytes)) throw tooLarge(file.endOfFile);
+      const size = Number(file.endOfFile);
+      const out = Buffer.alloc(size);
+      const readAt = async (at: number, length: number): Promise<number> => {
+        const body = encodeReadRequest({
+          padding: 0x50,
+          flags: 0,
+          length,
+          offset: BigInt(at),
+          fileId: file.fileId,
+          minimumCount: 0,
+          channel: Channel.NONE,
+          remainingBytes: 0,
+        });
+        const response = await io.call(Command.READ, body, `READ ${path}`, budget.next(), {
+          payloadSize: length,
+          ok: [NtStatus.END_OF_FILE],
+        });
+        if (response.header.status >>> 0 === NtStatus.END_OF_FILE) return 0;
+        const { data } = decodeReadResponse(response.message);
+        if (data.length > length) throw tooLarge(at + data.length);
+        data.copy(out, at);
+        return data.length;
+      };
+      const offsets: number[] = [];
+      for (let at = 0; at < size; at += io.maxRead) offsets.push(at);
+      let total = 0;
+      for (let i = 0; i < offsets.length; i += IN_FLIGHT) {
+        const batch = offsets.slice(i, i + IN_FLIGHT);
+        const counts = await Promise.all(batch.map((at) => readAt(at, Math.min(io.maxRead, size - at))));
+        total += counts.reduce((a, b) => a + b, 0);
+      }
+      // The file may have grown since CREATE: a READ past the end answers END_OF_FILE when not.
+      if ((await readAt(size, 1).catch(() => 0)) > 0) throw tooLarge(size + 1);
+      return total === size ? out : out.subarray(0, total);
+    },
+  );
 }

@@ -127,7 +127,12 @@ export async function negotiate(
     call,
   );
   if (response.header.status >>> 0 !== NtStatus.SUCCESS) {
-    throw new SmbStatusError(`NEGOTIATE with ${conn.host}`, response.header.status);
+    // Samba answers STATUS_NOT_SUPPORTED, Windows closes the connection, when no dialect is shared.
+    const refusal = new SmbStatusError(`NEGOTIATE with ${conn.host}`, response.header.status);
+    throw new SmbNegotiationError(
+      `${conn.host} refused dialects ${dialects.map((d) => `0x${d.toString(16)}`).join(", ")}: ${refusal.statusName}`,
+      { cause: refusal },
+    );
   }
   const answer = decodeNegotiateResponse(response.message);
   const dialect = answer.dialectRevision;

@@ -6,7 +6,13 @@
 import { Command } from "../codec/header.ts";
 import { Access, CreateOption } from "../codec/create.ts";
 import { CtlCode, decodeIoctlResponse, encodeIoctlRequest, IoctlFlag } from "../codec/ioctl.ts";
-import { Channel, decodeReadResponse, decodeWriteResponse, encodeReadRequest, encodeWriteRequest } from "../codec/read-write.ts";
+import {
+  Channel,
+  decodeReadResponse,
+  decodeWriteResponse,
+  encodeReadRequest,
+  encodeWriteRequest,
+} from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
@@ -35,7 +41,8 @@ export async function openPipe(io: TreeIo, name: string, options: CallOptions): 
   const file = await io.open(
     name,
     {
-      access: Access.FILE_READ_DATA | Access.FILE_WRITE_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+      access:
+        Access.FILE_READ_DATA | Access.FILE_WRITE_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
       options: CreateOption.NON_DIRECTORY_FILE,
     },
     options,

@@ -16,10 +16,12 @@ const STATUS_PENDING = 0x00000103;
 /** A session's protection of its messages, from SESSION_SETUP's success on. */
 export interface SessionSecurity {
   readonly sessionId: bigint;
-  /** Signs a message in place (its SIGNED flag already set); absent when the session does not sign. */
+  /** Signs a message in place (its SIGNED flag already set). */
   readonly sign?: (message: Buffer) => void;
   /** True when the message's signature is right. */
   readonly verify?: (message: Buffer) => boolean;
+  /** Every request is signed (signing required by either end); otherwise only those that ask. */
+  readonly signAll: boolean;
   /** Encryption (3.0 and later); absent when the session has no encryption keys. */
   readonly seal?: {
     /** The transform frame for a message, whole or in parts sent one after the other. */
@@ -59,4 +61,35 @@ export function splitCompound(frame: Buffer): Buffer[] {
     out.push(frame.subarray(at, at + next));
     at += next;
   }
+}
+
+/**
+ * Why an answer fails its protection, or undefined when it passes (MS-SMB2 3.2.5.1.3): the answer
+ * to an encrypted request must come encrypted; the answer to a signed request must be signed
+ * (unless encrypted, or an interim STATUS_PENDING, which the server cannot sign yet); a signed
+ * answer must verify.
+ */
+export function protectionProblem(
+  host: string,
+  answer: {
+    readonly header: Smb2Header;
+    readonly message: Buffer;
+    readonly sealed: boolean;
+    readonly interim: boolean;
+    readonly encrypted: boolean;
+    readonly expectSigned: boolean;
+  },
+  verify: ((message: Buffer) => boolean) | undefined,
+): SmbIntegrityError | undefined {
+  if (answer.encrypted && !answer.sealed)
+    return integrityError(`${host}: an answer to an encrypted request came in clear`);
+  if (answer.sealed || answer.interim) return undefined;
+  const signed = (answer.header.flags & HeaderFlag.SIGNED) !== 0;
+  if (!signed && answer.expectSigned)
+    return integrityError(`${host}: an unsigned answer on a signed session`);
+  // A signed answer is checked even when it need not be signed, once the key exists.
+  if (!signed || (!answer.expectSigned && verify === undefined)) return undefined;
+  if (verify === undefined || !verify(answer.message))
+    return integrityError(`${host}: an answer with a bad signature`);
+  return undefined;
 }

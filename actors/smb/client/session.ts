@@ -7,6 +7,7 @@
  */
 import { startSpnegoNtlm } from "../auth/exchange.ts";
 import { Command, HeaderFlag } from "../codec/header.ts";
+import { encodeLogoffRequest } from "../codec/logoff.ts";
 import { Dialect } from "../codec/negotiate.ts";
 import {
   decodeSessionSetupResponse,
@@ -80,23 +81,32 @@ export function sessionSecurity(
 ): SessionSecurity {
   const alg = negotiated.signingAlgorithm;
   const cipher = negotiated.cipher;
-  const signing = negotiated.signingRequired
-    ? {
-        sign: (m: Buffer) => signMessage(alg, keys.signingKey, m),
-        verify: (m: Buffer) => verifySignature(alg, keys.signingKey, m),
-      }
-    : {};
-  if (cipher === undefined || negotiated.dialect < Dialect.SMB_3_0) return { sessionId: id, ...signing, encryptAll };
+  // The keys sign whenever asked; signAll says whether every request is (MS-SMB2 3.2.4.1.1).
+  const signing = {
+    sign: (m: Buffer) => signMessage(alg, keys.signingKey, m),
+    verify: (m: Buffer) => verifySignature(alg, keys.signingKey, m),
+    signAll: negotiated.signingRequired,
+  };
+  if (cipher === undefined || negotiated.dialect < Dialect.SMB_3_0)
+    return { sessionId: id, ...signing, encryptAll };
   const nonces = new NonceSource(cipher);
   return {
     sessionId: id,
     ...signing,
     encryptAll,
     seal: {
-      encrypt: (message) => encryptMessageParts({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
+      encrypt: (message) =>
+        encryptMessageParts({
+          cipher,
+          key: keys.encryptionKey,
+          sessionId: id,
+          message,
+          nonce: nonces.next(),
+        }),
       decrypt: (frame) => {
         const out = decryptMessage({ cipher, key: keys.decryptionKey, frame });
-        if (out.sessionId !== id) throw new SmbIntegrityError(`an encrypted answer for session ${out.sessionId}, not ${id}`);
+        if (out.sessionId !== id)
+          throw new SmbIntegrityError(`an encrypted answer for session ${out.sessionId}, not ${id}`);
         return out.message;
       },
     },
@@ -136,7 +146,10 @@ export async function setupSession(
       previousSessionId: 0n,
       securityBuffer: token,
     });
-    const response = await conn.send({ command: Command.SESSION_SETUP, body, sessionId, unsigned: true }, call);
+    const response = await conn.send(
+      { command: Command.SESSION_SETUP, body, sessionId, unsigned: true },
+      call,
+    );
     preauth?.update(response.request);
     const status = response.header.status >>> 0;
     if (status === NtStatus.MORE_PROCESSING_REQUIRED) {
@@ -148,7 +161,8 @@ export async function setupSession(
     if (REFUSALS.has(status)) {
       throw new SmbAuthError(`${conn.host} refused the account ${account}: ${statusName(status)}`);
     }
-    if (status !== NtStatus.SUCCESS) throw new SmbStatusError(`SESSION_SETUP of ${account} on ${conn.host}`, status);
+    if (status !== NtStatus.SUCCESS)
+      throw new SmbStatusError(`SESSION_SETUP of ${account} on ${conn.host}`, status);
 
     const answer = decodeSessionSetupResponse(response.message);
     if ((answer.sessionFlags & (SessionFlag.IS_GUEST | SessionFlag.IS_NULL)) !== 0) {
@@ -186,7 +200,7 @@ export async function setupSession(
 
 /** LOGOFF (MS-SMB2 2.2.7); its failure is of no consequence to a client about to close. */
 export async function logoff(conn: SmbConnection, call: CallOptions): Promise<void> {
-  const response = await conn.send({ command: Command.LOGOFF, body: Buffer.from([4, 0, 0, 0]) }, call);
+  const response = await conn.send({ command: Command.LOGOFF, body: encodeLogoffRequest() }, call);
   const status = response.header.status >>> 0;
   if (status !== NtStatus.SUCCESS) throw new SmbStatusError(`LOGOFF on ${conn.host}`, status);
 }

@@ -4,11 +4,27 @@
  */
 import type { Readable } from "node:stream";
 import { Command } from "../codec/header.ts";
-import { decodeTreeConnectResponse, encodeTreeConnectRequest, encodeTreeDisconnect, ShareFlag } from "../codec/tree-connect.ts";
+import { Dialect } from "../codec/negotiate.ts";
+import {
+  decodeTreeConnectResponse,
+  encodeTreeConnectRequest,
+  encodeTreeDisconnect,
+  ShareFlag,
+} from "../codec/tree-connect.ts";
 import { SmbStatusError } from "../codec/status.ts";
 import type { CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbNegotiationError } from "./errors.ts";
-import { list, mkdirp, remove, removeTree, rename, setSize, stat, type DirectoryEntry, type FileStat } from "./file-ops.ts";
+import {
+  list,
+  mkdirp,
+  remove,
+  removeTree,
+  rename,
+  setSize,
+  stat,
+  type DirectoryEntry,
+  type FileStat,
+} from "./file-ops.ts";
 import { readFile, writeFile } from "./file-transfer.ts";
 import { wirePath } from "./paths.ts";
 import { openPipe, type SmbPipe } from "./pipe.ts";
@@ -19,10 +35,17 @@ export type { DirectoryEntry, FileStat } from "./file-ops.ts";
 
 /** TREE_CONNECT to `\\host\share`; the tree is encrypted when the session or the share says so. */
 export async function connectTree(ctx: TreeContext, share: string, options: CallOptions): Promise<SmbTree> {
-  if (!/^[^\\/:*?"<>|\0]{1,80}$/.test(share)) throw new SmbConfigError(`a share name ${JSON.stringify(share)}`);
+  if (!/^[^\\/:*?"<>|\0]{1,80}$/.test(share))
+    throw new SmbConfigError(`a share name ${JSON.stringify(share)}`);
   const path = `\\\\${ctx.host}\\${share}`;
   const response = await ctx.conn.send(
-    { command: Command.TREE_CONNECT, body: encodeTreeConnectRequest({ flags: 0, path }), encrypt: ctx.session.encryptAll },
+    {
+      command: Command.TREE_CONNECT,
+      // MS-SMB2 3.2.4.1.1: on 3.1.1 TREE_CONNECT is signed even when the session does not sign.
+      sign: ctx.negotiated.dialect === Dialect.SMB_3_1_1,
+      body: encodeTreeConnectRequest({ flags: 0, path }),
+      encrypt: ctx.session.encryptAll,
+    },
     options,
   );
   const status = response.header.status >>> 0;
@@ -67,7 +90,7 @@ export class SmbTree {
   }
 
   /** Creates or overwrites `path` with `source`; WRITEs are pipelined. */
-  writeFile(
+  async writeFile(
     path: string,
     source: Buffer | Readable | AsyncIterable<Buffer>,
     options: CallOptions & { onProgress?: (bytes: number) => void },
@@ -76,47 +99,47 @@ export class SmbTree {
   }
 
   /** The whole file; OUTPUT_TOO_LARGE when over `maxBytes`. */
-  readFile(path: string, options: CallOptions & { maxBytes: number }): Promise<Buffer> {
+  async readFile(path: string, options: CallOptions & { maxBytes: number }): Promise<Buffer> {
     return readFile(this.io, wirePath(path), options);
   }
 
   /** Size and kind, or undefined when there is nothing at `path`. */
-  stat(path: string, options: CallOptions): Promise<FileStat | undefined> {
+  async stat(path: string, options: CallOptions): Promise<FileStat | undefined> {
     return stat(this.io, wirePath(path), options);
   }
 
   /** The entries of a directory, without "." and "..". */
-  list(path: string, options: CallOptions): Promise<DirectoryEntry[]> {
+  async list(path: string, options: CallOptions): Promise<DirectoryEntry[]> {
     return list(this.io, wirePath(path), options);
   }
 
   /** Creates the directory and its missing parents. */
-  mkdirp(path: string, options: CallOptions): Promise<void> {
+  async mkdirp(path: string, options: CallOptions): Promise<void> {
     return mkdirp(this.io, wirePath(path), options);
   }
 
   /** Deletes a file (delete on close); a missing one is no error. */
-  remove(path: string, options: CallOptions): Promise<void> {
+  async remove(path: string, options: CallOptions): Promise<void> {
     return remove(this.io, wirePath(path), options);
   }
 
   /** Deletes a directory and all it holds, or a file; a missing one is no error. */
-  removeTree(path: string, options: CallOptions): Promise<void> {
+  async removeTree(path: string, options: CallOptions): Promise<void> {
     return removeTree(this.io, wirePath(path), options);
   }
 
   /** Renames within the share; `replace` overwrites an existing target. */
-  rename(from: string, to: string, options: CallOptions & { replace?: boolean }): Promise<void> {
+  async rename(from: string, to: string, options: CallOptions & { replace?: boolean }): Promise<void> {
     return rename(this.io, wirePath(from), wirePath(to), options);
   }
 
   /** Sets the file's size (truncates or extends with zeros). */
-  setSize(path: string, size: bigint | number, options: CallOptions): Promise<void> {
+  async setSize(path: string, size: bigint | number, options: CallOptions): Promise<void> {
     return setSize(this.io, wirePath(path), BigInt(size), options);
   }
 
   /** Opens a named pipe (on IPC$): "svcctl", "srvsvc". */
-  openPipe(name: string, options: CallOptions): Promise<SmbPipe> {
+  async openPipe(name: string, options: CallOptions): Promise<SmbPipe> {
     return openPipe(this.io, name, options);
   }
 

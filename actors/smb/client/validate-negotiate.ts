@@ -25,7 +25,11 @@ import type { TreeContext } from "./tree-io.ts";
 const OUTPUT_SIZE = 24;
 
 /** Validates the negotiation on IPC$; rejects with SMB_INTEGRITY_FAILED when it does not hold. */
-export async function validateNegotiate(ctx: TreeContext, negotiated: Negotiated, budget: Budget): Promise<void> {
+export async function validateNegotiate(
+  ctx: TreeContext,
+  negotiated: Negotiated,
+  budget: Budget,
+): Promise<void> {
   const ipc = await connectTree(ctx, "IPC$", budget.next());
   const sent = negotiated.request;
   const body = encodeIoctlRequest({
@@ -54,7 +58,8 @@ export async function validateNegotiate(ctx: TreeContext, negotiated: Negotiated
   const got = decodeValidateNegotiateInfoResponse(decodeIoctlResponse(response.message).output);
   if (got.dialect !== negotiated.dialect) refuse(`dialect 0x${got.dialect.toString(16)}`);
   if (got.securityMode !== negotiated.serverSecurityMode) refuse(`security mode ${got.securityMode}`);
-  if (got.capabilities !== negotiated.serverCapabilities) refuse(`capabilities 0x${got.capabilities.toString(16)}`);
+  if (got.capabilities !== negotiated.serverCapabilities)
+    refuse(`capabilities 0x${got.capabilities.toString(16)}`);
   if (!got.guid.equals(negotiated.serverGuid)) refuse("another server GUID");
   await ipc.disconnect(budget.next());
 }

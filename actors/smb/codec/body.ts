@@ -3,7 +3,7 @@
  * its StructureSize, and its offsets count from the start of the header. Decoders get the whole
  * message; encoders return the body alone, writing offsets as body position + {@link HEADER_SIZE}.
  */
-import { ByteReader, check } from "../../wire/bytes.ts";
+import { ByteReader, check, decoding } from "../../wire/bytes.ts";
 import { HEADER_SIZE } from "./header.ts";
 
 /** Caps on the variable parts of messages, checked before anything is copied. */
@@ -45,9 +45,16 @@ export function bodyReader(message: Buffer, what: string, size: number): ByteRea
   return r;
 }
 
-/** A copy of the `length` bytes at header offset `offset`, checked against the message and `cap`. */
+/**
+ * A copy of the `length` bytes at header offset `offset`, checked against the message and `cap`,
+ * and refused when it overlaps the header or the fixed part of the body (whose StructureSize
+ * {@link bodyReader} checked).
+ */
 export function bufferAt(r: ByteReader, offset: number, length: number, cap: number, field: string): Buffer {
-  if (length !== 0) check(offset >= HEADER_SIZE, `${r.what}: ${field} offset ${offset} lies in the header`);
+  if (length !== 0) {
+    const fixedEnd = HEADER_SIZE + (r.buffer.readUInt16LE(HEADER_SIZE) & ~1);
+    check(offset >= fixedEnd, `${r.what}: ${field} at offset ${offset} overlaps the fixed fields`);
+  }
   return Buffer.from(r.slice(offset, length, cap, field));
 }
 
@@ -87,4 +94,17 @@ export function readTrailer(r: ByteReader, end: number, usual: Buffer): Buffer |
 /** Header offset of the first byte after the `length` bytes at `offset` (none when empty). */
 export function endOf(offset: number, length: number): number {
   return length === 0 ? 0 : offset + length;
+}
+
+/** The body of the messages that carry nothing: StructureSize 4 and a reserved field. */
+export function encodeReservedOnly(): Buffer {
+  return Buffer.from([4, 0, 0, 0]);
+}
+
+/** Checks the body of a message that carries nothing (StructureSize 4). */
+export function decodeReservedOnly(message: Buffer, what: string): Record<string, never> {
+  return decoding(what, () => {
+    bodyReader(message, what, 4).skip(2, "reserved");
+    return {};
+  });
 }

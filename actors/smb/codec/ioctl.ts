@@ -78,8 +78,9 @@ export function encodeIoctlRequest(req: IoctlRequest): Buffer {
     .u32le(req.maxOutputResponse)
     .u32le(req.flags)
     .u32le(0);
-  writeBuffers(w, 56, req.input, req.output, [24, 36]);
   const empty = req.input.length === 0 && req.output.length === 0;
+  // With no buffer at all, both offsets stay 0, as Samba's client sends them.
+  if (!empty) writeBuffers(w, 56, req.input, req.output, [24, 36]);
   return w.bytes(req.trailer ?? (empty ? ONE_ZERO : NONE)).toBuffer();
 }
 

@@ -83,8 +83,10 @@ export function statusName(code: number): string {
 }
 
 /**
- * True for the codes of the warning and success severities that still carry a body a client reads
- * (MS-SMB2 3.3.4.4: BUFFER_OVERFLOW on reads and queries, MORE_PROCESSING_REQUIRED on session setup).
+ * True when `code` means the request failed: false for success, for the interim STATUS_PENDING,
+ * and for the warnings that come with a usable body (MS-SMB2 3.3.4.4: MORE_PROCESSING_REQUIRED on
+ * session setup, BUFFER_OVERFLOW on reads, queries and pipe transactions). Which body such a
+ * response carries is error.ts's hasErrorBody.
  */
 export function isErrorStatus(code: number): boolean {
   const unsigned = code >>> 0;

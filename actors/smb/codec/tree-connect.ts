@@ -130,7 +130,11 @@ export function decodeTreeDisconnect(message: Buffer): TreeDisconnect {
   });
 }
 
+/** Encodes the body of a TREE_DISCONNECT request (MS-SMB2 2.2.11). */
 export const encodeTreeDisconnectRequest = encodeTreeDisconnect;
+/** Decodes a whole TREE_DISCONNECT request message. */
 export const decodeTreeDisconnectRequest = decodeTreeDisconnect;
+/** Encodes the body of a TREE_DISCONNECT response (MS-SMB2 2.2.12). */
 export const encodeTreeDisconnectResponse = encodeTreeDisconnect;
+/** Decodes a whole TREE_DISCONNECT response message. */
 export const decodeTreeDisconnectResponse = decodeTreeDisconnect;

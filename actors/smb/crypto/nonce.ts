@@ -20,7 +20,7 @@ const COUNTER_LIMIT = 1n << 64n;
  *
  * @example
  * const nonces = new NonceSource(Cipher.AES128GCM);
- * encryptMessage({ cipher, key, sessionId, message, nonce: nonces.next() });
+ * encryptMessage({ cipher, key, sessionId, message, nonces });
  */
 export class NonceSource {
   readonly cipher: number;

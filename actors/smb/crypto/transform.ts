@@ -21,7 +21,7 @@ import {
 import { ByteReader, ByteWriter, check, decoding } from "../../wire/bytes.ts";
 import { SmbIntegrityError } from "./errors.ts";
 import { Cipher, cipherKeyBits } from "./keys.ts";
-import { nonceLength } from "./nonce.ts";
+import { type NonceSource, nonceLength } from "./nonce.ts";
 
 /** The header's size; the ciphertext follows. */
 export const TRANSFORM_HEADER_SIZE = 52;
@@ -130,15 +130,23 @@ export interface EncryptInput {
   readonly message: Buffer;
   /**
    * The nonce: the cipher's (11 bytes for CCM, 12 for GCM, zero-padded into the field), or the
-   * whole 16-byte field. Give one from the session's NonceSource; without it a random nonce is
-   * drawn, which is safe only while a session sends far fewer than 2^32 messages.
+   * whole 16-byte field (test vectors). Normally left out, with `nonces` given.
    */
   readonly nonce?: Buffer;
+  /**
+   * The session's {@link NonceSource}, used when `nonce` is not given. Without either, a random
+   * nonce is drawn, which is safe only while a session sends far fewer than 2^32 messages.
+   */
+  readonly nonces?: NonceSource;
 }
 
-function nonceField(cipher: number, nonce: Buffer | undefined): Buffer {
+function nonceField(cipher: number, given: Buffer | undefined, nonces: NonceSource | undefined): Buffer {
   const length = nonceLength(cipher);
   const field = Buffer.alloc(16);
+  if (nonces !== undefined && nonces.cipher !== cipher) {
+    throw new RangeError(`a nonce source for cipher ${nonces.cipher} used with cipher ${cipher}`);
+  }
+  const nonce = given ?? nonces?.next();
   if (nonce === undefined) {
     randomBytes(length).copy(field);
     return field;
@@ -157,7 +165,8 @@ function nonceField(cipher: number, nonce: Buffer | undefined): Buffer {
  * ready to frame and send.
  *
  * @example
- * const frame = encryptMessage({ cipher, key: keys.encryptionKey, sessionId, message, nonce: nonces.next() });
+ * const nonces = new NonceSource(cipher); // once per session
+ * const frame = encryptMessage({ cipher, key: keys.encryptionKey, sessionId, message, nonces });
  */
 export function encryptMessage(input: EncryptInput): Buffer {
   return Buffer.concat(encryptMessageParts(input));
@@ -168,7 +177,7 @@ export function encryptMessage(input: EncryptInput): Buffer {
  * writes them one after the other rather than join a MiB-sized message into a new buffer.
  */
 export function encryptMessageParts(input: EncryptInput): [header: Buffer, ciphertext: Buffer] {
-  const field = nonceField(input.cipher, input.nonce);
+  const field = nonceField(input.cipher, input.nonce, input.nonces);
   check(
     input.message.length <= MAX_ENCRYPTED_MESSAGE,
     `SMB2 encryption: a message of ${input.message.length} bytes is over the cap of ${MAX_ENCRYPTED_MESSAGE}`,

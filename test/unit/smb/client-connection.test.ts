@@ -4,7 +4,7 @@ import net from "node:net";
 import { Command, HeaderFlag } from "../../../actors/smb/codec/header.ts";
 import { SmbConnection } from "../../../actors/smb/client/connection.ts";
 import { CreditWindow } from "../../../actors/smb/client/credits.ts";
-import { answer, startFakeServer, type FakeServer } from "../../support/smb-fake-server.ts";
+import { answer, fakeSeal, startFakeServer, type FakeServer } from "../../support/smb-fake-server.ts";
 
 const STATUS_PENDING = 0x103;
 const echo = () => ({ command: Command.ECHO, body: Buffer.from([4, 0, 0, 0]) });
@@ -176,10 +176,39 @@ describe("smb client connection", () => {
       sessionId: 5n,
       sign: (m) => m.fill(0xaa, 48, 64),
       verify: (m) => m.subarray(48, 64).equals(Buffer.alloc(16, 0xbb)),
+      signAll: true,
       encryptAll: false,
     });
     await assert.rejects(conn.send(echo(), { timeoutMs: 1_000 }), { code: "SMB_INTEGRITY_FAILED" }); // unsigned
     await assert.rejects(conn.send(echo(), { timeoutMs: 1_000 }), { code: "SMB_INTEGRITY_FAILED" }); // bad signature
+    conn.destroy();
+  });
+
+  it("connection - on a session that signs on request only, a signed answer is still verified", async () => {
+    const { conn } = await connect((req, s) => {
+      const flags = HeaderFlag.SERVER_TO_REDIR | (req.header.messageId === 2n ? HeaderFlag.SIGNED : 0);
+      s.send(answer(req.header, { credits: 5, flags, signature: Buffer.alloc(16, 1) }));
+    });
+    await conn.send(echo(), { timeoutMs: 1_000 });
+    conn.secure({ sessionId: 5n, sign: () => {}, verify: () => false, signAll: false, encryptAll: false });
+    await conn.send(echo(), { timeoutMs: 1_000 }); // unsigned answer to an unsigned request: fine
+    await assert.rejects(conn.send(echo(), { timeoutMs: 1_000 }), { code: "SMB_INTEGRITY_FAILED" });
+    conn.destroy();
+  });
+
+  it("connection - encrypted requests go sealed; a sealed answer is taken, a clear one is SMB_INTEGRITY_FAILED", async () => {
+    const { conn, server } = await connect((req, s) => {
+      const reply = answer(req.header, { credits: 5 });
+      s.send(req.header.messageId === 1n ? fakeSeal.encrypt(reply) : reply);
+    });
+    await conn.send(echo(), { timeoutMs: 1_000 });
+    conn.secure({ sessionId: 5n, seal: fakeSeal, signAll: false, encryptAll: false });
+    const ok = await conn.send({ ...echo(), encrypt: true }, { timeoutMs: 1_000 });
+    assert.equal(ok.header.messageId, 1n);
+    assert.equal(server.requests[1]?.sealed, true);
+    await assert.rejects(conn.send({ ...echo(), encrypt: true }, { timeoutMs: 1_000 }), {
+      code: "SMB_INTEGRITY_FAILED",
+    });
     conn.destroy();
   });
 

@@ -10,12 +10,19 @@ import * as negotiate from "../../../actors/smb/codec/negotiate.ts";
 import * as readWrite from "../../../actors/smb/codec/read-write.ts";
 import * as sessionSetup from "../../../actors/smb/codec/session-setup.ts";
 import * as treeConnect from "../../../actors/smb/codec/tree-connect.ts";
+import * as queryInfo from "../../../actors/smb/codec/query-info.ts";
+import * as setInfo from "../../../actors/smb/codec/set-info.ts";
+import * as queryDirectory from "../../../actors/smb/codec/query-directory.ts";
+import * as logoff from "../../../actors/smb/codec/logoff.ts";
+import * as echo from "../../../actors/smb/codec/echo.ts";
+import * as flush from "../../../actors/smb/codec/flush.ts";
+import * as cancel from "../../../actors/smb/codec/cancel.ts";
 
 /** A decoder of whole messages and the encoder of their bodies. */
 export interface CodecPair {
   readonly name: string;
-  decode(message: Buffer): unknown;
-  encode(value: never): Buffer;
+  readonly decode: (message: Buffer) => unknown;
+  readonly encode: (value: never) => Buffer;
 }
 
 const pair = (name: string, decode: (m: Buffer) => unknown, encode: (v: never) => Buffer): CodecPair => ({
@@ -25,7 +32,7 @@ const pair = (name: string, decode: (m: Buffer) => unknown, encode: (v: never) =
 });
 
 /** Request and response codecs of each command. */
-export const codecs = new Map<number, { request: CodecPair; response: CodecPair }>([
+export const codecs = new Map<number, { request: CodecPair; response?: CodecPair }>([
   [
     Command.NEGOTIATE,
     {
@@ -116,5 +123,63 @@ export const codecs = new Map<number, { request: CodecPair; response: CodecPair 
       request: pair("IOCTL request", ioctl.decodeIoctlRequest, ioctl.encodeIoctlRequest),
       response: pair("IOCTL response", ioctl.decodeIoctlResponse, ioctl.encodeIoctlResponse),
     },
+  ],
+  [
+    Command.QUERY_INFO,
+    {
+      request: pair("QUERY_INFO request", queryInfo.decodeQueryInfoRequest, queryInfo.encodeQueryInfoRequest),
+      response: pair(
+        "QUERY_INFO response",
+        queryInfo.decodeQueryInfoResponse,
+        queryInfo.encodeQueryInfoResponse,
+      ),
+    },
+  ],
+  [
+    Command.SET_INFO,
+    {
+      request: pair("SET_INFO request", setInfo.decodeSetInfoRequest, setInfo.encodeSetInfoRequest),
+      response: pair("SET_INFO response", setInfo.decodeSetInfoResponse, setInfo.encodeSetInfoResponse),
+    },
+  ],
+  [
+    Command.QUERY_DIRECTORY,
+    {
+      request: pair(
+        "QUERY_DIRECTORY request",
+        queryDirectory.decodeQueryDirectoryRequest,
+        queryDirectory.encodeQueryDirectoryRequest,
+      ),
+      response: pair(
+        "QUERY_DIRECTORY response",
+        queryDirectory.decodeQueryDirectoryResponse,
+        queryDirectory.encodeQueryDirectoryResponse,
+      ),
+    },
+  ],
+  [
+    Command.LOGOFF,
+    {
+      request: pair("LOGOFF request", logoff.decodeLogoffRequest, logoff.encodeLogoffRequest),
+      response: pair("LOGOFF response", logoff.decodeLogoffResponse, logoff.encodeLogoffResponse),
+    },
+  ],
+  [
+    Command.ECHO,
+    {
+      request: pair("ECHO request", echo.decodeEchoRequest, echo.encodeEchoRequest),
+      response: pair("ECHO response", echo.decodeEchoResponse, echo.encodeEchoResponse),
+    },
+  ],
+  [
+    Command.FLUSH,
+    {
+      request: pair("FLUSH request", flush.decodeFlushRequest, flush.encodeFlushRequest),
+      response: pair("FLUSH response", flush.decodeFlushResponse, flush.encodeFlushResponse),
+    },
+  ],
+  [
+    Command.CANCEL,
+    { request: pair("CANCEL request", cancel.decodeCancelRequest, cancel.encodeCancelRequest) },
   ],
 ]);

@@ -1,0 +1,203 @@
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { SmbConnection } from "../../../actors/smb/client/connection.ts";
+import type { Negotiated } from "../../../actors/smb/client/negotiate.ts";
+import { openPipe } from "../../../actors/smb/client/pipe.ts";
+import type { Session } from "../../../actors/smb/client/session.ts";
+import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
+import { writeFile } from "../../../actors/smb/client/file-transfer.ts";
+import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
+import { Command } from "../../../actors/smb/codec/header.ts";
+import {
+  decodeIoctlRequest,
+  encodeIoctlResponse,
+  encodeValidateNegotiateInfoResponse,
+} from "../../../actors/smb/codec/ioctl.ts";
+import { encodeTreeConnectResponse } from "../../../actors/smb/codec/tree-connect.ts";
+import { Budget } from "../../../actors/smb/client/budget.ts";
+import { validateNegotiate } from "../../../actors/smb/client/validate-negotiate.ts";
+import {
+  decodeWriteRequest,
+  encodeReadResponse,
+  encodeWriteResponse,
+} from "../../../actors/smb/codec/read-write.ts";
+import { NtStatus } from "../../../actors/smb/codec/status.ts";
+import { answer, startFakeServer, type FakeRequest, type FakeServer } from "../../support/smb-fake-server.ts";
+
+const servers: FakeServer[] = [];
+after(async () => {
+  for (const s of servers) await s.stop();
+});
+
+const fileId = Buffer.alloc(16, 0x42);
+const created = encodeCreateResponse({
+  oplockLevel: 0,
+  flags: 0,
+  createAction: 2,
+  creationTime: 0n,
+  lastAccessTime: 0n,
+  lastWriteTime: 0n,
+  changeTime: 0n,
+  allocationSize: 0n,
+  endOfFile: 0n,
+  fileAttributes: 0x80,
+  fileId,
+  createContexts: Buffer.alloc(0),
+});
+const closed = Buffer.concat([Buffer.from([60, 0]), Buffer.alloc(58)]);
+
+/** A tree on a fake server that answers CREATE and CLOSE, and everything else with `handle`. */
+async function tree(
+  handle: (req: FakeRequest, server: FakeServer) => void,
+  chunk = 65536,
+): Promise<{ io: TreeIo; server: FakeServer }> {
+  const server = await startFakeServer((req, s) => {
+    if (req.header.command === Command.CREATE) s.send(answer(req.header, { credits: 64 }, created));
+    else if (req.header.command === Command.CLOSE) s.send(answer(req.header, { credits: 1 }, closed));
+    else handle(req, s);
+  });
+  servers.push(server);
+  const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
+  conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
+  const negotiated = {
+    dialect: 0x0311,
+    maxReadSize: chunk,
+    maxWriteSize: chunk,
+    maxTransactSize: chunk,
+  } as Negotiated;
+  const session = { encryptAll: false } as Session;
+  return { io: new TreeIo({ conn, host: "127.0.0.1", negotiated, session }, "ADMIN$", 1, false), server };
+}
+
+describe("smb client tree operations", () => {
+  it("upload - WRITEs are pipelined, several in flight, and the SHA-256 is of what was sent", async () => {
+    let outstanding = 0;
+    let most = 0;
+    const received = new Map<bigint, Buffer>();
+    const { io } = await tree((req, s) => {
+      if (req.header.command !== Command.WRITE) return;
+      const w = decodeWriteRequest(req.message);
+      received.set(w.offset, Buffer.from(w.data));
+      most = Math.max(most, ++outstanding);
+      setTimeout(() => {
+        outstanding--;
+        s.send(
+          answer(req.header, { credits: 2 }, encodeWriteResponse({ count: w.data.length, remaining: 0 })),
+        );
+      }, 20);
+    });
+    const data = randomBytes(65536 * 6 + 5);
+    const progress: number[] = [];
+    const sent = await writeFile(io, "a.bin", data, {
+      timeoutMs: 5_000,
+      onProgress: (n) => progress.push(n),
+    });
+    assert.equal(sent.bytes, data.length);
+    assert.equal(sent.sha256, createHash("sha256").update(data).digest("hex"));
+    assert.ok(most >= 2, `at most ${most} WRITE(s) in flight`);
+    const joined = Buffer.concat(
+      [...received.entries()].sort((a, b) => Number(a[0] - b[0])).map(([, b]) => b),
+    );
+    assert.ok(joined.equals(data));
+    assert.equal(progress.at(-1), data.length);
+  });
+
+  it("upload - a short WRITE fails the upload and the handle is still closed", async () => {
+    const { io, server } = await tree((req, s) => {
+      if (req.header.command === Command.WRITE)
+        s.send(answer(req.header, { credits: 2 }, encodeWriteResponse({ count: 1, remaining: 0 })));
+    });
+    await assert.rejects(writeFile(io, "a.bin", Buffer.alloc(100), { timeoutMs: 2_000 }), /1 of 100 bytes/);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(server.requests.some((r) => r.header.command === Command.CLOSE));
+  });
+
+  it("pipe - an answer over the IOCTL's output comes with BUFFER_OVERFLOW and the rest is READ", async () => {
+    const whole = randomBytes(10_000);
+    const { io } = await tree((req, s) => {
+      if (req.header.command === Command.IOCTL) {
+        const max = decodeIoctlRequest(req.message).maxOutputResponse;
+        const output = whole.subarray(0, Math.min(max, 4_000));
+        const body = encodeIoctlResponse({
+          ctlCode: 0x0011c017,
+          fileId,
+          input: Buffer.alloc(0),
+          output,
+          flags: 0,
+        });
+        s.send(answer(req.header, { status: NtStatus.BUFFER_OVERFLOW, credits: 2 }, body));
+      } else if (req.header.command === Command.READ) {
+        const reads = s.requests.filter((r) => r.header.command === Command.READ).length;
+        const data = whole.subarray(4_000 * reads, 4_000 * (reads + 1));
+        const status = 4_000 * (reads + 1) < whole.length ? NtStatus.BUFFER_OVERFLOW : 0;
+        s.send(
+          answer(
+            req.header,
+            { status, credits: 2 },
+            encodeReadResponse({ data, dataRemaining: 0, flags: 0 }),
+          ),
+        );
+      }
+    });
+    const pipe = await openPipe(io, "srvsvc", { timeoutMs: 2_000 });
+    const got = await pipe.transceive(Buffer.from("bind"), { timeoutMs: 2_000, maxOutput: 4_000 });
+    assert.ok(got.equals(whole));
+    await pipe.close({ timeoutMs: 2_000 });
+  });
+
+  for (const [what, dialect, status] of [
+    ["matches", 0x0300, 0],
+    ["names another dialect", 0x0302, 0],
+    ["is refused", 0x0300, NtStatus.ACCESS_DENIED],
+  ] as const) {
+    it(`validate negotiate - an answer that ${what} ${what === "matches" ? "passes" : "is SMB_INTEGRITY_FAILED"}`, async () => {
+      const serverGuid = Buffer.alloc(16, 3);
+      const { io } = await tree((req, s) => {
+        if (req.header.command === Command.TREE_CONNECT) {
+          const body = encodeTreeConnectResponse({
+            shareType: 2,
+            shareFlags: 0,
+            capabilities: 0,
+            maximalAccess: 0x1f01ff,
+          });
+          s.send(answer(req.header, { credits: 4, treeId: 7 }, body));
+        } else if (req.header.command === Command.IOCTL) {
+          const output = encodeValidateNegotiateInfoResponse({
+            capabilities: 0x44,
+            guid: serverGuid,
+            securityMode: 1,
+            dialect,
+          });
+          const body = encodeIoctlResponse({
+            ctlCode: 0x00140204,
+            fileId: Buffer.alloc(16, 0xff),
+            input: Buffer.alloc(0),
+            output,
+            flags: 0,
+          });
+          s.send(answer(req.header, { status, credits: 1 }, body));
+        } else if (req.header.command === Command.TREE_DISCONNECT) {
+          s.send(answer(req.header, { credits: 1 }, Buffer.from([4, 0, 0, 0])));
+        }
+      });
+      const negotiated = {
+        ...io.ctx.negotiated,
+        dialect: 0x0300,
+        serverGuid,
+        serverSecurityMode: 1,
+        serverCapabilities: 0x44,
+        request: {
+          securityMode: 3,
+          capabilities: 0x44,
+          clientGuid: Buffer.alloc(16, 9),
+          dialects: [0x0300, 0x0302],
+          negotiateContexts: [],
+        },
+      };
+      const run = validateNegotiate(io.ctx, negotiated, new Budget({ timeoutMs: 2_000 }));
+      if (what === "matches") await run;
+      else await assert.rejects(run, { code: "SMB_INTEGRITY_FAILED" });
+    });
+  }
+});
