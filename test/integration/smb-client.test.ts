@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { Readable } from "node:stream";
 import { SmbClient, type SmbConnectOptions } from "../../actors/smb/client/client.ts";
-import { Deframer } from "../../actors/smb/client/framing.ts";
+import { Deframer, encodeFrame } from "../../actors/smb/client/framing.ts";
 import { Command } from "../../actors/smb/codec/header.ts";
 import { containerSkipReason } from "../support/engine.ts";
 import { startWindowsStandin, type WindowsStandin } from "../support/windows-standin.ts";
@@ -71,6 +71,45 @@ async function countingSocket(port: number): Promise<{ socket: net.Socket; sent:
   };
   socket.write = counting;
   return { socket, sent };
+}
+
+/**
+ * A TCP proxy to `port` that passes the client's bytes on and hands each of the server's messages
+ * to `tamper` (which may change it in place) before passing it on.
+ */
+async function tamperingProxy(
+  port: number,
+  tamper: (message: Buffer) => void,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: "127.0.0.1", port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    const deframer = new Deframer(0xffffff);
+    upstream.on("data", (chunk: Buffer) => {
+      for (const m of deframer.push(chunk)) {
+        tamper(m);
+        client.write(encodeFrame(m));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
@@ -149,6 +188,13 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       assert.equal(progress, size);
       const back = await admin.readFile(`sumac/up/f${size}.bin`, { ...call, maxBytes: 16 << 20 });
       assert.equal(sha256(back), sha256(data), `read back ${size} bytes`);
+      const streamed = createHash("sha256");
+      let chunks = 0;
+      for await (const chunk of admin.readFileStream(`sumac/up/f${size}.bin`, call)) {
+        streamed.update(chunk);
+        chunks++;
+      }
+      assert.equal(streamed.digest("hex"), sha256(data), `streamed ${size} bytes in ${chunks} chunks`);
       const onDisk = await strict.exec(`sha256sum /srv/windows/sumac/up/f${size}.bin`);
       assert.match(onDisk.stdout, new RegExp(`^${sha256(data)} `));
       if (size === 10 << 20) console.log(`10 MiB uploaded in ${ms.toFixed(0)} ms`);
@@ -156,6 +202,26 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     await assert.rejects(admin.readFile("sumac/up/f1048576.bin", { ...call, maxBytes: 1000 }), {
       code: "OUTPUT_TOO_LARGE",
     });
+    await admin.disconnect(call);
+  });
+
+  it("smb client - an upload given up half-way rejects with the abort's reason, and the session goes on", async () => {
+    const admin = await client!.treeConnect("ADMIN$", call);
+    const stop = new AbortController();
+    const upload = admin.writeFile("sumac/aborted.bin", randomBytes(10 << 20), {
+      ...call,
+      signal: stop.signal,
+      onProgress: () => stop.abort(new Error("given up")),
+    });
+    await assert.rejects(upload, /given up/);
+    const data = randomBytes(3 << 20);
+    await admin.writeFile("sumac/after.bin", data, call);
+    assert.equal(
+      sha256(await admin.readFile("sumac/after.bin", { ...call, maxBytes: 4 << 20 })),
+      sha256(data),
+    );
+    await admin.remove("sumac/after.bin", call);
+    await admin.remove("sumac/aborted.bin", call);
     await admin.disconnect(call);
   });
 
@@ -220,6 +286,66 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     assert.ok(!err.message.includes(wrong));
     // NTLM is two SESSION_SETUP requests (NEGOTIATE_MESSAGE, AUTHENTICATE_MESSAGE): one attempt.
     assert.equal(sent.filter((c) => c === Command.SESSION_SETUP).length, 2);
+  });
+
+  it("smb client - a final SESSION_SETUP answer or a later answer with a changed signature is SMB_INTEGRITY_FAILED", async () => {
+    const flipSignature = (message: Buffer): void => void (message[60] = message[60]! ^ 1);
+    // The final SESSION_SETUP answer (status SUCCESS) signed by Samba with the session's new key.
+    const onSetup = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.SESSION_SETUP && m.readUInt32LE(8) === 0) flipSignature(m);
+    });
+    try {
+      await assert.rejects(SmbClient.connect(options(strict, { port: onSetup.port })), {
+        code: "SMB_INTEGRITY_FAILED",
+      });
+    } finally {
+      await onSetup.close();
+    }
+    // A TREE_CONNECT answer on a signed session.
+    const onTree = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.TREE_CONNECT) flipSignature(m);
+    });
+    try {
+      const c = await SmbClient.connect(options(strict, { port: onTree.port }));
+      try {
+        await assert.rejects(c.treeConnect("IPC$", call), { code: "SMB_INTEGRITY_FAILED" });
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await onTree.close();
+    }
+  });
+
+  it("smb client - on 3.1.1 a NEGOTIATE answer changed on the way breaks the pre-authentication hash: SMB_INTEGRITY_FAILED", async () => {
+    const proxy = await tamperingProxy(strict.port, (m) => {
+      if (m.readUInt16LE(12) === Command.NEGOTIATE) m[64 + 8] = m[64 + 8]! ^ 1; // a bit of ServerGuid
+    });
+    try {
+      await assert.rejects(SmbClient.connect(options(strict, { port: proxy.port })), {
+        code: "SMB_INTEGRITY_FAILED",
+        message: /final SESSION_SETUP answer is badly signed/,
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("smb client - a NEGOTIATE answer downgraded on the way (3.0.2 to 3.0) is caught by VALIDATE_NEGOTIATE_INFO", async () => {
+    const downgrade = await tamperingProxy(range.port, (m) => {
+      // MS-SMB2 2.2.4: DialectRevision is the body's third field.
+      if (m.readUInt16LE(12) === Command.NEGOTIATE && m.readUInt16LE(64 + 4) === 0x0302)
+        m.writeUInt16LE(0x0300, 64 + 4);
+    });
+    try {
+      const range30 = { dialects: { min: 0x0300, max: 0x0302 }, port: downgrade.port };
+      await assert.rejects(SmbClient.connect(options(range, range30)), {
+        code: "SMB_INTEGRITY_FAILED",
+        message: /validation of the negotiation/,
+      });
+    } finally {
+      await downgrade.close();
+    }
   });
 
   for (const [name, dialect] of [

@@ -35,6 +35,12 @@ export class SmbFileTooLargeError extends SumacError<"OUTPUT_TOO_LARGE"> {
   }
 }
 
+/** How downloads open a file. */
+const readSpec = {
+  access: Access.FILE_READ_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+  options: CreateOption.NON_DIRECTORY_FILE,
+};
+
 /**
  * Writes `source` to `path` (created or overwritten); resolves with its size and SHA-256 (of what
  * was sent, which the server acknowledged byte for byte).
@@ -109,6 +115,74 @@ export async function writeFile(
   );
 }
 
+/** One READ at `at`: empty at the end of the file (STATUS_END_OF_FILE). */
+async function readChunk(
+  io: TreeIo,
+  fileId: Buffer,
+  path: string,
+  at: number,
+  length: number,
+  options: CallOptions,
+): Promise<Buffer> {
+  const body = encodeReadRequest({
+    padding: 0x50,
+    flags: 0,
+    length,
+    offset: BigInt(at),
+    fileId,
+    minimumCount: 0,
+    channel: Channel.NONE,
+    remainingBytes: 0,
+  });
+  const response = await io.call(Command.READ, body, `READ ${path}`, options, {
+    payloadSize: length,
+    ok: [NtStatus.END_OF_FILE],
+  });
+  if (response.header.status >>> 0 === NtStatus.END_OF_FILE) return Buffer.alloc(0);
+  return decodeReadResponse(response.message).data;
+}
+
+/**
+ * The content of `path` chunk by chunk, with READs ahead of the consumer (at most
+ * {@link IN_FLIGHT}); to the end of the file, also when it grew since the open. The handle is
+ * closed when the iteration ends, fails or is left early.
+ */
+export async function* readFileStream(
+  io: TreeIo,
+  path: string,
+  options: CallOptions,
+): AsyncGenerator<Buffer> {
+  const budget = new Budget(options);
+  const file = await io.open(path, readSpec, budget.next());
+  const ahead: Promise<Buffer>[] = [];
+  let next = 0;
+  let done = false;
+  try {
+    const size = Number(file.endOfFile);
+    for (;;) {
+      // Ahead while within the size known at the open; past it, one READ at a time until the end.
+      while (ahead.length < IN_FLIGHT && (next < size || ahead.length === 0)) {
+        const p = readChunk(io, file.fileId, path, next, io.maxRead, budget.next());
+        p.catch(() => {}); // observed in order below
+        ahead.push(p);
+        next += io.maxRead;
+      }
+      const data = await ahead.shift()!;
+      if (data.length === 0) break;
+      yield data;
+      if (data.length < io.maxRead) {
+        // A short READ: the file ended here (or shrank); what was asked after it is dropped.
+        break;
+      }
+    }
+    done = true;
+  } finally {
+    await Promise.allSettled(ahead);
+    if (done) await io.close(file.fileId, budget.next());
+    else await io.closeQuietly(file.fileId);
+  }
+}
+
 /** Reads the whole of `path`; rejects with OUTPUT_TOO_LARGE when it is over `maxBytes`. */
 export async function readFile(
   io: TreeIo,
@@ -116,13 +190,9 @@ export async function readFile(
   options: CallOptions & { readonly maxBytes: number },
 ): Promise<Buffer> {
   const budget = new Budget(options);
-  const spec = {
-    access: Access.FILE_READ_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
-    options: CreateOption.NON_DIRECTORY_FILE,
-  };
   return io.withOpen(
     path,
-    spec,
+    readSpec,
     () => budget.next(),
     async (file) => {
       const tooLarge = (size: bigint | number): SmbFileTooLargeError =>
@@ -133,22 +203,7 @@ export async function readFile(
       const size = Number(file.endOfFile);
       const out = Buffer.alloc(size);
       const readAt = async (at: number, length: number): Promise<number> => {
-        const body = encodeReadRequest({
-          padding: 0x50,
-          flags: 0,
-          length,
-          offset: BigInt(at),
-          fileId: file.fileId,
-          minimumCount: 0,
-          channel: Channel.NONE,
-          remainingBytes: 0,
-        });
-        const response = await io.call(Command.READ, body, `READ ${path}`, budget.next(), {
-          payloadSize: length,
-          ok: [NtStatus.END_OF_FILE],
-        });
-        if (response.header.status >>> 0 === NtStatus.END_OF_FILE) return 0;
-        const { data } = decodeReadResponse(response.message);
+        const data = await readChunk(io, file.fileId, path, at, length, budget.next());
         if (data.length > length) throw tooLarge(at + data.length);
         data.copy(out, at);
         return data.length;

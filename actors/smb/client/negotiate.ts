@@ -72,6 +72,8 @@ export interface Negotiated {
   readonly signingAlgorithm: number;
   /** The cipher, when the connection can encrypt (3.0 and 3.0.2: AES-128-CCM). */
   readonly cipher: number | undefined;
+  /** 2.1 and later with LARGE_MTU: requests over 64 KiB, charged a credit per 64 KiB. */
+  readonly multiCredit: boolean;
   readonly maxTransactSize: number;
   readonly maxReadSize: number;
   readonly maxWriteSize: number;
@@ -86,7 +88,7 @@ function capabilitiesFor(maxDialect: number): number {
   return maxDialect >= Dialect.SMB_3_0 ? Capability.LARGE_MTU | Capability.ENCRYPTION : Capability.LARGE_MTU;
 }
 
-/** The dialects between the bounds, refused as CONFIG_INVALID-like negotiation errors when none. */
+/** The dialects between the bounds, oldest first; SMB_NEGOTIATION_FAILED when there are none. */
 export function dialectsBetween(min: number = Dialect.SMB_2_0_2, max: number = Dialect.SMB_3_1_1): number[] {
   const list = DIALECTS.filter((d) => d >= min && d <= max);
   if (list.length === 0) {
@@ -190,6 +192,7 @@ export async function negotiate(
     signingRequired: options.requireSigning || (answer.securityMode & SecurityMode.SIGNING_REQUIRED) !== 0,
     signingAlgorithm: signingAlgorithmFor(dialect, negotiatedSigning),
     cipher,
+    multiCredit,
     maxTransactSize: answer.maxTransactSize,
     maxReadSize: answer.maxReadSize,
     maxWriteSize: answer.maxWriteSize,

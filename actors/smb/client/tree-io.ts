@@ -4,7 +4,6 @@
  * one READ, WRITE or IOCTL may move.
  */
 import { Command } from "../codec/header.ts";
-import { Dialect } from "../codec/negotiate.ts";
 import {
   CreateDisposition,
   decodeCreateResponse,
@@ -30,7 +29,7 @@ export interface TreeContext {
 
 /** The largest READ or WRITE the client sends: a MiB moves well, and 16 credits are easy to get. */
 const CHUNK_CAP = 1024 * 1024;
-/** Without multi-credit (2.0.2) one request moves at most 64 KiB (MS-SMB2 3.2.4.1.5). */
+/** Without multi-credit (2.0.2, or no LARGE_MTU) one request moves at most 64 KiB (MS-SMB2 3.2.4.1.5). */
 const SINGLE_CREDIT_CAP = 65536;
 
 /** How a CREATE opens a path. */
@@ -68,7 +67,7 @@ export class TreeIo {
     this.treeId = treeId;
     this.encrypted = encrypted;
     const n = ctx.negotiated;
-    const cap = n.dialect === Dialect.SMB_2_0_2 ? SINGLE_CREDIT_CAP : CHUNK_CAP;
+    const cap = n.multiCredit ? CHUNK_CAP : SINGLE_CREDIT_CAP;
     this.maxRead = Math.max(1, Math.min(n.maxReadSize, cap));
     this.maxWrite = Math.max(1, Math.min(n.maxWriteSize, cap));
     this.maxTransact = Math.max(1, Math.min(n.maxTransactSize, cap));

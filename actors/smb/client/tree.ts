@@ -25,7 +25,7 @@ import {
   type DirectoryEntry,
   type FileStat,
 } from "./file-ops.ts";
-import { readFile, writeFile } from "./file-transfer.ts";
+import { readFile, readFileStream, writeFile } from "./file-transfer.ts";
 import { wirePath } from "./paths.ts";
 import { openPipe, type SmbPipe } from "./pipe.ts";
 import { TreeIo, type TreeContext } from "./tree-io.ts";
@@ -101,6 +101,11 @@ export class SmbTree {
   /** The whole file; OUTPUT_TOO_LARGE when over `maxBytes`. */
   async readFile(path: string, options: CallOptions & { maxBytes: number }): Promise<Buffer> {
     return readFile(this.io, wirePath(path), options);
+  }
+
+  /** The file chunk by chunk (READs ahead of the consumer); the handle closes when it ends or is left. */
+  async *readFileStream(path: string, options: CallOptions): AsyncGenerator<Buffer> {
+    yield* readFileStream(this.io, wirePath(path), options);
   }
 
   /** Size and kind, or undefined when there is nothing at `path`. */

@@ -6,7 +6,7 @@ import type { Negotiated } from "../../../actors/smb/client/negotiate.ts";
 import { openPipe } from "../../../actors/smb/client/pipe.ts";
 import type { Session } from "../../../actors/smb/client/session.ts";
 import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
-import { writeFile } from "../../../actors/smb/client/file-transfer.ts";
+import { readFileStream, writeFile } from "../../../actors/smb/client/file-transfer.ts";
 import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
 import { Command } from "../../../actors/smb/codec/header.ts";
 import {
@@ -18,6 +18,7 @@ import { encodeTreeConnectResponse } from "../../../actors/smb/codec/tree-connec
 import { Budget } from "../../../actors/smb/client/budget.ts";
 import { validateNegotiate } from "../../../actors/smb/client/validate-negotiate.ts";
 import {
+  decodeReadRequest,
   decodeWriteRequest,
   encodeReadResponse,
   encodeWriteResponse,
@@ -62,6 +63,7 @@ async function tree(
   conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
   const negotiated = {
     dialect: 0x0311,
+    multiCredit: true,
     maxReadSize: chunk,
     maxWriteSize: chunk,
     maxTransactSize: chunk,
@@ -111,6 +113,30 @@ describe("smb client tree operations", () => {
     await assert.rejects(writeFile(io, "a.bin", Buffer.alloc(100), { timeoutMs: 2_000 }), /1 of 100 bytes/);
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(server.requests.some((r) => r.header.command === Command.CLOSE));
+  });
+
+  it("download stream - chunks in order to the end; leaving early still closes the handle", async () => {
+    const content = randomBytes(65536 * 3 + 100);
+    const { io, server } = await tree((req, s) => {
+      if (req.header.command !== Command.READ) return;
+      const r = decodeReadRequest(req.message);
+      const at = Number(r.offset);
+      if (at >= content.length) s.send(answer(req.header, { status: NtStatus.END_OF_FILE, credits: 1 }));
+      else {
+        const data = content.subarray(at, at + r.length);
+        s.send(answer(req.header, { credits: 1 }, encodeReadResponse({ data, dataRemaining: 0, flags: 0 })));
+      }
+    });
+    const parts: Buffer[] = [];
+    for await (const chunk of readFileStream(io, "a.bin", { timeoutMs: 2_000 })) parts.push(chunk);
+    assert.ok(Buffer.concat(parts).equals(content));
+    const closes = () => server.requests.filter((r) => r.header.command === Command.CLOSE).length;
+    assert.equal(closes(), 1);
+    for await (const chunk of readFileStream(io, "a.bin", { timeoutMs: 2_000 })) {
+      assert.equal(chunk.length, 65536);
+      break;
+    }
+    assert.equal(closes(), 2);
   });
 
   it("pipe - an answer over the IOCTL's output comes with BUFFER_OVERFLOW and the rest is READ", async () => {
