@@ -6,7 +6,7 @@
  * buffers are reused from one WRITE to the next rather than allocated for each.
  */
 import { ReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { WRITE_DATA_OFFSET } from "../codec/read-write.ts";
 
 /** What an upload reads from. */
@@ -54,7 +54,7 @@ function untouchedFile(source: UploadSource): string | undefined {
   return whole && unread && !source.destroyed ? source.path : undefined;
 }
 
-/** Read in order from where the file is (no positions): a FIFO or a character device too. */
+/** A regular file, read in order from its start. */
 async function* fromFile(path: string, pool: MessagePool): AsyncGenerator<FilledWrite> {
   const file = await open(path, "r");
   try {
@@ -129,9 +129,24 @@ export function fillWrites(
 ): Generator<FilledWrite> | AsyncGenerator<FilledWrite> {
   if (Buffer.isBuffer(source)) return fromBuffer(source, pool);
   const file = untouchedFile(source);
-  if (file !== undefined) {
-    (source as ReadStream).destroy(); // its descriptor is not needed: the file is read by path
-    return fromFile(file, pool);
-  }
+  if (file !== undefined) return fromFileStream(source as ReadStream, file, pool);
   return fromIterable(source, pool);
+}
+
+/**
+ * A regular file is read by path, and its stream closed unread; anything else (a FIFO, a device)
+ * through the stream itself, since opening it a second time would not give the same bytes.
+ */
+async function* fromFileStream(
+  stream: ReadStream,
+  path: string,
+  pool: MessagePool,
+): AsyncGenerator<FilledWrite> {
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isFile() !== true) {
+    yield* fromIterable(stream, pool);
+    return;
+  }
+  stream.destroy();
+  yield* fromFile(path, pool);
 }

@@ -74,7 +74,7 @@ describe("smb upload source - WRITE messages filled in place", () => {
     }
   });
 
-  it("smb upload source - a FIFO is read in order, as it comes", async () => {
+  it("smb upload source - a FIFO is read through its stream, as it comes", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sumac-upload-"));
     try {
       const fifo = join(dir, "fifo");
