@@ -304,7 +304,7 @@ describe("smb interop - the Windows file channel against Samba standing in for W
     assert.match(err.message, new RegExp(`port ${direct}: .*ECONNREFUSED.*port ${session}: `));
   });
 
-  it("smb interop - a server killed mid-upload is a retryable error, and the retry leaves no .part", async () => {
+  it("smb interop - a server killed mid-upload is a retryable error, and the retry leaves no .part", async (t) => {
     const s = standin("kill");
     const run = "killed";
     const remote = `/ADMIN$/Temp/sumac/${run}/big.bin`;
@@ -342,6 +342,7 @@ describe("smb interop - the Windows file channel against Samba standing in for W
     assert.equal(err.retryable, true, `${err.code}: ${err.message}`);
     assert.ok(["CONNECTION_LOST", "TIMEOUT", "UNREACHABLE"].includes(err.code), err.code);
     assert.ok(elapsed < timeoutMs, `failed after ${elapsed} ms`);
+    t.diagnostic(`${err.code} after ${Math.round(elapsed)} ms: ${err.message}`);
     assert.equal((await s.exec(`test -e ${part}`)).exitCode, 0, "the failed attempt left its .part");
 
     const again = await openDirect(s);
