@@ -146,12 +146,12 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     client = await SmbClient.connect(options(strict));
   });
 
-  it("smb client - connects with SMB 3.1.1, signing with AES-GMAC or AES-CMAC", () => {
+  it("smb client - connects with SMB 3.1.1, signing with AES-GMAC or AES-CMAC", (t) => {
     assert.equal(client!.dialect, 0x0311);
     assert.equal(client!.signing, true);
     assert.ok([1, 2].includes(client!.signingAlgorithm), `algorithm ${client!.signingAlgorithm}`);
     assert.equal(client!.encrypting, false);
-    console.log(
+    t.diagnostic(
       `3.1.1 with Samba: signing algorithm ${client!.signingAlgorithm}, cipher ${String(client!.cipher)}`,
     );
   });
@@ -170,7 +170,7 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     assert.equal(socket.destroyed, true);
   });
 
-  it("smb client - uploads 0 B, 1 B, 1 MiB and 10 MiB to ADMIN$ and reads them back", async () => {
+  it("smb client - uploads 0 B, 1 B, 1 MiB and 10 MiB to ADMIN$ and reads them back", async (t) => {
     const admin = await client!.treeConnect("ADMIN$", call);
     await admin.mkdirp("sumac/up", call);
     for (const size of [0, 1, 1 << 20, 10 << 20]) {
@@ -197,7 +197,7 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
       assert.equal(streamed.digest("hex"), sha256(data), `streamed ${size} bytes in ${chunks} chunks`);
       const onDisk = await strict.exec(`sha256sum /srv/windows/sumac/up/f${size}.bin`);
       assert.match(onDisk.stdout, new RegExp(`^${sha256(data)} `));
-      if (size === 10 << 20) console.log(`10 MiB uploaded in ${ms.toFixed(0)} ms`);
+      if (size === 10 << 20) t.diagnostic(`10 MiB uploaded in ${ms.toFixed(0)} ms`);
     }
     await assert.rejects(admin.readFile("sumac/up/f1048576.bin", { ...call, maxBytes: 1000 }), {
       code: "OUTPUT_TOO_LARGE",
