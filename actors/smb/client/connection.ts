@@ -11,7 +11,8 @@ import { Command, decodeHeader, HeaderFlag, encodeHeader, type Smb2Header } from
 import { encodeCancelRequest } from "../codec/cancel.ts";
 import { CreditWindow } from "./credits.ts";
 import { SmbConnectionLostError, SmbNoCreditsError, SmbTimeoutError } from "./errors.ts";
-import { Deframer, encodeFrame } from "./framing.ts";
+import { MalformedPacketError } from "../../wire/bytes.ts";
+import { Deframer, FRAME_HEADER_SIZE, MAX_FRAME_LENGTH } from "./framing.ts";
 import { connectSocket } from "./socket.ts";
 import {
   integrityError,
@@ -49,6 +50,13 @@ export interface SmbRequest {
   readonly unsigned?: boolean;
   /** The session id to send, when not the session's (SESSION_SETUP during the exchange). */
   readonly sessionId?: bigint;
+  /**
+   * The whole message built by the caller, its first 64 bytes left for the header (`body` is then
+   * empty): the connection writes the header there and signs or encrypts it as it is, without
+   * copying it (an upload's WRITEs, in reused buffers). The caller must not touch it until the
+   * answer has come.
+   */
+  readonly inPlace?: Buffer;
 }
 
 /** An answer: its header and the whole message (header and body, as codecs decode it). */
@@ -105,6 +113,9 @@ export class SmbConnection {
       this.fail(new SmbConnectionLostError(`${host}: ${err.message}`, { cause: err })),
     );
     socket.on("close", () => this.fail(new SmbConnectionLostError(`${host}: the connection closed`)));
+    // A socket handed over paused (openNetbiosSession pauses it to keep what follows its answer)
+    // stays paused when a 'data' listener is added: it must be resumed to flow.
+    socket.resume();
   }
 
   /** Connects (or takes `options.socket`) within the deadline; UNREACHABLE when it cannot. */
@@ -183,8 +194,9 @@ export class SmbConnection {
             sessionId: request.sessionId ?? security?.sessionId ?? 0n,
             signature: Buffer.alloc(16),
           });
-          const message = Buffer.concat([header, request.body]);
-          let wire: Buffer;
+          const message = request.inPlace ?? Buffer.concat([header, request.body]);
+          if (request.inPlace !== undefined) header.copy(message, 0);
+          let wire: Buffer | readonly Buffer[];
           try {
             if (sign) security.sign(message);
             wire = encrypted ? security.seal.encrypt(message) : message;
@@ -221,9 +233,16 @@ export class SmbConnection {
     clearTimeout(timer);
   }
 
-  private write(message: Buffer): void {
+  /** One message (whole or in parts) after its frame header (MS-SMB2 2.1), written without joining them. */
+  private write(message: Buffer | readonly Buffer[]): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.write(encodeFrame(message));
+    const parts = Buffer.isBuffer(message) ? [message] : message;
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+    frame.writeUInt32BE(checkFrameLength(parts.reduce((n, p) => n + p.length, 0))); // top byte 0: SESSION MESSAGE
+    this.socket.cork();
+    this.socket.write(frame);
+    for (const part of parts) this.socket.write(part);
+    this.socket.uncork();
   }
 
   /** Gives a request up: its answer will only settle credits; the server is told with CANCEL. */
@@ -311,4 +330,11 @@ export class SmbConnection {
     this.inFlight.clear();
     this.socket.destroy();
   }
+}
+
+function checkFrameLength(length: number): number {
+  if (length > MAX_FRAME_LENGTH) {
+    throw new MalformedPacketError(`an SMB2 message of ${length} bytes does not fit a frame`);
+  }
+  return length;
 }

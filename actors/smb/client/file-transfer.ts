@@ -6,19 +6,25 @@
 import { createHash } from "node:crypto";
 import { SumacError } from "../../../base/errors.ts";
 import { RemoteUploadError } from "../../remote-errors.ts";
-import { Command } from "../codec/header.ts";
+import { Command, HEADER_SIZE } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import {
   Channel,
   decodeReadResponse,
   decodeWriteResponse,
   encodeReadRequest,
-  encodeWriteRequest,
+  encodeWriteRequestHead,
+  WRITE_DATA_OFFSET,
 } from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
 import type { TreeIo } from "./tree-io.ts";
+import { fillWrites, MessagePool, type FilledWrite, type UploadSource } from "./upload-source.ts";
+
+export type { UploadSource } from "./upload-source.ts";
+
+const EMPTY = Buffer.alloc(0);
 
 /** WRITEs or READs in flight at once: enough to fill a LAN's pipe with 1 MiB requests. */
 const IN_FLIGHT = 4;
@@ -35,38 +41,6 @@ const readSpec = {
   access: Access.FILE_READ_DATA | Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
   options: CreateOption.NON_DIRECTORY_FILE,
 };
-
-/** What an upload reads from. */
-export type UploadSource = Buffer | AsyncIterable<Buffer | Uint8Array | string>;
-
-/** Cuts a source into chunks of exactly `size` bytes (the last one shorter, none when empty). */
-async function* chunks(source: UploadSource, size: number): AsyncGenerator<Buffer> {
-  if (Buffer.isBuffer(source)) {
-    for (let at = 0; at < source.length; at += size) yield source.subarray(at, at + size);
-    return;
-  }
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  for await (const piece of source) {
-    let buf =
-      typeof piece === "string"
-        ? Buffer.from(piece)
-        : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-    while (heldBytes + buf.length >= size) {
-      const take = size - heldBytes;
-      held.push(buf.subarray(0, take));
-      yield Buffer.concat(held, size);
-      held = [];
-      heldBytes = 0;
-      buf = buf.subarray(take);
-    }
-    if (buf.length > 0) {
-      held.push(Buffer.from(buf)); // the source may reuse its buffer
-      heldBytes += buf.length;
-    }
-  }
-  if (heldBytes > 0) yield Buffer.concat(held, heldBytes);
-}
 
 /**
  * Writes `source` to `path` (created or overwritten); resolves with its size and SHA-256 (of what
@@ -99,29 +73,29 @@ export async function writeFile(
       let failure: Error | undefined;
       let offset = 0;
       let acknowledged = 0;
-      const writeAt = async (at: number, data: Buffer): Promise<void> => {
-        const body = encodeWriteRequest({
-          offset: BigInt(at),
-          fileId: file.fileId,
-          channel: Channel.NONE,
-          remainingBytes: 0,
-          flags: 0,
-          data,
-        });
-        const response = await io.call(Command.WRITE, body, `WRITE ${path}`, budget.next(), {
+      const pool = new MessagePool(io.maxWrite);
+      const writeAt = async (at: number, data: FilledWrite): Promise<void> => {
+        encodeWriteRequestHead(
+          { offset: BigInt(at), fileId: file.fileId, channel: Channel.NONE, remainingBytes: 0, flags: 0 },
+          data.length,
+        ).copy(data.message, HEADER_SIZE);
+        const response = await io.call(Command.WRITE, EMPTY, `WRITE ${path}`, budget.next(), {
           payloadSize: data.length,
+          inPlace: data.message,
         });
         const { count } = decodeWriteResponse(response.message);
         // A Count (MS-SMB2 2.2.22) short of what was sent leaves a hole: the upload failed.
         if (count !== data.length)
           throw new RemoteUploadError(`WRITE ${path}: ${count} of ${data.length} bytes written at ${at}`);
+        // Answered: the socket is done with it (after a failure it may not be, and it is not reused).
+        pool.give(data.buffer);
         acknowledged += count;
         options.onProgress?.(acknowledged);
       };
       try {
-        for await (const chunk of chunks(source, io.maxWrite)) {
+        for await (const chunk of fillWrites(source, pool)) {
           if (failure !== undefined) break;
-          hash.update(chunk);
+          hash.update(chunk.message.subarray(WRITE_DATA_OFFSET));
           const p: Promise<void> = writeAt(offset, chunk).then(
             () => void inFlight.delete(p),
             (err: unknown) => {

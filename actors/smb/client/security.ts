@@ -24,8 +24,8 @@ export interface SessionSecurity {
   readonly signAll: boolean;
   /** Encryption (3.0 and later); absent when the session has no encryption keys. */
   readonly seal?: {
-    /** The whole transform frame for a message. */
-    readonly encrypt: (message: Buffer) => Buffer;
+    /** The transform frame for a message, whole or in parts sent one after the other. */
+    readonly encrypt: (message: Buffer) => Buffer | readonly Buffer[];
     /** The message in a transform frame; throws SMB_INTEGRITY_FAILED when it does not decrypt. */
     readonly decrypt: (frame: Buffer) => Buffer;
   };

@@ -19,7 +19,7 @@ import { SmbIntegrityError } from "../crypto/errors.ts";
 import { deriveSessionKeys, type SessionKeys } from "../crypto/keys.ts";
 import { NonceSource } from "../crypto/nonce.ts";
 import { signMessage, verifySignature } from "../crypto/signing.ts";
-import { decryptMessage, encryptMessage } from "../crypto/transform.ts";
+import { decryptMessage, encryptMessageParts } from "../crypto/transform.ts";
 import type { CallOptions, SmbConnection } from "./connection.ts";
 import { SmbAuthError, SmbNegotiationError } from "./errors.ts";
 import type { Negotiated } from "./negotiate.ts";
@@ -96,7 +96,13 @@ export function sessionSecurity(
     encryptAll,
     seal: {
       encrypt: (message) =>
-        encryptMessage({ cipher, key: keys.encryptionKey, sessionId: id, message, nonce: nonces.next() }),
+        encryptMessageParts({
+          cipher,
+          key: keys.encryptionKey,
+          sessionId: id,
+          message,
+          nonce: nonces.next(),
+        }),
       decrypt: (frame) => {
         const out = decryptMessage({ cipher, key: keys.decryptionKey, frame });
         if (out.sessionId !== id)

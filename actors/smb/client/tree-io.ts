@@ -82,7 +82,11 @@ export class TreeIo {
     body: Buffer,
     what: string,
     options: CallOptions,
-    extra: { readonly payloadSize?: number; readonly ok?: readonly number[] } = {},
+    extra: {
+      readonly payloadSize?: number;
+      readonly ok?: readonly number[];
+      readonly inPlace?: Buffer;
+    } = {},
   ): Promise<SmbResponse> {
     const response = await this.ctx.conn.send(
       {
@@ -91,6 +95,7 @@ export class TreeIo {
         treeId: this.treeId,
         encrypt: this.encrypted,
         ...(extra.payloadSize !== undefined ? { payloadSize: extra.payloadSize } : {}),
+        ...(extra.inPlace !== undefined ? { inPlace: extra.inPlace } : {}),
       },
       options,
     );

@@ -131,13 +131,20 @@ export function decodeReadResponse(message: Buffer): ReadResponse {
   });
 }
 
-/** Encodes the body of a WRITE request, its data at {@link WRITE_DATA_OFFSET}. */
-export function encodeWriteRequest(req: WriteRequest): Buffer {
-  check(req.data.length <= Cap.DATA, "WRITE request: data over its cap");
-  return new ByteWriter(48 + req.data.length)
+/**
+ * The 48 fixed bytes of a WRITE request's body for `dataLength` bytes of data, for a sender that
+ * appends the data itself rather than copy it into the body (an upload's MiB-sized WRITEs):
+ * `encodeWriteRequest(req)` is this, then `req.data`, then the trailer (none when there is data).
+ */
+export function encodeWriteRequestHead(
+  req: Omit<WriteRequest, "data" | "trailer">,
+  dataLength: number,
+): Buffer {
+  check(dataLength <= Cap.DATA, "WRITE request: data over its cap");
+  return new ByteWriter(48)
     .u16le(49)
     .u16le(WRITE_DATA_OFFSET)
-    .u32le(req.data.length)
+    .u32le(dataLength)
     .u64le(req.offset)
     .bytes(checkFileId(req.fileId))
     .u32le(req.channel)
@@ -145,6 +152,13 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
     .u16le(0) // WriteChannelInfoOffset: no RDMA
     .u16le(0)
     .u32le(req.flags)
+    .toBuffer();
+}
+
+/** Encodes the body of a WRITE request, its data at {@link WRITE_DATA_OFFSET}. */
+export function encodeWriteRequest(req: WriteRequest): Buffer {
+  return new ByteWriter(48 + req.data.length)
+    .bytes(encodeWriteRequestHead(req, req.data.length))
     .bytes(req.data)
     .bytes(req.trailer ?? (req.data.length === 0 ? ONE_ZERO : NONE))
     .toBuffer();

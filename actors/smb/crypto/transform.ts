@@ -169,6 +169,14 @@ function nonceField(cipher: number, given: Buffer | undefined, nonces: NonceSour
  * const frame = encryptMessage({ cipher, key: keys.encryptionKey, sessionId, message, nonces });
  */
 export function encryptMessage(input: EncryptInput): Buffer {
+  return Buffer.concat(encryptMessageParts(input));
+}
+
+/**
+ * {@link encryptMessage} as its two parts, TRANSFORM_HEADER and ciphertext, for a sender that
+ * writes them one after the other rather than join a MiB-sized message into a new buffer.
+ */
+export function encryptMessageParts(input: EncryptInput): [header: Buffer, ciphertext: Buffer] {
   const field = nonceField(input.cipher, input.nonce, input.nonces);
   check(
     input.message.length <= MAX_ENCRYPTED_MESSAGE,
@@ -185,9 +193,11 @@ export function encryptMessage(input: EncryptInput): Buffer {
   const aad = header.subarray(NONCE_OFFSET);
   const cipher = sealer(input.cipher, input.key, iv);
   cipher.setAAD(aad, { plaintextLength: input.message.length });
-  const body = Buffer.concat([cipher.update(input.message), cipher.final()]);
+  const body = cipher.update(input.message);
+  // CCM and GCM give everything from update(); final() must still run for the tag.
+  const rest = cipher.final();
   cipher.getAuthTag().copy(header, 4);
-  return Buffer.concat([header, body]);
+  return [header, rest.length === 0 ? body : Buffer.concat([body, rest])];
 }
 
 /** What {@link decryptMessage} needs. */
