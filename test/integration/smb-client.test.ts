@@ -259,6 +259,18 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     await admin.disconnect(call);
   });
 
+  it("smb client - C$ is a share like ADMIN$: a file written there is on the server's disk", async () => {
+    const c = await client!.treeConnect("C$", call);
+    await c.writeFile("sumac-c.txt", Buffer.from("on C$"), call);
+    assert.equal((await strict.exec("cat /srv/c/sumac-c.txt")).stdout, "on C$");
+    await c.remove("sumac-c.txt", call);
+    await c.disconnect(call);
+    await assert.rejects(client!.treeConnect("D$", call), {
+      code: "SMB_STATUS",
+      message: /BAD_NETWORK_NAME/,
+    });
+  });
+
   it("smb client - a DCE/RPC bind over the srvsvc pipe on IPC$ gets a bind_ack", async () => {
     const ipc = await client!.treeConnect("IPC$", call);
     const pipe = await ipc.openPipe("srvsvc", call);

@@ -1,6 +1,6 @@
 /**
  * Windows targets for tests: a container of the `windows-standin` image, Samba 4.17 standing in for
- * a Windows server's file sharing (`ADMIN$` and `IPC$`, NTLMv2 only) with nmbd answering NetBIOS
+ * a Windows server's file sharing (`ADMIN$`, `C$` and `IPC$`, NTLMv2 only) with nmbd answering NetBIOS
  * name queries. By default it accepts SMB 3.1.1 only with signing mandatory, as strict as Windows 11
  * 24H2 or stricter; each container may instead force other dialects, optional signing, encryption,
  * or the NetBIOS session service (139) alone. It returns once smbd has accepted an authenticated
