@@ -17,6 +17,7 @@ import {
   integrityError,
   protectionProblem,
   isInterim,
+  misdirectedAnswer,
   type SessionSecurity,
   splitCompound,
   TRANSFORM_PROTOCOL_ID,
@@ -61,6 +62,7 @@ export interface SmbResponse {
 
 interface InFlight {
   readonly request: Buffer;
+  readonly command: number;
   readonly expectSigned: boolean;
   readonly encrypted: boolean;
   asyncId?: bigint;
@@ -194,6 +196,7 @@ export class SmbConnection {
           }
           const entry: InFlight = {
             request: message,
+            command: request.command,
             expectSigned: sign,
             encrypted,
             abandoned: false,
@@ -278,11 +281,9 @@ export class SmbConnection {
     const entry = this.inFlight.get(header.messageId);
     if (!entry) return; // a late answer to a request given up before it was sent
     const interim = isInterim(header);
-    const problem = protectionProblem(
-      this.host,
-      { header, message, sealed, interim, ...entry },
-      this.security?.verify,
-    );
+    const problem =
+      misdirectedAnswer(this.host, header, entry.command) ??
+      protectionProblem(this.host, { header, message, sealed, interim, ...entry }, this.security?.verify);
     if (problem) {
       this.inFlight.delete(header.messageId);
       this.credits.settled();
