@@ -61,7 +61,8 @@ export interface SmbResponse {
 }
 
 interface InFlight {
-  readonly request: Buffer;
+  /** The request as sent; only its header once given up (a silent server must not keep its body). */
+  request: Buffer;
   readonly command: number;
   readonly expectSigned: boolean;
   readonly encrypted: boolean;
@@ -233,6 +234,7 @@ export class SmbConnection {
   private abandon(messageId: bigint, entry: InFlight): void {
     if (entry.abandoned || this.inFlight.get(messageId) !== entry || this.lost) return;
     entry.abandoned = true;
+    entry.request = Buffer.from(entry.request.subarray(0, 64));
     const asyncId = entry.asyncId;
     const header = encodeHeader({
       creditCharge: 0,
