@@ -182,6 +182,7 @@ export async function remove(io: TreeIo, path: string, options: CallOptions): Pr
  */
 export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
+  let held = 0;
   const walk = async (at: string, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH)
       throw new RemotePathRefusedError(`${path}: deeper than ${MAX_DEPTH} levels; refusing to remove it`);
@@ -198,7 +199,14 @@ export async function removeTree(io: TreeIo, path: string, options: CallOptions)
       throw err;
     }
     if (found.directory && !found.reparsePoint) {
-      for (const e of await list(io, at, budget.next())) await walk(joinWirePath(at, e.name), depth + 1);
+      const entries = await list(io, at, budget.next());
+      // Each level's listing is held while the levels under it are walked: their sum is capped
+      // as one listing is, or a server could make 64 levels of MAX_LISTING entries each.
+      held += entries.length;
+      if (held > MAX_LISTING)
+        throw new SmbOutputTooLargeError(`${path}: over ${MAX_LISTING} entries listed along one branch`);
+      for (const e of entries) await walk(joinWirePath(at, e.name), depth + 1);
+      held -= entries.length;
     }
     await deleteOnClose(
       io,

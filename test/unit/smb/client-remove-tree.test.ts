@@ -150,3 +150,83 @@ describe("smb client remove tree on a hostile or shared server", () => {
     });
   }
 });
+
+describe("smb client remove tree on a server with huge listings", () => {
+  it("remove tree - the listings held along the walk are bounded: OUTPUT_TOO_LARGE, not a heap of them", async () => {
+    // Every directory lists 60,000 subdirectories: depth first, the client would hold one such
+    // listing per level (64 levels: millions of entries) before deleting anything.
+    const WIDE = 60_000;
+    const handles = new Map<number, string>();
+    const served = new Map<number, number>();
+    const server = await startFakeServer((req, s) => {
+      const h = req.header;
+      if (h.command === Command.CREATE) {
+        const name = decodeCreateRequest(req.message).name;
+        const id = handles.size + 1;
+        handles.set(id, name);
+        const fileId = Buffer.alloc(16);
+        fileId.writeUInt32LE(id);
+        const body = encodeCreateResponse({
+          oplockLevel: 0,
+          flags: 0,
+          createAction: 1,
+          creationTime: 0n,
+          lastAccessTime: 0n,
+          lastWriteTime: 0n,
+          changeTime: 0n,
+          allocationSize: 0n,
+          endOfFile: 0n,
+          fileAttributes: DIR,
+          fileId,
+          createContexts: Buffer.alloc(0),
+        });
+        s.send(answer(h, { credits: 8 }, body));
+      } else if (h.command === Command.CLOSE) {
+        s.send(answer(h, { credits: 8 }, closed));
+      } else if (h.command === Command.QUERY_DIRECTORY) {
+        const id = decodeQueryDirectoryRequest(req.message).fileId.readUInt32LE(0);
+        const from = served.get(id) ?? 0;
+        if (from >= WIDE) {
+          s.send(answer(h, { status: NtStatus.NO_MORE_FILES, credits: 8 }));
+          return;
+        }
+        const n = Math.min(800, WIDE - from);
+        served.set(id, from + n);
+        const entries = Array.from({ length: n }, (_, i) => ({
+          fileIndex: 0,
+          creationTime: 0n,
+          lastAccessTime: 0n,
+          lastWriteTime: 0n,
+          changeTime: 0n,
+          endOfFile: 0n,
+          allocationSize: 0n,
+          fileAttributes: DIR,
+          fileName: `d${from + i}`,
+          eaSize: 0,
+          shortName: "",
+          fileId: 0n,
+        }));
+        const output = encodeDirectoryEntries(entries, FileInfoClass.FileDirectoryInformation);
+        s.send(answer(h, { credits: 8 }, encodeQueryDirectoryResponse({ output })));
+      }
+    });
+    servers.push(server);
+    const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
+    conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
+    const negotiated = {
+      dialect: 0x0311,
+      multiCredit: true,
+      maxReadSize: 65536,
+      maxWriteSize: 65536,
+      maxTransactSize: 65536,
+    } as Negotiated;
+    const io = new TreeIo(
+      { conn, host: "127.0.0.1", negotiated, session: { encryptAll: false } as Session },
+      "ADMIN$",
+      1,
+      false,
+    );
+    await assert.rejects(removeTree(io, "top", { timeoutMs: 8_000 }), { code: "OUTPUT_TOO_LARGE" });
+    conn.destroy();
+  });
+});
