@@ -1,7 +1,8 @@
 /**
  * Opening a NetBIOS session (RFC 1002 4.3, 5.3; TCP 139): connect, send the SESSION REQUEST with
  * the server's name, and read its answer. On a positive answer the socket is the caller's, for SMB
- * in session messages (MS-SMB2 2.1); a retarget is followed to the address it gives.
+ * in session messages (MS-SMB2 2.1); a retarget is followed to the port it gives on the same host,
+ * never to another host.
  */
 import { connect, type Socket } from "node:net";
 import { hostname } from "node:os";
@@ -64,7 +65,7 @@ function callingName(name: string | undefined): NetbiosName {
 
 type Answer =
   | { readonly kind: "positive"; readonly socket: Socket }
-  | { readonly kind: "retarget"; readonly host: string; readonly port: number };
+  | { readonly kind: "retarget"; readonly host: string; readonly port: number; readonly from: string };
 
 /** One connection: the request, then the first answer (keep-alives skipped). */
 function requestSession(
@@ -106,8 +107,9 @@ function requestSession(
         }
         if (answer.kind === "retarget-session-response") {
           if (end.succeed()) {
+            const from = socket.remoteAddress ?? "";
             socket.destroy();
-            resolve({ kind: "retarget", host: answer.address, port: answer.port });
+            resolve({ kind: "retarget", host: answer.address, port: answer.port, from });
           }
           return;
         }
@@ -154,8 +156,8 @@ function requestSession(
 /**
  * A TCP connection to the session service with a NetBIOS session open on it, ready for session
  * messages. The caller owns the socket (and should add its `error` listener at once); whatever the
- * server sent after its positive answer is still in it. A retarget is followed, at most 3 times,
- * all within `timeoutMs`.
+ * server sent after its positive answer is still in it. A retarget to another port of the same
+ * host is followed, at most 3 times, all within `timeoutMs`; one to another host is UNREACHABLE.
  *
  * Rejects with NetbiosSessionRefusedError on a negative answer (its `sessionErrorCode` is the
  * answer's): 0x82, called name not present, after `*SMBSERVER` means the server wants its own
@@ -189,6 +191,13 @@ export async function openNetbiosSession(options: NetbiosSessionOptions): Promis
         if (hop >= MAX_RETARGETS) {
           throw new NetbiosUnreachableError(
             `NetBIOS session for ${label}: more than ${MAX_RETARGETS} retargets from ${first.host}:${first.port}`,
+          );
+        }
+        // Another port of the same host only: a retarget elsewhere would take the session, the
+        // account's logon and the job meant for this target to a machine the server chose.
+        if (answer.host !== answer.from) {
+          throw new NetbiosUnreachableError(
+            `NetBIOS session for ${label}: ${answer.from} retargets to another host (${answer.host}:${answer.port}), refused`,
           );
         }
         at = { host: answer.host, port: answer.port };

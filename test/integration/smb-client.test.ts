@@ -399,6 +399,16 @@ describe("smb client - sumac's SMB 2/3 client against Samba", { skip }, () => {
     }
   });
 
+  it("smb client - signing off on 3.0: VALIDATE_NEGOTIATE_INFO still goes signed, and Samba's signed answer passes", async () => {
+    const c = await SmbClient.connect(options(range, { requireSigning: false, dialects: { max: 0x0300 } }));
+    try {
+      assert.equal(c.dialect, 0x0300);
+      assert.equal(c.signing, false);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("smb client - a server with no dialect in the caller's range is SMB_NEGOTIATION_FAILED", async () => {
     await assert.rejects(SmbClient.connect(options(strict, { dialects: { max: 0x0302 } })), {
       code: "SMB_NEGOTIATION_FAILED",

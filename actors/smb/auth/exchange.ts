@@ -54,13 +54,11 @@ export interface SpnegoNtlmExchange {
   readonly sessionKey: Buffer;
 }
 
-/** Options of {@link startSpnegoNtlm}; `random` and `now` are for tests. */
+/** Options of {@link startSpnegoNtlm}; `random` is for tests. */
 export interface SpnegoNtlmOptions {
   /** The server's host name: sent as MsvAvTargetName `cifs/<host>`. */
   readonly targetHost?: string;
   readonly random?: (n: number) => Buffer;
-  /** The current time as a FILETIME (100 ns since 1601), used when the server sends no timestamp. */
-  readonly now?: () => bigint;
 }
 
 /**
@@ -90,9 +88,6 @@ const REQUIRED = [
 /** The VERSION sent (MS-NLMP 2.2.2.10, informative only): 10.0, build 0, NTLMSSP_REVISION_W2K3. */
 const CLIENT_VERSION: NtlmVersion = { major: 10, minor: 0, build: 0, revision: 15 };
 
-/** FILETIME of now: 100 ns ticks since 1601-01-01 UTC. */
-const fileTimeNow = (): bigint => (BigInt(Date.now()) + 11_644_473_600_000n) * 10_000n;
-
 const MECH_TYPES = [MechOid.NTLMSSP];
 
 /**
@@ -111,7 +106,6 @@ export function startSpnegoNtlm(
 ): SpnegoNtlmExchange {
   if (credentials.user === "") throw new SmbAccountError("the SMB account has an empty user name");
   const random = options.random ?? randomBytes;
-  const now = options.now ?? fileTimeNow;
   const mechTypeList = encodeMechTypeList(MECH_TYPES);
   let negotiate: Buffer | undefined;
   let exported: Buffer | undefined;
@@ -156,8 +150,15 @@ export function startSpnegoNtlm(
       }
       const serverPairs = challenge.targetInfo ?? [];
       const timestamp = avTimestamp(serverPairs);
-      // MS-NLMP 3.1.5.1.2: a MIC when the server sent a timestamp (every Windows since 2008 and Samba do).
-      const withMic = timestamp !== undefined;
+      // MS-NLMP 3.1.5.1.2: a MIC when the server sent a timestamp (every Windows since 2008 and Samba
+      // do). Without one the AUTHENTICATE would go without a MIC: a man in the middle who stripped
+      // it could relay the message with its flags changed, so no timestamp is no authentication.
+      if (timestamp === undefined) {
+        throw new SmbAuthNegotiationError(
+          "the SMB server's NTLM CHALLENGE has no MsvAvTimestamp: the AUTHENTICATE would go without a MIC",
+        );
+      }
+      const withMic = true;
       // The flags both sides have, and VERSION since the field is filled in.
       const flags = ((challenge.flags & (CLIENT_FLAGS | F.TARGET_INFO)) | F.VERSION) >>> 0;
       const host = options.targetHost;
@@ -173,7 +174,7 @@ export function startSpnegoNtlm(
         version: CLIENT_VERSION,
         clientChallenge: random(8),
         randomSessionKey: random(16),
-        time: timestamp ?? now(),
+        time: timestamp,
         targetInfo: targetInfoToSend(serverPairs, {
           withMic,
           ...(host === undefined || host === "" ? {} : { targetName: `cifs/${host}` }),

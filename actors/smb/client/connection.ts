@@ -18,6 +18,7 @@ import {
   integrityError,
   protectionProblem,
   isInterim,
+  misdirectedAnswer,
   type SessionSecurity,
   splitCompound,
   TRANSFORM_PROTOCOL_ID,
@@ -68,7 +69,9 @@ export interface SmbResponse {
 }
 
 interface InFlight {
-  readonly request: Buffer;
+  /** The request as sent; only its header once given up (a silent server must not keep its body). */
+  request: Buffer;
+  readonly command: number;
   readonly expectSigned: boolean;
   readonly encrypted: boolean;
   asyncId?: bigint;
@@ -206,6 +209,7 @@ export class SmbConnection {
           }
           const entry: InFlight = {
             request: message,
+            command: request.command,
             expectSigned: sign,
             encrypted,
             abandoned: false,
@@ -249,6 +253,7 @@ export class SmbConnection {
   private abandon(messageId: bigint, entry: InFlight): void {
     if (entry.abandoned || this.inFlight.get(messageId) !== entry || this.lost) return;
     entry.abandoned = true;
+    entry.request = Buffer.from(entry.request.subarray(0, 64));
     const asyncId = entry.asyncId;
     const header = encodeHeader({
       creditCharge: 0,
@@ -297,11 +302,9 @@ export class SmbConnection {
     const entry = this.inFlight.get(header.messageId);
     if (!entry) return; // a late answer to a request given up before it was sent
     const interim = isInterim(header);
-    const problem = protectionProblem(
-      this.host,
-      { header, message, sealed, interim, ...entry },
-      this.security?.verify,
-    );
+    const problem =
+      misdirectedAnswer(this.host, header, entry.command) ??
+      protectionProblem(this.host, { header, message, sealed, interim, ...entry }, this.security?.verify);
     if (problem) {
       this.inFlight.delete(header.messageId);
       this.credits.settled();

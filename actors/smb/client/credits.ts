@@ -9,6 +9,13 @@ import { SmbNoCreditsError } from "./errors.ts";
 /** How many credits the client asks to hold (MS-SMB2 3.2.4.1.2 leaves the number to it). */
 export const CREDIT_TARGET = 256;
 
+/**
+ * The most credits held at once. A server may grant up to 65535 in every answer, interim ones
+ * included; each credit is a request the client may leave waiting on a silent server, so what a
+ * hostile server grants is not taken past this (MS-SMB2 3.2.5.1.4 lets the client use fewer).
+ */
+export const MAX_CREDITS_HELD = 8192;
+
 /** Bytes one credit pays for on dialects with multi-credit requests (MS-SMB2 3.1.5.2). */
 const BYTES_PER_CREDIT = 65536;
 
@@ -104,7 +111,7 @@ export class CreditWindow {
 
   /** Credits a response granted (interim ones included: MS-SMB2 3.2.5.1.4). */
   granted(credits: number): void {
-    this.available += credits;
+    this.available = Math.min(this.available + credits, MAX_CREDITS_HELD);
     this.pump();
   }
 

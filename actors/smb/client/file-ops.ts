@@ -20,6 +20,7 @@ import {
   QueryDirectoryFlag,
 } from "../codec/query-directory.ts";
 import { encodeSetInfoRequest } from "../codec/set-info.ts";
+import { check } from "../../wire/bytes.ts";
 import { RemotePathRefusedError } from "../../remote-errors.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
@@ -46,6 +47,12 @@ const MAX_LISTING = 100_000;
 const MAX_DEPTH = 64;
 
 const ANY_KIND = 0;
+
+/**
+ * A name a listing may hold: one component. The server's names build the next path of removeTree,
+ * so a separator, a stream (`:`), NUL or an empty name would reach somewhere else (MS-FSCC 2.1.5.2).
+ */
+const ENTRY_NAME = /^[^\\/:\0]+$/;
 
 /** The body of a SET_INFO of file information (MS-SMB2 2.2.39). */
 function setInfo(fileId: Buffer, fileInfoClass: number, buffer: Buffer): Buffer {
@@ -111,6 +118,7 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
         const { output } = decodeQueryDirectoryResponse(response.message);
         for (const e of decodeDirectoryEntries(output, FileInfoClass.FileDirectoryInformation)) {
           if (e.fileName === "." || e.fileName === "..") continue;
+          check(ENTRY_NAME.test(e.fileName), `${path}: a listed name ${JSON.stringify(e.fileName)}`);
           const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
           out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory });
         }
@@ -147,7 +155,8 @@ async function deleteOnClose(io: TreeIo, path: string, kind: number, budget: Bud
   try {
     const spec = {
       access: Access.DELETE | Access.FILE_READ_ATTRIBUTES,
-      options: kind | CreateOption.DELETE_ON_CLOSE,
+      // A junction or symbolic link is deleted itself, never what it points to.
+      options: kind | CreateOption.DELETE_ON_CLOSE | CreateOption.OPEN_REPARSE_POINT,
     };
     await io.withOpen(
       path,
@@ -165,16 +174,39 @@ export async function remove(io: TreeIo, path: string, options: CallOptions): Pr
   await deleteOnClose(io, path, CreateOption.NON_DIRECTORY_FILE, new Budget(options));
 }
 
-/** Deletes a directory depth first, or a file; a missing one is no error. The share's root is refused. */
+/**
+ * Deletes a directory depth first, or a file; a missing one is no error. The share's root is
+ * refused. A junction or symbolic link (MS-FSCC 2.1.2) is deleted as a link and never walked into:
+ * one planted in the tree by someone with less right than the account must not point the
+ * deletion at system files.
+ */
 export async function removeTree(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
+  let held = 0;
   const walk = async (at: string, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH)
       throw new RemotePathRefusedError(`${path}: deeper than ${MAX_DEPTH} levels; refusing to remove it`);
-    const found = await stat(io, at, budget.next());
-    if (found === undefined) return;
-    if (found.directory) {
-      for (const e of await list(io, at, budget.next())) await walk(joinWirePath(at, e.name), depth + 1);
+    let found: { directory: boolean; reparsePoint: boolean } | undefined;
+    try {
+      found = await io.withOpen(
+        at,
+        { access: Access.FILE_READ_ATTRIBUTES, options: CreateOption.OPEN_REPARSE_POINT },
+        () => budget.next(),
+        (f) => Promise.resolve({ directory: f.directory, reparsePoint: f.reparsePoint }),
+      );
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    if (found.directory && !found.reparsePoint) {
+      const entries = await list(io, at, budget.next());
+      // Each level's listing is held while the levels under it are walked: their sum is capped
+      // as one listing is, or a server could make 64 levels of MAX_LISTING entries each.
+      held += entries.length;
+      if (held > MAX_LISTING)
+        throw new SmbOutputTooLargeError(`${path}: over ${MAX_LISTING} entries listed along one branch`);
+      for (const e of entries) await walk(joinWirePath(at, e.name), depth + 1);
+      held -= entries.length;
     }
     await deleteOnClose(
       io,

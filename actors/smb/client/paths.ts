@@ -1,7 +1,9 @@
 /**
  * Paths as the client takes them and as SMB2 sends them: relative to the share, components
  * separated by `\` (MS-SMB2 2.2.13: the name in CREATE has no leading separator). Callers may write
- * `/` or `\`; `..` (which would climb out of what the caller meant) and NUL are refused.
+ * `/` or `\`; `..` (which would climb out of what the caller meant), NUL and other control
+ * characters, and `:` (an alternate data stream, MS-FSCC 2.1.5.3: `dir::$INDEX_ALLOCATION` is the
+ * directory itself, `file:x` another content than the file's) are refused.
  */
 import { SmbConfigError } from "./errors.ts";
 
@@ -15,7 +17,9 @@ const MAX_PATH_CHARS = 32_000;
  * wirePath("/Temp/sumac/agent.zip") // "Temp\\sumac\\agent.zip"
  */
 export function wirePath(path: string): string {
-  if (path.includes("\0")) throw new SmbConfigError("an SMB path with a NUL character");
+  if (/[\0-\x1f]/.test(path)) throw new SmbConfigError("an SMB path with a control character");
+  if (path.includes(":"))
+    throw new SmbConfigError(`an SMB path with ':' (a stream): ${JSON.stringify(path)}`);
   const parts = path.split(/[\\/]+/).filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) throw new SmbConfigError(`an SMB path with "..": ${JSON.stringify(path)}`);
   const out = parts.join("\\");

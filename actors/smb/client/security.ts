@@ -64,6 +64,27 @@ export function splitCompound(frame: Buffer): Buffer[] {
 }
 
 /**
+ * Why a message is not an answer to the request of its MessageId, or undefined: every answer has
+ * SMB2_FLAGS_SERVER_TO_REDIR and the request's command (MS-SMB2 2.2.1, 3.2.5.1). One SigningKey
+ * signs both directions, so without this a man in the middle could send the client's own signed
+ * request back to it, and a request whose answer's body is not read (CLOSE, SET_INFO) would pass
+ * for a success that never happened.
+ */
+export function misdirectedAnswer(
+  host: string,
+  header: Smb2Header,
+  requestCommand: number,
+): SmbIntegrityError | undefined {
+  if ((header.flags & HeaderFlag.SERVER_TO_REDIR) === 0)
+    return integrityError(`${host}: an answer without SERVER_TO_REDIR (a request sent back?)`);
+  if (header.command !== requestCommand)
+    return integrityError(
+      `${host}: an answer of command 0x${header.command.toString(16)} to a request of 0x${requestCommand.toString(16)}`,
+    );
+  return undefined;
+}
+
+/**
  * Why an answer fails its protection, or undefined when it passes (MS-SMB2 3.2.5.1.3): the answer
  * to an encrypted request must come encrypted; the answer to a signed request must be signed
  * (unless encrypted, or an interim STATUS_PENDING, which the server cannot sign yet); a signed

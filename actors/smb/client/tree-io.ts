@@ -46,6 +46,8 @@ export interface OpenFile {
   readonly fileId: Buffer;
   readonly endOfFile: bigint;
   readonly directory: boolean;
+  /** A junction or symbolic link, seen as itself (opened with FILE_OPEN_REPARSE_POINT). */
+  readonly reparsePoint: boolean;
   readonly createAction: number;
 }
 
@@ -125,6 +127,7 @@ export class TreeIo {
       fileId: created.fileId,
       endOfFile: created.endOfFile,
       directory: (created.fileAttributes & FileAttribute.DIRECTORY) !== 0,
+      reparsePoint: (created.fileAttributes & FileAttribute.REPARSE_POINT) !== 0,
       createAction: created.createAction,
     };
   }

@@ -47,7 +47,9 @@ export async function validateNegotiate(
     flags: IoctlFlag.IS_FSCTL,
   });
   const response = await ctx.conn.send(
-    { command: Command.IOCTL, body, treeId: ipc.treeId, encrypt: ipc.encrypted },
+    // MS-SMB2 3.2.4.1.1: signed even when the session does not sign everything; else a man in the
+    // middle who cleared SIGNING_REQUIRED in the NEGOTIATE answer could answer this one too.
+    { command: Command.IOCTL, body, treeId: ipc.treeId, encrypt: ipc.encrypted, sign: true },
     budget.next(),
   );
   const refuse = (why: string): never => {

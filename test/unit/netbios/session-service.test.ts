@@ -95,6 +95,26 @@ describe("netbios session service", () => {
     socket.destroy();
   });
 
+  it("session service - a retarget to another host is refused (UNREACHABLE): the session and its logon stay with the target", async () => {
+    // A server the attacker holds (or a man in the middle on port 139) must not send the client,
+    // its credentials and the job meant for this target, to another machine.
+    let reached = false;
+    const elsewhere = await fakeSessionService((_req, socket) => {
+      reached = true;
+      socket.write(positive);
+    });
+    const first = await fakeSessionService((_req, socket) =>
+      socket.end(
+        encodeSessionPacket({ kind: "retarget-session-response", address: "127.0.0.2", port: elsewhere }),
+      ),
+    );
+    await assert.rejects(openNetbiosSession({ ...options, port: first }), {
+      code: "UNREACHABLE",
+      message: /another host/,
+    });
+    assert.equal(reached, false);
+  });
+
   it("session service - a retarget loop ends after 3 hops (UNREACHABLE)", async () => {
     let hops = 0;
     const port: number = await fakeSessionService((_req, socket) => {
