@@ -88,7 +88,7 @@ describe("windows-standin - Samba as a Windows server's file sharing", { skip },
     assert.equal(written.stdout, content);
   });
 
-  it("windows-standin - the share list over signed IPC$ shows ADMIN$ and IPC$", async () => {
+  it("windows-standin - the share list over signed IPC$ shows ADMIN$, C$ and IPC$", async () => {
     const r = await withAuthFile(credentials(), (authFile) =>
       runTool(
         "smbclient",
@@ -111,7 +111,7 @@ describe("windows-standin - Samba as a Windows server's file sharing", { skip },
       .filter((line) => /^(Disk|IPC)\|/.test(line))
       .map((line) => line.split("|").slice(0, 2).join("|"))
       .sort();
-    assert.deepEqual(shares, ["Disk|ADMIN$", "IPC|IPC$"]);
+    assert.deepEqual(shares, ["Disk|ADMIN$", "Disk|C$", "IPC|IPC$"]);
   });
 
   it("windows-standin - the password file copied in at start is gone", async () => {
