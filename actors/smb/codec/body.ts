@@ -3,7 +3,7 @@
  * its StructureSize, and its offsets count from the start of the header. Decoders get the whole
  * message; encoders return the body alone, writing offsets as body position + {@link HEADER_SIZE}.
  */
-import { ByteReader, check, decoding } from "../../wire/bytes.ts";
+import { ByteReader, ByteWriter, check, decoding } from "../../wire/bytes.ts";
 import { HEADER_SIZE } from "./header.ts";
 
 /** Caps on the variable parts of messages, checked before anything is copied. */
@@ -106,5 +106,39 @@ export function decodeReservedOnly(message: Buffer, what: string): Record<string
   return decoding(what, () => {
     bodyReader(message, what, 4).skip(2, "reserved");
     return {};
+  });
+}
+
+/**
+ * The body QUERY_INFO and QUERY_DIRECTORY responses share (MS-SMB2 2.2.38, 2.2.34): StructureSize
+ * 9, then the offset and length of one output buffer.
+ */
+export interface OutputResponse {
+  readonly output: Buffer;
+  readonly trailer?: Buffer;
+}
+
+/** Encodes an {@link OutputResponse} body. */
+export function encodeOutputResponse(what: string, res: OutputResponse): Buffer {
+  check(res.output.length <= Cap.OUTPUT, `${what}: output over its cap`);
+  return new ByteWriter(8 + res.output.length)
+    .u16le(9)
+    .u16le(headerOffset(8))
+    .u32le(res.output.length)
+    .bytes(res.output)
+    .bytes(res.trailer ?? (res.output.length === 0 ? ONE_ZERO : NONE))
+    .toBuffer();
+}
+
+/** Decodes the whole message of an {@link OutputResponse}. */
+export function decodeOutputResponse(what: string, message: Buffer): OutputResponse {
+  return decoding(what, () => {
+    const r = bodyReader(message, what, 9);
+    const offset = r.u16le();
+    const length = r.u32le();
+    const output = bufferAt(r, offset, length, Cap.OUTPUT, "output");
+    const end = Math.max(headerOffset(8), endOf(offset, length));
+    const trailer = readTrailer(r, end, length === 0 ? ONE_ZERO : NONE);
+    return trailer ? { output, trailer } : { output };
   });
 }

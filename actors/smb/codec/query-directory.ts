@@ -9,8 +9,9 @@ import {
   NONE,
   ONE_ZERO,
   bodyReader,
-  bufferAt,
   checkFits,
+  decodeOutputResponse,
+  encodeOutputResponse,
   endOf,
   headerOffset,
   readTrailer,
@@ -106,30 +107,12 @@ export function decodeQueryDirectoryRequest(message: Buffer): QueryDirectoryRequ
 
 /** Encodes the body of a QUERY_DIRECTORY response. */
 export function encodeQueryDirectoryResponse(res: QueryDirectoryResponse): Buffer {
-  check(res.output.length <= Cap.OUTPUT, "QUERY_DIRECTORY response: output over its cap");
-  return new ByteWriter(8 + res.output.length)
-    .u16le(9)
-    .u16le(headerOffset(8))
-    .u32le(res.output.length)
-    .bytes(res.output)
-    .bytes(res.trailer ?? (res.output.length === 0 ? ONE_ZERO : NONE))
-    .toBuffer();
+  return encodeOutputResponse("QUERY_DIRECTORY response", res);
 }
 
 /** Decodes a whole QUERY_DIRECTORY response message. */
 export function decodeQueryDirectoryResponse(message: Buffer): QueryDirectoryResponse {
-  return decoding("QUERY_DIRECTORY response", () => {
-    const r = bodyReader(message, "QUERY_DIRECTORY response", 9);
-    const offset = r.u16le();
-    const length = r.u32le();
-    const output = bufferAt(r, offset, length, Cap.OUTPUT, "output");
-    const trailer = readTrailer(
-      r,
-      Math.max(headerOffset(8), endOf(offset, length)),
-      length === 0 ? ONE_ZERO : NONE,
-    );
-    return trailer ? { output, trailer } : { output };
-  });
+  return decodeOutputResponse("QUERY_DIRECTORY response", message);
 }
 
 function fixedSize(infoClass: DirectoryInfoClass): number {

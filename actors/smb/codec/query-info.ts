@@ -3,7 +3,18 @@
  * information classes it holds are decoded by file-info.ts.
  */
 import { ByteWriter, check, decoding } from "../../wire/bytes.ts";
-import { Cap, NONE, ONE_ZERO, bodyReader, bufferAt, endOf, headerOffset, readTrailer } from "./body.ts";
+import {
+  Cap,
+  NONE,
+  ONE_ZERO,
+  bodyReader,
+  bufferAt,
+  decodeOutputResponse,
+  encodeOutputResponse,
+  endOf,
+  headerOffset,
+  readTrailer,
+} from "./body.ts";
 import { checkFileId } from "./create.ts";
 
 export { FileInfoClass, FsInfoClass, InfoType } from "./file-info.ts";
@@ -72,28 +83,10 @@ export function decodeQueryInfoRequest(message: Buffer): QueryInfoRequest {
 
 /** Encodes the body of a QUERY_INFO response. */
 export function encodeQueryInfoResponse(res: QueryInfoResponse): Buffer {
-  check(res.output.length <= Cap.OUTPUT, "QUERY_INFO response: output over its cap");
-  return new ByteWriter(8 + res.output.length)
-    .u16le(9)
-    .u16le(headerOffset(8))
-    .u32le(res.output.length)
-    .bytes(res.output)
-    .bytes(res.trailer ?? (res.output.length === 0 ? ONE_ZERO : NONE))
-    .toBuffer();
+  return encodeOutputResponse("QUERY_INFO response", res);
 }
 
 /** Decodes a whole QUERY_INFO response message. */
 export function decodeQueryInfoResponse(message: Buffer): QueryInfoResponse {
-  return decoding("QUERY_INFO response", () => {
-    const r = bodyReader(message, "QUERY_INFO response", 9);
-    const offset = r.u16le();
-    const length = r.u32le();
-    const output = bufferAt(r, offset, length, Cap.OUTPUT, "output");
-    const trailer = readTrailer(
-      r,
-      Math.max(headerOffset(8), endOf(offset, length)),
-      length === 0 ? ONE_ZERO : NONE,
-    );
-    return trailer ? { output, trailer } : { output };
-  });
+  return decodeOutputResponse("QUERY_INFO response", message);
 }
