@@ -58,6 +58,11 @@ export interface SmbRequest {
    * answer has come.
    */
   readonly inPlace?: Buffer;
+  /**
+   * Called with a successful answer that came after the request was given up (its deadline, an
+   * abort): what it opened on the server (a CREATE's handle) is closed there by the caller.
+   */
+  readonly late?: (response: SmbResponse) => void;
 }
 
 /** An answer: its header and the whole message (header and body, as codecs decode it). */
@@ -75,8 +80,9 @@ interface InFlight {
   readonly expectSigned: boolean;
   readonly encrypted: boolean;
   asyncId?: bigint;
-  /** Given up: its answer, when it comes, only settles credits. */
+  /** Given up: its answer, when it comes, only settles credits (and goes to `late`). */
   abandoned: boolean;
+  readonly late?: ((response: SmbResponse) => void) | undefined;
   readonly resolve: (response: SmbResponse) => void;
   readonly reject: (error: Error) => void;
 }
@@ -213,6 +219,7 @@ export class SmbConnection {
             expectSigned: sign,
             encrypted,
             abandoned: false,
+            late: request.late,
             resolve,
             reject,
           };
@@ -320,6 +327,7 @@ export class SmbConnection {
     this.credits.granted(header.credits);
     this.credits.settled();
     if (!entry.abandoned) entry.resolve({ header, message, request: entry.request });
+    else if (header.status === 0) entry.late?.({ header, message, request: entry.request });
   }
 
   private fail(error: Error): void {

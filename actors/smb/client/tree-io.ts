@@ -88,6 +88,7 @@ export class TreeIo {
       readonly payloadSize?: number;
       readonly ok?: readonly number[];
       readonly inPlace?: Buffer;
+      readonly late?: (response: SmbResponse) => void;
     } = {},
   ): Promise<SmbResponse> {
     const response = await this.ctx.conn.send(
@@ -98,6 +99,7 @@ export class TreeIo {
         encrypt: this.encrypted,
         ...(extra.payloadSize !== undefined ? { payloadSize: extra.payloadSize } : {}),
         ...(extra.inPlace !== undefined ? { inPlace: extra.inPlace } : {}),
+        ...(extra.late !== undefined ? { late: extra.late } : {}),
       },
       options,
     );
@@ -121,7 +123,16 @@ export class TreeIo {
       name: path,
       createContexts: Buffer.alloc(0),
     });
-    const response = await this.call(Command.CREATE, body, `CREATE ${path || "\\"}`, options);
+    // A handle opened after the caller gave up would stay open on the server (and hold the file
+    // against a retry's delete or rename): it is closed as soon as its answer comes.
+    const late = (answer: SmbResponse): void => {
+      try {
+        void this.closeQuietly(decodeCreateResponse(answer.message).fileId);
+      } catch {
+        // a malformed late answer: nothing was opened that sumac could name
+      }
+    };
+    const response = await this.call(Command.CREATE, body, `CREATE ${path || "\\"}`, options, { late });
     const created = decodeCreateResponse(response.message);
     return {
       fileId: created.fileId,

@@ -9,6 +9,7 @@ import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
 import { readFileStream, writeFile } from "../../../actors/smb/client/file-transfer.ts";
 import { removeTree } from "../../../actors/smb/client/file-ops.ts";
 import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
+import { decodeCloseRequest } from "../../../actors/smb/codec/close.ts";
 import { Command } from "../../../actors/smb/codec/header.ts";
 import {
   decodeIoctlRequest,
@@ -183,6 +184,35 @@ describe("smb client tree operations", () => {
       code: "UPLOAD_FAILED",
       message: /took 3 of 10 bytes/,
     });
+  });
+
+  it("open - a CREATE answered after its deadline has its handle closed on the server", async () => {
+    const server = await startFakeServer((req, s) => {
+      if (req.header.command === Command.CREATE)
+        setTimeout(() => s.send(answer(req.header, { credits: 8 }, created)), 400);
+      else if (req.header.command === Command.CLOSE) s.send(answer(req.header, { credits: 1 }, closed));
+    });
+    servers.push(server);
+    const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
+    conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
+    const negotiated = { dialect: 0x0311, multiCredit: true } as Negotiated;
+    const io = new TreeIo(
+      { conn, host: "127.0.0.1", negotiated, session: { encryptAll: false } as Session },
+      "ADMIN$",
+      1,
+      false,
+    );
+    await assert.rejects(io.open("late.bin", { access: 0x80 }, { timeoutMs: 100 }), { code: "TIMEOUT" });
+    const deadline = Date.now() + 3_000;
+    const closes = () =>
+      server.requests
+        .filter((r) => r.header.command === Command.CLOSE)
+        .map((r) => decodeCloseRequest(r.message));
+    while (closes().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      closes().map((c) => c.fileId),
+      [fileId],
+    );
   });
 
   it("remove tree - a share's root is never removed, and nothing is sent for it", async () => {
