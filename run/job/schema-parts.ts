@@ -44,8 +44,12 @@ export const Port = described(z.int().min(1).max(65535), "A TCP port.", {
   what: "port",
 });
 
+/**
+ * DNS labels, and `_` inside them as well: Windows computers' NetBIOS names often have one
+ * (`WIN_SRV01`), and resolving such a name is DNS's or NetBIOS's answer to give, not the schema's.
+ */
 const HOST_NAME =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** A DNS name, an IPv4 or IPv6 address (without brackets), or `local` (this machine). */
 export const Host = described(

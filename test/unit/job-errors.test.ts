@@ -142,6 +142,16 @@ describe("job file errors", () => {
     });
   });
 
+  it("job errors - a host with _ inside is accepted (a NetBIOS name); one with other punctuation is not", async () => {
+    const ok = `targets:\n  - host: WIN_SRV01\n    os: windows\n    user: Administrator\n    auth: { password: { env: SUMAC_TEST_PW } }\n${PACKAGE}`;
+    const okFile = join(dir, "netbios-host.yaml");
+    await writeFile(okFile, ok);
+    const job = await loadJob(okFile);
+    assert.equal(job.targets[0]?.host, "WIN_SRV01");
+    const bad = `targets:\n  - host: "WIN SRV!"\n    os: windows\n    user: Administrator\n    auth: { password: { env: SUMAC_TEST_PW } }\n${PACKAGE}`;
+    assert.equal(only(await problems(bad)).path, "targets[0].host");
+  });
+
   it("job errors - a Windows run root that climbs or names no directory is refused at its place", async () => {
     for (const root of ["/ADMIN$/Temp/../../x", "/ADMIN$", "C:/Windows/Temp", "/ADMIN$/Temp/sumac."]) {
       const text = `targets: [{ host: local }]\n${PACKAGE}options:\n  smb: { runRoot: "${root}" }\n`;
