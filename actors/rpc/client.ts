@@ -1,18 +1,19 @@
 /**
- * A DCE/RPC client over an SMB named pipe (C706 chapter 12 over ncacn_np, MS-RPCE 2.1.1.2 and
- * 3.3.1.5): one association, one presentation context (the interface, in NDR 2.0), calls one at a
+ * A DCE/RPC client over an SMB named pipe (C706 chapter 12 on the ncacn_np transport, MS-RPCE
+ * 2.1.1.2): one association, one presentation context (the interface, in NDR 2.0), calls one at a
  * time.
  *
- * No RPC-level authentication (auth_length 0, MS-RPCE 2.2.2.13 not used): over a named pipe the
- * call travels inside the SMB session, which signs or encrypts it, and the server takes the
- * caller's identity from that session (MS-RPCE 3.3.3.3.1.2 on ncacn_np). So the SMB session must
- * be signed or encrypted; sumac's SMB client insists on that already.
+ * No RPC-level authentication (auth_length 0, no sec_trailer): over a named pipe the call travels
+ * inside the SMB session, which signs or encrypts it, and the server takes the caller's identity
+ * from that session. So the SMB session must be signed or encrypted, which sumac's SMB client
+ * does unless told otherwise (`requireSigning`, `encrypt`).
  *
  * Sending a request of several fragments: every fragment but the last is a WRITE on the pipe and
- * the last goes in the FSCTL_PIPE_TRANSCEIVE that also brings the first answer back, as Windows's
- * RPC runtime does over ncacn_np (a transceive of a first fragment would wait for an answer the
- * server cannot give before the last); impacket's server and Windows both take it. Receiving: the first fragment (or several) comes with the
- * transceive, the others by READs until LAST_FRAG, reassembled up to a cap.
+ * the last goes in the FSCTL_PIPE_TRANSCEIVE that also brings the first answer back. A transceive
+ * of an earlier fragment would wait for an answer the server gives only after the last one. This
+ * is verified against scm-peer (impacket's SMB server, test/integration/rpc-svcctl.test.ts), not
+ * yet against Windows. Receiving: the first fragment (or several) comes with the transceive, the
+ * others by READs until LAST_FRAG, cut by frag_length and reassembled up to a cap.
  */
 import { withDeadline } from "../../base/deadline.ts";
 import { RemoteTimeoutError } from "../remote-errors.ts";
@@ -56,7 +57,7 @@ export interface RpcBindOptions extends RpcCallOptions {
   readonly maxResponse?: number;
 }
 
-/** Windows's default fragment size over named pipes (MS-RPCE 3.3.3.5.4 leaves the value to the client). */
+/** The fragment size Windows proposes over named pipes (and impacket's client too). */
 export const DEFAULT_MAX_FRAG = 4280;
 /** The default cap of a reassembled response stub. */
 export const DEFAULT_MAX_RESPONSE = 4 * 1024 * 1024;
