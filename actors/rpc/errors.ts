@@ -4,7 +4,7 @@
  */
 import { errorClass } from "../../base/errors.ts";
 
-/** The RPC server answered a call with a FAULT PDU (C706 12.6.4.7, MS-RPCE 2.2.2.11). */
+/** The RPC server answered a call with a FAULT PDU (C706 12.6.4.7, MS-RPCE 2.2.2.8). */
 export class RpcFaultError extends errorClass("RPC_FAULT") {
   /** The fault's status, e.g. 0x1c010002. */
   readonly status: number;

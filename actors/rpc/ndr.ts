@@ -1,5 +1,5 @@
 /**
- * NDR 2.0 marshalling for DCE/RPC stubs (C706 chapter 14, MS-RPCE 2.2.5), little-endian, as the
+ * NDR 2.0 marshalling for DCE/RPC stubs (C706 chapter 14), little-endian, as the
  * packed drep of every PDU sumac sends says (C706 14.2.5, 0x10 0x00 0x00 0x00).
  *
  * Alignment is relative to the start of the stub (C706 14.2.2: "the octet stream begins at an
@@ -21,7 +21,7 @@
  */
 import { ByteReader, ByteWriter, check } from "../wire/bytes.ts";
 
-/** Size of a context handle on the wire (C706 Appendix N, MS-RPCE 2.2.4.1): attributes and a UUID. */
+/** Size of a context handle on the wire (C706 Appendix N): attributes and a UUID. */
 export const CONTEXT_HANDLE_SIZE = 20;
 /** Default cap of one string read, in UTF-16 code units with the NUL. */
 export const NDR_MAX_STRING_UNITS = 32 * 1024;
@@ -118,7 +118,7 @@ export class NdrWriter {
     return v === undefined ? this : this.u32(v);
   }
 
-  /** A context handle (MS-RPCE 2.2.4.1), 20 opaque bytes aligned to 4. */
+  /** A context handle (C706 Appendix N), 20 opaque bytes aligned to 4. */
   contextHandle(handle: Uint8Array): this {
     check(handle.length === CONTEXT_HANDLE_SIZE, `NDR: a context handle of ${handle.length} bytes, not 20`);
     this.w.align(4).bytes(handle);
@@ -229,7 +229,7 @@ export class NdrReader {
     return this.pointer() === 0 ? undefined : this.u32();
   }
 
-  /** A context handle (MS-RPCE 2.2.4.1): 20 bytes aligned to 4, a copy. */
+  /** A context handle (C706 Appendix N): 20 bytes aligned to 4, a copy. */
   contextHandle(): Buffer {
     return this.align(4).bytes(CONTEXT_HANDLE_SIZE, "context handle");
   }

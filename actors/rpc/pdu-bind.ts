@@ -1,5 +1,5 @@
 /**
- * BIND, BIND_ACK and BIND_NAK bodies (C706 12.6.4.3-5, MS-RPCE 2.2.2.4-2.2.2.6): the client
+ * BIND, BIND_ACK and BIND_NAK bodies (C706 12.6.4.3 to 12.6.4.5): the client
  * proposes presentation contexts, the server accepts or rejects each.
  */
 import { type ByteReader, type ByteWriter, check } from "../wire/bytes.ts";
@@ -25,7 +25,7 @@ export interface BindBody {
   readonly contexts: readonly ContextElement[];
 }
 
-/** Presentation results (C706 p_cont_def_result_t; 3 is MS-RPCE 2.2.2.4's negotiate_ack). */
+/** Presentation results (C706 p_cont_def_result_t; 3 is MS-RPCE's negotiate_ack for bind time feature negotiation). */
 export const ContextResult = {
   ACCEPTANCE: 0,
   USER_REJECTION: 1,
@@ -41,7 +41,7 @@ export const PROVIDER_REASONS: Readonly<Record<number, string>> = {
   3: "local_limit_exceeded",
 };
 
-/** Reasons of a BIND_NAK (C706 p_reject_reason_t; 8 and 9 from MS-RPCE 2.2.2.5). */
+/** Reasons of a BIND_NAK (C706 p_reject_reason_t; 8 and 9 are MS-RPCE additions). */
 export const REJECT_REASONS: Readonly<Record<number, string>> = {
   0: "reason_not_specified",
   1: "temporary_congestion",

@@ -1,5 +1,5 @@
 /**
- * REQUEST, RESPONSE and FAULT bodies (C706 12.6.4.9, 12.6.4.10, 12.6.4.7; MS-RPCE 2.2.2.9-2.2.2.11):
+ * REQUEST, RESPONSE and FAULT bodies (C706 12.6.4.9, 12.6.4.10, 12.6.4.7; MS-RPCE 2.2.2.8 for the fault):
  * a call's fragments and its answer's.
  */
 import type { ByteReader, ByteWriter } from "../wire/bytes.ts";
@@ -31,11 +31,11 @@ export interface FaultBody {
   readonly contextId: number;
   readonly cancelCount: number;
   readonly status: number;
-  /** Extended error data some servers append (MS-RPCE 2.2.2.11); usually empty. */
+  /** Extended error data (MS-RPCE 2.2.2.8 forbids stub data but allows an extended error blob); usually empty. */
   readonly stub: Buffer;
 }
 
-/** Fault statuses by number (C706 Appendix E; MS-RPCE 2.2.2.11 and its Win32 codes). */
+/** Fault statuses by number (C706 Appendix E, and the Win32 codes Windows sends: MS-RPCE 3.1.1.5.5). */
 export const FAULT_NAMES: Readonly<Record<number, string>> = {
   0x00000005: "rpc_s_access_denied",
   0x000006d1: "rpc_s_procnum_out_of_range",

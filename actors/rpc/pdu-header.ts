@@ -1,5 +1,5 @@
 /**
- * The common header of connection-oriented DCE/RPC PDUs (C706 12.6.1, MS-RPCE 2.2.2.1): 16 bytes
+ * The common header of connection-oriented DCE/RPC PDUs (C706 12.6.1): 16 bytes
  * before every fragment.
  */
 import { type ByteReader, ByteWriter, check } from "../wire/bytes.ts";
@@ -9,7 +9,7 @@ export const PDU_HEADER_SIZE = 16;
 /** A fragment's size is a 16-bit field, so no fragment is larger. */
 export const MAX_FRAG = 0xffff;
 
-/** PDU types (C706 12.6.4, MS-RPCE 2.2.2.1). */
+/** PDU types (C706 12.6.4, MS-RPCE 2.2.2.10). */
 export const PType = {
   REQUEST: 0,
   RESPONSE: 2,
@@ -25,7 +25,7 @@ export const PType = {
   ORPHANED: 19,
 } as const;
 
-/** pfc_flags (C706 12.6.3.1, MS-RPCE 2.2.2.3). */
+/** pfc_flags (C706 12.6.3.1; on binds MS-RPCE 2.2.2.3 reads 0x04 as PFC_SUPPORT_HEADER_SIGN). */
 export const PfcFlag = {
   FIRST_FRAG: 0x01,
   LAST_FRAG: 0x02,

@@ -15,7 +15,7 @@ export interface SyntaxId {
   readonly minor: number;
 }
 
-/** NDR 2.0, the transfer syntax sumac proposes (C706 14, MS-RPCE 2.2.4.12). */
+/** NDR 2.0, the transfer syntax sumac proposes (C706 chapter 14). */
 export const NDR20: SyntaxId = { uuid: "8a885d04-1ceb-11c9-9fe8-08002b104860", version: 2, minor: 0 };
 
 /** The all-zero syntax a rejected presentation result carries (C706 12.6.3.1). */
