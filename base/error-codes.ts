@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   // Windows transport (actors/wire, actors/smb, actors/netbios).
   MALFORMED_PACKET: {
     retryable: false,
-    means: "an SMB, NTLM, SPNEGO or NetBIOS packet that does not decode, or is over its cap",
+    means: "an SMB, NTLM, SPNEGO, NetBIOS or DCE/RPC packet that does not decode, or is over its cap",
   },
   SMB_STATUS: { retryable: false, means: "the SMB server answered a request with an error status" },
   SMB_NEGOTIATION_FAILED: {
@@ -58,6 +58,11 @@ export const ERROR_CODES = {
   },
   SMB_NO_CREDITS: { retryable: true, means: "the SMB server granted no credits to send a request with" },
   NETBIOS_NAME_NOT_FOUND: { retryable: true, means: "no NetBIOS name server or host answered for the name" },
+  RPC_FAULT: { retryable: false, means: "the RPC server answered a call with a fault" },
+  RPC_BIND_REFUSED: {
+    retryable: false,
+    means: "the RPC server refused to bind the interface (bind_nak, or a rejected presentation context)",
+  },
 
   // The steps of a target (actors/target).
   TRANSPORT_UNSUPPORTED: { retryable: false, means: "no transport of this build reaches such a target" },
