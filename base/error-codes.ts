@@ -58,6 +58,10 @@ export const ERROR_CODES = {
   },
   SMB_NO_CREDITS: { retryable: true, means: "the SMB server granted no credits to send a request with" },
   NETBIOS_NAME_NOT_FOUND: { retryable: true, means: "no NetBIOS name server or host answered for the name" },
+  SCM_ERROR: {
+    retryable: false,
+    means: "the service control manager refused a call (a Win32 error)",
+  },
 
   // The steps of a target (actors/target).
   TRANSPORT_UNSUPPORTED: { retryable: false, means: "no transport of this build reaches such a target" },
