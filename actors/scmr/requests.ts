@@ -9,7 +9,7 @@ import {
   SERVICE_WIN32_OWN_PROCESS,
   SERVICES_ACTIVE_DATABASE,
 } from "./constants.ts";
-import { StubWriter } from "./ndr-fields.ts";
+import { NdrWriter } from "../rpc/ndr.ts";
 
 /**
  * ROpenSCManagerW (MS-SCMR 3.1.4.15): lpMachineName and lpDatabaseName are [string, unique];
@@ -20,9 +20,11 @@ export function encodeOpenSCManager(args: {
   databaseName?: string | null;
   access: number;
 }): Buffer {
-  return new StubWriter()
-    .uniqueString(args.machineName)
-    .uniqueString(args.databaseName === undefined ? SERVICES_ACTIVE_DATABASE : args.databaseName)
+  return new NdrWriter()
+    .uniqueWstring(args.machineName ?? undefined)
+    .uniqueWstring(
+      args.databaseName === undefined ? SERVICES_ACTIVE_DATABASE : (args.databaseName ?? undefined),
+    )
     .u32(args.access)
     .toBuffer();
 }
@@ -41,38 +43,38 @@ export interface CreateServiceArgs {
  * LocalSystem (lpServiceStartName null), with no load order group, tag, dependencies or password.
  */
 export function encodeCreateService(args: CreateServiceArgs): Buffer {
-  return new StubWriter()
-    .handle(args.scmHandle)
-    .refString(args.name)
-    .uniqueString(args.displayName)
+  return new NdrWriter()
+    .contextHandle(args.scmHandle)
+    .wstring(args.name)
+    .uniqueWstring(args.displayName ?? undefined)
     .u32(args.access)
     .u32(SERVICE_WIN32_OWN_PROCESS)
     .u32(SERVICE_DEMAND_START)
     .u32(SERVICE_ERROR_IGNORE)
-    .refString(args.binaryPath)
-    .nullPointer() // lpLoadOrderGroup
-    .nullPointer() // lpdwTagId
-    .nullPointer() // lpDependencies
+    .wstring(args.binaryPath)
+    .pointer(false) // lpLoadOrderGroup
+    .pointer(false) // lpdwTagId
+    .pointer(false) // lpDependencies
     .u32(0) // dwDependSize
-    .nullPointer() // lpServiceStartName
-    .nullPointer() // lpPassword
+    .pointer(false) // lpServiceStartName
+    .pointer(false) // lpPassword
     .u32(0) // dwPwSize
     .toBuffer();
 }
 
 /** ROpenServiceW (MS-SCMR 3.1.4.16). */
 export function encodeOpenService(args: { scmHandle: Buffer; name: string; access: number }): Buffer {
-  return new StubWriter().handle(args.scmHandle).refString(args.name).u32(args.access).toBuffer();
+  return new NdrWriter().contextHandle(args.scmHandle).wstring(args.name).u32(args.access).toBuffer();
 }
 
 /** RStartServiceW (MS-SCMR 3.1.4.19) with no arguments: argc 0, argv null. */
 export function encodeStartService(handle: Buffer): Buffer {
-  return new StubWriter().handle(handle).u32(0).nullPointer().toBuffer();
+  return new NdrWriter().contextHandle(handle).u32(0).pointer(false).toBuffer();
 }
 
 /** RControlService (MS-SCMR 3.1.4.2). */
 export function encodeControlService(handle: Buffer, control: number): Buffer {
-  return new StubWriter().handle(handle).u32(control).toBuffer();
+  return new NdrWriter().contextHandle(handle).u32(control).toBuffer();
 }
 
 /**
@@ -80,5 +82,5 @@ export function encodeControlService(handle: Buffer, control: number): Buffer {
  * RDeleteService and RCloseServiceHandle.
  */
 export function encodeHandleOnly(handle: Buffer): Buffer {
-  return new StubWriter().handle(handle).toBuffer();
+  return new NdrWriter().contextHandle(handle).toBuffer();
 }

@@ -4,8 +4,8 @@
  * DWORD return value and throws only MalformedPacketError; whether the return value is an error
  * is {@link expectSuccess}'s business, as a server fills the [out] parameters in either case.
  */
-import { decoding } from "../wire/bytes.ts";
-import { StubReader, StubWriter } from "./ndr-fields.ts";
+import { check, decoding } from "../wire/bytes.ts";
+import { NdrReader, NdrWriter } from "../rpc/ndr.ts";
 import { ScmError } from "./win32-errors.ts";
 
 /** SERVICE_STATUS (MS-SCMR 2.2.47): seven DWORDs. */
@@ -52,7 +52,12 @@ export function expectSuccess<R extends { returnValue: number }>(call: string, r
   return response;
 }
 
-function readStatus(r: StubReader): ServiceStatus {
+/** Bytes after the last [out] parameter mean the stub is not the answer it was taken for. */
+function end(r: NdrReader, what: string): void {
+  check(r.remaining === 0, `${what}: ${r.remaining} bytes after the return value`);
+}
+
+function readStatus(r: NdrReader): ServiceStatus {
   return {
     serviceType: r.u32(),
     currentState: r.u32(),
@@ -64,7 +69,7 @@ function readStatus(r: StubReader): ServiceStatus {
   };
 }
 
-function writeStatus(w: StubWriter, s: ServiceStatus): StubWriter {
+function writeStatus(w: NdrWriter, s: ServiceStatus): NdrWriter {
   return w
     .u32(s.serviceType)
     .u32(s.currentState)
@@ -78,63 +83,63 @@ function writeStatus(w: StubWriter, s: ServiceStatus): StubWriter {
 /** Decodes a handle and return value (ROpenSCManagerW, ROpenServiceW, RCloseServiceHandle). */
 export function decodeHandleResponse(stub: Buffer, what = "svcctl handle response"): HandleResponse {
   return decoding(what, () => {
-    const r = new StubReader(stub, what);
-    const handle = r.handle();
+    const r = new NdrReader(stub, what);
+    const handle = r.contextHandle();
     const returnValue = r.u32();
-    r.end();
+    end(r, what);
     return { handle, returnValue };
   });
 }
 
 export function encodeHandleResponse(response: HandleResponse): Buffer {
-  return new StubWriter().handle(response.handle).u32(response.returnValue).toBuffer();
+  return new NdrWriter().contextHandle(response.handle).u32(response.returnValue).toBuffer();
 }
 
 /** Decodes RCreateServiceW's response: lpdwTagId ([unique] DWORD*), the handle, the return value. */
 export function decodeCreateServiceResponse(stub: Buffer): CreateServiceResponse {
   const what = "RCreateServiceW response";
   return decoding(what, () => {
-    const r = new StubReader(stub, what);
+    const r = new NdrReader(stub, what);
     const tagId = r.u32() === 0 ? null : r.u32();
-    const handle = r.handle();
+    const handle = r.contextHandle();
     const returnValue = r.u32();
-    r.end();
+    end(r, what);
     return { tagId, handle, returnValue };
   });
 }
 
 export function encodeCreateServiceResponse(response: CreateServiceResponse): Buffer {
-  const w = new StubWriter();
-  if (response.tagId === null) w.nullPointer();
-  else w.u32(0x00020000).u32(response.tagId);
-  return w.handle(response.handle).u32(response.returnValue).toBuffer();
+  const w = new NdrWriter();
+  if (response.tagId === null) w.pointer(false);
+  else w.pointer(true).u32(response.tagId);
+  return w.contextHandle(response.handle).u32(response.returnValue).toBuffer();
 }
 
 /** Decodes a SERVICE_STATUS and return value (RQueryServiceStatus, RControlService). */
 export function decodeStatusResponse(stub: Buffer, what = "svcctl status response"): StatusResponse {
   return decoding(what, () => {
-    const r = new StubReader(stub, what);
+    const r = new NdrReader(stub, what);
     const status = readStatus(r);
     const returnValue = r.u32();
-    r.end();
+    end(r, what);
     return { status, returnValue };
   });
 }
 
 export function encodeStatusResponse(response: StatusResponse): Buffer {
-  return writeStatus(new StubWriter(), response.status).u32(response.returnValue).toBuffer();
+  return writeStatus(new NdrWriter(), response.status).u32(response.returnValue).toBuffer();
 }
 
 /** Decodes a bare return value (RStartServiceW, RDeleteService). */
 export function decodeReturnOnlyResponse(stub: Buffer, what = "svcctl response"): ReturnOnlyResponse {
   return decoding(what, () => {
-    const r = new StubReader(stub, what);
+    const r = new NdrReader(stub, what);
     const returnValue = r.u32();
-    r.end();
+    end(r, what);
     return { returnValue };
   });
 }
 
 export function encodeReturnOnlyResponse(response: ReturnOnlyResponse): Buffer {
-  return new StubWriter().u32(response.returnValue).toBuffer();
+  return new NdrWriter().u32(response.returnValue).toBuffer();
 }
