@@ -4,10 +4,14 @@
  * (2.2.47) and controls (3.1.4.2).
  */
 
-/** The svcctl interface (MS-SCMR 1.9) on `\PIPE\svcctl`. */
+/**
+ * The svcctl interface (MS-SCMR 1.9) on `\PIPE\svcctl`, version 2.0, in the shape of
+ * actors/rpc's SyntaxId so that it is the abstract syntax of a bind as it is.
+ */
 export const SVCCTL_INTERFACE = {
   uuid: "367abb81-9844-35f1-ad32-98f038001003",
-  version: { major: 2, minor: 0 },
+  version: 2,
+  minor: 0,
 } as const;
 
 /** Opnums of the methods the client calls (MS-SCMR 3.1.4). */
