@@ -58,6 +58,11 @@ export const ERROR_CODES = {
   },
   SMB_NO_CREDITS: { retryable: true, means: "the SMB server granted no credits to send a request with" },
   NETBIOS_NAME_NOT_FOUND: { retryable: true, means: "no NetBIOS name server or host answered for the name" },
+  RPC_FAULT: { retryable: false, means: "the RPC server answered a call with a fault" },
+  RPC_BIND_REFUSED: {
+    retryable: false,
+    means: "the RPC server refused to bind the interface (bind_nak, or a rejected presentation context)",
+  },
   SCM_ERROR: {
     retryable: false,
     means: "the service control manager refused a call (a Win32 error)",
