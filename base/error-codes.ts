@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   // Windows transport (actors/wire, actors/smb, actors/netbios).
   MALFORMED_PACKET: {
     retryable: false,
-    means: "an SMB, NTLM, SPNEGO or NetBIOS packet that does not decode, or is over its cap",
+    means: "an SMB, NTLM, SPNEGO, NetBIOS or DCE/RPC packet that does not decode, or is over its cap",
   },
   SMB_STATUS: { retryable: false, means: "the SMB server answered a request with an error status" },
   SMB_NEGOTIATION_FAILED: {

@@ -39,3 +39,6 @@ export class RpcBindRefusedError extends errorClass("RPC_BIND_REFUSED") {
     this.reasonName = reasonName;
   }
 }
+
+/** Options a caller gave that cannot be used (an interface UUID that is not one, a fragment size out of range). */
+export class RpcConfigError extends errorClass("CONFIG_INVALID") {}

@@ -112,6 +112,12 @@ export class NdrWriter {
     return data === undefined ? this : this.conformantBytes(data);
   }
 
+  /** A top-level `[unique] DWORD*` (RCreateServiceW's lpdwTagId): NULL when `v` is undefined. */
+  uniqueU32(v: number | undefined): this {
+    this.pointer(v !== undefined);
+    return v === undefined ? this : this.u32(v);
+  }
+
   /** A context handle (MS-RPCE 2.2.4.1), 20 opaque bytes aligned to 4. */
   contextHandle(handle: Uint8Array): this {
     check(handle.length === CONTEXT_HANDLE_SIZE, `NDR: a context handle of ${handle.length} bytes, not 20`);
@@ -216,6 +222,11 @@ export class NdrReader {
   /** A top-level `[unique, size_is(n)] byte*`; undefined for NULL. */
   uniqueConformantBytes(maxBytes = NDR_MAX_ARRAY_BYTES, field = "array"): Buffer | undefined {
     return this.pointer() === 0 ? undefined : this.conformantBytes(maxBytes, field);
+  }
+
+  /** A top-level `[unique] DWORD*`; undefined for NULL. */
+  uniqueU32(): number | undefined {
+    return this.pointer() === 0 ? undefined : this.u32();
   }
 
   /** A context handle (MS-RPCE 2.2.4.1): 20 bytes aligned to 4, a copy. */

@@ -37,6 +37,7 @@ describe("ndr", () => {
             .uniqueWstring(s)
             .uniqueConformantBytes(bytes)
             .contextHandle(handle)
+            .uniqueU32(s === undefined ? undefined : n)
             .u16(n & 0xffff)
             .u64(h!)
             .u32(n)
@@ -47,6 +48,7 @@ describe("ndr", () => {
           const b = r.uniqueConformantBytes();
           assert.deepEqual(b === undefined ? undefined : new Uint8Array(b), bytes);
           assert.deepEqual(new Uint8Array(r.contextHandle()), handle);
+          assert.equal(r.uniqueU32(), s === undefined ? undefined : n);
           assert.deepEqual([r.u16(), r.u64(), r.u32(), r.remaining], [n & 0xffff, h, n, 0]);
         },
       ),
