@@ -100,7 +100,7 @@ export function decodeCreateServiceResponse(stub: Buffer): CreateServiceResponse
   const what = "RCreateServiceW response";
   return decoding(what, () => {
     const r = new NdrReader(stub, what);
-    const tagId = r.u32() === 0 ? null : r.u32();
+    const tagId = r.uniqueU32() ?? null;
     const handle = r.contextHandle();
     const returnValue = r.u32();
     end(r, what);
@@ -109,10 +109,11 @@ export function decodeCreateServiceResponse(stub: Buffer): CreateServiceResponse
 }
 
 export function encodeCreateServiceResponse(response: CreateServiceResponse): Buffer {
-  const w = new NdrWriter();
-  if (response.tagId === null) w.pointer(false);
-  else w.pointer(true).u32(response.tagId);
-  return w.contextHandle(response.handle).u32(response.returnValue).toBuffer();
+  return new NdrWriter()
+    .uniqueU32(response.tagId ?? undefined)
+    .contextHandle(response.handle)
+    .u32(response.returnValue)
+    .toBuffer();
 }
 
 /** Decodes a SERVICE_STATUS and return value (RQueryServiceStatus, RControlService). */
