@@ -63,6 +63,10 @@ export const ERROR_CODES = {
     retryable: false,
     means: "the RPC server refused to bind the interface (bind_nak, or a rejected presentation context)",
   },
+  SCM_ERROR: {
+    retryable: false,
+    means: "the service control manager refused a call (a Win32 error)",
+  },
 
   // The steps of a target (actors/target).
   TRANSPORT_UNSUPPORTED: { retryable: false, means: "no transport of this build reaches such a target" },

@@ -166,6 +166,10 @@ class Svcctl(rpc_pipe.Interface):
                        start_type=req["dwStartType"], start_name=_str(req["lpServiceStartName"]),
                        password_given=bool(req["dwPwSize"]))
         resp["lpServiceHandle"] = NULL_HANDLE
+        # lpdwTagId is [in, out, unique] LPDWORD (MS-SCMR 3.1.4.12): a NULL in stays NULL out, as
+        # Windows answers. impacket's response types it as a string pointer, and left unset it
+        # would be marshalled as an empty string (16 bytes) that a conforming client cannot read.
+        resp["lpdwTagId"] = scmr.NULL
         self._lookup(assoc_id, req["hSCManager"], False, SC_MANAGER_CREATE_SERVICE)
         svc = self.db.create(name, _str(req["lpDisplayName"]), req["dwServiceType"],
                              req["dwStartType"], req["dwErrorControl"], path)

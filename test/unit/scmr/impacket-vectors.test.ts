@@ -1,0 +1,122 @@
+/**
+ * The request stubs against impacket's (test/fixtures/scmr/requests.json, printed by
+ * test/fixtures/scmr/capture.py with fixed arguments, handles and referent ids). impacket fills
+ * alignment gaps with marker bytes (0xbf and others) where sumac writes zeros, as C706 14.2.2
+ * leaves their content unspecified; every other byte must be equal.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { ScmOpnum, SERVICE_CONTROL_STOP } from "../../../actors/scmr/constants.ts";
+import {
+  encodeControlService,
+  encodeCreateService,
+  encodeHandleOnly,
+  encodeOpenSCManager,
+  encodeOpenService,
+  encodeStartService,
+} from "../../../actors/scmr/requests.ts";
+
+interface Vector {
+  opnum: number;
+  stub: string;
+  handle?: string;
+  scmHandle?: string;
+  name?: string;
+  displayName?: string;
+  binaryPath?: string;
+  machineName?: string | null;
+  databaseName?: string | null;
+  access?: number;
+  control?: number;
+}
+
+const vectors = JSON.parse(
+  readFileSync(new URL("../../fixtures/scmr/requests.json", import.meta.url), "utf8"),
+) as Record<string, Vector>;
+
+function vector(name: string): Vector {
+  const v = vectors[name];
+  assert.ok(v, `requests.json has ${name}`);
+  return v;
+}
+
+/** Equal but for alignment gaps: runs of under 4 bytes ending on a multiple of 4, zero in ours. */
+function assertSameStub(ours: Buffer, theirs: Buffer): void {
+  assert.equal(ours.length, theirs.length, "stub lengths");
+  let i = 0;
+  while (i < ours.length) {
+    if (ours[i] === theirs[i]) {
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < ours.length && ours[end] !== theirs[end]) end++;
+    const gap = ours.subarray(i, end);
+    assert.ok(
+      end - i < 4 && end % 4 === 0 && gap.every((b) => b === 0),
+      `bytes ${i}..${end} differ outside an alignment gap: ours ${gap.toString("hex")}, impacket ${theirs.subarray(i, end).toString("hex")}`,
+    );
+    i = end;
+  }
+}
+
+const h = (s: string | undefined): Buffer => Buffer.from(s ?? "", "hex");
+
+describe("scmr impacket vectors", () => {
+  it("scmr impacket vectors - ROpenSCManagerW with both strings", () => {
+    const v = vector("openSCManager");
+    assert.equal(v.opnum, ScmOpnum.ROpenSCManagerW);
+    const ours = encodeOpenSCManager({
+      machineName: v.machineName ?? null,
+      databaseName: v.databaseName ?? null,
+      access: v.access ?? -1,
+    });
+    assertSameStub(ours, h(v.stub));
+  });
+
+  it("scmr impacket vectors - ROpenSCManagerW with both strings NULL", () => {
+    const v = vector("openSCManagerNulls");
+    const ours = encodeOpenSCManager({ machineName: null, databaseName: null, access: v.access ?? -1 });
+    assert.deepEqual(ours, h(v.stub));
+  });
+
+  it("scmr impacket vectors - RCreateServiceW", () => {
+    const v = vector("createService");
+    assert.equal(v.opnum, ScmOpnum.RCreateServiceW);
+    const ours = encodeCreateService({
+      scmHandle: h(v.scmHandle),
+      name: v.name ?? "",
+      displayName: v.displayName ?? null,
+      access: v.access ?? -1,
+      binaryPath: v.binaryPath ?? "",
+    });
+    assertSameStub(ours, h(v.stub));
+  });
+
+  it("scmr impacket vectors - ROpenServiceW", () => {
+    const v = vector("openService");
+    assert.equal(v.opnum, ScmOpnum.ROpenServiceW);
+    const ours = encodeOpenService({ scmHandle: h(v.scmHandle), name: v.name ?? "", access: v.access ?? -1 });
+    assertSameStub(ours, h(v.stub));
+  });
+
+  it("scmr impacket vectors - RStartServiceW, RControlService and the handle-only calls", () => {
+    const start = vector("startService");
+    assert.equal(start.opnum, ScmOpnum.RStartServiceW);
+    assert.deepEqual(encodeStartService(h(start.handle)), h(start.stub));
+    const control = vector("controlService");
+    assert.equal(control.opnum, ScmOpnum.RControlService);
+    assert.equal(control.control, SERVICE_CONTROL_STOP);
+    assert.deepEqual(encodeControlService(h(control.handle), SERVICE_CONTROL_STOP), h(control.stub));
+    for (const [name, opnum] of [
+      ["queryServiceStatus", ScmOpnum.RQueryServiceStatus],
+      ["deleteService", ScmOpnum.RDeleteService],
+      ["closeServiceHandle", ScmOpnum.RCloseServiceHandle],
+    ] as const) {
+      const v = vector(name);
+      assert.equal(v.opnum, opnum, name);
+      assert.deepEqual(encodeHandleOnly(h(v.handle)), h(v.stub), name);
+    }
+  });
+});
