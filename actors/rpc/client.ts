@@ -66,6 +66,12 @@ const MIN_FRAG = 1432;
 /** A REQUEST's fixed part after the common header (alloc_hint, p_cont_id, opnum). */
 const REQUEST_HEADER = 8;
 const CONTEXT_ID = 0;
+/**
+ * The least stub a response fragment is counted for when capping the number of fragments: a
+ * server fills every fragment but the last to its max_xmit_frag (C706 12.6.3.1, at least 1432), so
+ * a response of many tiny or empty fragments is a server stalling the client, not a big answer.
+ */
+const MIN_FRAGMENT_STUB = 256;
 
 /**
  * A bound DCE/RPC association over one pipe. The caller owns the pipe and closes it.
@@ -213,7 +219,9 @@ export class RpcClient {
     reader.push(await this.pipe.transceive(fragments.at(-1)!, { ...budget(), maxOutput: this.maxRecvFrag }));
     const parts: Buffer[] = [];
     let total = 0;
+    const maxFragments = Math.ceil(this.maxResponse / MIN_FRAGMENT_STUB) + 1;
     for (;;) {
+      check(parts.length < maxFragments, `${what}: a response of more than ${maxFragments} fragments`);
       const pdu = decodePdu(await nextFragment(this.pipe, reader, this.maxRecvFrag, budget));
       check(pdu.callId === callId, `${what}: an answer for call ${pdu.callId}`);
       if (pdu.ptype === PType.FAULT) {

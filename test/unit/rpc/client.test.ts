@@ -189,4 +189,24 @@ describe("rpc client", () => {
     });
     assert.ok(performance.now() - t0 < 1_000);
   });
+  it("rpc client - a server that sends empty response fragments without end is cut off by a fragment cap", async () => {
+    let reads = 0;
+    class EndlessPipe extends FakePipe {
+      override read(): Promise<Buffer> {
+        reads += 1;
+        // Without a cap the client would read until its deadline, which a pipe answering at once never lets come.
+        if (reads > 100_000) return Promise.reject(new Error("the client is still reading"));
+        return Promise.resolve(response(2, Buffer.alloc(0), 0));
+      }
+    }
+    const pipe = new EndlessPipe();
+    pipe.answer = ({ callId }) => [response(callId, Buffer.alloc(0), 0x01)];
+    const rpc = await RpcClient.bind(pipe, { abstractSyntax: SVCCTL, ...o, maxResponse: 64 * 1024 });
+    await assert.rejects(rpc.call(1, Buffer.alloc(4), o), (err: unknown) => {
+      assert.ok(err instanceof MalformedPacketError, String(err));
+      assert.match(err.message, /fragments/);
+      return true;
+    });
+    assert.ok(reads < 1_000, `${reads} reads`);
+  });
 });
