@@ -282,6 +282,8 @@ async function nextFragment(
     const fragment = reader.next();
     if (fragment) return fragment;
     const chunk = await pipe.read({ ...budget(), maxBytes: maxFrag });
+    // The pipe passes on what the server's READ response holds, which the server sizes.
+    check(chunk.length <= maxFrag, `DCE/RPC: a pipe read of ${chunk.length} bytes, ${maxFrag} asked for`);
     check(chunk.length > 0, "DCE/RPC: the pipe gave no data while a fragment was due");
     reader.push(chunk);
   }

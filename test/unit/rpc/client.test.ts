@@ -209,4 +209,24 @@ describe("rpc client", () => {
     });
     assert.ok(reads < 1_000, `${reads} reads`);
   });
+  it("rpc client - a pipe read longer than the bytes asked for is malformed", async () => {
+    let pushed = 0;
+    class OverlongPipe extends FakePipe {
+      override read(): Promise<Buffer> {
+        // A pipe that passes on whatever the server put in its READ response (say 1 MiB of fragments).
+        const chunk = Buffer.concat(Array.from({ length: 1000 }, () => response(2, Buffer.alloc(1000), 0)));
+        pushed += chunk.length;
+        return Promise.resolve(chunk);
+      }
+    }
+    const pipe = new OverlongPipe();
+    pipe.answer = ({ callId }) => [response(callId, Buffer.alloc(0), 0x01)];
+    const rpc = await RpcClient.bind(pipe, { abstractSyntax: SVCCTL, ...o });
+    await assert.rejects(rpc.call(1, Buffer.alloc(4), o), (err: unknown) => {
+      assert.ok(err instanceof MalformedPacketError, String(err));
+      assert.match(err.message, /asked for/);
+      return true;
+    });
+    assert.ok(pushed <= 1_100_000);
+  });
 });
