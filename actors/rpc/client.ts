@@ -84,7 +84,7 @@ const MIN_FRAGMENT_STUB = 256;
 export class RpcClient {
   /** Largest fragment sent (the smaller of ours and the server's max_recv_frag). */
   readonly maxXmitFrag: number;
-  /** Largest fragment accepted (what the server said it will send). */
+  /** Largest fragment accepted (what the server said it will send, at most what the client proposed). */
   readonly maxRecvFrag: number;
   readonly assocGroupId: number;
   private readonly pipe: RpcPipe;
@@ -172,7 +172,8 @@ export class RpcClient {
     return new RpcClient(
       pipe,
       Math.min(frag, serverRecv),
-      serverXmit,
+      // The server may not send over the max_recv_frag the client proposed (C706 12.6.3.1), whatever it announces.
+      Math.min(frag, serverXmit),
       ack.body.assocGroupId,
       options.maxResponse ?? DEFAULT_MAX_RESPONSE,
     );

@@ -229,4 +229,12 @@ describe("rpc client", () => {
     });
     assert.ok(pushed <= 1_100_000);
   });
+  it("rpc client - a server's max_xmit_frag over the client's max_recv_frag does not raise the fragment cap", async () => {
+    const pipe = new FakePipe();
+    pipe.bindAnswer = (b) => [acceptBind(b.callId, 0xffff, 0xffff)];
+    pipe.answer = ({ callId }) => [response(callId, stubOf(20_000), WHOLE)];
+    const rpc = await RpcClient.bind(pipe, { abstractSyntax: SVCCTL, ...o });
+    assert.deepEqual([rpc.maxXmitFrag, rpc.maxRecvFrag], [4280, 4280]);
+    await assert.rejects(rpc.call(1, Buffer.alloc(4), o), /over the negotiated 4280/);
+  });
 });
