@@ -228,6 +228,12 @@ export class RpcClient {
       if (pdu.ptype === PType.FAULT) {
         const status = pdu.body.status >>> 0;
         const didNotExecute = (pdu.flags & PfcFlag.DID_NOT_EXECUTE) !== 0;
+        // A fault leaves the client usable only when it ends the server's answer: anything after it
+        // would be read as the next call's answer.
+        check(
+          (pdu.flags & PfcFlag.LAST_FRAG) !== 0 && reader.buffered === 0,
+          `${what}: a FAULT (0x${status.toString(16).padStart(8, "0")}) with more to follow`,
+        );
         throw new RpcFaultError(status, faultName(status), didNotExecute, what);
       }
       if (pdu.ptype !== PType.RESPONSE) throw unexpected(what, pdu);

@@ -237,4 +237,14 @@ describe("rpc client", () => {
     assert.deepEqual([rpc.maxXmitFrag, rpc.maxRecvFrag], [4280, 4280]);
     await assert.rejects(rpc.call(1, Buffer.alloc(4), o), /over the negotiated 4280/);
   });
+  it("rpc client - a FAULT with bytes after it leaves the client refusing further calls", async () => {
+    const pipe = new FakePipe();
+    pipe.answer = ({ callId }) => [
+      Buffer.concat([fault(callId, 0x1c010002), response(callId + 1, stubOf(8), WHOLE)]),
+    ];
+    const rpc = await RpcClient.bind(pipe, { abstractSyntax: SVCCTL, ...o });
+    await assert.rejects(rpc.call(1, Buffer.alloc(4), o), MalformedPacketError);
+    pipe.answer = ({ callId, stub }) => [response(callId, stub, WHOLE)];
+    await assert.rejects(rpc.call(1, Buffer.alloc(4), o), MalformedPacketError);
+  });
 });
