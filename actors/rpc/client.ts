@@ -114,6 +114,9 @@ export class RpcClient {
     const frag = options.maxFrag ?? DEFAULT_MAX_FRAG;
     if (!Number.isInteger(frag) || frag < MIN_FRAG || frag > MAX_FRAG)
       throw new RpcConfigError(`RPC bind: a fragment size of ${frag}, not ${MIN_FRAG} to ${MAX_FRAG}`);
+    const maxResponse = options.maxResponse ?? DEFAULT_MAX_RESPONSE;
+    if (!Number.isSafeInteger(maxResponse) || maxResponse < 1)
+      throw new RpcConfigError(`RPC bind: a response cap of ${maxResponse}, not a positive whole number`);
     const what = `RPC bind of ${syntax.uuid} v${syntax.version}.${syntax.minor}`;
     const timeout = new RemoteTimeoutError(`${what} did not finish within ${options.timeoutMs} ms`);
     const ack = await withDeadline(
@@ -175,7 +178,7 @@ export class RpcClient {
       // The server may not send over the max_recv_frag the client proposed (C706 12.6.3.1), whatever it announces.
       Math.min(frag, serverXmit),
       ack.body.assocGroupId,
-      options.maxResponse ?? DEFAULT_MAX_RESPONSE,
+      maxResponse,
     );
   }
 

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { RpcClient } from "../../../actors/rpc/client.ts";
-import { RpcBindRefusedError, RpcFaultError } from "../../../actors/rpc/errors.ts";
+import { RpcBindRefusedError, RpcConfigError, RpcFaultError } from "../../../actors/rpc/errors.ts";
 import { encodePdu, PType, WHOLE } from "../../../actors/rpc/pdu.ts";
 import { MalformedPacketError } from "../../../actors/wire/bytes.ts";
 import { acceptBind, fault, FakePipe, response, responseFragments } from "./fake-pipe.ts";
@@ -246,5 +246,14 @@ describe("rpc client", () => {
     await assert.rejects(rpc.call(1, Buffer.alloc(4), o), MalformedPacketError);
     pipe.answer = ({ callId, stub }) => [response(callId, stub, WHOLE)];
     await assert.rejects(rpc.call(1, Buffer.alloc(4), o), MalformedPacketError);
+  });
+  it("rpc client - a response cap that is not a positive whole number is RpcConfigError, so no cap is ever off", async () => {
+    for (const maxResponse of [Infinity, Number.NaN, -1, 0, 1.5]) {
+      await assert.rejects(
+        RpcClient.bind(new FakePipe(), { abstractSyntax: SVCCTL, ...o, maxResponse }),
+        RpcConfigError,
+        String(maxResponse),
+      );
+    }
   });
 });
