@@ -104,7 +104,8 @@ export class RpcClient {
 
   /**
    * Binds `abstractSyntax` in NDR 2.0 (C706 12.4.2.1). Throws RpcBindRefusedError on a BIND_NAK or
-   * a rejected context, RpcConfigError for a UUID or fragment size that cannot be used, MalformedPacketError on an answer that is not a BIND_ACK for this bind,
+   * a rejected context, RpcConfigError for a UUID, fragment size or response cap that cannot be used,
+   * MalformedPacketError on an answer that is not a BIND_ACK for this bind,
    * RemoteTimeoutError when the deadline passes.
    */
   static async bind(pipe: RpcPipe, options: RpcBindOptions): Promise<RpcClient> {
