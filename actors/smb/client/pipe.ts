@@ -15,6 +15,7 @@ import {
 } from "../codec/read-write.ts";
 import { NtStatus } from "../codec/status.ts";
 import { RemoteUploadError } from "../../remote-errors.ts";
+import { MalformedPacketError } from "../../wire/bytes.ts";
 import { Budget } from "./budget.ts";
 import type { CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbOutputTooLargeError } from "./errors.ts";
@@ -139,6 +140,9 @@ class OpenPipe implements SmbPipe {
       ok: [NtStatus.BUFFER_OVERFLOW],
     });
     const { data } = decodeReadResponse(response.message);
+    // MS-SMB2 3.3.5.12: never more than Length; a server that sends more is not to be buffered.
+    if (data.length > length)
+      throw new MalformedPacketError(`READ ${this.name}: ${data.length} bytes answered for ${length} asked`);
     return { data, overflow: response.header.status >>> 0 === NtStatus.BUFFER_OVERFLOW };
   }
 }

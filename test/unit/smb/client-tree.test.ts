@@ -215,6 +215,17 @@ describe("smb client tree operations", () => {
     );
   });
 
+  it("pipe - a READ answered with more than its Length is MALFORMED_PACKET", async () => {
+    const { io } = await tree((req, s) => {
+      if (req.header.command !== Command.READ) return;
+      const asked = decodeReadRequest(req.message).length;
+      const data = Buffer.alloc(asked + 1);
+      s.send(answer(req.header, { credits: 2 }, encodeReadResponse({ data, dataRemaining: 0, flags: 0 })));
+    });
+    const pipe = await openPipe(io, "svcctl", { timeoutMs: 2_000 });
+    await assert.rejects(pipe.read({ timeoutMs: 2_000, maxBytes: 100 }), { code: "MALFORMED_PACKET" });
+  });
+
   it("remove tree - a share's root is never removed, and nothing is sent for it", async () => {
     const { io, server } = await tree(() => undefined);
     const before = server.requests.length;
