@@ -1,9 +1,6 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { SmbConnection } from "../../../actors/smb/client/connection.ts";
-import type { Negotiated } from "../../../actors/smb/client/negotiate.ts";
-import type { Session } from "../../../actors/smb/client/session.ts";
-import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
+import type { TreeIo } from "../../../actors/smb/client/tree-io.ts";
 import { list, remove, removeTree } from "../../../actors/smb/client/file-ops.ts";
 import {
   CreateOption,
@@ -19,6 +16,7 @@ import {
   encodeQueryDirectoryResponse,
 } from "../../../actors/smb/codec/query-directory.ts";
 import { NtStatus } from "../../../actors/smb/codec/status.ts";
+import { fakeTree } from "./fake-tree.ts";
 import { answer, startFakeServer, type FakeServer } from "../../support/smb-fake-server.ts";
 
 const servers: FakeServer[] = [];
@@ -102,17 +100,7 @@ async function share(names?: string[]): Promise<{ io: TreeIo; server: FakeServer
     }
   });
   servers.push(server);
-  const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
-  conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
-  const negotiated = {
-    dialect: 0x0311,
-    multiCredit: true,
-    maxReadSize: 65536,
-    maxWriteSize: 65536,
-    maxTransactSize: 65536,
-  } as Negotiated;
-  const session = { encryptAll: false } as Session;
-  const io = new TreeIo({ conn, host: "127.0.0.1", negotiated, session }, "ADMIN$", 1, false);
+  const { io } = await fakeTree(server);
   return { io, server, opens };
 }
 
@@ -211,21 +199,7 @@ describe("smb client remove tree on a server with huge listings", () => {
       }
     });
     servers.push(server);
-    const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
-    conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
-    const negotiated = {
-      dialect: 0x0311,
-      multiCredit: true,
-      maxReadSize: 65536,
-      maxWriteSize: 65536,
-      maxTransactSize: 65536,
-    } as Negotiated;
-    const io = new TreeIo(
-      { conn, host: "127.0.0.1", negotiated, session: { encryptAll: false } as Session },
-      "ADMIN$",
-      1,
-      false,
-    );
+    const { io, conn } = await fakeTree(server);
     await assert.rejects(removeTree(io, "top", { timeoutMs: 8_000 }), { code: "OUTPUT_TOO_LARGE" });
     conn.destroy();
   });

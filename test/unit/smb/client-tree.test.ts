@@ -1,11 +1,8 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { SmbConnection } from "../../../actors/smb/client/connection.ts";
-import type { Negotiated } from "../../../actors/smb/client/negotiate.ts";
 import { openPipe } from "../../../actors/smb/client/pipe.ts";
-import type { Session } from "../../../actors/smb/client/session.ts";
-import { TreeIo } from "../../../actors/smb/client/tree-io.ts";
+import type { TreeIo } from "../../../actors/smb/client/tree-io.ts";
 import { readFileStream, writeFile } from "../../../actors/smb/client/file-transfer.ts";
 import { removeTree } from "../../../actors/smb/client/file-ops.ts";
 import { encodeCreateResponse } from "../../../actors/smb/codec/create.ts";
@@ -26,6 +23,7 @@ import {
   encodeWriteResponse,
 } from "../../../actors/smb/codec/read-write.ts";
 import { NtStatus } from "../../../actors/smb/codec/status.ts";
+import { fakeTree } from "./fake-tree.ts";
 import { answer, startFakeServer, type FakeRequest, type FakeServer } from "../../support/smb-fake-server.ts";
 
 const servers: FakeServer[] = [];
@@ -61,17 +59,7 @@ async function tree(
     else handle(req, s);
   });
   servers.push(server);
-  const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
-  conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
-  const negotiated = {
-    dialect: 0x0311,
-    multiCredit: true,
-    maxReadSize: chunk,
-    maxWriteSize: chunk,
-    maxTransactSize: chunk,
-  } as Negotiated;
-  const session = { encryptAll: false } as Session;
-  return { io: new TreeIo({ conn, host: "127.0.0.1", negotiated, session }, "ADMIN$", 1, false), server };
+  return { io: (await fakeTree(server, chunk)).io, server };
 }
 
 describe("smb client tree operations", () => {
@@ -193,15 +181,7 @@ describe("smb client tree operations", () => {
       else if (req.header.command === Command.CLOSE) s.send(answer(req.header, { credits: 1 }, closed));
     });
     servers.push(server);
-    const conn = await SmbConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2_000 });
-    conn.negotiated({ multiCredit: true, maxPayload: 1 << 20 });
-    const negotiated = { dialect: 0x0311, multiCredit: true } as Negotiated;
-    const io = new TreeIo(
-      { conn, host: "127.0.0.1", negotiated, session: { encryptAll: false } as Session },
-      "ADMIN$",
-      1,
-      false,
-    );
+    const { io } = await fakeTree(server);
     await assert.rejects(io.open("late.bin", { access: 0x80 }, { timeoutMs: 100 }), { code: "TIMEOUT" });
     const deadline = Date.now() + 3_000;
     const closes = () =>
