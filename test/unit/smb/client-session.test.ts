@@ -6,6 +6,7 @@ import { Command, type Smb2Header } from "../../../actors/smb/codec/header.ts";
 import {
   Capability,
   Dialect,
+  decodeNegotiateRequest,
   encodeNegotiateResponse,
   HashAlgorithm,
   type NegotiateContext,
@@ -139,5 +140,34 @@ describe("smb client negotiate and session", () => {
     assert.equal(wirePath("/"), "");
     assert.throws(() => wirePath("a/../b"), { code: "CONFIG_INVALID" });
     assert.throws(() => wirePath("a\0b"), { code: "CONFIG_INVALID" });
+  });
+});
+
+describe("smb client negotiate offer", () => {
+  it("negotiate - offers 2.0.2 to 3.1.1, SHA-512, the ciphers and signing algorithms in the order docs/smb.md gives", async () => {
+    const server = await startFakeServer((_req, s) => s.drop());
+    try {
+      await assert.rejects(
+        SmbClient.connect({
+          host: "127.0.0.1",
+          port: server.port,
+          credentials: { user: "u", domain: "", password: "p" },
+          timeoutMs: 2_000,
+        }),
+      );
+      const first = server.requests[0];
+      assert.equal(first?.header.command, Command.NEGOTIATE);
+      const offer = decodeNegotiateRequest(first.message);
+      assert.deepEqual(offer.dialects, [0x0202, 0x0210, 0x0300, 0x0302, 0x0311]);
+      const context = (kind: string) => offer.negotiateContexts.find((c) => c.kind === kind);
+      const preauth = context("preauth");
+      assert.ok(preauth?.kind === "preauth");
+      assert.deepEqual(preauth.hashAlgorithms, [HashAlgorithm.SHA512]);
+      assert.equal(preauth.salt.length, 32);
+      assert.deepEqual(context("encryption"), { kind: "encryption", ciphers: [2, 1, 4, 3] });
+      assert.deepEqual(context("signing"), { kind: "signing", signingAlgorithms: [2, 1, 0] });
+    } finally {
+      await server.stop();
+    }
   });
 });
