@@ -24,6 +24,8 @@ import { runtimeOnce } from "../actors/target/posix/runtime.ts";
 import { SessionRegistry } from "../actors/target/session.ts";
 import { localTransport } from "../actors/target/transports/local.ts";
 import { sshTransport } from "../actors/target/transports/ssh.ts";
+import { windowsTransport } from "../actors/target/transports/windows.ts";
+import { windowsRuntimeOnce } from "../actors/target/windows/runtime.ts";
 import { withDeadline } from "../base/deadline.ts";
 import { jobLifetimeMs } from "./run-lifetime.ts";
 import { targetAccess } from "./target-access.ts";
@@ -105,6 +107,17 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     transports: {
       ssh: sshTransport({ hostKeyPolicy: job.options.hostKeyPolicy, env, agentFiles, log }),
       local: localTransport({ env, agentFiles, log }),
+      smb: windowsTransport({
+        targetIndex: new Map(job.targets.map((t, i) => [t.id, i])),
+        netbios: job.options.netbios,
+        ...(job.options.netbiosServer === undefined ? {} : { netbiosServer: job.options.netbiosServer }),
+        smb: job.options.smb,
+        agentFiles: {
+          bundle: agentFiles.bundle,
+          runtime: windowsRuntimeOnce(join(run.stateDir, "cache", "runtime-windows")),
+        },
+        log,
+      }),
     },
     sessions,
     log,

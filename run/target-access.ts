@@ -6,6 +6,7 @@ import type { SshAuth } from "../actors/ssh/auth.ts";
 import type { BecomeConfig } from "../actors/ssh/become.ts";
 import type { TargetAccess } from "../actors/target/transport.ts";
 import { readSecret } from "./job/secret.ts";
+import { parseAccount } from "../actors/smb/auth/account.ts";
 import type { JobTarget, SshTarget } from "./job/types.ts";
 
 async function credentialsOf(target: SshTarget, env: NodeJS.ProcessEnv): Promise<SshAuth> {
@@ -46,8 +47,20 @@ export function targetAccess(target: JobTarget, env: NodeJS.ProcessEnv = process
   switch (target.transport) {
     case "local":
       return { transport: "local", id: target.id };
-    case "smb":
-      return { transport: "smb", id: target.id, host: target.host, port: target.port };
+    case "smb": {
+      // DOMAIN\user and user@domain carry their domain; `domain:` applies to a bare name.
+      const account = parseAccount(target.user, target.domain);
+      const auth = target.auth;
+      return {
+        transport: "smb",
+        id: target.id,
+        host: target.host,
+        port: target.port,
+        user: account.user,
+        domain: account.domain,
+        password: () => readSecret(auth.password, env),
+      };
+    }
     case "ssh":
       return {
         transport: "ssh",

@@ -19,11 +19,10 @@ import { NodeNameFlag } from "../netbios/name-service-codec.ts";
 import { resolveHost, type NetbiosMode } from "../netbios/resolve.ts";
 import { NegativeSessionCode } from "../netbios/session-codec.ts";
 import { ANY_SMB_SERVER, openNetbiosSession, SESSION_SERVICE_PORT } from "../netbios/session-service.ts";
-import type { FileChannel } from "../remote.ts";
 import { SmbClient, type SmbCredentials } from "./client/client.ts";
 import { SmbTimeoutError, SmbUnreachableError } from "./client/errors.ts";
 import { connectSocket } from "./client/socket.ts";
-import { smbFileChannel } from "./files.ts";
+import { smbFileChannel, type SmbFileChannel } from "./files.ts";
 
 /** SMB direct over TCP (MS-SMB2 2.1). */
 export const SMB_DIRECT_PORT = 445;
@@ -76,7 +75,14 @@ export interface SmbFilesConnection {
 }
 
 /** A file channel over SMB, and how it was reached. */
-export type SmbFiles = FileChannel & { readonly connection: SmbFilesConnection };
+/**
+ * The file channel of a target, what was negotiated, and the client itself (its other shares:
+ * `IPC$` for the service control manager's pipe).
+ */
+export type SmbFiles = SmbFileChannel & {
+  readonly connection: SmbFilesConnection;
+  readonly client: SmbClient;
+};
 
 /** The first label of a host name when it can be the server's NetBIOS name, else undefined. */
 function serverNetbiosName(host: string, via: SmbFilesConnection["via"]): string | undefined {
@@ -235,7 +241,7 @@ export function openSmbFiles(options: OpenSmbFilesOptions): Promise<SmbFiles> {
         close: () => client.close(),
         runRoot: options.runRoot,
       });
-      return Object.assign(channel, { connection });
+      return Object.assign(channel, { connection, client });
     },
   );
 }

@@ -81,11 +81,20 @@ function callOptions(options: FileOpOptions | undefined, defaultMs: number): Sha
  * A FileChannel over one SMB connection. `close` is called once the channel is done with; it
  * logs off and closes the connection (the caller's).
  */
+/** The SMB file channel: the FileChannel, and reading a small file back from the run root. */
+export interface SmbFileChannel extends FileChannel {
+  /**
+   * The whole of a file inside the run root (OUTPUT_TOO_LARGE over `maxBytes`), or undefined when
+   * there is nothing at `remotePath`: how the agent's words come back from a Windows target.
+   */
+  read(remotePath: string, options: FileOpOptions & { maxBytes: number }): Promise<Buffer | undefined>;
+}
+
 export function smbFileChannel(options: {
   readonly openShare: ShareOpener;
   readonly close: () => Promise<void>;
   readonly runRoot?: string;
-}): FileChannel {
+}): SmbFileChannel {
   const runRoot = checkWindowsRunRoot(options.runRoot ?? DEFAULT_WINDOWS_RUN_ROOT);
   const shares = new Map<string, Promise<SmbShareFiles>>();
   const shareOf = (name: string, call: ShareCallOptions): Promise<SmbShareFiles> => {
@@ -154,6 +163,13 @@ export function smbFileChannel(options: {
       if (info === undefined) return;
       if (info.directory) await files.removeTree(inShare, call);
       else await files.remove(inShare, call);
+    },
+    async read(remotePath, opts) {
+      const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);
+      const { files, inShare } = await at(remotePath, call);
+      const info = await files.stat(inShare, call);
+      if (info === undefined || info.directory) return undefined;
+      return files.readFile(inShare, { ...call, maxBytes: opts.maxBytes });
     },
     close: () => options.close(),
   };

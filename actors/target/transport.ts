@@ -45,12 +45,17 @@ export interface LocalAccess {
   readonly id: string;
 }
 
-/** A Windows server reached through ADMIN$ over SMB. */
+/** A Windows server reached through ADMIN$ over SMB, as an administrator. */
 export interface SmbAccess {
   readonly transport: "smb";
   readonly id: string;
   readonly host: string;
   readonly port: number;
+  /** The account and its domain (empty: the server's own accounts). */
+  readonly user: string;
+  readonly domain: string;
+  /** The account's password, read now. */
+  password(): Promise<string>;
 }
 
 /** How one target is reached, as the steps need to know it (run/ makes these from the job). */
@@ -88,6 +93,11 @@ export interface PushedAgent {
   readonly logDir: string;
   /** Paths outside `runDir` that this run created and `removeFiles` must remove (none with the cache). */
   readonly extraPaths: readonly string[];
+  /**
+   * SHA-256 (hex) of the runtime binary that the start checks before running it (Windows: the
+   * `node.exe` unpacked there from the pushed `node.tgz`).
+   */
+  readonly runtimeSha256?: string;
 }
 
 /** What the transports' files and launchers use of a target's session (session.ts has the rest). */

@@ -95,6 +95,12 @@ export const User = described(
   { expected: "a user name of 1 to 256 characters without spaces", what: "user name" },
 );
 
+export const Domain = described(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,254}$/),
+  "The Windows domain of the login (windows targets only): its NetBIOS name (CORP) or DNS name (corp.example.com). Default: the server's own accounts. A user written DOMAIN\\user or user@corp.example.com carries its own.",
+  { expected: "a domain name such as CORP or corp.example.com", what: "domain" },
+);
+
 export const Os = described(
   z.enum(["linux", "windows"]),
   "The target's operating system. Default: linux. (Windows targets are accepted here; deploying to them is not supported yet.)",

@@ -29,6 +29,7 @@ import {
   size,
   sizeWords,
   User,
+  Domain,
   Version,
 } from "./schema-parts.ts";
 
@@ -73,6 +74,7 @@ const TargetFields = {
   port: Port.optional().meta({ description: "The SSH port (default 22; 445 for windows)." }),
   os: Os.optional(),
   user: User.optional(),
+  domain: Domain.optional(),
   auth: Auth.optional(),
   become: Become.optional(),
 };

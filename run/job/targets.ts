@@ -68,7 +68,7 @@ export function target(check: Checker, doc: JobDocument, i: number): JobTarget |
   const at: DocPath = ["targets", i];
   const tags = [...new Set(t.tags ?? [])];
   if (t.host === "local") {
-    for (const key of ["port", "os", "user", "auth", "become", "hostKey"] as const)
+    for (const key of ["port", "os", "user", "domain", "auth", "become", "hostKey"] as const)
       if (t[key] !== undefined)
         check.problem(
           [...at, key],
@@ -118,8 +118,12 @@ export function target(check: Checker, doc: JobDocument, i: number): JobTarget |
         "{ password: ... }",
       );
     if (!login || login.method !== "password") return undefined;
-    return { transport: "smb", id, host: t.host, port, os, user, auth: login, tags };
+    const domain = from("domain").value ?? "";
+    return { transport: "smb", id, host: t.host, port, os, user, domain, auth: login, tags };
   }
+  const domainDoc = from("domain");
+  if (domainDoc.value !== undefined)
+    check.problem(domainDoc.path, "domain is for windows targets (SMB logins)", "no domain", "key");
   const sudo = become(check, becomeDoc.path, becomeDoc.value);
   if (!login) return undefined;
   const hostKey = t.hostKey?.replace(/=$/, "");

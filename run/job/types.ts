@@ -57,6 +57,8 @@ export interface SmbTarget extends TargetCommon {
   readonly port: number;
   readonly os: "windows";
   readonly user: string;
+  /** The login's domain; empty for the server's own accounts (or carried by `user`). */
+  readonly domain: string;
   readonly auth: Extract<TargetAuth, { method: "password" }>;
 }
 

@@ -40,6 +40,7 @@ const smbTarget: JobTarget = {
   port: 445,
   os: "windows",
   user: "Administrator",
+  domain: "",
   auth: { method: "password", password: { kind: "env", name: "X" } },
   tags: [],
 };
