@@ -1,6 +1,7 @@
 /**
  * A service control client over svcctl (MS-SCMR): opens the SCM, creates, opens, starts, watches,
- * stops and deletes services, each call with a deadline and an AbortSignal. It speaks through the
+ * stops and deletes services, lists them and reads their configuration, each call with a deadline
+ * and an AbortSignal. It speaks through the
  * small {@link RpcCaller} interface, which actors/rpc's RpcClient bound to svcctl implements and
  * tests fake with canned stubs.
  *
@@ -14,13 +15,28 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { withDeadline } from "../../base/deadline.ts";
 import { errorClass } from "../../base/errors.ts";
-import { SERVICE_ACCESS_FOR_DEPLOY, SERVICE_CONTROL_STOP, ScManagerAccess, ScmOpnum } from "./constants.ts";
+import { check, MalformedPacketError } from "../wire/bytes.ts";
+import {
+  EnumServiceState,
+  MAX_ENUM_BUFFER_SIZE,
+  MAX_ENUM_BYTES_NEEDED,
+  MAX_ENUM_CALLS,
+  MAX_QUERY_CONFIG_BUFFER_SIZE,
+  SC_MANAGER_ACCESS_FOR_DEPLOY,
+  SERVICE_ACCESS_FOR_DEPLOY,
+  SERVICE_CONTROL_STOP,
+  ScmOpnum,
+  ServiceType,
+} from "./constants.ts";
+import { decodeEnumServicesResponse, type EnumServiceStatus } from "./enum-services.ts";
 import {
   encodeControlService,
   encodeCreateService,
+  encodeEnumServicesStatus,
   encodeHandleOnly,
   encodeOpenSCManager,
   encodeOpenService,
+  encodeQueryServiceConfig,
   encodeStartService,
 } from "./requests.ts";
 import {
@@ -31,7 +47,15 @@ import {
   expectSuccess,
   type ServiceStatus,
 } from "./responses.ts";
-import { checkBinaryPath, checkDisplayName, checkServiceName } from "./service-names.ts";
+import { decodeQueryServiceConfigResponse, type ServiceConfig } from "./service-config.ts";
+import {
+  checkBinaryPath,
+  checkConfigBufferSize,
+  checkDisplayName,
+  checkEnumFilter,
+  checkServiceName,
+} from "./service-names.ts";
+import { Win32Error } from "./win32-errors.ts";
 
 /** A service did not reach the state waited for within the deadline. */
 export class ScmTimeoutError extends errorClass("TIMEOUT") {}
@@ -64,6 +88,22 @@ export interface WaitOptions extends ScmCallOptions {
   intervalMs?: number;
 }
 
+/** Which services {@link ScmClient.enumServices} lists (MS-SCMR 3.1.4.14). */
+export interface EnumServicesFilter {
+  /** dwServiceType, `ServiceType` bits (default `ServiceType.WIN32`: own and shared processes). */
+  type?: number;
+  /** dwServiceState, an `EnumServiceState` (default `EnumServiceState.ALL`). */
+  state?: number;
+}
+
+export interface QueryConfigOptions extends ScmCallOptions {
+  /**
+   * The first call's cbBufSize, 0 to 8192 (default 8192, the IDL's most, so that one call does).
+   * A smaller one makes the server answer ERROR_INSUFFICIENT_BUFFER and the client ask again.
+   */
+  bufferSize?: number;
+}
+
 export class ScmClient {
   readonly rpc: RpcCaller;
   /** The SCM's handle, for RCreateServiceW and ROpenServiceW. */
@@ -74,12 +114,12 @@ export class ScmClient {
     this.scmHandle = scmHandle;
   }
 
-  /** Opens the active SCM database with the rights to connect and to create services (ROpenSCManagerW). */
+  /**
+   * Opens the active SCM database with the rights to connect, create services and enumerate them
+   * (ROpenSCManagerW).
+   */
   static async open(rpc: RpcCaller, options: ScmCallOptions): Promise<ScmClient> {
-    const stub = encodeOpenSCManager({
-      machineName: null,
-      access: ScManagerAccess.CONNECT | ScManagerAccess.CREATE_SERVICE,
-    });
+    const stub = encodeOpenSCManager({ machineName: null, access: SC_MANAGER_ACCESS_FOR_DEPLOY });
     const response = await rpc.call(ScmOpnum.ROpenSCManagerW, stub, options);
     const { handle } = expectSuccess(
       "ROpenSCManagerW",
@@ -136,6 +176,92 @@ export class ScmClient {
     const response = await this.rpc.call(ScmOpnum.RControlService, stub, options);
     return expectSuccess("RControlService", decodeStatusResponse(response, "RControlService response"))
       .status;
+  }
+
+  /**
+   * Lists the services of the SCM database (REnumServicesStatusW, MS-SCMR 3.1.4.14), all of them
+   * whatever the server's buffer: the first call asks with cbBufSize 0; on ERROR_MORE_DATA the
+   * client keeps what came, asks again with the pcbBytesNeeded the server gave (at most 256 KiB,
+   * the IDL's bound) and goes on from the resume index it returned, until ERROR_SUCCESS. A server
+   * that returns no resume index with ERROR_MORE_DATA is asked again from the start.
+   *
+   * Caps, each a MalformedPacketError (MALFORMED_PACKET), not an ScmError, as it is the answer
+   * sumac refuses, not a call the SCM refused: a pcbBytesNeeded over 4 MiB
+   * ({@link MAX_ENUM_BYTES_NEEDED}); ERROR_MORE_DATA with nothing returned and no larger buffer
+   * asked for; more than {@link MAX_ENUM_CALLS} calls. Any other error is an ScmError. The SCM
+   * handle needs SC_MANAGER_ENUMERATE_SERVICE, which {@link ScmClient.open} asks for.
+   *
+   * @example
+   * const leftovers = (await scm.enumServices({}, o)).filter((s) => s.name.startsWith("sumac-"));
+   */
+  async enumServices(filter: EnumServicesFilter, options: ScmCallOptions): Promise<EnumServiceStatus[]> {
+    const serviceType = filter.type ?? ServiceType.WIN32;
+    const serviceState = filter.state ?? EnumServiceState.ALL;
+    checkEnumFilter(serviceType, serviceState);
+    const call = "REnumServicesStatusW";
+    let services: EnumServiceStatus[] = [];
+    let bufferSize = 0;
+    let resumeIndex = 0;
+    for (let calls = 0; calls < MAX_ENUM_CALLS; calls++) {
+      const stub = encodeEnumServicesStatus({
+        scmHandle: this.scmHandle,
+        serviceType,
+        serviceState,
+        bufferSize,
+        resumeIndex,
+      });
+      const answer = await this.rpc.call(ScmOpnum.REnumServicesStatusW, stub, options);
+      const response = decodeEnumServicesResponse(answer, bufferSize);
+      if (response.returnValue !== Win32Error.ERROR_MORE_DATA) {
+        return services.concat(expectSuccess(call, response).services);
+      }
+      const needed = response.bytesNeeded;
+      check(
+        needed <= MAX_ENUM_BYTES_NEEDED,
+        `${call}: ERROR_MORE_DATA asking for ${needed} bytes, over 4 MiB`,
+      );
+      const next = Math.min(Math.max(bufferSize, needed), MAX_ENUM_BUFFER_SIZE);
+      check(
+        response.services.length > 0 || next > bufferSize,
+        `${call}: ERROR_MORE_DATA with no service in ${bufferSize} bytes, and asking for no more (${needed})`,
+      );
+      if (response.resumeIndex === null) {
+        services = [];
+        resumeIndex = 0;
+      } else {
+        services = services.concat(response.services);
+        resumeIndex = response.resumeIndex;
+      }
+      bufferSize = next;
+    }
+    throw new MalformedPacketError(`${call}: still ERROR_MORE_DATA after ${MAX_ENUM_CALLS} calls`);
+  }
+
+  /**
+   * A service's configuration (RQueryServiceConfigW, MS-SCMR 3.1.4.17). The first call asks with
+   * `options.bufferSize` (default 8 KiB, the IDL's bound, so one call does on a server that keeps
+   * to it); on ERROR_INSUFFICIENT_BUFFER the client asks once more with the pcbBytesNeeded the
+   * server gave, if that is larger and within 8 KiB. An ERROR_INSUFFICIENT_BUFFER that this one
+   * retry cannot cure (over 8 KiB, no larger, or again) is ScmError ERROR_INSUFFICIENT_BUFFER, so
+   * that a sweep can pass over that one service; so is every other error. The handle needs
+   * SERVICE_QUERY_CONFIG, which {@link ScmClient.openService} and createService ask for.
+   */
+  async queryConfig(handle: ScmHandle, options: QueryConfigOptions): Promise<ServiceConfig> {
+    let bufferSize = options.bufferSize ?? MAX_QUERY_CONFIG_BUFFER_SIZE;
+    checkConfigBufferSize(bufferSize);
+    const callOptions: ScmCallOptions = { timeoutMs: options.timeoutMs, signal: options.signal };
+    for (let retried = false; ; retried = true) {
+      const stub = encodeQueryServiceConfig(handle, bufferSize);
+      const answer = await this.rpc.call(ScmOpnum.RQueryServiceConfigW, stub, callOptions);
+      const response = decodeQueryServiceConfigResponse(answer);
+      const needed = response.bytesNeeded;
+      const curable = needed > bufferSize && needed <= MAX_QUERY_CONFIG_BUFFER_SIZE;
+      if (response.returnValue === Win32Error.ERROR_INSUFFICIENT_BUFFER && curable && !retried) {
+        bufferSize = needed;
+        continue;
+      }
+      return expectSuccess("RQueryServiceConfigW", response).config;
+    }
   }
 
   /** Marks a service for deletion (RDeleteService); it goes once its last handle is closed. */

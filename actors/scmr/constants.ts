@@ -1,7 +1,8 @@
 /**
  * The numbers of MS-SCMR that sumac's service control client uses: the svcctl interface, method
  * opnums (MS-SCMR 3.1.4), access rights (2.2.x, 3.1.4), service types, start types and states
- * (2.2.47) and controls (3.1.4.2).
+ * (2.2.47), controls (3.1.4.2), and the buffer bounds of the enumerating and querying calls
+ * (3.1.4.14, 3.1.4.17).
  */
 
 /**
@@ -21,8 +22,10 @@ export const ScmOpnum = {
   RDeleteService: 2,
   RQueryServiceStatus: 6,
   RCreateServiceW: 12,
+  REnumServicesStatusW: 14,
   ROpenSCManagerW: 15,
   ROpenServiceW: 16,
+  RQueryServiceConfigW: 17,
   RStartServiceW: 19,
 } as const;
 
@@ -51,12 +54,64 @@ export const ServiceAccess = {
   ALL_ACCESS: 0x000f01ff,
 } as const;
 
-/** What sumac asks of the services it creates and opens: run, watch, stop and remove them. */
+/**
+ * What sumac asks of the services it creates and opens: run, watch, stop and remove them, and read
+ * their configuration (the sweep of leftovers reads a service's binary path before removing it).
+ */
 export const SERVICE_ACCESS_FOR_DEPLOY =
-  ServiceAccess.QUERY_STATUS | ServiceAccess.START | ServiceAccess.STOP | ServiceAccess.DELETE;
+  ServiceAccess.QUERY_CONFIG |
+  ServiceAccess.QUERY_STATUS |
+  ServiceAccess.START |
+  ServiceAccess.STOP |
+  ServiceAccess.DELETE;
+
+/** What sumac asks of the SCM: connect, create services, and enumerate them (MS-SCMR 3.1.4.14). */
+export const SC_MANAGER_ACCESS_FOR_DEPLOY =
+  ScManagerAccess.CONNECT | ScManagerAccess.CREATE_SERVICE | ScManagerAccess.ENUMERATE_SERVICE;
 
 /** dwServiceType of a service in its own process (MS-SCMR 2.2.47). */
 export const SERVICE_WIN32_OWN_PROCESS = 0x10;
+
+/**
+ * Service type bits (MS-SCMR 2.2.47), and the combinations REnumServicesStatusW takes in
+ * dwServiceType (MS-SCMR 3.1.4.14).
+ */
+export const ServiceType = {
+  KERNEL_DRIVER: 0x01,
+  FILE_SYSTEM_DRIVER: 0x02,
+  WIN32_OWN_PROCESS: 0x10,
+  WIN32_SHARE_PROCESS: 0x20,
+  INTERACTIVE_PROCESS: 0x100,
+  /** Kernel, file system and recognizer (0x08) drivers: the SDK's SERVICE_DRIVER. */
+  DRIVER: 0x0b,
+  /** Services in their own or a shared process: what sumac's sweep enumerates. */
+  WIN32: 0x30,
+} as const;
+
+/** dwServiceState of REnumServicesStatusW (MS-SCMR 3.1.4.14): which services to list by state. */
+export const EnumServiceState = {
+  ACTIVE: 1,
+  INACTIVE: 2,
+  ALL: 3,
+} as const;
+
+/**
+ * The most REnumServicesStatusW's cbBufSize may be: `range(0, 1024 * 256)` in the IDL (MS-SCMR
+ * 3.1.4.14), so the server's RPC stub refuses a larger one and the rest comes by the resume index.
+ */
+export const MAX_ENUM_BUFFER_SIZE = 256 * 1024;
+/**
+ * The most REnumServicesStatusW's pcbBytesNeeded may ask for before the client gives up: past
+ * MAX_ENUM_BUFFER_SIZE the rest comes by the resume index, 256 KiB a call, up to this.
+ */
+export const MAX_ENUM_BYTES_NEEDED = 4 * 1024 * 1024;
+/** The most REnumServicesStatusW calls one enumeration makes (16 of 256 KiB are 4 MiB, and the first). */
+export const MAX_ENUM_CALLS = 20;
+/**
+ * The most RQueryServiceConfigW's cbBufSize may be: `range(0, 1024 * 8)` in the IDL (MS-SCMR
+ * 3.1.4.17); a configuration that needs more cannot be read through this call.
+ */
+export const MAX_QUERY_CONFIG_BUFFER_SIZE = 8 * 1024;
 /** dwStartType: started only when asked; sumac never creates auto-start services. */
 export const SERVICE_DEMAND_START = 3;
 /** dwErrorControl: a failed start is logged and start-up goes on. */

@@ -84,3 +84,42 @@ export function encodeControlService(handle: Buffer, control: number): Buffer {
 export function encodeHandleOnly(handle: Buffer): Buffer {
   return new NdrWriter().contextHandle(handle).toBuffer();
 }
+
+/** REnumServicesStatusW's [in] parameters (MS-SCMR 3.1.4.14). */
+export interface EnumServicesArgs {
+  scmHandle: Buffer;
+  /** dwServiceType: a combination of `ServiceType` bits (constants.ts). */
+  serviceType: number;
+  /** dwServiceState: one of `EnumServiceState` (constants.ts). */
+  serviceState: number;
+  /** cbBufSize: the bytes of lpBuffer the server may fill, at most MAX_ENUM_BUFFER_SIZE. */
+  bufferSize: number;
+  /**
+   * lpResumeIndex, `[in, out, unique]`: where to go on from (0 the first time), or null to
+   * enumerate without resuming (the server then answers ERROR_MORE_DATA with nothing to resume).
+   */
+  resumeIndex: number | null;
+}
+
+/**
+ * REnumServicesStatusW (MS-SCMR 3.1.4.14): handle, type, state, cbBufSize, then the top-level
+ * unique pointer to the resume index with its DWORD at once (C706 14.3.12.1). lpBuffer and the
+ * two counts are [out] only, so they take no room here.
+ */
+export function encodeEnumServicesStatus(args: EnumServicesArgs): Buffer {
+  return new NdrWriter()
+    .contextHandle(args.scmHandle)
+    .u32(args.serviceType)
+    .u32(args.serviceState)
+    .u32(args.bufferSize)
+    .uniqueU32(args.resumeIndex ?? undefined)
+    .toBuffer();
+}
+
+/**
+ * RQueryServiceConfigW (MS-SCMR 3.1.4.17): the service's handle and cbBufSize; the
+ * QUERY_SERVICE_CONFIGW is [out] only.
+ */
+export function encodeQueryServiceConfig(handle: Buffer, bufferSize: number): Buffer {
+  return new NdrWriter().contextHandle(handle).u32(bufferSize).toBuffer();
+}

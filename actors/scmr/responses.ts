@@ -52,12 +52,13 @@ export function expectSuccess<R extends { returnValue: number }>(call: string, r
   return response;
 }
 
-/** Bytes after the last [out] parameter mean the stub is not the answer it was taken for. */
-function end(r: NdrReader, what: string): void {
+/** Throws unless the stub ends here: bytes after the last [out] parameter mean it is not the answer it was taken for. */
+export function expectEnd(r: NdrReader, what: string): void {
   check(r.remaining === 0, `${what}: ${r.remaining} bytes after the return value`);
 }
 
-function readStatus(r: NdrReader): ServiceStatus {
+/** Reads a SERVICE_STATUS (MS-SCMR 2.2.47), also the tail of an ENUM_SERVICE_STATUSW record. */
+export function readServiceStatus(r: NdrReader): ServiceStatus {
   return {
     serviceType: r.u32(),
     currentState: r.u32(),
@@ -69,7 +70,8 @@ function readStatus(r: NdrReader): ServiceStatus {
   };
 }
 
-function writeStatus(w: NdrWriter, s: ServiceStatus): NdrWriter {
+/** Writes a SERVICE_STATUS (MS-SCMR 2.2.47), the inverse of {@link readServiceStatus}. */
+export function writeServiceStatus(w: NdrWriter, s: ServiceStatus): NdrWriter {
   return w
     .u32(s.serviceType)
     .u32(s.currentState)
@@ -86,7 +88,7 @@ export function decodeHandleResponse(stub: Buffer, what = "svcctl handle respons
     const r = new NdrReader(stub, what);
     const handle = r.contextHandle();
     const returnValue = r.u32();
-    end(r, what);
+    expectEnd(r, what);
     return { handle, returnValue };
   });
 }
@@ -103,7 +105,7 @@ export function decodeCreateServiceResponse(stub: Buffer): CreateServiceResponse
     const tagId = r.uniqueU32() ?? null;
     const handle = r.contextHandle();
     const returnValue = r.u32();
-    end(r, what);
+    expectEnd(r, what);
     return { tagId, handle, returnValue };
   });
 }
@@ -120,15 +122,15 @@ export function encodeCreateServiceResponse(response: CreateServiceResponse): Bu
 export function decodeStatusResponse(stub: Buffer, what = "svcctl status response"): StatusResponse {
   return decoding(what, () => {
     const r = new NdrReader(stub, what);
-    const status = readStatus(r);
+    const status = readServiceStatus(r);
     const returnValue = r.u32();
-    end(r, what);
+    expectEnd(r, what);
     return { status, returnValue };
   });
 }
 
 export function encodeStatusResponse(response: StatusResponse): Buffer {
-  return writeStatus(new NdrWriter(), response.status).u32(response.returnValue).toBuffer();
+  return writeServiceStatus(new NdrWriter(), response.status).u32(response.returnValue).toBuffer();
 }
 
 /** Decodes a bare return value (RStartServiceW, RDeleteService). */
@@ -136,7 +138,7 @@ export function decodeReturnOnlyResponse(stub: Buffer, what = "svcctl response")
   return decoding(what, () => {
     const r = new NdrReader(stub, what);
     const returnValue = r.u32();
-    end(r, what);
+    expectEnd(r, what);
     return { returnValue };
   });
 }

@@ -1,8 +1,10 @@
 /**
  * The checks the service control client makes on what it sends before sending it: a service
- * name the SCM would take as a path or that a log could not show, and strings over their caps.
+ * name the SCM would take as a path or that a log could not show, strings over their caps, and
+ * numbers out of their range.
  */
 import { errorClass } from "../../base/errors.ts";
+import { EnumServiceState, MAX_QUERY_CONFIG_BUFFER_SIZE } from "./constants.ts";
 
 /** Arguments the client refuses before sending anything (a bad service name, an over-long path). */
 export class ScmConfigError extends errorClass("CONFIG_INVALID") {}
@@ -52,4 +54,25 @@ export function checkBinaryPath(binaryPath: string): void {
     );
   }
   if (CONTROL.test(binaryPath)) throw new ScmConfigError("the binary path holds a control character");
+}
+
+/**
+ * Throws {@link ScmConfigError} unless REnumServicesStatusW's dwServiceType is a non-zero DWORD
+ * and dwServiceState one of `EnumServiceState` (MS-SCMR 3.1.4.14); which type bits a server
+ * takes is its business.
+ */
+export function checkEnumFilter(serviceType: number, serviceState: number): void {
+  if (!Number.isInteger(serviceType) || serviceType <= 0 || serviceType > 0xffffffff) {
+    throw new ScmConfigError(`the service type ${serviceType} is not a non-zero DWORD`);
+  }
+  if (!(Object.values(EnumServiceState) as number[]).includes(serviceState)) {
+    throw new ScmConfigError(`the service state ${serviceState} is not 1 (active), 2 (inactive) or 3 (all)`);
+  }
+}
+
+/** Throws {@link ScmConfigError} unless `size` is a cbBufSize RQueryServiceConfigW takes (MS-SCMR 3.1.4.17: 0 to 8192). */
+export function checkConfigBufferSize(size: number): void {
+  if (!Number.isInteger(size) || size < 0 || size > MAX_QUERY_CONFIG_BUFFER_SIZE) {
+    throw new ScmConfigError(`the config buffer size ${size} is not 0 to ${MAX_QUERY_CONFIG_BUFFER_SIZE}`);
+  }
 }

@@ -5,12 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  ScmClient,
-  ScmTimeoutError,
-  type RpcCaller,
-  type ScmCallOptions,
-} from "../../../actors/scmr/client.ts";
+import { ScmClient, ScmTimeoutError, type ScmCallOptions } from "../../../actors/scmr/client.ts";
 import { ScmOpnum, ServiceState } from "../../../actors/scmr/constants.ts";
 import {
   encodeCreateServiceResponse,
@@ -21,8 +16,9 @@ import {
 } from "../../../actors/scmr/responses.ts";
 import { ScmConfigError } from "../../../actors/scmr/service-names.ts";
 import { ScmError, Win32Error } from "../../../actors/scmr/win32-errors.ts";
+import { FAKE_SCM_HANDLE, FakeRpc } from "./fake-rpc.ts";
 
-const SCM = Buffer.alloc(20, 0x11);
+const SCM = FAKE_SCM_HANDLE;
 const SVC = Buffer.alloc(20, 0x22);
 const o: ScmCallOptions = { timeoutMs: 1_000 };
 
@@ -35,24 +31,6 @@ const statusOf = (currentState: number): ServiceStatus => ({
   checkPoint: 0,
   waitHint: 0,
 });
-
-/** Answers by opnum; records each call. */
-class FakeRpc implements RpcCaller {
-  calls: { opnum: number; stub: Buffer }[] = [];
-  answers = new Map<number, (stub: Buffer) => Buffer>();
-
-  constructor() {
-    this.answers.set(ScmOpnum.ROpenSCManagerW, () => encodeHandleResponse({ handle: SCM, returnValue: 0 }));
-  }
-
-  call(opnum: number, stub: Buffer, options: ScmCallOptions): Promise<Buffer> {
-    assert.ok(options.timeoutMs > 0);
-    this.calls.push({ opnum, stub });
-    const answer = this.answers.get(opnum);
-    if (!answer) return Promise.reject(new Error(`no answer for opnum ${opnum}`));
-    return Promise.resolve(answer(stub));
-  }
-}
 
 describe("scmr client", () => {
   it("scmr client - create, start, query, stop, delete and close pass the handles they got", async () => {

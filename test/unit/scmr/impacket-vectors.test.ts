@@ -1,8 +1,10 @@
 /**
  * The request stubs against impacket's (test/fixtures/scmr/requests.json, printed by
- * test/fixtures/scmr/capture.py with fixed arguments, handles and referent ids). impacket fills
- * alignment gaps with marker bytes (0xbf and others) where sumac writes zeros, as C706 14.2.2
- * leaves their content unspecified; every other byte must be equal.
+ * test/fixtures/scmr/capture.py with fixed arguments, handles and referent ids), and the
+ * REnumServicesStatusW and RQueryServiceConfigW response stubs both ways: sumac decodes impacket's
+ * and encodes the same bytes. impacket fills alignment gaps with marker bytes (0xbf, 0xab and
+ * others) where sumac writes zeros, as C706 14.2.2 leaves their content unspecified; every other
+ * byte must be equal.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,11 +13,24 @@ import { ScmOpnum, SERVICE_CONTROL_STOP } from "../../../actors/scmr/constants.t
 import {
   encodeControlService,
   encodeCreateService,
+  encodeEnumServicesStatus,
   encodeHandleOnly,
   encodeOpenSCManager,
   encodeOpenService,
+  encodeQueryServiceConfig,
   encodeStartService,
 } from "../../../actors/scmr/requests.ts";
+import {
+  decodeEnumServicesResponse,
+  encodeEnumServicesResponse,
+  type EnumServicesResponse,
+} from "../../../actors/scmr/enum-services.ts";
+import type { ServiceStatus } from "../../../actors/scmr/responses.ts";
+import {
+  decodeQueryServiceConfigResponse,
+  encodeQueryServiceConfigResponse,
+  type ServiceConfig,
+} from "../../../actors/scmr/service-config.ts";
 
 interface Vector {
   opnum: number;
@@ -29,11 +44,30 @@ interface Vector {
   databaseName?: string | null;
   access?: number;
   control?: number;
+  serviceType?: number;
+  serviceState?: number;
+  bufferSize?: number;
+  resumeIndex?: number | null;
+}
+
+interface ResponseVectors {
+  enumServicesStatus: {
+    services: { name: string; displayName: string; status: number[] }[];
+    bufferSize: number;
+    bytesNeeded: number;
+    resumeIndex: number | null;
+    returnValue: number;
+    stub: string;
+  };
+  queryServiceConfig: { config: ServiceConfig; bytesNeeded: number; returnValue: number; stub: string };
+  queryServiceConfigInsufficient: { bytesNeeded: number; returnValue: number; stub: string };
 }
 
 const vectors = JSON.parse(
   readFileSync(new URL("../../fixtures/scmr/requests.json", import.meta.url), "utf8"),
 ) as Record<string, Vector>;
+
+const responses = (vectors as unknown as { responses: ResponseVectors }).responses;
 
 function vector(name: string): Vector {
   const v = vectors[name];
@@ -62,6 +96,29 @@ function assertSameStub(ours: Buffer, theirs: Buffer): void {
 }
 
 const h = (s: string | undefined): Buffer => Buffer.from(s ?? "", "hex");
+
+/** A SERVICE_STATUS from its seven DWORDs in wire order, as capture.py lists them. */
+function statusOf(dwords: number[]): ServiceStatus {
+  const [
+    serviceType,
+    currentState,
+    controlsAccepted,
+    win32ExitCode,
+    serviceSpecificExitCode,
+    checkPoint,
+    waitHint,
+  ] = dwords;
+  assert.ok(waitHint !== undefined && dwords.length === 7, "seven DWORDs");
+  return {
+    serviceType: serviceType ?? -1,
+    currentState: currentState ?? -1,
+    controlsAccepted: controlsAccepted ?? -1,
+    win32ExitCode: win32ExitCode ?? -1,
+    serviceSpecificExitCode: serviceSpecificExitCode ?? -1,
+    checkPoint: checkPoint ?? -1,
+    waitHint,
+  };
+}
 
 describe("scmr impacket vectors", () => {
   it("scmr impacket vectors - ROpenSCManagerW with both strings", () => {
@@ -118,5 +175,70 @@ describe("scmr impacket vectors", () => {
       assert.equal(v.opnum, opnum, name);
       assert.deepEqual(encodeHandleOnly(h(v.handle)), h(v.stub), name);
     }
+  });
+
+  it("scmr impacket vectors - REnumServicesStatusW with a resume index and without", () => {
+    for (const name of ["enumServicesStatus", "enumServicesStatusNoResume"]) {
+      const v = vector(name);
+      assert.equal(v.opnum, ScmOpnum.REnumServicesStatusW, name);
+      const ours = encodeEnumServicesStatus({
+        scmHandle: h(v.scmHandle),
+        serviceType: v.serviceType ?? -1,
+        serviceState: v.serviceState ?? -1,
+        bufferSize: v.bufferSize ?? -1,
+        resumeIndex: v.resumeIndex ?? null,
+      });
+      assert.deepEqual(ours, h(v.stub), name);
+    }
+  });
+
+  it("scmr impacket vectors - RQueryServiceConfigW", () => {
+    const v = vector("queryServiceConfig");
+    assert.equal(v.opnum, ScmOpnum.RQueryServiceConfigW);
+    assert.deepEqual(encodeQueryServiceConfig(h(v.handle), v.bufferSize ?? -1), h(v.stub));
+  });
+
+  it("scmr impacket vectors - REnumServicesStatusW response: decoded, and encoded to the same bytes", () => {
+    const v = responses.enumServicesStatus;
+    const expected: EnumServicesResponse = {
+      services: v.services.map((s) => ({
+        name: s.name,
+        displayName: s.displayName,
+        status: statusOf(s.status),
+      })),
+      bufferSize: v.bufferSize,
+      bytesNeeded: v.bytesNeeded,
+      resumeIndex: v.resumeIndex,
+      returnValue: v.returnValue,
+    };
+    assert.equal(expected.services.length, 2);
+    assert.deepEqual(decodeEnumServicesResponse(h(v.stub)), expected);
+    assertSameStub(encodeEnumServicesResponse(expected), h(v.stub));
+  });
+
+  it("scmr impacket vectors - RQueryServiceConfigW response: decoded, and encoded to the same bytes", () => {
+    const v = responses.queryServiceConfig;
+    const expected = { config: v.config, bytesNeeded: v.bytesNeeded, returnValue: v.returnValue };
+    assert.deepEqual(decodeQueryServiceConfigResponse(h(v.stub)), expected);
+    assertSameStub(encodeQueryServiceConfigResponse(expected), h(v.stub));
+  });
+
+  it("scmr impacket vectors - RQueryServiceConfigW's ERROR_INSUFFICIENT_BUFFER answer with every pointer NULL", () => {
+    const v = responses.queryServiceConfigInsufficient;
+    assert.deepEqual(decodeQueryServiceConfigResponse(h(v.stub)), {
+      config: {
+        serviceType: 0,
+        startType: 0,
+        errorControl: 0,
+        binaryPath: null,
+        loadOrderGroup: null,
+        tagId: 0,
+        dependencies: [],
+        serviceStartName: null,
+        displayName: null,
+      },
+      bytesNeeded: 236,
+      returnValue: 122,
+    });
   });
 });

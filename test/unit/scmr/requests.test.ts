@@ -6,13 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ScManagerAccess, SERVICE_CONTROL_STOP, ServiceAccess } from "../../../actors/scmr/constants.ts";
+import {
+  EnumServiceState,
+  ScManagerAccess,
+  SERVICE_CONTROL_STOP,
+  ServiceAccess,
+  ServiceType,
+} from "../../../actors/scmr/constants.ts";
 import {
   encodeControlService,
   encodeCreateService,
+  encodeEnumServicesStatus,
   encodeHandleOnly,
   encodeOpenSCManager,
   encodeOpenService,
+  encodeQueryServiceConfig,
   encodeStartService,
 } from "../../../actors/scmr/requests.ts";
 
@@ -134,5 +142,42 @@ describe("scmr requests", () => {
 
   it("scmr requests - a handle of the wrong size is refused", () => {
     assert.throws(() => encodeHandleOnly(Buffer.alloc(16)), { code: "MALFORMED_PACKET" });
+  });
+
+  it("scmr requests - REnumServicesStatusW: handle, type, state, cbBufSize, resume index behind referent 0x00020000", () => {
+    const stub = encodeEnumServicesStatus({
+      scmHandle: SCM,
+      serviceType: ServiceType.WIN32,
+      serviceState: EnumServiceState.ALL,
+      bufferSize: 0x1234,
+      resumeIndex: 0,
+    });
+    assert.deepEqual(
+      stub,
+      hex(
+        SCM.toString("hex"),
+        "30000000", // SERVICE_WIN32
+        "03000000", // SERVICE_STATE_ALL
+        "34120000", // cbBufSize
+        "00000200 00000000", // lpResumeIndex: referent, then 0 at once (a top-level pointer)
+      ),
+    );
+  });
+
+  it("scmr requests - REnumServicesStatusW: a null resume index is a NULL pointer alone", () => {
+    assert.deepEqual(
+      encodeEnumServicesStatus({
+        scmHandle: SCM,
+        serviceType: ServiceType.DRIVER,
+        serviceState: EnumServiceState.ACTIVE,
+        bufferSize: 0,
+        resumeIndex: null,
+      }),
+      hex(SCM.toString("hex"), "0b000000 01000000 00000000 00000000"),
+    );
+  });
+
+  it("scmr requests - RQueryServiceConfigW: handle and cbBufSize", () => {
+    assert.deepEqual(encodeQueryServiceConfig(SVC, 8192), hex(SVC.toString("hex"), "00200000"));
   });
 });
