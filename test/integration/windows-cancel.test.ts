@@ -105,7 +105,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
   }
 
   const logLines = (events: RunEvent[]) =>
-    events.flatMap((e) => (e.type === "target.log" ? [e.line] : [])).join("\n");
+    events.flatMap((e) => (e.type === "target.log" ? [e.message] : [])).join("\n");
 
   it("windows cancel - Ctrl-C during an install: the install finishes, the run is interrupted, the service is gone", async () => {
     const { run } = await start("echo $$ > /tmp/c1.pid; sleep 3; echo done > /tmp/c1.done");
@@ -138,8 +138,8 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     const result = await run.result;
     assert.equal(result.exitCode, 255, JSON.stringify(result.report.targets, null, 2));
     const target = result.report.targets[0];
-    assert.equal(target?.outcome, "failed");
-    assert.match(JSON.stringify(target?.error), /agent|connection|session/i);
+    assert.equal(target?.status, "failed");
+    assert.match(JSON.stringify(target?.failure), /agent|connection|session/i);
     assert.match(logLines(events), /did not stop within 10 s of its stop file: its process \d+ was ended|no agent/);
     await nothingLeft(run.runId);
   });
@@ -175,7 +175,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     const { run, events } = await start("true", { password: "not-the-password" });
     const result = await run.result;
     assert.equal(result.exitCode, 255, JSON.stringify(result.report.targets, null, 2));
-    const text = JSON.stringify(result.report.targets[0]?.error) + logLines(events);
+    const text = JSON.stringify(result.report.targets[0]?.failure) + logLines(events);
     assert.match(text, /STATUS_LOGON_FAILURE|logon|password|refused/i);
     assert.doesNotMatch(text, /not-the-password/);
     const logs = (await peer.logs(400)).split("\n").slice(before - 1);

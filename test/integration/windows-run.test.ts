@@ -79,7 +79,7 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
     const t0 = performance.now();
     const { runId, result } = await deploy();
     context.diagnostic(`first run ${Math.round(performance.now() - t0)} ms`);
-    const outcomes = Object.fromEntries(result.report.targets.map((t) => [t.id, t.outcome]));
+    const outcomes = Object.fromEntries(result.report.targets.map((t) => [t.id, t.status]));
     assert.equal(result.exitCode, 0, JSON.stringify(result.report.targets, null, 2));
     assert.deepEqual(outcomes, { t1: "succeeded", t2: "succeeded", w1: "succeeded", w2: "succeeded" });
     const transports = Object.fromEntries(result.report.targets.map((t) => [t.id, t.transport]));

@@ -47,7 +47,7 @@ export async function sweepServices(
     const handle = await control.scm.openService(service.name, options);
     let binaryPath: string;
     try {
-      binaryPath = (await control.scm.queryConfig(handle, options)).binaryPath;
+      binaryPath = (await control.scm.queryConfig(handle, options)).binaryPath ?? "";
     } finally {
       await control.scm.closeHandle(handle, options).catch(() => undefined);
     }
