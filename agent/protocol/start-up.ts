@@ -1,14 +1,17 @@
 /**
- * The agent's start-up dialogue, one JSON document per line on its stdin and stdout, over the push
- * channel that started it (agent/server/main.ts is the agent's side):
+ * The agent's start-up dialogue, one JSON document per line, over the push channel that started it
+ * (agent/server/main.ts is the agent's side). On Linux it runs on the agent's stdin and stdout; on
+ * Windows, where the service control manager starts the agent with no channel at all, over files
+ * beside the bundle (`--dialogue=files`, files-dialogue.ts):
  *
- * 1. stdin: the configuration, {@link AgentConfigDocument};
- * 2. stdout: `{"event":"publicKey","publicKeyPem":...}`: the agent made its key pair, whose private
- *    half never leaves the target;
- * 3. stdin: {@link CertificateLine}: the leaves the workstation issued on that key with the run's
+ * 1. in: the configuration, {@link AgentConfigDocument};
+ * 2. out: `{"event":"publicKey","publicKeyPem":...}` (with `"pid":N` over files): the agent made
+ *    its key pair, whose private half never leaves the target;
+ * 3. in: {@link CertificateLine}: the leaves the workstation issued on that key with the run's
  *    CA, a server leaf for the agent's listener and a client leaf for its callbacks;
- * 4. stdout: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}`, or at any point
- *    `{"event":"failed","message":...}`.
+ * 4. out: `{"event":"listening","port":N,"busy":[...],"fingerprint256":...}`, later
+ *    `{"event":"stopped","reason":...,"removed":bool}`, or at any point
+ *    `{"event":"failed","message":...}` ({@link AgentEvent}).
  *
  * Trust: the agent accepts the run CA's certificates only, and of the clients only the one whose
  * SHA-256 fingerprint is `workstationFingerprint256` (any other, even of the same CA, is refused
@@ -16,6 +19,29 @@
  * certificate is `callback.fingerprint256`. The workstation pins the agent's two leaves in turn.
  */
 import type { PortStrategy } from "./port-binding.ts";
+
+/** What the agent says during and after its start-up, one line each. */
+export type AgentEvent =
+  | {
+      readonly event: "publicKey";
+      readonly publicKeyPem: string;
+      /** Over files only: the agent's process id, for a forced stop (`taskkill /PID`). */
+      readonly pid?: number;
+    }
+  | {
+      readonly event: "listening";
+      readonly port: number;
+      /** The ports found taken on the way to `port`. */
+      readonly busy: readonly number[];
+      readonly fingerprint256: string;
+    }
+  | {
+      readonly event: "stopped";
+      readonly reason: string;
+      /** Whether every program file and the staging directory are gone. */
+      readonly removed: boolean;
+    }
+  | { readonly event: "failed"; readonly message: string };
 
 /** The third line of the dialogue: the agent's leaves, both on the key it made. */
 export interface CertificateLine {
@@ -57,6 +83,10 @@ export interface AgentConfigDocument {
    * answers.
    */
   readonly workstationFingerprint256: string;
+  /**
+   * Absolute, as are `programFiles` and `logDir`; over files (Windows) each may instead be relative,
+   * with `/` separators, and the agent resolves it against its bundle's directory.
+   */
   readonly stagingDir: string;
   /** The agent's program files, removed at stop. */
   readonly programFiles: readonly string[];
@@ -78,11 +108,14 @@ export interface AgentConfigDocument {
   };
   /**
    * The workstation's address as the target sees it. With it, and `firewall` not `none`, the agent
-   * admits that address to its port in nftables while it runs.
+   * admits that address to its port while it runs, in nftables or Windows Firewall.
    */
   readonly workstationAddress?: string;
-  /** Default `nft`. */
-  readonly firewall?: "nft" | "none";
+  /**
+   * Default `nft`; `netsh` on Windows (agent/server/firewall-netsh.ts), which also sweeps the
+   * rules of runs whose agent is gone.
+   */
+  readonly firewall?: "nft" | "netsh" | "none";
   readonly maxBodyBytes?: number;
   readonly limits?: Readonly<Record<string, number>>;
   /** The workstation's callback listener; optional. */

@@ -1,10 +1,12 @@
 /**
  * The agent's config: the JSON document the workstation writes to the agent's stdin over the push
- * channel (agent/protocol/start-up.ts), checked, with its defaults filled in. The agent's key is
- * made on the target and its certificate arrives on a second line (see `main.ts`).
+ * channel, or into `agent-config.json` beside the bundle on Windows (agent/protocol/start-up.ts),
+ * checked, with its defaults filled in. The agent's key is made on the target and its certificate
+ * arrives on a second line (see `main.ts`).
  */
 import { errorClass } from "../../base/errors.ts";
 import { isIP } from "node:net";
+import { isAbsolute, resolve } from "node:path";
 import { defaultLogDir } from "./agent-log.ts";
 import { type AgentLimits, DEFAULT_LIMITS } from "./operations/context.ts";
 import type { PortStrategy } from "../protocol/port-binding.ts";
@@ -19,15 +21,29 @@ export interface AgentConfig extends Omit<
   /** Default `/var/log/sumac/<runId>`. */
   readonly logDir: string;
   readonly idleTimeoutMs: number;
-  readonly firewall: "nft" | "none";
+  readonly firewall: "nft" | "netsh" | "none";
   readonly limits?: Partial<AgentLimits>;
 }
 
 /** A config that cannot be used; the message names the field. */
 export class AgentConfigError extends errorClass("AGENT_CONFIG") {}
 
-/** Checks a parsed config document and fills in defaults. */
-export function parseAgentConfig(value: unknown): AgentConfig {
+/** How the config came: see {@link parseAgentConfig}. */
+export interface ParseConfigOptions {
+  /**
+   * The bundle's directory, when the config came over files (`--dialogue=files`): relative paths
+   * are then allowed and resolved against it. Without it every path must be absolute.
+   */
+  readonly relativeTo?: string;
+}
+
+/**
+ * Checks a parsed config document and fills in defaults. `stagingDir`, `logDir` and each of
+ * `programFiles` must be absolute paths, except over files (`options.relativeTo` given): there a
+ * relative one (with `/` or the platform's separators) is resolved against the bundle's directory
+ * with node:path's `resolve` (win32 rules on Windows), and the result is always absolute.
+ */
+export function parseAgentConfig(value: unknown, options: ParseConfigOptions = {}): AgentConfig {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new AgentConfigError("the config must be a JSON object");
   const c = value as Record<string, unknown>;
@@ -36,6 +52,13 @@ export function parseAgentConfig(value: unknown): AgentConfig {
     if (typeof v !== "string" || v.length === 0)
       throw new AgentConfigError(`config.${name} must be a non-empty string`);
     return v;
+  };
+  const path = (v: string, name: string): string => {
+    if (v.includes("\0")) throw new AgentConfigError(`config.${name} must not hold a NUL character`);
+    if (isAbsolute(v)) return v;
+    if (options.relativeTo === undefined)
+      throw new AgentConfigError(`config.${name} must be an absolute path (relative ones only over files)`);
+    return resolve(options.relativeTo, v);
   };
   const int = (v: unknown, name: string, min: number, max: number): number => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max)
@@ -46,6 +69,7 @@ export function parseAgentConfig(value: unknown): AgentConfig {
   const programFiles = c.programFiles ?? [];
   if (!Array.isArray(programFiles) || !programFiles.every((p) => typeof p === "string" && p.length > 0))
     throw new AgentConfigError("config.programFiles must be an array of paths");
+  const programPaths = (programFiles as string[]).map((p, i) => path(p, `programFiles[${i}]`));
   const listen = c.listen as Record<string, unknown> | undefined;
   if (typeof listen !== "object" || listen === null)
     throw new AgentConfigError("config.listen must be { host, port } or { host, basePort, strategy }");
@@ -58,9 +82,9 @@ export function parseAgentConfig(value: unknown): AgentConfig {
     targetId: text("targetId"),
     caCertPem: text("caCertPem"),
     workstationFingerprint256: fingerprint(c.workstationFingerprint256, "workstationFingerprint256"),
-    stagingDir: text("stagingDir"),
-    programFiles: programFiles as string[],
-    logDir: c.logDir === undefined ? defaultLogDir(runId) : text("logDir"),
+    stagingDir: path(text("stagingDir"), "stagingDir"),
+    programFiles: programPaths,
+    logDir: c.logDir === undefined ? defaultLogDir(runId) : path(text("logDir"), "logDir"),
     idleTimeoutMs: int(c.idleTimeoutMs ?? 600_000, "idleTimeoutMs", 1, 24 * 3_600_000),
     listen: {
       host: listen.host,
@@ -131,9 +155,9 @@ function strategy(v: unknown): PortStrategy {
   throw new AgentConfigError('config.listen.strategy must be "next" or "random"');
 }
 
-function firewallMode(v: unknown): "nft" | "none" {
-  if (v === "nft" || v === "none") return v;
-  throw new AgentConfigError('config.firewall must be "nft" or "none"');
+function firewallMode(v: unknown): "nft" | "netsh" | "none" {
+  if (v === "nft" || v === "netsh" || v === "none") return v;
+  throw new AgentConfigError('config.firewall must be "nft", "netsh" or "none"');
 }
 
 function address(v: unknown): string {

@@ -25,6 +25,10 @@
 import { isIP } from "node:net";
 import { createCommandRunner, type CommandOutcome } from "../../base/command.ts";
 import { createHostLock, HostLockError, type HostLock } from "../../base/host-lock.ts";
+import { ruleComment, type AgentPortRule } from "../protocol/firewall-rule.ts";
+
+// The rule's name is shared with the workstation (a forced stop on Windows deletes it by name).
+export { ruleComment, type AgentPortRule } from "../protocol/firewall-rule.ts";
 
 export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "sumac_agent";
@@ -36,31 +40,23 @@ export const AGENT_NFT_LOCK_PATH = "/run/sumac/agent-nft.lock";
 export const AGENT_LOCK_WAIT_MS = 15_000;
 /** More output than nft gives for sumac's chain (a few rules) is not nft talking. */
 const NFT_MAX_OUTPUT = 1024 * 1024;
-/** nftables keeps at most 128 bytes of a rule's comment (NFT_USERDATA_MAXLEN applies to the whole). */
-const MAX_COMMENT = 128;
 
-/** The port one agent listens on, and who may reach it. */
-export interface AgentPortRule {
-  readonly runId: string;
-  readonly targetId: string;
-  readonly port: number;
-  /** The workstation's IPv4 or IPv6 address, as the target sees it. */
-  readonly source: string;
-}
-
-/** What happened; never thrown, so the agent logs it and goes on. */
+/** What happened, with nft or with netsh (firewall-netsh.ts); never thrown, so the agent logs it and goes on. */
 export type FirewallResult = (
   | { readonly status: "registered" | "removed" | "absent"; readonly comment: string }
   | {
       readonly status: "unavailable";
-      /** `nft-missing`: no nft binary; `not-permitted`: no CAP_NET_ADMIN (not root, or a container). */
-      readonly reason: "nft-missing" | "not-permitted";
+      /**
+       * `nft-missing`, `netsh-missing`: no such program; `not-permitted`: no CAP_NET_ADMIN (not
+       * root, or a container), or netsh asking for elevation.
+       */
+      readonly reason: "nft-missing" | "netsh-missing" | "not-permitted";
       readonly detail: string;
     }
   | {
       readonly status: "failed";
       /** `lock-timeout`: another agent held the host lock past its deadline; nft was not run. */
-      readonly reason: "timeout" | "nft-error" | "lock-timeout";
+      readonly reason: "timeout" | "nft-error" | "netsh-error" | "lock-timeout";
       readonly detail: string;
     }
 ) & {
@@ -68,21 +64,11 @@ export type FirewallResult = (
   readonly unlocked?: string;
 };
 
-/** One run of nft: exit code and output, or ENOENT when there is no binary. */
 /** What one run of nft gave (base/command.ts). */
 export type NftOutcome = CommandOutcome;
 
 /** Runs nft with `args` and `stdin`; the agent's is {@link createNftRunner}, tests may inject one. */
 export type NftRunner = (args: readonly string[], stdin?: string) => Promise<NftOutcome>;
-
-/** The comment that tags an agent's rule: printable, quote-free, at most 128 bytes. */
-export function ruleComment(rule: AgentPortRule): string {
-  const clean = (s: string): string => s.replace(/[^A-Za-z0-9._:@+=-]/g, "_");
-  return `sumac run=${clean(rule.runId)} target=${clean(rule.targetId)} port=${rule.port}`.slice(
-    0,
-    MAX_COMMENT,
-  );
-}
 
 /**
  * The `nft -f -` input that creates the table and chain (declaring existing ones is a no-op) and

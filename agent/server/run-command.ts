@@ -1,21 +1,22 @@
 /**
- * Runs a detect or install command on the target: `/bin/sh -c` (Windows comes later), a clean
- * environment (the agent's own environment may hold what the service manager or SSH session put
- * there, and commands must not depend on it), output capped, stopped with its whole process group
- * when the signal aborts: SIGTERM first, so that an installer can undo what it started, then
- * SIGKILL after a grace.
+ * Runs a detect or install command on the target: `/bin/sh -c` on Linux, `cmd /d /s /c` on
+ * Windows (command-shell.ts), a clean environment (the agent's own environment may hold what the
+ * service manager or SSH session put there, and commands must not depend on it), output capped,
+ * stopped with everything it started when the signal aborts. On Linux that is its process group:
+ * SIGTERM first, so that an installer can undo what it started, then SIGKILL after a grace. On
+ * Windows, which has no such signal for a console program, `taskkill /F /T` ends the tree at once,
+ * and again after the grace for what it may have missed.
  */
 import { spawn } from "node:child_process";
+import { createCommandRunner } from "../../base/command.ts";
 import { KILL_GRACE_MS } from "../protocol/deadlines.ts";
 import { CommandFailedError } from "../protocol/errors.ts";
+import { shellInvocation, taskkillArgv } from "./command-shell.ts";
 
-/** The environment every command gets. */
-export const CLEAN_ENV: Readonly<Record<string, string>> = {
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-  LANG: "C",
-  LC_ALL: "C",
-  HOME: "/",
-};
+export { CLEAN_ENV } from "./command-shell.ts";
+
+/** taskkill's own deadline: it ends a tree in well under a second. */
+const TASKKILL_TIMEOUT_MS = 10_000;
 
 export interface CommandOptions {
   readonly cwd: string;
@@ -41,10 +42,11 @@ export interface CommandResult {
 }
 
 /**
- * Runs `command` with `/bin/sh -c`; resolves when it exits, whatever its exit code. When `signal`
- * aborts, the process group gets SIGTERM, and SIGKILL if it has not ended `killGraceMs` later; the
- * promise rejects with the signal's reason once the command has ended (or, should something of it
- * escape its group and hold its output open, shortly after the SIGKILL).
+ * Runs `command` with `/bin/sh -c` (Windows: cmd); resolves when it exits, whatever its exit code.
+ * When `signal` aborts, the process group gets SIGTERM, and SIGKILL if it has not ended
+ * `killGraceMs` later (Windows: taskkill of its tree at both times); the promise rejects with the
+ * signal's reason once the command has ended (or, should something of it escape its group and
+ * hold its output open, shortly after the SIGKILL).
  */
 export function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const { cwd, signal, maxOutputBytes, onLine, maxLineChars = 2000 } = options;
@@ -55,11 +57,15 @@ export function runCommand(command: string, options: CommandOptions): Promise<Co
       return;
     }
     const started = performance.now();
-    // detached: its own process group, so a deadline kills the shell's children too.
-    const child = spawn("/bin/sh", ["-c", command], {
+    const windows = process.platform === "win32";
+    const shell = shellInvocation(command, process.platform, process.env);
+    // detached on Linux: its own process group, so a deadline kills the shell's children too.
+    const child = spawn(shell.file, shell.args, {
       cwd,
-      env: CLEAN_ENV,
-      detached: true,
+      env: shell.env,
+      detached: shell.detached,
+      windowsVerbatimArguments: shell.windowsVerbatimArguments,
+      windowsHide: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
     const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
@@ -82,6 +88,12 @@ export function runCommand(command: string, options: CommandOptions): Promise<Co
 
     const group = (name: NodeJS.Signals): void => {
       if (child.pid === undefined) return;
+      if (windows) {
+        // No process groups, and no SIGTERM for a console program: taskkill ends the tree.
+        const taskkill = createCommandRunner({ timeoutMs: TASKKILL_TIMEOUT_MS });
+        void taskkill(taskkillArgv(child.pid, process.env)).catch(() => undefined);
+        return;
+      }
       try {
         process.kill(-child.pid, name);
       } catch {
@@ -114,7 +126,7 @@ export function runCommand(command: string, options: CommandOptions): Promise<Co
 
     child.on("error", (cause) => {
       clear();
-      reject(new CommandFailedError(`cannot run /bin/sh in ${cwd}: ${cause.message}`, { cause }));
+      reject(new CommandFailedError(`cannot run ${shell.file} in ${cwd}: ${cause.message}`, { cause }));
     });
     child.on("close", (code, exitSignal) => {
       clear();

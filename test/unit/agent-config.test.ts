@@ -36,4 +36,49 @@ describe("agent config", () => {
       message: /config\.callback\.fingerprint256/,
     });
   });
+
+  it("agent config - over stdin every path must be absolute", () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ stagingDir: "staging" }, /config\.stagingDir must be an absolute path/],
+      [{ logDir: "../logs/r1" }, /config\.logDir must be an absolute path/],
+      [{ programFiles: ["/opt/a", "agent.js"] }, /config\.programFiles\[1\] must be an absolute path/],
+      [{ stagingDir: "/var/tmp/\0x" }, /config\.stagingDir must not hold a NUL/],
+    ];
+    for (const [change, message] of cases)
+      assert.throws(() => parseAgentConfig({ ...base, ...change }), { code: "AGENT_CONFIG", message });
+    const parsed = parseAgentConfig({ ...base, logDir: "/var/log/x", programFiles: ["/opt/a"] });
+    assert.deepEqual(
+      [parsed.stagingDir, parsed.logDir, parsed.programFiles],
+      ["/var/tmp/sumac/r1/staging", "/var/log/x", ["/opt/a"]],
+    );
+  });
+
+  it("agent config - over files relative paths are resolved against the bundle's directory, absolute ones kept", () => {
+    const parsed = parseAgentConfig(
+      {
+        ...base,
+        stagingDir: "staging",
+        logDir: "../logs/r1",
+        programFiles: ["agent.js", "./sub/../x.txt", "/opt/abs"],
+        firewall: "netsh",
+      },
+      { relativeTo: "/windows/Temp/sumac/r1" },
+    );
+    assert.equal(parsed.stagingDir, "/windows/Temp/sumac/r1/staging");
+    assert.equal(parsed.logDir, "/windows/Temp/sumac/logs/r1");
+    assert.deepEqual(parsed.programFiles, [
+      "/windows/Temp/sumac/r1/agent.js",
+      "/windows/Temp/sumac/r1/x.txt",
+      "/opt/abs",
+    ]);
+    assert.equal(parsed.firewall, "netsh");
+  });
+
+  it("agent config - firewall is nft, netsh or none", () => {
+    assert.equal(parseAgentConfig(base).firewall, "nft");
+    assert.throws(() => parseAgentConfig({ ...base, firewall: "iptables" }), {
+      code: "AGENT_CONFIG",
+      message: 'config.firewall must be "nft", "netsh" or "none"',
+    });
+  });
 });
