@@ -13,6 +13,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { oneLine } from "../../../base/text.ts";
 import { ruleComment } from "../../../agent/protocol/firewall-rule.ts";
+import { completeEvents } from "../../../agent/protocol/files-dialogue.ts";
 import type { AgentConfigDocument, CertificateLine } from "../../../agent/protocol/start-up.ts";
 import { AgentStartError } from "../errors.ts";
 import type {
@@ -88,19 +89,7 @@ class WindowsAgent implements StartedAgent {
       signal,
     });
     if (data === undefined) return this.#events;
-    const text = data.toString("utf8");
-    const complete = text.slice(0, text.lastIndexOf("\n") + 1);
-    const events: AgentEvent[] = [];
-    for (const line of complete.split("\n")) {
-      if (line.trim() === "") continue;
-      try {
-        const parsed = JSON.parse(line) as unknown;
-        if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed))
-          events.push(parsed as AgentEvent);
-      } catch {
-        events.push({ event: "garbled", line: line.slice(0, 200) });
-      }
-    }
+    const events: AgentEvent[] = completeEvents(data.toString("utf8"));
     this.#events = events;
     const stopped = events.find((e) => e.event === "stopped");
     if (stopped !== undefined) this.#settle({ exitCode: stopped.removed === true ? 0 : 4 });
@@ -296,7 +285,7 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
             displayName: `sumac agent ${runId} ${session.targetId} (stop)`,
             binaryPath: killServiceCommand(
               agent.pid,
-              ruleComment({ runId, targetId: session.targetId, port: agent.port, source: "" }),
+              ruleComment({ runId, targetId: session.targetId, port: agent.port }),
             ),
           },
           call,

@@ -8,20 +8,21 @@
  * program is named by its full path under `%SystemRoot%\System32` (cmd looks for a bare name in
  * the current directory first).
  */
+import { DIALOGUE_FILES } from "../../../agent/protocol/files-dialogue.ts";
 import { AgentStartError } from "../errors.ts";
 
 /** Every service sumac creates is named so (a sweep finds them by it). */
 export const SERVICE_PREFIX = "sumac-";
 
-/** The agent's files in its run directory (the contract with agent/server's files dialogue). */
+/** The agent's files in its run directory (with the files dialogue's, agent/protocol/files-dialogue.ts). */
 export const WINDOWS_FILES = {
   runtime: "node.tgz",
   node: "node.exe",
   bundle: "agent.js",
-  config: "agent-config.json",
-  certificate: "agent-cert.json",
-  out: "agent-out.jsonl",
-  stop: "agent-stop",
+  config: DIALOGUE_FILES.config,
+  certificate: DIALOGUE_FILES.cert,
+  out: DIALOGUE_FILES.out,
+  stop: DIALOGUE_FILES.stop,
   staging: "staging",
 } as const;
 
