@@ -277,11 +277,15 @@ class Svcctl(rpc_pipe.Interface):
         if size > CONFIG_BUFFER_MAX:
             raise rpc_pipe.RpcFault(RPC_X_INVALID_BOUND)
         config = resp["lpServiceConfig"]
-        for name in ("lpBinaryPathName", "lpLoadOrderGroup", "lpDependencies",
-                     "lpServiceStartName", "lpDisplayName"):
-            config[name] = scmr.NULL
         resp["pcbBytesNeeded"] = 0
-        handle = self._lookup(assoc_id, req["hService"], True, SERVICE_QUERY_CONFIG)
+        names = ("lpBinaryPathName", "lpLoadOrderGroup", "lpDependencies", "lpServiceStartName",
+                 "lpDisplayName")
+        try:
+            handle = self._lookup(assoc_id, req["hService"], True, SERVICE_QUERY_CONFIG)
+        except Win32Error:
+            for name in names:  # NULL pointers in the [out] structure of a failed call
+                config[name] = scmr.NULL
+            raise
         svc = handle.service
         strings = {"lpBinaryPathName": svc.binary_path, "lpLoadOrderGroup": "",
                    "lpDependencies": "", "lpServiceStartName": svc.start_name,
@@ -290,6 +294,8 @@ class Svcctl(rpc_pipe.Interface):
         resp["pcbBytesNeeded"] = needed
         summary.update(name=svc.name, needed=needed)
         if needed > size:
+            for name in names:
+                config[name] = scmr.NULL
             return ERROR_INSUFFICIENT_BUFFER
         config["dwServiceType"] = svc.service_type
         config["dwStartType"] = svc.start_type
