@@ -72,7 +72,7 @@ function tgz(files: { name: string; data: Buffer | string }[]): Buffer {
   return gzipSync(Buffer.concat([...blocks, Buffer.alloc(1024)]));
 }
 
-/** The service binary path of docs/windows-design.md "The service", for one run. */
+/** The service binary path of the Windows run design ("The service"), for one run and target. */
 function agentLine(runId: string, targetId: string, nodeSha: string, bundleSha: string): string {
   const check = (file: string, sha: string): string =>
     `("${SYS32}\\certutil.exe" -hashfile ${file} SHA256 | "${SYS32}\\findstr.exe" /x /i ${sha} >nul)`;
