@@ -15,7 +15,7 @@ refused session and records the answer). Steps:
 
   upload     path (under ADMIN$, backslashes), content_b64: creates parent directories
   open_scm   as, [access]                          ROpenSCManagerW
-  create     scm, name, binary_path, as, [start_type, access]   RCreateServiceW
+  create     scm, name, binary_path, as, [display_name, start_type, access]   RCreateServiceW
   open       scm, name, as, [access]                ROpenServiceW
   start      handle                                 RStartServiceW
   query      handle                                 RQueryServiceStatus
@@ -24,6 +24,16 @@ refused session and records the answer). Steps:
   close      handle                                 RCloseServiceHandle
   wait       handle, state, [timeout_ms]            RQueryServiceStatus until state
   handle     as, hex                                names a raw 20-byte handle (for bad handles)
+  enum       scm, [service_type, service_state]     REnumServicesStatusW through impacket's own
+                                                    hREnumServicesStatusW (sizes, then reads):
+                                                    services [{name, display_name, status}]
+  enum       scm, buf_size, [resume_index, ...]     one REnumServicesStatusW with that cbBufSize
+                                                    (resume_index null or absent: NULL): the
+                                                    answer's counts, and the buffer read here
+                                                    by MS-SCMR 2.2.11's layout
+  query_config  handle, [buf_size]                  RQueryServiceConfigW through impacket's
+                                                    hRQueryServiceConfigW, or one call with
+                                                    that cbBufSize: config, bytes_needed
 
 A handle is named by "as" and used by that name; a closed handle keeps its bytes under its name.
 """
@@ -31,6 +41,7 @@ A handle is named by "as" and used by that name; a closed handle keeps its bytes
 import base64
 import json
 import signal
+import struct
 import sys
 import time
 
@@ -42,6 +53,9 @@ from impacket.nmb import NetBIOSError
 from impacket.smbconnection import SessionError, SMBConnection
 
 ACCESS_ALL_SCM, ACCESS_ALL_SERVICE = 0xF003F, 0xF01FF
+# The Win32 service types and every state: what `sc query type= service state= all` lists.
+SERVICE_WIN32, SERVICE_STATE_ALL = 0x30, 0x3
+ENUM_ENTRY = struct.Struct("<II7I")  # ENUM_SERVICE_STATUSW in a buffer (MS-SCMR 2.2.11)
 
 
 def status_of(resp, field):
@@ -49,6 +63,40 @@ def status_of(resp, field):
     return {"type": s["dwServiceType"], "state": s["dwCurrentState"],
             "controls_accepted": s["dwControlsAccepted"], "win32_exit_code": s["dwWin32ExitCode"],
             "service_exit_code": s["dwServiceSpecificExitCode"]}
+
+
+def _wide(value):
+    return value.rstrip("\0") if isinstance(value, str) else ""
+
+
+def config_of(resp):
+    c = resp["lpServiceConfig"]
+    return {"service_type": c["dwServiceType"], "start_type": c["dwStartType"],
+            "error_control": c["dwErrorControl"], "binary_path": _wide(c["lpBinaryPathName"]),
+            "load_order_group": _wide(c["lpLoadOrderGroup"]), "tag_id": c["dwTagId"],
+            "dependencies": _wide(c["lpDependencies"]),
+            "start_name": _wide(c["lpServiceStartName"]),
+            "display_name": _wide(c["lpDisplayName"])}
+
+
+def read_enum_buffer(buf, count):
+    """The entries of an REnumServicesStatusW buffer, read by the spec's layout (not impacket's):
+    offsets from the buffer's start to NUL-terminated UTF-16LE names."""
+    def string_at(offset):
+        end = offset
+        while buf[end:end + 2] != b"\0\0":
+            end += 2
+            if end >= len(buf):
+                raise ValueError("a name at offset %d runs past the buffer" % offset)
+        return buf[offset:end].decode("utf-16-le")
+
+    entries = []
+    for i in range(count):
+        name_at, display_at, *status = ENUM_ENTRY.unpack_from(buf, i * ENUM_ENTRY.size)
+        keys = ("type", "state", "controls_accepted", "win32_exit_code", "service_exit_code")
+        entries.append({"name": string_at(name_at), "display_name": string_at(display_at),
+                        "status": dict(zip(keys, status))})
+    return entries
 
 
 class Runner:
@@ -165,10 +213,55 @@ class Runner:
             r = scmr.RCloseServiceHandle()
             r["hSCObject"] = self.handle(step)
             code, _ = self.call(r)
+        elif op == "enum":
+            code = self.enum(step, out)
+        elif op == "query_config":
+            code = self.query_config(step, out)
         else:
             raise ValueError("unknown op %r" % op)
         out["error_code"] = code
         return out
+
+    def enum(self, step, out):
+        scm = self.handles[step["scm"]]
+        kind = step.get("service_type", SERVICE_WIN32)
+        state = step.get("service_state", SERVICE_STATE_ALL)
+        if "buf_size" not in step:
+            try:
+                entries = scmr.hREnumServicesStatusW(self.rpc(), scm, kind, state)
+            except scmr.DCERPCSessionError as err:
+                return err.get_error_code()
+            out["services"] = [{"name": _wide(e["lpServiceName"]),
+                                "display_name": _wide(e["lpDisplayName"]),
+                                "status": status_of(e, "ServiceStatus")} for e in entries]
+            return 0
+        r = scmr.REnumServicesStatusW()
+        r["hSCManager"], r["dwServiceType"], r["dwServiceState"] = scm, kind, state
+        r["cbBufSize"] = step["buf_size"]
+        r["lpResumeIndex"] = NULL if step.get("resume_index") is None else step["resume_index"]
+        code, resp = self.call(r)
+        buf = b"".join(resp["lpBuffer"])
+        given = resp.fields["lpResumeIndex"].fields["ReferentID"] != 0
+        out.update(bytes_needed=resp["pcbBytesNeeded"], services_returned=resp["lpServicesReturned"],
+                   resume_index=resp["lpResumeIndex"] if given else None, bytes=len(buf),
+                   services=read_enum_buffer(buf, resp["lpServicesReturned"]))
+        return code
+
+    def query_config(self, step, out):
+        if "buf_size" not in step:
+            try:
+                resp = scmr.hRQueryServiceConfigW(self.rpc(), self.handle(step))
+            except scmr.DCERPCSessionError as err:
+                return err.get_error_code()
+            out.update(config=config_of(resp), bytes_needed=resp["pcbBytesNeeded"])
+            return 0
+        r = scmr.RQueryServiceConfigW()
+        r["hService"], r["cbBufSize"] = self.handle(step), step["buf_size"]
+        code, resp = self.call(r)
+        out["bytes_needed"] = resp["pcbBytesNeeded"]
+        if code == 0:
+            out["config"] = config_of(resp)
+        return code
 
     def run(self):
         result = {"steps": []}

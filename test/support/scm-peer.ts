@@ -54,13 +54,30 @@ export type ScmStep =
       name: string;
       binary_path: string;
       as: string;
+      /** Defaults to the name. */
+      display_name?: string;
       start_type?: number;
       access?: number;
     }
   | { op: "open"; scm: string; name: string; as: string; access?: number }
   | { op: "start" | "query" | "stop" | "delete" | "close"; handle: string }
   | { op: "wait"; handle: string; state: number; timeout_ms?: number }
-  | { op: "handle"; as: string; hex: string };
+  | { op: "handle"; as: string; hex: string }
+  /**
+   * REnumServicesStatusW. Without `buf_size`: impacket's own hREnumServicesStatusW (asks the
+   * size, then reads), giving `services`. With it: one call with that cbBufSize and
+   * `resume_index` (absent or null: a NULL pointer), giving the counts and the buffer's entries.
+   */
+  | {
+      op: "enum";
+      scm: string;
+      service_type?: number;
+      service_state?: number;
+      buf_size?: number;
+      resume_index?: number | null;
+    }
+  /** RQueryServiceConfigW: impacket's hRQueryServiceConfigW, or one call with `buf_size`. */
+  | { op: "query_config"; handle: string; buf_size?: number };
 
 export interface ServiceStatus {
   type: number;
@@ -68,6 +85,26 @@ export interface ServiceStatus {
   controls_accepted: number;
   win32_exit_code: number;
   service_exit_code: number;
+}
+
+/** One entry of an REnumServicesStatusW answer (MS-SCMR 2.2.11). */
+export interface EnumeratedService {
+  name: string;
+  display_name: string;
+  status: ServiceStatus;
+}
+
+/** QUERY_SERVICE_CONFIGW (MS-SCMR 2.2.15) as RQueryServiceConfigW answers it. */
+export interface ServiceConfig {
+  service_type: number;
+  start_type: number;
+  error_control: number;
+  binary_path: string;
+  load_order_group: string;
+  tag_id: number;
+  dependencies: string;
+  start_name: string;
+  display_name: string;
 }
 
 export interface ScmStepResult {
@@ -78,7 +115,15 @@ export interface ScmStepResult {
   fault?: number;
   status?: ServiceStatus;
   timed_out?: boolean;
+  /** Bytes uploaded, or the size of an enum's lpBuffer. */
   bytes?: number;
+  services?: EnumeratedService[];
+  config?: ServiceConfig;
+  /** pcbBytesNeeded of enum and query_config. */
+  bytes_needed?: number;
+  services_returned?: number;
+  /** lpResumeIndex as answered; null for a NULL pointer. */
+  resume_index?: number | null;
 }
 
 export interface ScmClientResult {

@@ -1,20 +1,26 @@
 """The service database behind svcctl: services, their states and their real processes.
 
 A service's binary path names a file under C:\\Windows, which is the ADMIN$ share's directory
-here; starting the service runs that file (a script with a shebang or an ELF) in a session and
-process group of its own, stopping it signals the whole group, and a program that exits by itself
-leaves the service STOPPED with its exit code, as a Windows service process that dies would.
+here; starting the service runs that file through the test bed's loader (winexec.py: a script
+with a shebang, an ELF, or node.exe as Linux Node) in a session and process group of its own,
+stopping it signals the whole group, and a program that exits by itself leaves the service
+STOPPED with its exit code, as a Windows service process that dies would. A program it started
+in a session of its own (cmd's `start`) is not the service's process: it outlives both.
 Deletion follows MS-SCMR 3.1.4.3: the service is marked, and goes once it is stopped and its
 last handle is closed.
 """
 
 import errno
+import itertools
 import logging
 import os
-import re
 import signal
 import subprocess
 import threading
+
+import winexec
+import winpath
+from winpath import split_command_line  # noqa: F401 (kept importable from here)
 
 LOG = logging.getLogger("scm-peer.services")
 
@@ -24,8 +30,10 @@ ERROR_FILE_NOT_FOUND = 2
 ERROR_ACCESS_DENIED = 5
 ERROR_INVALID_HANDLE = 6
 ERROR_INVALID_PARAMETER = 87
+ERROR_INSUFFICIENT_BUFFER = 122
 ERROR_INVALID_NAME = 123
 ERROR_BAD_EXE_FORMAT = 193
+ERROR_MORE_DATA = 234
 ERROR_INVALID_SERVICE_CONTROL = 1052
 ERROR_SERVICE_ALREADY_RUNNING = 1056
 ERROR_SERVICE_DISABLED = 1058
@@ -48,7 +56,6 @@ SERVICE_INTERACTIVE_PROCESS = 0x100
 SERVICE_AUTO_START, SERVICE_DEMAND_START, SERVICE_DISABLED = 2, 3, 4
 
 STOP_GRACE_S = 3.0  # SIGTERM to the group, then SIGKILL
-WINDOWS_ROOT = "c:\\windows\\"
 
 
 class Win32Error(Exception):
@@ -59,8 +66,13 @@ class Win32Error(Exception):
 
 
 class Service:
-    def __init__(self, name, display_name, service_type, start_type, error_control, binary_path):
+    def __init__(self, name, display_name, service_type, start_type, error_control, binary_path,
+                 resume_index=0):
         self.name = name
+        # The key enumeration resumes after (MS-SCMR 3.1.4.11): increasing, never reused, so a
+        # service created or deleted between two calls does not shift the others.
+        self.resume_index = resume_index
+        self.start_name = "LocalSystem"
         self.display_name = display_name
         self.service_type = service_type
         self.start_type = start_type
@@ -82,44 +94,16 @@ class Service:
                 self.specific_exit_code, 0, 0)
 
 
-def split_command_line(s):
-    """Arguments as CommandLineToArgvW splits them: quotes group, backslashes escape quotes."""
-    args, cur, in_arg, quoted, i = [], "", False, False, 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            n = len(s[i:]) - len(s[i:].lstrip("\\"))
-            if i + n < len(s) and s[i + n] == '"':
-                cur += "\\" * (n // 2)
-                if n % 2:
-                    cur += '"'
-                    i += 1
-                i += n
-            else:
-                cur += "\\" * n
-                i += n
-            in_arg = True
-            continue
-        if c == '"':
-            quoted, in_arg = not quoted, True
-        elif c in " \t" and not quoted:
-            if in_arg:
-                args.append(cur)
-            cur, in_arg = "", False
-        else:
-            cur, in_arg = cur + c, True
-        i += 1
-    if in_arg:
-        args.append(cur)
-    return args
-
-
 class ServiceDatabase:
     def __init__(self, admin_dir, log_dir):
         self.admin_dir = admin_dir
+        # The userland under System32 knows C:\\Windows as /windows only; another directory
+        # serves services but not cmd.exe and its programs.
+        winpath.ADMIN_DIR = admin_dir
         self.log_dir = log_dir
         self.lock = threading.RLock()
         self.services = {}  # lower-case name -> Service
+        self._resume = itertools.count(1)
 
     # --- lookup and creation -------------------------------------------------------------------
 
@@ -148,7 +132,8 @@ class ServiceDatabase:
             for other in self.services.values():
                 if display_name.lower() in (other.name.lower(), other.display_name.lower()):
                     raise Win32Error(ERROR_DUPLICATE_SERVICE_NAME, display_name)
-            svc = Service(name, display_name, service_type, start_type, error_control, binary_path)
+            svc = Service(name, display_name, service_type, start_type, error_control, binary_path,
+                          next(self._resume))
             self.services[name.lower()] = svc
             return svc
 
@@ -174,37 +159,24 @@ class ServiceDatabase:
                 del self.services[svc.name.lower()]
                 LOG.info("service %s deleted", svc.name)
 
+    def enumerate(self):
+        """The services in enumeration order (creation order, by resume index)."""
+        with self.lock:
+            return sorted(self.services.values(), key=lambda svc: svc.resume_index)
+
     # --- the program behind a service ----------------------------------------------------------
 
     def to_local(self, windows_path):
         """The file under ADMIN$ that a C:\\Windows\\... path names, matching names without case."""
-        p = windows_path.replace("/", "\\")
-        if p.startswith("\\\\?\\"):
-            p = p[4:]
-        if not p.lower().startswith(WINDOWS_ROOT):
-            return None
-        local = self.admin_dir
-        for part in p[len(WINDOWS_ROOT):].split("\\"):
-            if part in ("", ".", ".."):
-                return None
-            try:
-                entries = os.listdir(local)
-            except OSError:
-                return None
-            match = part if part in entries else next(
-                (e for e in entries if e.lower() == part.lower()), None)
-            if match is None:
-                return None
-            local = os.path.join(local, match)
-        return local if os.path.isfile(local) else None
+        local = winpath.to_local(windows_path)
+        return local if local is not None and os.path.isfile(local) else None
 
     def resolve(self, binary_path):
-        """(file, argv) for a binary path, searched as CreateProcess does for unquoted paths."""
-        env = {"SYSTEMROOT": "C:\\Windows", "WINDIR": "C:\\Windows", "SYSTEMDRIVE": "C:"}
-        cmd = re.sub(r"%([^%]+)%", lambda m: env.get(m.group(1).upper(), m.group(0)),
-                     binary_path.strip())
+        """(file, command line tail) for a binary path, searched as CreateProcess does for
+        unquoted paths. The SCM expands the path's variables first (it is REG_EXPAND_SZ)."""
+        cmd = winpath.expand_variables(binary_path.strip(), winpath.WINDOWS_VARIABLES)
         if cmd.lower().startswith("\\systemroot\\"):
-            cmd = "C:\\Windows" + cmd[len("\\systemroot"):]
+            cmd = winpath.WINDOWS_ROOT + cmd[len("\\systemroot"):]
         if cmd.startswith('"'):
             end = cmd.find('"', 1)
             end = len(cmd) if end < 0 else end
@@ -216,7 +188,7 @@ class ServiceDatabase:
             for p in (path, path + ".exe"):
                 local = self.to_local(p)
                 if local:
-                    return local, split_command_line(rest)
+                    return local, rest
         raise Win32Error(ERROR_FILE_NOT_FOUND, "no file under ADMIN$ for %r" % binary_path)
 
     def start(self, svc, args):
@@ -227,15 +199,20 @@ class ServiceDatabase:
                 raise Win32Error(ERROR_SERVICE_DISABLED, svc.name)
             if svc.state != SERVICE_STOPPED:
                 raise Win32Error(ERROR_SERVICE_ALREADY_RUNNING, svc.name)
-            image, argv = self.resolve(svc.binary_path)
-            os.chmod(image, os.stat(image).st_mode | 0o111)
+            image, rest = self.resolve(svc.binary_path)
+            try:
+                argv, env = winexec.command(image, rest)
+            except winexec.BadExeFormat as err:
+                raise Win32Error(ERROR_BAD_EXE_FORMAT, str(err)) from err
             svc.state = SERVICE_START_PENDING
             log_path = os.path.join(self.log_dir, svc.name + ".log")
             cwd = os.path.join(self.admin_dir, "System32")
             try:
                 with open(log_path, "ab") as out:
+                    # Its own session and process group: a stop signals the group, which the
+                    # programs it `start`s (in sessions of their own) have left.
                     proc = subprocess.Popen(
-                        [image] + argv, cwd=cwd if os.path.isdir(cwd) else self.admin_dir,
+                        argv, cwd=cwd if os.path.isdir(cwd) else self.admin_dir, env=env,
                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                         start_new_session=True, close_fds=True)
             except OSError as err:
@@ -246,7 +223,7 @@ class ServiceDatabase:
             svc.proc, svc.exited, svc.stop_requested = proc, threading.Event(), False
             svc.state, svc.win32_exit_code, svc.specific_exit_code = SERVICE_RUNNING, 0, 0
             LOG.info("service %s started: pid %d runs %s %s (args %r)", svc.name, proc.pid,
-                     image, argv, args)
+                     argv[0], argv[1:], args)
             threading.Thread(target=self._watch, args=(svc, proc), daemon=True,
                              name="watch-" + svc.name).start()
 

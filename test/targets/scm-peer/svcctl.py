@@ -1,4 +1,4 @@
-"""MS-SCMR (svcctl) over the pipe: the eight methods a PsExec-style deployment needs.
+"""MS-SCMR (svcctl) over the pipe: the methods a PsExec-style deployment needs.
 
 Requests are decoded and responses encoded with impacket's NDR structures (dcerpc/v5/scmr.py);
 the behaviour is ours. Handles are context handles (MS-SCMR 2.2.4, SC_RPC_HANDLE): 20 bytes, valid
@@ -9,6 +9,7 @@ Every call is logged with its arguments and its result.
 """
 
 import logging
+import struct
 import threading
 import uuid
 
@@ -16,8 +17,9 @@ from impacket.dcerpc.v5 import scmr
 
 import rpc_pipe
 from services import (ERROR_ACCESS_DENIED, ERROR_DATABASE_DOES_NOT_EXIST,
-                      ERROR_INVALID_HANDLE, ERROR_INVALID_SERVICE_CONTROL, ERROR_NAMES,
-                      ERROR_SUCCESS, Win32Error)
+                      ERROR_INSUFFICIENT_BUFFER, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
+                      ERROR_INVALID_SERVICE_CONTROL, ERROR_MORE_DATA, ERROR_NAMES,
+                      ERROR_SUCCESS, SERVICE_STOPPED, Win32Error)
 
 LOG = logging.getLogger("scm-peer.svcctl")
 
@@ -27,10 +29,24 @@ GENERIC_READ, GENERIC_WRITE, GENERIC_EXECUTE, GENERIC_ALL = 0x80000000, 0x400000
 MAXIMUM_ALLOWED = 0x02000000
 SCM_MAPPING = (0x00020014, 0x00020022, 0x00020009, 0x000F003F)  # read, write, execute, all
 SERVICE_MAPPING = (0x0002008D, 0x00020002, 0x00020170, 0x000F01FF)
-SC_MANAGER_CREATE_SERVICE = 0x2
+SC_MANAGER_CREATE_SERVICE, SC_MANAGER_ENUMERATE_SERVICE = 0x2, 0x4
+SERVICE_QUERY_CONFIG = 0x1
 SERVICE_QUERY_STATUS, SERVICE_START, SERVICE_STOP, SERVICE_INTERROGATE = 0x4, 0x10, 0x20, 0x80
 SERVICE_CONTROL_STOP, SERVICE_CONTROL_INTERROGATE = 1, 4
 NULL_HANDLE = b"\0" * 20
+# REnumServicesStatusW filters (MS-SCMR 3.1.4.11): the type bits (drivers and Win32 services,
+# SERVICE_INTERACTIVE_PROCESS allowed beside them) and the three state choices.
+SERVICE_TYPE_BITS, SERVICE_INTERACTIVE = 0x3F, 0x100
+SERVICE_ACTIVE, SERVICE_INACTIVE, SERVICE_STATE_ALL = 1, 2, 3
+# The [range] bounds of cbBufSize (MS-SCMR 3.1.4.11: 256 KiB; 3.1.4.17: 8 KiB); the RPC runtime
+# refuses a call outside them before the method runs.
+ENUM_BUFFER_MAX, CONFIG_BUFFER_MAX = 256 * 1024, 8 * 1024
+RPC_X_INVALID_BOUND = 0x000006C6
+# ENUM_SERVICE_STATUSW in lpBuffer (MS-SCMR 2.2.11): the two string pointers become offsets from
+# the start of the buffer, then SERVICE_STATUS (2.2.47), 36 bytes in all.
+ENUM_ENTRY = struct.Struct("<II7I")
+# QUERY_SERVICE_CONFIGW's fixed part (2.2.15) as pcbBytesNeeded counts it, strings beside.
+CONFIG_FIXED_SIZE = 36
 
 
 def map_access(desired, mapping):
@@ -73,8 +89,10 @@ class Svcctl(rpc_pipe.Interface):
             2: (scmr.RDeleteService, self.delete),
             6: (scmr.RQueryServiceStatus, self.query_status),
             12: (scmr.RCreateServiceW, self.create),
+            14: (scmr.REnumServicesStatusW, self.enum_services),
             15: (scmr.ROpenSCManagerW, self.open_scm),
             16: (scmr.ROpenServiceW, self.open_service),
+            17: (scmr.RQueryServiceConfigW, self.query_config),
             19: (scmr.RStartServiceW, self.start),
         }
 
@@ -218,6 +236,75 @@ class Svcctl(rpc_pipe.Interface):
         summary.update(name=handle.service.name)
         self.db.delete(handle.service)
 
+    def enum_services(self, assoc_id, req, resp, summary):  # 3.1.4.11
+        kinds, states, size = req["dwServiceType"], req["dwServiceState"], req["cbBufSize"]
+        given = req.fields["lpResumeIndex"].fields["ReferentID"] != 0
+        resume = req["lpResumeIndex"] if given else 0
+        summary.update(type="0x%x" % kinds, state=states, size=size,
+                       resume=resume if given else None)
+        if size > ENUM_BUFFER_MAX:
+            raise rpc_pipe.RpcFault(RPC_X_INVALID_BOUND)
+        # [out, size_is(cbBufSize)]: the buffer goes back whole, whatever the answer.
+        resp["lpBuffer"] = b"\0" * size
+        resp["pcbBytesNeeded"], resp["lpServicesReturned"] = 0, 0
+        resp["lpResumeIndex"] = resume if given else scmr.NULL
+        self._lookup(assoc_id, req["hSCManager"], False, SC_MANAGER_ENUMERATE_SERVICE)
+        if not kinds & SERVICE_TYPE_BITS or kinds & ~(SERVICE_TYPE_BITS | SERVICE_INTERACTIVE):
+            raise Win32Error(ERROR_INVALID_PARAMETER, "service type 0x%x" % kinds)
+        if states not in (SERVICE_ACTIVE, SERVICE_INACTIVE, SERVICE_STATE_ALL):
+            raise Win32Error(ERROR_INVALID_PARAMETER, "service state %d" % states)
+        wanted = [svc for svc in self.db.enumerate()
+                  if svc.resume_index > resume and svc.service_type & kinds & SERVICE_TYPE_BITS
+                  and states & (SERVICE_INACTIVE if svc.state == SERVICE_STOPPED
+                                else SERVICE_ACTIVE)]
+        buffer, returned, needed = enum_buffer(wanted, size)
+        resp["lpBuffer"] = buffer
+        resp["lpServicesReturned"] = len(returned)
+        summary.update(returned=len(returned), needed=needed)
+        if needed:
+            # The next call resumes after the last entry returned (MS-SCMR 3.1.4.11).
+            resp["pcbBytesNeeded"] = needed
+            if given and returned:
+                resp["lpResumeIndex"] = returned[-1].resume_index
+            return ERROR_MORE_DATA
+        if given:
+            resp["lpResumeIndex"] = 0
+        return ERROR_SUCCESS
+
+    def query_config(self, assoc_id, req, resp, summary):  # 3.1.4.17
+        size = req["cbBufSize"]
+        summary.update(size=size)
+        if size > CONFIG_BUFFER_MAX:
+            raise rpc_pipe.RpcFault(RPC_X_INVALID_BOUND)
+        config = resp["lpServiceConfig"]
+        resp["pcbBytesNeeded"] = 0
+        names = ("lpBinaryPathName", "lpLoadOrderGroup", "lpDependencies", "lpServiceStartName",
+                 "lpDisplayName")
+        try:
+            handle = self._lookup(assoc_id, req["hService"], True, SERVICE_QUERY_CONFIG)
+        except Win32Error:
+            for name in names:  # NULL pointers in the [out] structure of a failed call
+                config[name] = scmr.NULL
+            raise
+        svc = handle.service
+        strings = {"lpBinaryPathName": svc.binary_path, "lpLoadOrderGroup": "",
+                   "lpDependencies": "", "lpServiceStartName": svc.start_name,
+                   "lpDisplayName": svc.display_name}
+        needed = CONFIG_FIXED_SIZE + sum(2 * (len(v) + 1) for v in strings.values())
+        resp["pcbBytesNeeded"] = needed
+        summary.update(name=svc.name, needed=needed)
+        if needed > size:
+            for name in names:
+                config[name] = scmr.NULL
+            return ERROR_INSUFFICIENT_BUFFER
+        config["dwServiceType"] = svc.service_type
+        config["dwStartType"] = svc.start_type
+        config["dwErrorControl"] = svc.error_control
+        config["dwTagId"] = 0
+        for name, value in strings.items():
+            config[name] = value + "\0"
+        return ERROR_SUCCESS
+
     def close_handle(self, assoc_id, req, resp, summary):  # 3.1.4.1
         raw = req["hSCObject"]
         summary.update(handle=raw.hex()[8:16])
@@ -232,3 +319,27 @@ class Svcctl(rpc_pipe.Interface):
         with self.lock:
             handle = self.handles.get(raw)
         return handle is not None and handle.service is None
+
+
+def enum_buffer(services, size):
+    """(lpBuffer of `size` bytes, the services it holds, bytes needed for the rest).
+
+    As many entries as fit, in order: the ENUM_SERVICE_STATUSW array first, then the names
+    (UTF-16LE, NUL-terminated) that its offsets point to."""
+    def strings(svc):
+        return (svc.name + "\0").encode("utf-16-le"), (svc.display_name + "\0").encode("utf-16-le")
+
+    cost = [ENUM_ENTRY.size + sum(len(s) for s in strings(svc)) for svc in services]
+    fit, used = 0, 0
+    while fit < len(services) and used + cost[fit] <= size:
+        used, fit = used + cost[fit], fit + 1
+    returned = services[:fit]
+    entries, names = b"", b""
+    base = ENUM_ENTRY.size * fit
+    for svc in returned:
+        name, display = strings(svc)
+        entries += ENUM_ENTRY.pack(base + len(names), base + len(names) + len(name),
+                                   *svc.status())
+        names += name + display
+    buffer = entries + names
+    return buffer + b"\0" * (size - len(buffer)), returned, sum(cost[fit:])
