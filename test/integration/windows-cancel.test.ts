@@ -91,7 +91,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
   async function nothingLeft(runId: string): Promise<void> {
     const dirs = await peer.exec("ls -A /windows/Temp/sumac");
     assert.deepEqual(dirs.stdout.trim().split("\n"), ["logs"], dirs.stdout);
-    const agents = await peer.exec("pgrep -af 'sumac-run=' || true");
+    const agents = await peer.exec("pgrep -af '[s]umac-run=' || true");
     assert.equal(agents.stdout.trim(), "", agents.stdout);
     const rules = await peer.exec("cat /var/lib/scm-peer/firewall.json 2>/dev/null || echo '[]'");
     assert.doesNotMatch(rules.stdout, /sumac run=/, rules.stdout);
@@ -132,7 +132,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
   it("windows cancel - the agent killed on the target fails the target with a clear message; nothing is left", async () => {
     const { run, events } = await start("echo $$ > /tmp/c3.pid; exec sleep 600");
     await installPid("/tmp/c3.pid");
-    const killed = await peer.exec("pkill -9 -f 'sumac-run=' && echo killed");
+    const killed = await peer.exec("pkill -9 -f '[s]umac-run=' && echo killed");
     assert.equal(killed.stdout.trim(), "killed");
     await peer.exec("pkill -9 -f 'sleep 600' || true");
     const result = await run.result;

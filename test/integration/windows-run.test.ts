@@ -95,7 +95,7 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
       const logs = await peer.exec(`ls -A /windows/Temp/sumac/logs/${runId}`);
       assert.notEqual(logs.stdout.trim(), "", `${at}: no agent log kept`);
       // No agent process.
-      const agents = await peer.exec("pgrep -af 'sumac-run=' || true");
+      const agents = await peer.exec("pgrep -af '[s]umac-run=' || true");
       assert.equal(agents.stdout.trim(), "", `${at}: ${agents.stdout}`);
       // No firewall rule (the agent registered one while it ran: its log says so).
       const rules = await peer.exec("cat /var/lib/scm-peer/firewall.json 2>/dev/null || echo '[]'");
@@ -116,7 +116,7 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
       const at = `t${i + 1}`;
       const left = await target.exec(`ls -A /var/tmp/sumac 2>/dev/null | grep -v '^cache$' || true`);
       assert.equal(left.stdout.trim(), "", `${at}: ${left.stdout}`);
-      const agents = await target.exec("pgrep -af 'sumac-run=' || true");
+      const agents = await target.exec("pgrep -af '[s]umac-run=' || true");
       assert.equal(agents.stdout.trim(), "", `${at}: ${agents.stdout}`);
     }
 

@@ -6,7 +6,7 @@
  */
 import { Command } from "../codec/header.ts";
 import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
-import { NtStatus } from "../codec/status.ts";
+import { NtStatus, SmbStatusError } from "../codec/status.ts";
 import {
   encodeFileEndOfFileInformation,
   encodeFileRenameInformation,
@@ -133,20 +133,35 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
 export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Promise<void> {
   const budget = new Budget(options);
   let prefix = "";
-  for (const part of path.split("\\").filter((p) => p !== "")) {
-    prefix = joinWirePath(prefix, part);
-    const spec = {
-      access: Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
-      disposition: CreateDisposition.OPEN_IF,
-      options: CreateOption.DIRECTORY_FILE,
-      attributes: FileAttribute.DIRECTORY,
-    };
-    await io.withOpen(
-      prefix,
-      spec,
+  // Each level is opened if it is there and created if not (OPEN, then CREATE): not OPEN_IF, which
+  // some servers (impacket's) carry out on a directory as a truncating open and refuse.
+  const open = (at: string, disposition: number) =>
+    io.withOpen(
+      at,
+      {
+        access: Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+        disposition,
+        options: CreateOption.DIRECTORY_FILE,
+        attributes: FileAttribute.DIRECTORY,
+      },
       () => budget.next(),
       async () => {},
     );
+  for (const part of path.split("\\").filter((p) => p !== "")) {
+    prefix = joinWirePath(prefix, part);
+    try {
+      await open(prefix, CreateDisposition.OPEN);
+      continue;
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+    try {
+      await open(prefix, CreateDisposition.CREATE);
+    } catch (err) {
+      // Made by someone else between the two: it is there now.
+      if (!(err instanceof SmbStatusError && err.status === NtStatus.OBJECT_NAME_COLLISION)) throw err;
+      await open(prefix, CreateDisposition.OPEN);
+    }
   }
 }
 
