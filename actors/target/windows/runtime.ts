@@ -8,11 +8,8 @@
  * `node.tgz` it names; both are checked when read (the tgz's size and SHA-256), and made again when
  * they do not match. The package tarball is kept there only while node.tgz is made from it.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { errorClass } from "../../../base/errors.ts";
 import { reasonOf, withDeadline } from "../../../base/deadline.ts";
 import {
@@ -29,19 +26,10 @@ import {
   type WindowsArch,
 } from "./node-package.ts";
 import { repackNodeExe } from "./node-tgz.ts";
+import { readCache, type WindowsRuntime, writeCache } from "./runtime-cache.ts";
 
-/** Node for one Windows architecture, ready to push. */
-export interface WindowsRuntime {
-  readonly version: string;
-  readonly arch: WindowsArch;
-  /** SHA-256 of `node.exe`, lowercase hex: what the target's launcher checks after unpacking. */
-  readonly nodeSha256: string;
-  /** `node.tgz` on this workstation. */
-  readonly tgzPath: string;
-  readonly tgzSha256: string;
-  readonly tgzBytes: number;
-  readonly nodeBytes: number;
-}
+export type { WindowsRuntime } from "./runtime-cache.ts";
+export type { NodePin, WindowsArch } from "./node-package.ts";
 
 /** What was done to have a runtime, for the run's log. */
 export type RuntimeFact =
@@ -85,71 +73,6 @@ export class RuntimeTimeoutError extends errorClass("TIMEOUT") {}
 
 const DEFAULT_DEADLINE_MS = 10 * 60_000;
 const DEFAULT_MAX_TARBALL_BYTES = 200 * 1024 * 1024;
-
-interface CacheRecord {
-  readonly arch: WindowsArch;
-  readonly version: string;
-  readonly integrity: string;
-  readonly nodeSha256: string;
-  readonly nodeBytes: number;
-  readonly tgzFile: string;
-  readonly tgzSha256: string;
-  readonly tgzBytes: number;
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  await pipeline(createReadStream(path), hash);
-  return hash.digest("hex");
-}
-
-const isHex64 = (v: unknown): v is string => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
-const isSize = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
-
-/** The cached runtime of `base`, or undefined when there is none or it does not check out. */
-async function readCache(cacheDir: string, base: string, arch: WindowsArch, pin: NodePin) {
-  let r: Partial<Record<keyof CacheRecord, unknown>>;
-  try {
-    r = JSON.parse(await readFile(join(cacheDir, `${base}.json`), "utf8")) as typeof r;
-  } catch {
-    return undefined; // not made yet, or damaged: made again
-  }
-  if (
-    r.arch !== arch ||
-    r.version !== pin.version ||
-    r.integrity !== pin.integrity ||
-    !isHex64(r.nodeSha256) ||
-    !isHex64(r.tgzSha256) ||
-    !isSize(r.nodeBytes) ||
-    !isSize(r.tgzBytes) ||
-    typeof r.tgzFile !== "string" ||
-    // A name of this directory, never a path from the file.
-    r.tgzFile !== `${base}-${r.tgzSha256.slice(0, 16)}.node.tgz`
-  )
-    return undefined;
-  const tgzPath = join(cacheDir, r.tgzFile);
-  const size = await stat(tgzPath).then(
-    (s) => s.size,
-    () => -1,
-  );
-  if (size !== r.tgzBytes || (await sha256Of(tgzPath)) !== r.tgzSha256) return undefined;
-  const runtime: WindowsRuntime = {
-    version: pin.version,
-    arch,
-    nodeSha256: r.nodeSha256,
-    tgzPath,
-    tgzSha256: r.tgzSha256,
-    tgzBytes: r.tgzBytes,
-    nodeBytes: r.nodeBytes,
-  };
-  return runtime;
-}
-
-async function writeJson(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
-  await rename(tmp, path);
-}
 
 /**
  * Node for Windows on `arch`, from the cache in `cacheDir` or made there: the pinned package
@@ -233,8 +156,7 @@ export async function windowsRuntime(
         tgzBytes: built.tgzBytes,
         ms: performance.now() - building,
       });
-      const record: CacheRecord = { arch, version, integrity: pin.integrity, ...built };
-      await writeJson(join(cacheDir, `${base}.json`), record);
+      await writeCache(cacheDir, base, { arch, version, integrity: pin.integrity, ...built });
       if (offline === undefined) await rm(npmTgz, { force: true });
       const runtime: WindowsRuntime = {
         version,

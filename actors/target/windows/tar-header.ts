@@ -12,7 +12,10 @@ import { ByteWriter, check, decoding } from "../../wire/bytes.ts";
 /** The size of a header and the unit of a tar's data. */
 export const BLOCK = 512;
 
-/** Type flags (pax "ustar Interchange Format", typeflag; GNU and pax additions). */
+/**
+ * Type flags (pax "ustar Interchange Format", typeflag; pax "pax Extended Header" for `x` and `g`;
+ * the GNU tar manual, "Basic Tar Format", for `L` and `K`).
+ */
 export const TarType = {
   FILE: "0",
   /** Pre-POSIX archives mark regular files with a NUL. */
