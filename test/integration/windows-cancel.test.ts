@@ -77,9 +77,20 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     return { run, events };
   }
 
-  /** The pid the install wrote into `file` on the peer, once it runs. */
-  async function installPid(file: string): Promise<number> {
+  const logLines = (events: RunEvent[]) =>
+    events.flatMap((e) => (e.type === "target.log" ? [e.message] : [])).join("\n");
+
+  /** The pid the install wrote into `file` on the peer, once it runs; fails if the run ends first. */
+  async function installPid(
+    file: string,
+    run: { result: Promise<{ report: unknown }> },
+    events: RunEvent[],
+  ): Promise<number> {
+    let ended = false;
+    void run.result.then(() => (ended = true));
     for (let i = 0; i < 1200; i++) {
+      if (ended)
+        assert.fail(`the run ended before its install wrote ${file}: ${JSON.stringify((await run.result).report)}\n${logLines(events)}`);
       const out = await peer.exec(`cat ${file} 2>/dev/null || true`);
       if (/^\d+$/.test(out.stdout.trim())) return Number(out.stdout.trim());
       await sleep(100);
@@ -104,12 +115,10 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     assert.equal(probe.steps[2]?.error_code, 1060, JSON.stringify(probe));
   }
 
-  const logLines = (events: RunEvent[]) =>
-    events.flatMap((e) => (e.type === "target.log" ? [e.message] : [])).join("\n");
 
   it("windows cancel - Ctrl-C during an install: the install finishes, the run is interrupted, the service is gone", async () => {
-    const { run } = await start("echo $$ > /tmp/c1.pid; sleep 3; echo done > /tmp/c1.done");
-    await installPid("/tmp/c1.pid");
+    const { run, events } = await start("echo $$ > /tmp/c1.pid; sleep 3; echo done > /tmp/c1.done");
+    await installPid("/tmp/c1.pid", run, events);
     assert.equal(run.cancel(), "graceful");
     const result = await run.result;
     assert.equal(result.exitCode, 130, JSON.stringify(result.report.targets, null, 2));
@@ -118,8 +127,8 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
   });
 
   it("windows cancel - a second Ctrl-C stops the install, the service is still gone", async () => {
-    const { run } = await start("echo $$ > /tmp/c2.pid; exec sleep 600");
-    const pid = await installPid("/tmp/c2.pid");
+    const { run, events } = await start("echo $$ > /tmp/c2.pid; exec sleep 600");
+    const pid = await installPid("/tmp/c2.pid", run, events);
     assert.equal(run.cancel(), "graceful");
     assert.equal(run.cancel(), "force");
     const result = await run.result;
@@ -131,15 +140,16 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
 
   it("windows cancel - the agent killed on the target fails the target with a clear message; nothing is left", async () => {
     const { run, events } = await start("echo $$ > /tmp/c3.pid; exec sleep 600");
-    await installPid("/tmp/c3.pid");
+    await installPid("/tmp/c3.pid", run, events);
     const killed = await peer.exec("pkill -9 -f '[s]umac-run=' && echo killed");
     assert.equal(killed.stdout.trim(), "killed");
     await peer.exec("pkill -9 -f 'sleep 600' || true");
     const result = await run.result;
-    assert.equal(result.exitCode, 255, JSON.stringify(result.report.targets, null, 2));
     const target = result.report.targets[0];
+    // As on Linux: the install's call lost its agent (a component failure, 253).
+    assert.equal(result.exitCode, 253, JSON.stringify(result.report.targets, null, 2));
     assert.equal(target?.status, "failed");
-    assert.match(JSON.stringify(target?.failure), /agent|connection|session/i);
+    assert.match(target?.failure?.message ?? "", /TLS connection to .* failed: connect ECONNREFUSED/);
     assert.match(logLines(events), /did not stop within 10 s of its stop file: its process \d+ was ended|no agent/);
     await nothingLeft(run.runId);
   });
@@ -179,7 +189,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     assert.match(text, /STATUS_LOGON_FAILURE|logon|password|refused/i);
     assert.doesNotMatch(text, /not-the-password/);
     const logs = (await peer.logs(400)).split("\n").slice(before - 1);
-    const attempts = logs.filter((l) => /AUTHENTICATE|authenticat|logon fail/i.test(l));
-    assert.ok(attempts.length <= 1, attempts.join("\n"));
+    const attempts = logs.filter((l) => /AUTHENTICATE_MESSAGE/.test(l));
+    assert.equal(attempts.length, 1, logs.join("\n"));
   });
 });

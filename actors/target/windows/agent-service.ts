@@ -12,6 +12,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { oneLine } from "../../../base/text.ts";
+import { isSumacError } from "../../../base/errors.ts";
 import { ruleComment } from "../../../agent/protocol/firewall-rule.ts";
 import { completeEvents } from "../../../agent/protocol/files-dialogue.ts";
 import type { AgentConfigDocument, CertificateLine } from "../../../agent/protocol/start-up.ts";
@@ -83,13 +84,20 @@ class WindowsAgent implements StartedAgent {
 
   /** Every complete line the agent wrote, read again from the target. */
   async read(signal?: AbortSignal): Promise<AgentEvent[]> {
-    const data = await this.#link.files.read(this.#outPath, {
-      maxBytes: OUT_MAX_BYTES,
-      timeoutMs: CALL_MS,
-      signal,
-    });
+    let data: Buffer | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        data = await this.#link.files.read(this.#outPath, { maxBytes: OUT_MAX_BYTES, timeoutMs: CALL_MS, signal });
+        break;
+      } catch (error) {
+        // The agent appended while it was read (the size at the open was smaller): read again.
+        if (!(isSumacError(error) && error.code === "OUTPUT_TOO_LARGE") || attempt >= 3) throw error;
+      }
+    }
     if (data === undefined) return this.#events;
     const events: AgentEvent[] = completeEvents(data.toString("utf8"));
+    const key = events.find((e) => e.event === "publicKey");
+    if (typeof key?.pid === "number" && Number.isSafeInteger(key.pid) && key.pid > 0) this.pid = key.pid;
     this.#events = events;
     const stopped = events.find((e) => e.event === "stopped");
     if (stopped !== undefined) this.#settle({ exitCode: stopped.removed === true ? 0 : 4 });
@@ -211,7 +219,6 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
         const key = await next("publicKey", KEY_MS);
         if (typeof key.publicKeyPem !== "string")
           throw new AgentStartError(`${session.targetId}: the agent's key line has no key`);
-        if (typeof key.pid === "number" && Number.isSafeInteger(key.pid) && key.pid > 0) agent.pid = key.pid;
         const leaf = request.issue(key.publicKeyPem);
         const certificates: CertificateLine = {
           certPem: leaf.certPem,
