@@ -5,7 +5,7 @@
  * and resizing with SET_INFO.
  */
 import { Command } from "../codec/header.ts";
-import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
+import { Access, CreateAction, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import { NtStatus } from "../codec/status.ts";
 import {
   encodeFileEndOfFileInformation,
@@ -148,6 +148,36 @@ export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Pr
       async () => {},
     );
   }
+}
+
+/** What {@link mkdir} found or made. */
+export interface MadeDirectory {
+  /** This call created it (CreateAction FILE_CREATED, MS-SMB2 2.2.14). */
+  readonly created: boolean;
+  /** What is there is a junction or a symbolic link to a directory, opened as itself. */
+  readonly reparsePoint: boolean;
+}
+
+/**
+ * Creates the directory `path` unless one is there already (FILE_OPEN_IF; its parent must
+ * exist), and says which. A junction or symbolic link there is opened as itself and reported,
+ * never followed, so a caller can refuse a directory that someone else made point elsewhere.
+ */
+export async function mkdir(io: TreeIo, path: string, options: CallOptions): Promise<MadeDirectory> {
+  const budget = new Budget(options);
+  const spec = {
+    access: Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+    disposition: CreateDisposition.OPEN_IF,
+    options: CreateOption.DIRECTORY_FILE | CreateOption.OPEN_REPARSE_POINT,
+    attributes: FileAttribute.DIRECTORY,
+  };
+  return io.withOpen(
+    path,
+    spec,
+    () => budget.next(),
+    (f) =>
+      Promise.resolve({ created: f.createAction === CreateAction.CREATED, reparsePoint: f.reparsePoint }),
+  );
 }
 
 /** Opens `path` for deletion with delete-on-close, and closes it; missing is no error. */
