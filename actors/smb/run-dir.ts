@@ -79,7 +79,10 @@ export function hasPrivateDacl(sd: SecurityDescriptor): boolean {
   );
 }
 
-/** A DACL as one line: `P (A;0x3;0x1f01ff;S-1-5-18) ...`, or `NULL`. */
+/**
+ * A DACL as one line: `protected: (A;0x3;0x1f01ff;S-1-5-18) ...` (A allowed, D denied; flags,
+ * mask, SID), `inheriting: ...` when not protected, or what stands for none and NULL.
+ */
 export function describeDacl(sd: SecurityDescriptor): string {
   if (sd.dacl === undefined) return "none";
   if (sd.dacl === null) return "NULL (everyone, full control)";
@@ -88,7 +91,8 @@ export function describeDacl(sd: SecurityDescriptor): string {
       ? `(type ${a.aceType})`
       : `(${a.type === "allowed" ? "A" : "D"};0x${a.flags.toString(16)};0x${a.mask.toString(16)};${a.sid})`,
   );
-  return `${(sd.control & SdControl.DACL_PROTECTED) !== 0 ? "protected " : ""}${aces.join(" ") || "(empty)"}`;
+  const kind = (sd.control & SdControl.DACL_PROTECTED) !== 0 ? "protected" : "inheriting";
+  return `${kind}: ${aces.join(" ") || "(no ACE: no access)"}`;
 }
 
 /**
@@ -149,7 +153,7 @@ export async function prepareRunDir(
       return ownerOf(path);
     }
     if (!hasPrivateDacl(sd))
-      warn(`${label(path)}: the server answered success but kept the DACL ${describeDacl(sd)}; ${left}`);
+      warn(`${label(path)}: the server answered success but kept another DACL, ${describeDacl(sd)}; ${left}`);
     return sd.owner;
   };
 

@@ -182,7 +182,7 @@ describe("smb run directory", () => {
     assert.equal(warnings.length, 2, warnings.join("\n"));
     assert.match(
       warnings[1] ?? "",
-      /sumac\/r1: the server answered success but kept the DACL \(A;0x13;0x1f01ff;S-1-5-18\)/,
+      /sumac\/r1: the server answered success but kept another DACL, inheriting: \(A;0x13;0x1f01ff;S-1-5-18\)/,
     );
   });
 
