@@ -66,7 +66,7 @@ export const AceFlag = {
   FAILED_ACCESS: 0x80,
 } as const;
 
-/** FILE_ALL_ACCESS (MS-SMB2 2.2.13.1.1: every specific right of a file, DELETE to SYNCHRONIZE). */
+/** FILE_ALL_ACCESS: every file-specific right (0x1FF) and the standard rights DELETE to SYNCHRONIZE (MS-SMB2 2.2.13.1.1). */
 export const FILE_ALL_ACCESS = 0x001f01ff;
 
 /** ACL_REVISION and ACL_REVISION_DS (MS-DTYP 2.4.5). */
