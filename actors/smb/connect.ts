@@ -52,6 +52,11 @@ export interface OpenSmbFilesOptions {
   readonly dialects?: { readonly min?: number; readonly max?: number };
   /** Where runs' directories go (default `/ADMIN$/Temp/sumac`). */
   readonly runRoot?: string;
+  /**
+   * Told when a run directory goes without its private DACL (actors/smb/run-dir.ts); Node's
+   * process warning when not given.
+   */
+  readonly onWarning?: (line: string) => void;
   /** For the whole open: resolution, connects, negotiation, logon. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
@@ -240,6 +245,7 @@ export function openSmbFiles(options: OpenSmbFilesOptions): Promise<SmbFiles> {
         openShare: (share, o) => client.treeConnect(share, o),
         close: () => client.close(),
         runRoot: options.runRoot,
+        onWarning: options.onWarning,
       });
       return Object.assign(channel, { connection, client });
     },

@@ -8,8 +8,10 @@
  * the run root, refused otherwise (`PATH_REFUSED`).
  *
  * Differences from SSH, on purpose:
- * - Windows files have no POSIX mode: `mode` is accepted and ignored (ADMIN$ is writable and
- *   readable by administrators only).
+ * - Windows files have no POSIX mode: `mode` is accepted and ignored. The run directory (and the
+ *   run root when the channel creates it) gets a protected DACL instead, SYSTEM and Administrators
+ *   only, and an existing run root must be owned by one of them or the account (run-dir.ts):
+ *   `C:\Windows\Temp` lets ordinary users create files in its subfolders.
  * - An upload is read back for its SHA-256 only when the caller asks (`checkOnTarget: true`):
  *   every message of the transfer is signed (or encrypted), so what arrives is what was sent; a
  *   read back only re-checks the server's disk, and costs as much as the upload.
@@ -24,6 +26,8 @@ import { createHash } from "node:crypto";
 import type { FileChannel, FileOpOptions, PutOptions, PutResult } from "../remote.ts";
 import { RemoteHashMismatchError, RemotePathRefusedError } from "../remote-errors.ts";
 import { checkRunName, insideRunRoot } from "../ssh/files.ts";
+import type { Acl, SecurityDescriptor } from "./codec/security-descriptor.ts";
+import { prepareRunDir, type ShareCall } from "./run-dir.ts";
 
 /** Deadline of the small operations when none is given (as over SSH). */
 export const DEFAULT_OP_TIMEOUT_MS = 30_000;
@@ -33,10 +37,7 @@ export const DEFAULT_PUT_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_WINDOWS_RUN_ROOT = "/ADMIN$/Temp/sumac";
 
 /** Options of every call on a share. */
-export interface ShareCallOptions {
-  readonly timeoutMs: number;
-  readonly signal?: AbortSignal | undefined;
-}
+export type ShareCallOptions = ShareCall;
 
 /** What this channel needs of one connected share (sumac's SMB client's tree implements it). */
 export interface SmbShareFiles {
@@ -48,6 +49,13 @@ export interface SmbShareFiles {
   readFile(path: string, options: ShareCallOptions & { maxBytes: number }): Promise<Buffer>;
   stat(path: string, options: ShareCallOptions): Promise<{ size: bigint; directory: boolean } | undefined>;
   mkdirp(path: string, options: ShareCallOptions): Promise<void>;
+  mkdir(path: string, options: ShareCallOptions): Promise<{ created: boolean; reparsePoint: boolean }>;
+  list(path: string, options: ShareCallOptions): Promise<readonly { name: string }[]>;
+  getSecurity(
+    path: string,
+    options: ShareCallOptions & { owner?: boolean; dacl?: boolean },
+  ): Promise<SecurityDescriptor>;
+  setDacl(path: string, dacl: Acl, options: ShareCallOptions & { protected: boolean }): Promise<void>;
   remove(path: string, options: ShareCallOptions): Promise<void>;
   removeTree(path: string, options: ShareCallOptions): Promise<void>;
   rename(from: string, to: string, options: ShareCallOptions & { replace?: boolean }): Promise<void>;
@@ -94,8 +102,14 @@ export function smbFileChannel(options: {
   readonly openShare: ShareOpener;
   readonly close: () => Promise<void>;
   readonly runRoot?: string;
+  /**
+   * Told when the run directory goes without its private DACL (a server without security
+   * descriptors, or one that keeps another DACL); Node's process warning when not given.
+   */
+  readonly onWarning?: (line: string) => void;
 }): SmbFileChannel {
   const runRoot = checkWindowsRunRoot(options.runRoot ?? DEFAULT_WINDOWS_RUN_ROOT);
+  const warn = options.onWarning ?? ((line: string) => process.emitWarning(line, "SumacSmbWarning"));
   const shares = new Map<string, Promise<SmbShareFiles>>();
   const shareOf = (name: string, call: ShareCallOptions): Promise<SmbShareFiles> => {
     let share = shares.get(name);
@@ -117,9 +131,11 @@ export function smbFileChannel(options: {
     async createRunDir(run, opts) {
       const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);
       const dir = insideRunRoot(runRoot, posix.join(runRoot, checkRunName(run)));
-      const { files, inShare } = await at(dir, call);
-      await files.mkdirp(inShare, call);
-      for (const sub of opts?.subdirs ?? []) await files.mkdirp(`${inShare}\\${checkRunName(sub)}`, call);
+      const { files, inShare, share } = await at(dir, call);
+      const root = split(runRoot).inShare;
+      const label = (path: string): string => `/${share}/${path.replaceAll("\\", "/")}`;
+      const subdirs = (opts?.subdirs ?? []).map(checkRunName);
+      await prepareRunDir(files, { root, dir: inShare, subdirs }, call, label, warn);
       return dir;
     },
     async mkdir(remotePath, opts) {

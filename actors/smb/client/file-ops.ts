@@ -5,7 +5,7 @@
  * and resizing with SET_INFO.
  */
 import { Command } from "../codec/header.ts";
-import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
+import { Access, CreateAction, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import { NtStatus, SmbStatusError } from "../codec/status.ts";
 import {
   encodeFileEndOfFileInformation,
@@ -162,6 +162,49 @@ export async function mkdirp(io: TreeIo, path: string, options: CallOptions): Pr
       if (!(err instanceof SmbStatusError && err.status === NtStatus.OBJECT_NAME_COLLISION)) throw err;
       await open(prefix, CreateDisposition.OPEN);
     }
+  }
+}
+
+/** What {@link mkdir} found or made. */
+export interface MadeDirectory {
+  /** This call created it (CreateAction FILE_CREATED, MS-SMB2 2.2.14). */
+  readonly created: boolean;
+  /** What is there is a junction or a symbolic link to a directory, opened as itself. */
+  readonly reparsePoint: boolean;
+}
+
+/**
+ * Creates the directory `path` unless one is there already (FILE_OPEN_IF; its parent must
+ * exist), and says which. A junction or symbolic link there is opened as itself and reported,
+ * never followed, so a caller can refuse a directory that someone else made point elsewhere.
+ */
+export async function mkdir(io: TreeIo, path: string, options: CallOptions): Promise<MadeDirectory> {
+  const budget = new Budget(options);
+  // OPEN, then CREATE when missing (as mkdirp): whether this call made it is then known from the
+  // disposition that succeeded, not from CreateAction, which some servers (impacket's) only echo.
+  const open = (disposition: number) =>
+    io.withOpen(
+      path,
+      {
+        access: Access.FILE_READ_ATTRIBUTES | Access.SYNCHRONIZE,
+        disposition,
+        options: CreateOption.DIRECTORY_FILE | CreateOption.OPEN_REPARSE_POINT,
+        attributes: FileAttribute.DIRECTORY,
+      },
+      () => budget.next(),
+      (f) =>
+        Promise.resolve({ created: disposition === CreateDisposition.CREATE, reparsePoint: f.reparsePoint }),
+    );
+  try {
+    return await open(CreateDisposition.OPEN);
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+  try {
+    return await open(CreateDisposition.CREATE);
+  } catch (err) {
+    if (!(err instanceof SmbStatusError && err.status === NtStatus.OBJECT_NAME_COLLISION)) throw err;
+    return open(CreateDisposition.OPEN);
   }
 }
 

@@ -16,6 +16,7 @@ import type { CallOptions } from "./connection.ts";
 import { SmbConfigError, SmbNegotiationError } from "./errors.ts";
 import {
   list,
+  mkdir,
   mkdirp,
   remove,
   removeTree,
@@ -24,14 +25,18 @@ import {
   stat,
   type DirectoryEntry,
   type FileStat,
+  type MadeDirectory,
 } from "./file-ops.ts";
+import { getSecurity, setDacl, type SecurityParts } from "./security-ops.ts";
+import type { Acl, SecurityDescriptor } from "../codec/security-descriptor.ts";
 import { readFile, readFileStream, writeFile } from "./file-transfer.ts";
 import { wirePath } from "./paths.ts";
 import { openPipe, type SmbPipe } from "./pipe.ts";
 import { TreeIo, type TreeContext } from "./tree-io.ts";
 
 export type { TreeContext } from "./tree-io.ts";
-export type { DirectoryEntry, FileStat } from "./file-ops.ts";
+export type { DirectoryEntry, FileStat, MadeDirectory } from "./file-ops.ts";
+export type { SecurityParts } from "./security-ops.ts";
 
 /** TREE_CONNECT to `\\host\share`; the tree is encrypted when the session or the share says so. */
 export async function connectTree(ctx: TreeContext, share: string, options: CallOptions): Promise<SmbTree> {
@@ -121,6 +126,38 @@ export class SmbTree {
   /** Creates the directory and its missing parents. */
   async mkdirp(path: string, options: CallOptions): Promise<void> {
     return mkdirp(this.io, wirePath(path), options);
+  }
+
+  /**
+   * Creates one directory (its parent must exist) unless one is there; says whether this call
+   * created it, and whether what is there is a junction or symbolic link (never followed).
+   */
+  async mkdir(path: string, options: CallOptions): Promise<MadeDirectory> {
+    return mkdir(this.io, wirePath(path), options);
+  }
+
+  /**
+   * The owner and/or DACL of `path` (both when neither is asked for), of a link itself when
+   * `path` is one (MS-SMB2 2.2.37, InfoType SECURITY).
+   */
+  async getSecurity(path: string, options: CallOptions & SecurityParts): Promise<SecurityDescriptor> {
+    return getSecurity(this.io, wirePath(path), options);
+  }
+
+  /**
+   * Replaces the DACL of `path` (of a link itself when `path` is one); `protected` stops
+   * inheritance from the parent (MS-SMB2 2.2.39, InfoType SECURITY). Read it back with
+   * {@link getSecurity} to see what the server kept.
+   *
+   * @example
+   * await tree.setDacl("Temp/sumac/run-1", privateDirectoryDacl(), { protected: true, timeoutMs: 10_000 });
+   */
+  async setDacl(
+    path: string,
+    dacl: Acl,
+    options: CallOptions & { readonly protected: boolean },
+  ): Promise<void> {
+    return setDacl(this.io, wirePath(path), dacl, options);
   }
 
   /** Deletes a file (delete on close); a missing one is no error. */

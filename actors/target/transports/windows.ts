@@ -60,6 +60,7 @@ export function windowsTransport(deps: WindowsTransportDeps): TargetTransport<Sm
         ...(deps.netbiosServer === undefined ? {} : { nameServer: deps.netbiosServer }),
         encrypt: deps.smb.encrypt,
         runRoot: deps.smb.runRoot,
+        onWarning: (line) => deps.log(target.id, "warn", line),
         timeoutMs: deps.connectTimeoutMs ?? CONNECT_MS,
         signal,
       });

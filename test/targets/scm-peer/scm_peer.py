@@ -103,6 +103,29 @@ def require_authentication(server):
             server.hookSmb2Command(code, guard(original))
 
 
+def no_security_info(server):
+    """Answer STATUS_NOT_SUPPORTED to QUERY_INFO and SET_INFO of security descriptors.
+
+    impacket 0.10 answers a query of a security descriptor with ACCESS_DENIED and a set with a
+    SUCCESS that keeps nothing. A file server without security descriptors says it does not
+    support them, and sumac then goes on without the run directory's private DACL and says so (a
+    Windows server has them: docs/windows.md).
+    """
+    handlers = server._SMBSERVER__smb2Commands
+
+    def wrap(code, parse):
+        original = handlers[code]
+
+        def answer(conn_id, smb_server, packet):
+            if parse(packet["Data"])["InfoType"] == smb2.SMB2_0_INFO_SECURITY:
+                return [smb2.SMB2Error()], None, STATUS_NOT_SUPPORTED
+            return original(conn_id, smb_server, packet)
+        server.hookSmb2Command(code, answer)
+
+    wrap(smb2.SMB2_QUERY_INFO, smb2.SMB2QueryInfo)
+    wrap(smb2.SMB2_SET_INFO, smb2.SMB2SetInfo)
+
+
 def build_smb_server(args, creds):
     config = configparser.ConfigParser()
     config.add_section("global")
@@ -126,6 +149,7 @@ def build_smb_server(args, creds):
     server.processConfigFile()
     nthash = ntlm.compute_nthash(creds["password"]).hex()
     server.addCredential(creds["user"], 500, "aad3b435b51404eeaad3b435b51404ee", nthash)
+    no_security_info(server)
     require_authentication(server)
     # MS-SRVS and MS-WKST answer share and workstation queries that clients send on their own.
     srvs, wkst = smbserver.SRVSServer(), smbserver.WKSTServer()

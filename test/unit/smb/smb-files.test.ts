@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { checkWindowsRunRoot, smbFileChannel, type SmbShareFiles } from "../../../actors/smb/files.ts";
+import type { Acl, SecurityDescriptor } from "../../../actors/smb/codec/security-descriptor.ts";
 
 /** An in-memory share: files and directories by share-relative path (with `\`). */
 class MemoryShare implements SmbShareFiles {
@@ -43,6 +44,33 @@ class MemoryShare implements SmbShareFiles {
     this.calls.push(`mkdirp ${path}`);
     const parts = path.split("\\");
     for (let i = 1; i <= parts.length; i++) this.dirs.add(parts.slice(0, i).join("\\"));
+    return Promise.resolve();
+  }
+  /** DACLs set, by path; every object is the Administrators group's (an administrator's default). */
+  readonly dacls = new Map<string, { dacl: Acl; protected: boolean }>();
+  mkdir(path: string) {
+    this.calls.push(`mkdir ${path}`);
+    const created = !this.dirs.has(path);
+    this.dirs.add(path);
+    return Promise.resolve({ created, reparsePoint: false });
+  }
+  list(path: string) {
+    const names = [...this.dirs, ...this.files.keys()]
+      .filter((p) => p.startsWith(`${path}\\`) && !p.slice(path.length + 1).includes("\\"))
+      .map((p) => ({ name: p.slice(path.length + 1) }));
+    return Promise.resolve(names);
+  }
+  getSecurity(path: string): Promise<SecurityDescriptor> {
+    const set = this.dacls.get(path);
+    return Promise.resolve({
+      control: set?.protected === true ? 0x1000 : 0,
+      owner: "S-1-5-32-544",
+      dacl: set?.dacl ?? { revision: 2, aces: [] },
+    });
+  }
+  setDacl(path: string, dacl: Acl, options: { protected: boolean }) {
+    this.calls.push(`setDacl ${path}`);
+    this.dacls.set(path, { dacl, protected: options.protected });
     return Promise.resolve();
   }
   remove(path: string) {
