@@ -65,9 +65,7 @@ export function createConnectSteps(deps: ConnectStepsDeps): Pick<StepImpls, "con
       const transport = transportOf(deps.transports, access);
       if (transport === undefined)
         throw new TransportUnsupportedError(
-          access.transport === "smb"
-            ? `${access.id}: Windows targets (SMB) cannot be deployed to yet; remove it from the job or give it os: linux over SSH`
-            : `${access.id}: no transport for ${access.transport} targets in this run`,
+          `${access.id}: no transport for ${access.transport} targets in this run`,
         );
       signal.throwIfAborted();
       await drop(access.id);

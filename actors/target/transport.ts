@@ -3,8 +3,9 @@
  * are written against (STYLE.md item 4): opening a session (a shell, a file channel and both
  * ends' addresses), putting the agent's files there and taking them away, and starting and
  * stopping the agent. SSH and this machine share the POSIX files and process implementations
- * (posix/); each kind is composed in one place (transports/). A Windows target adds its own
- * three (SMB files, the agent as a service) beside them, and no step changes.
+ * (posix/); each kind is composed in one place (transports/). A Windows target has its own
+ * (windows/: the files over SMB, the agent as a service talked to through files), and no step
+ * changes.
  */
 import { withDeadline } from "../../base/deadline.ts";
 import type { BecomeConfig } from "../ssh/become.ts";

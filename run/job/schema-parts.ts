@@ -103,7 +103,7 @@ export const Domain = described(
 
 export const Os = described(
   z.enum(["linux", "windows"]),
-  "The target's operating system. Default: linux. (Windows targets are accepted here; deploying to them is not supported yet.)",
+  "The target's operating system. Default: linux. windows: reached over SMB with a password (docs/windows.md).",
   { expected: 'one of "linux", "windows"', what: "os" },
 );
 

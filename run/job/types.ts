@@ -50,7 +50,7 @@ export interface SshTarget extends TargetCommon {
   readonly hostKey?: string;
 }
 
-/** A Windows server reached through ADMIN$ over SMB (accepted in jobs; not deployable yet). */
+/** A Windows server reached through ADMIN$ over SMB, its agent run as a service (docs/windows.md). */
 export interface SmbTarget extends TargetCommon {
   readonly transport: "smb";
   readonly host: string;

@@ -28,16 +28,14 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
 
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), "sumac-windows-run-"));
-    const started = await Promise.allSettled([
-      startLinuxTarget({ withNode: true }),
-      startLinuxTarget({ withNode: true }),
-      startScmPeer(),
-      startScmPeer(),
+    const [linuxStarts, peerStarts] = await Promise.all([
+      Promise.allSettled([startLinuxTarget({ withNode: true }), startLinuxTarget({ withNode: true })]),
+      Promise.allSettled([startScmPeer(), startScmPeer()]),
     ]);
-    linux = started.slice(0, 2).flatMap((s) => (s.status === "fulfilled" ? [s.value as LinuxTarget] : []));
-    peers = started.slice(2).flatMap((s) => (s.status === "fulfilled" ? [s.value as ScmPeer] : []));
-    const failed = started.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    linux = linuxStarts.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    peers = peerStarts.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    const failed = [...linuxStarts, ...peerStarts].find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
   });
 
   after(async () => {

@@ -5,7 +5,7 @@
  * and resizing with SET_INFO.
  */
 import { Command } from "../codec/header.ts";
-import { Access, CreateAction, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
+import { Access, CreateDisposition, CreateOption, FileAttribute } from "../codec/create.ts";
 import { NtStatus, SmbStatusError } from "../codec/status.ts";
 import {
   encodeFileEndOfFileInformation,

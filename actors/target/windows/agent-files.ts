@@ -72,7 +72,11 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
         for (const { level, line } of describeSweep(swept)) deps.log(session.targetId, level, line);
       } catch (error) {
         signal.throwIfAborted();
-        deps.log(session.targetId, "warn", `the sweep of services left by earlier runs failed: ${(error as Error).message}`);
+        deps.log(
+          session.targetId,
+          "warn",
+          `the sweep of services left by earlier runs failed: ${(error as Error).message}`,
+        );
       }
       const runDir = await files.createRunDir(runId, { ...call, subdirs: [WINDOWS_FILES.staging] });
       const logDir = posix.join(files.runRoot, "logs", runId);
@@ -85,8 +89,16 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
             : `${session.targetId}: the target's Windows is for ${machine}; Node for Windows (and so the agent) runs on x64 and arm64 only`,
         );
       const [bundle, runtime] = await Promise.all([deps.bundle(), deps.runtime(machine, signal)]);
-      const upload = { mode: 0o644, signal, timeoutMs: deps.uploadTimeoutMs ?? UPLOAD_MS, checkOnTarget: false };
-      await files.put(runtime.tgzPath, `${runDir}/${WINDOWS_FILES.runtime}`, { ...upload, sha256: runtime.tgzSha256 });
+      const upload = {
+        mode: 0o644,
+        signal,
+        timeoutMs: deps.uploadTimeoutMs ?? UPLOAD_MS,
+        checkOnTarget: false,
+      };
+      await files.put(runtime.tgzPath, `${runDir}/${WINDOWS_FILES.runtime}`, {
+        ...upload,
+        sha256: runtime.tgzSha256,
+      });
       const bundlePath = `${runDir}/${WINDOWS_FILES.bundle}`;
       await files.put(bundle.path, bundlePath, { ...upload, sha256: bundle.sha256 });
       deps.log(

@@ -17,12 +17,7 @@ import { ruleComment } from "../../../agent/protocol/firewall-rule.ts";
 import { completeEvents } from "../../../agent/protocol/files-dialogue.ts";
 import type { AgentConfigDocument, CertificateLine } from "../../../agent/protocol/start-up.ts";
 import { AgentStartError } from "../errors.ts";
-import type {
-  AgentLauncher,
-  StartedAgent,
-  StepLog,
-  TransportSession,
-} from "../transport.ts";
+import type { AgentLauncher, StartedAgent, StepLog, TransportSession } from "../transport.ts";
 import {
   agentServiceCommand,
   agentServiceName,
@@ -87,7 +82,11 @@ class WindowsAgent implements StartedAgent {
     let data: Buffer | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        data = await this.#link.files.read(this.#outPath, { maxBytes: OUT_MAX_BYTES, timeoutMs: CALL_MS, signal });
+        data = await this.#link.files.read(this.#outPath, {
+          maxBytes: OUT_MAX_BYTES,
+          timeoutMs: CALL_MS,
+          signal,
+        });
         break;
       } catch (error) {
         // The agent appended while it was read (the size at the open was smaller): read again.
@@ -157,7 +156,11 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
       for (const file of [WINDOWS_FILES.out, WINDOWS_FILES.certificate, WINDOWS_FILES.stop])
         await files.remove(`${runDir}/${file}`, call);
       const config = Buffer.from(`${JSON.stringify(windowsAgentConfig(request.config))}\n`);
-      await files.put(config, `${runDir}/${WINDOWS_FILES.config}`, { mode: 0o600, ...call, checkOnTarget: false });
+      await files.put(config, `${runDir}/${WINDOWS_FILES.config}`, {
+        mode: 0o600,
+        ...call,
+        checkOnTarget: false,
+      });
       const scm = await link.scm(call);
       await scm.remove(name, call);
       const agent = new WindowsAgent(link, runDir);
@@ -171,10 +174,13 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
         let launchError: unknown;
         let launched = false;
         const launching = scm
-          .launch({ name, displayName: `sumac agent ${runId} ${session.targetId}`, binaryPath }, {
-            timeoutMs: 60_000,
-            signal,
-          })
+          .launch(
+            { name, displayName: `sumac agent ${runId} ${session.targetId}`, binaryPath },
+            {
+              timeoutMs: 60_000,
+              signal,
+            },
+          )
           .then(
             () => (launched = true),
             (error: unknown) => (launchError = error),
@@ -281,7 +287,11 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
           }
         }
         if (agent.pid === undefined) {
-          log(session.targetId, "warn", "the agent did not stop on its stop file, and never said its process id");
+          log(
+            session.targetId,
+            "warn",
+            "the agent did not stop on its stop file, and never said its process id",
+          );
           return;
         }
         const runId = runIdOf(session, pushed.runDir);

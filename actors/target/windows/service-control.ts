@@ -70,7 +70,10 @@ export class ServiceControl {
     try {
       await this.#scm.start(handle, options);
     } catch (error) {
-      if (!isWin32(error, Win32Error.ERROR_SERVICE_REQUEST_TIMEOUT) && !isWin32(error, Win32Error.ERROR_PROCESS_ABORTED))
+      if (
+        !isWin32(error, Win32Error.ERROR_SERVICE_REQUEST_TIMEOUT) &&
+        !isWin32(error, Win32Error.ERROR_PROCESS_ABORTED)
+      )
         throw error;
     } finally {
       await this.#scm.closeHandle(handle, options).catch(() => undefined);
