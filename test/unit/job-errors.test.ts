@@ -100,7 +100,7 @@ describe("job file errors", () => {
       column: 5,
       path: "targets[0].hots",
       message: 'unknown key "hots"; did you mean "host"?',
-      expected: "one of host, name, port, os, user, auth, become, hostKey, tags",
+      expected: "one of host, name, port, os, user, domain, auth, become, hostKey, tags",
     });
   });
 

@@ -150,6 +150,7 @@ ${PACKAGE}`);
         port: 445,
         os: "windows",
         user: "deploy",
+        domain: "",
         auth: { method: "password", password: { kind: "env", name: "WIN_PW" } },
         tags: [],
       },

@@ -143,12 +143,12 @@ describe("target transport steps - connect", () => {
     await s.disconnect(cleanup("r1", null), never);
   });
 
-  it("target transport steps - an SMB target is refused, not retryable", async () => {
+  it("target transport steps - a kind of target the run has no transport for is refused, not retryable", async () => {
     const s = steps(false);
     await assert.rejects(s.connect({ runId: "r1", target: ref(smbTarget), attempt: 0 }, never), {
       code: "TRANSPORT_UNSUPPORTED",
       retryable: false,
-      message: /win-1: Windows targets/,
+      message: /win-1: no transport for smb targets in this run/,
     });
     await assert.rejects(
       s.connect({ runId: "r1", target: { id: "ghost", host: "x", os: "linux" }, attempt: 0 }, never),
