@@ -69,6 +69,7 @@ export const ERROR_CODES = {
   },
 
   // The steps of a target (actors/target).
+  CLEAN_FAILED: { retryable: false, means: "the clean of a target (sumac clean) did not finish" },
   TRANSPORT_UNSUPPORTED: { retryable: false, means: "no transport of this build reaches such a target" },
   UNKNOWN_TARGET: { retryable: false, means: "a step named a target the job does not have" },
   SECRET_UNAVAILABLE: { retryable: false, means: "a secret of the job cannot be read" },

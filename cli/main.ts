@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { DEPLOY_HELP, INVENTORY_HELP, parseRunArgs, UsageError } from "./args.ts";
 import { runCommand } from "./command.ts";
+import { CLEAN_HELP, cleanCommand, type CleanFactory } from "./clean.ts";
 import { EXIT_CODES_HELP, ExitCode } from "../run/exit-codes.ts";
 import type { CliIo } from "./io.ts";
 import type { StepsFactory } from "../run/types.ts";
@@ -27,6 +28,7 @@ export const usage = `sumac ${pkg.version}: remote update and deployment for ser
 Usage:
   sumac deploy <job.yaml> [options]      deploy a package to the job's targets
   sumac inventory <job.yaml> [options]   report what would be installed, change nothing
+  sumac clean <job.yaml>                 remove what crashed runs left on the targets (logs kept)
   sumac <command> --help                 the command's options, where its report goes
   sumac --help | --version
 
@@ -46,12 +48,17 @@ ${EXIT_CODES_HELP}`;
  * @example
  * const code = await main(["deploy", "job.yaml", "--json"], { out, err }, createRunSteps);
  */
-export async function main(argv: readonly string[], io: CliIo, steps?: StepsFactory): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIo,
+  steps?: StepsFactory,
+  clean?: CleanFactory,
+): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     const topic = cmd === "help" ? rest[0] : undefined;
-    if (topic === "deploy" || topic === "inventory") {
-      io.out(topic === "deploy" ? DEPLOY_HELP : INVENTORY_HELP);
+    if (topic === "deploy" || topic === "inventory" || topic === "clean") {
+      io.out(topic === "deploy" ? DEPLOY_HELP : topic === "clean" ? CLEAN_HELP : INVENTORY_HELP);
       return ExitCode.ok;
     }
     io.out(usage);
@@ -79,6 +86,17 @@ export async function main(argv: readonly string[], io: CliIo, steps?: StepsFact
         `sumac: internal error: ${(error instanceof Error ? (error.stack ?? error.message) : String(error)).split("\n").map(printable).join("\n")}\n`,
       );
       return ExitCode.otherFailure;
+    }
+  }
+  if (cmd === "clean") {
+    try {
+      return await cleanCommand(rest, io, clean);
+    } catch (error) {
+      if (error instanceof UsageError) {
+        io.err(`${error.message}\n`);
+        return ExitCode.badInput;
+      }
+      throw error;
     }
   }
   if (cmd.startsWith("-")) {

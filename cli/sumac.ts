@@ -6,6 +6,7 @@ import { enableCompileCache } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { StepsFactory } from "../run/types.ts";
+import type { CleanFactory } from "./clean.ts";
 
 /**
  * Node's compile cache (compiled code of sumac's modules, TypeScript already stripped), in a
@@ -39,6 +40,8 @@ const { NATS_SECRET_ENV } = await import("./args.ts");
 const env = { ...process.env };
 for (const name of NATS_SECRET_ENV) delete process.env[name];
 const createRunSteps: StepsFactory = async (run) => (await import("../run/compose.ts")).createRunSteps(run);
+const cleanJob: CleanFactory = async (job, options) =>
+  (await import("../run/clean.ts")).cleanJob(job, options);
 
 const code = await main(
   process.argv.slice(2),
@@ -56,6 +59,7 @@ const code = await main(
     },
   },
   createRunSteps,
+  cleanJob,
 );
 process.exitCode = code;
 // Everything a run opens is closed by now; should a handle still hold the event loop, do not hang

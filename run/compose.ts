@@ -14,7 +14,8 @@ import { selectFirewall } from "../actors/firewall/select.ts";
 import { sweepStaleRules } from "../actors/firewall/sweep.ts";
 import { createLeaseClient, type LeaseClient } from "../actors/lease/client.ts";
 import { agentBundleOnce } from "../actors/target/agent-bundle.ts";
-import type { StepLog } from "../actors/target/transport.ts";
+import type { StepLog, Transports } from "../actors/target/transport.ts";
+import type { Job } from "./job/types.ts";
 import { createAgentSteps } from "../actors/target/agent-steps.ts";
 import { createConnectSteps } from "../actors/target/connect-steps.ts";
 import { createExchangeSteps } from "../actors/target/exchange-steps.ts";
@@ -56,6 +57,39 @@ export function createRunCredentials(
   return { ca, client };
 }
 
+/**
+ * One transport per kind of target, as the job's options shape them (also what `sumac clean`
+ * reaches targets with): SSH, this machine, and Windows over SMB.
+ */
+export function createTransports(
+  job: Job,
+  stateDir: string,
+  log: StepLog,
+  env: NodeJS.ProcessEnv = process.env,
+): Required<Transports> {
+  const agentFiles = {
+    agentCache: job.options.agentCache,
+    bundle: agentBundleOnce({ outDir: join(stateDir, "cache", "agent") }),
+    runtime: runtimeOnce(join(stateDir, "cache", "runtime")),
+    log,
+  };
+  return {
+    ssh: sshTransport({ hostKeyPolicy: job.options.hostKeyPolicy, env, agentFiles, log }),
+    local: localTransport({ env, agentFiles, log }),
+    smb: windowsTransport({
+      targetIndex: new Map(job.targets.map((t, i) => [t.id, i])),
+      netbios: job.options.netbios,
+      ...(job.options.netbiosServer === undefined ? {} : { netbiosServer: job.options.netbiosServer }),
+      smb: job.options.smb,
+      agentFiles: {
+        bundle: agentFiles.bundle,
+        runtime: windowsRuntimeOnce(join(stateDir, "cache", "runtime-windows")),
+      },
+      log,
+    }),
+  };
+}
+
 /** The real steps of a run. */
 export async function createRunSteps(run: RunContext): Promise<RunSteps> {
   const { job } = run;
@@ -93,32 +127,13 @@ export async function createRunSteps(run: RunContext): Promise<RunSteps> {
     }),
   );
   const { ca, client } = createRunCredentials(run.runId, jobLifetimeMs(job));
-  const agentFiles = {
-    agentCache: job.options.agentCache,
-    bundle: agentBundleOnce({ outDir: join(run.stateDir, "cache", "agent") }),
-    runtime: runtimeOnce(join(run.stateDir, "cache", "runtime")),
-    log,
-  };
+  const transports = createTransports(job, run.stateDir, log, env);
   const sessions = new SessionRegistry();
   const progress = (targetId: string, componentId: string, percent: number) =>
     run.events.progress(targetId, componentId, percent);
   const connect = createConnectSteps({
     targets: new Map(job.targets.map((t) => [t.id, targetAccess(t, env)])),
-    transports: {
-      ssh: sshTransport({ hostKeyPolicy: job.options.hostKeyPolicy, env, agentFiles, log }),
-      local: localTransport({ env, agentFiles, log }),
-      smb: windowsTransport({
-        targetIndex: new Map(job.targets.map((t, i) => [t.id, i])),
-        netbios: job.options.netbios,
-        ...(job.options.netbiosServer === undefined ? {} : { netbiosServer: job.options.netbiosServer }),
-        smb: job.options.smb,
-        agentFiles: {
-          bundle: agentFiles.bundle,
-          runtime: windowsRuntimeOnce(join(run.stateDir, "cache", "runtime-windows")),
-        },
-        log,
-      }),
-    },
+    transports,
     sessions,
     log,
   });

@@ -96,6 +96,8 @@ export interface SmbFileChannel extends FileChannel {
    * there is nothing at `remotePath`: how the agent's words come back from a Windows target.
    */
   read(remotePath: string, options: FileOpOptions & { maxBytes: number }): Promise<Buffer | undefined>;
+  /** The names in a directory of the run root (or the root itself); none when it is not there. */
+  list(remotePath: string, options?: FileOpOptions): Promise<string[]>;
 }
 
 export function smbFileChannel(options: {
@@ -186,6 +188,15 @@ export function smbFileChannel(options: {
       const info = await files.stat(inShare, call);
       if (info === undefined || info.directory) return undefined;
       return files.readFile(inShare, { ...call, maxBytes: opts.maxBytes });
+    },
+    async list(remotePath, opts) {
+      const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);
+      const path = remotePath === runRoot ? runRoot : insideRunRoot(runRoot, remotePath);
+      const { share, inShare } = split(path);
+      const files = await shareOf(share, call);
+      const info = await files.stat(inShare, call);
+      if (info === undefined || !info.directory) return [];
+      return (await files.list(inShare, call)).map((e) => e.name);
     },
     close: () => options.close(),
   };

@@ -190,6 +190,11 @@ export interface TargetTransport<A extends TargetAccess = TargetAccess> {
   open(access: A, signal: AbortSignal): Promise<Connection>;
   readonly files: AgentFiles;
   readonly launcher: AgentLauncher;
+  /**
+   * `sumac clean`: removes what runs of sumac left on the target (agents, run directories,
+   * firewall rules, services), keeping the logs; resolves with what it did, one line each.
+   */
+  clean(connection: Connection, targetId: string, signal: AbortSignal): Promise<string[]>;
 }
 
 /** The transports a run has, by the kind of target they serve; a kind without one is refused. */

@@ -6,6 +6,7 @@
  */
 import { LocalSession, localRoots } from "../../local/session.ts";
 import { localAgentLauncher } from "../posix/agent-process.ts";
+import { cleanPosixTarget } from "../posix/clean.ts";
 import { posixAgentFiles, type PosixFilesDeps } from "../posix/agent-files.ts";
 import type { LocalAccess, StepLog, TargetTransport } from "../transport.ts";
 
@@ -34,5 +35,6 @@ export function localTransport(deps: LocalTransportDeps): TargetTransport<LocalA
     },
     files: posixAgentFiles(deps.agentFiles),
     launcher: localAgentLauncher(deps.log),
+    clean: (connection, _targetId, signal) => cleanPosixTarget(connection, signal),
   };
 }

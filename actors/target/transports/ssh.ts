@@ -16,6 +16,7 @@ import type { HostKeyPolicy } from "../../ssh/host-key.ts";
 import { KnownHostsFile } from "../../ssh/known-hosts-file.ts";
 import { TargetAddressError } from "../errors.ts";
 import { sshAgentLauncher } from "../posix/agent-process.ts";
+import { cleanPosixTarget } from "../posix/clean.ts";
 import { posixAgentFiles, type PosixFilesDeps } from "../posix/agent-files.ts";
 import type { SshAccess, StepLog, TargetTransport } from "../transport.ts";
 
@@ -136,5 +137,6 @@ export function sshTransport(deps: SshTransportDeps): TargetTransport<SshAccess>
     },
     files: posixAgentFiles(deps.agentFiles),
     launcher: sshAgentLauncher(deps.log),
+    clean: (connection, _targetId, signal) => cleanPosixTarget(connection, signal),
   };
 }

@@ -13,7 +13,8 @@ import { TransportUnsupportedError } from "../errors.ts";
 import type { SmbAccess, StepLog, TargetTransport } from "../transport.ts";
 import { windowsAgentFiles, type WindowsFilesDeps } from "../windows/agent-files.ts";
 import { windowsAgentLauncher } from "../windows/agent-service.ts";
-import { linkWindows } from "../windows/link.ts";
+import { linkWindows, windowsLinkOf } from "../windows/link.ts";
+import { cleanWindowsTarget } from "../windows/clean.ts";
 import { localAddressTowards } from "./ssh.ts";
 
 export interface WindowsTransportDeps {
@@ -78,5 +79,10 @@ export function windowsTransport(deps: WindowsTransportDeps): TargetTransport<Sm
     },
     files: windowsAgentFiles({ ...deps.agentFiles, log: deps.log }),
     launcher: windowsAgentLauncher(deps.log),
+    clean(connection, targetId, signal) {
+      const link = windowsLinkOf(connection.files);
+      if (link === undefined) throw new TransportUnsupportedError(`${targetId}: not a Windows session`);
+      return cleanWindowsTarget(link, targetId, deps.log, signal);
+    },
   };
 }

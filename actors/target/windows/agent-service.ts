@@ -97,6 +97,9 @@ class WindowsAgent implements StartedAgent {
     const events: AgentEvent[] = completeEvents(data.toString("utf8"));
     const key = events.find((e) => e.event === "publicKey");
     if (typeof key?.pid === "number" && Number.isSafeInteger(key.pid) && key.pid > 0) this.pid = key.pid;
+    const listening = events.find((e) => e.event === "listening");
+    if (this.port === 0 && typeof listening?.port === "number" && Number.isSafeInteger(listening.port))
+      this.port = listening.port;
     this.#events = events;
     const stopped = events.find((e) => e.event === "stopped");
     if (stopped !== undefined) this.#settle({ exitCode: stopped.removed === true ? 0 : 4 });
@@ -268,62 +271,66 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
         log(session.targetId, "warn", "cannot stop the agent: its session or run directory is unknown");
         return;
       }
-      const call = { timeoutMs: CALL_MS };
-      try {
-        await agent.read().catch(() => undefined);
-        if (agent.stopped) return;
-        await link.files.put(Buffer.alloc(0), `${pushed.runDir}/${WINDOWS_FILES.stop}`, {
-          mode: 0o600,
-          ...call,
-          checkOnTarget: false,
-        });
-        const deadline = performance.now() + STOP_WAIT_MS;
-        while (performance.now() < deadline) {
-          await sleep(500);
-          await agent.read().catch(() => undefined);
-          if (agent.stopped) {
-            log(session.targetId, "debug", "the agent stopped on its stop file");
-            return;
-          }
-        }
-        if (agent.pid === undefined) {
-          log(
-            session.targetId,
-            "warn",
-            "the agent did not stop on its stop file, and never said its process id",
-          );
-          return;
-        }
-        const runId = runIdOf(session, pushed.runDir);
-        const scm = await link.scm(call);
-        await scm.runOnce(
-          {
-            name: killServiceName(runId, link.index),
-            displayName: `sumac agent ${runId} ${session.targetId} (stop)`,
-            binaryPath: killServiceCommand(
-              agent.pid,
-              ruleComment({ runId, targetId: session.targetId, port: agent.port }),
-            ),
-          },
-          call,
-        );
-        log(
-          session.targetId,
-          "warn",
-          `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${agent.pid} was ended`,
-        );
-      } catch (error) {
-        log(session.targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
-      }
+      await stopAgentOfRunDir(link, pushed.runDir, session.targetId, log, agent);
     },
   };
 }
 
-/** The run's id: the last segment of the run directory (`<runRoot>/<runId>`). */
-function runIdOf(session: TransportSession, runDir: string): string {
-  const id = runDir.split("/").pop();
-  if (id === undefined || id === "") throw new AgentStartError(`${session.targetId}: no run directory`);
-  return id;
+/**
+ * Stops the agent of a run directory that cannot be asked to over SOAP: its stop file, then after
+ * {@link STOP_WAIT_MS} the kill service (its process by the id it reported, and its firewall
+ * rule). `none`: it had stopped already (or never wrote a line). Never throws: what fails is logged.
+ */
+export async function stopAgentOfRunDir(
+  link: WindowsLink,
+  runDir: string,
+  targetId: string,
+  log: StepLog,
+  known?: StartedAgent,
+): Promise<"none" | "stopped" | "ended" | "failed"> {
+  const agent = known instanceof WindowsAgent ? known : new WindowsAgent(link, runDir);
+  const call = { timeoutMs: CALL_MS };
+  try {
+    const said = await agent.read();
+    if (agent.stopped || said.length === 0) return "none";
+    await link.files.put(Buffer.alloc(0), `${runDir}/${WINDOWS_FILES.stop}`, {
+      mode: 0o600,
+      ...call,
+      checkOnTarget: false,
+    });
+    const deadline = performance.now() + STOP_WAIT_MS;
+    while (performance.now() < deadline) {
+      await sleep(500);
+      await agent.read().catch(() => undefined);
+      if (agent.stopped) {
+        log(targetId, "debug", "the agent stopped on its stop file");
+        return "stopped";
+      }
+    }
+    if (agent.pid === undefined) {
+      log(targetId, "warn", "the agent did not stop on its stop file, and never said its process id");
+      return "failed";
+    }
+    const runId = runDir.split("/").pop() ?? "";
+    const scm = await link.scm(call);
+    await scm.runOnce(
+      {
+        name: killServiceName(runId, link.index),
+        displayName: `sumac agent ${runId} ${targetId} (stop)`,
+        binaryPath: killServiceCommand(agent.pid, ruleComment({ runId, targetId, port: agent.port })),
+      },
+      call,
+    );
+    log(
+      targetId,
+      "warn",
+      `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${agent.pid} was ended`,
+    );
+    return "ended";
+  } catch (error) {
+    log(targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
+    return "failed";
+  }
 }
 
 /** Whether the service is stopped (or gone): its launcher ended. */
