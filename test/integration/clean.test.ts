@@ -155,7 +155,7 @@ describe(
       );
       const results = await cleanJob(await loadJob(file), { stateDir: join(tmp, "state") });
       assert.equal(results[0]?.ok, true, JSON.stringify(results));
-      const done = results[0]!.done.join("\n");
+      const done = results[0].done.join("\n");
       assert.match(done, new RegExp(`swept service sumac-${OLD}-0, left by run ${OLD}`));
       assert.match(done, new RegExp(`agent of run ${OLD} ended`));
       assert.match(done, new RegExp(`run directory ${OLD} removed`));
