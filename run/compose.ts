@@ -82,6 +82,7 @@ export function createTransports(
       ...(job.options.netbiosServer === undefined ? {} : { netbiosServer: job.options.netbiosServer }),
       smb: job.options.smb,
       agentFiles: {
+        agentCache: job.options.agentCache,
         bundle: agentFiles.bundle,
         runtime: windowsRuntimeOnce(join(stateDir, "cache", "runtime-windows")),
       },

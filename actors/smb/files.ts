@@ -96,6 +96,8 @@ export interface SmbFileChannel extends FileChannel {
    * there is nothing at `remotePath`: how the agent's words come back from a Windows target.
    */
   read(remotePath: string, options: FileOpOptions & { maxBytes: number }): Promise<Buffer | undefined>;
+  /** The size of a file in the run root, or undefined when there is none (or a directory). */
+  size(remotePath: string, options?: FileOpOptions): Promise<number | undefined>;
   /** The names in a directory of the run root (or the root itself); none when it is not there. */
   list(remotePath: string, options?: FileOpOptions): Promise<string[]>;
 }
@@ -188,6 +190,12 @@ export function smbFileChannel(options: {
       const info = await files.stat(inShare, call);
       if (info === undefined || info.directory) return undefined;
       return files.readFile(inShare, { ...call, maxBytes: opts.maxBytes });
+    },
+    async size(remotePath, opts) {
+      const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);
+      const { files, inShare } = await at(remotePath, call);
+      const info = await files.stat(inShare, call);
+      return info === undefined || info.directory ? undefined : Number(info.size);
     },
     async list(remotePath, opts) {
       const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);

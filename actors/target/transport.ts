@@ -99,6 +99,8 @@ export interface PushedAgent {
    * `node.exe` unpacked there from the pushed `node.tgz`).
    */
   readonly runtimeSha256?: string;
+  /** Where the runtime is kept by its hash with the agent cache (Windows), outside `runDir`. */
+  readonly runtimeCacheDir?: string;
 }
 
 /** What the transports' files and launchers use of a target's session (session.ts has the rest). */

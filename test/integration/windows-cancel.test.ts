@@ -39,7 +39,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
   });
 
   /** A run of one component on the peer; `install` is its install command (run by sh there). */
-  async function start(install: string, options: { password?: string } = {}) {
+  async function start(install: string, options: { password?: string; agentCache?: boolean } = {}) {
     const file = join(tmp, `job-${++jobs}.yaml`);
     if (options.password !== undefined) process.env.SUMAC_TEST_CANCEL_WRONG = options.password;
     await writeFile(
@@ -65,6 +65,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
           name: "p",
           components: [{ id: `c${jobs}`, version: "1.0.0", detect: "exit 1", install, timeout: "5m" }],
         },
+        ...(options.agentCache === true ? { options: { agentCache: true } } : {}),
       }),
     );
     const events: RunEvent[] = [];
@@ -103,7 +104,7 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
 
   /** Nothing of run `runId` is left on the peer but its logs. */
   async function nothingLeft(runId: string): Promise<void> {
-    const dirs = await peer.exec("ls -A /windows/Temp/sumac");
+    const dirs = await peer.exec("ls -A /windows/Temp/sumac | grep -vx cache");
     assert.deepEqual(dirs.stdout.trim().split("\n"), ["logs"], dirs.stdout);
     const agents = await peer.exec("pgrep -af '[s]umac-run=' || true");
     assert.equal(agents.stdout.trim(), "", agents.stdout);
@@ -197,5 +198,20 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     assert.doesNotMatch(text, /not-the-password/);
     // One login was tried, and not again (the server logs each AUTHENTICATE it gets).
     assert.equal((await authentications()) - before, 1);
+  });
+
+  it("windows cancel - with the agent cache, Node is pushed once and kept by its hash; the second run reuses it", async () => {
+    const first = await start("true", { agentCache: true });
+    const one = await first.run.result;
+    assert.equal(one.exitCode, 0, JSON.stringify(one.report.targets, null, 2));
+    assert.match(logLines(first.events), /pushed Node [\d.]+ for Windows x64/);
+    const second = await start("true", { agentCache: true });
+    const two = await second.run.result;
+    assert.equal(two.exitCode, 0, JSON.stringify(two.report.targets, null, 2));
+    assert.match(logLines(second.events), /Node [\d.]+ for Windows x64 is in the agent cache/);
+    assert.doesNotMatch(logLines(second.events), /pushed Node/);
+    const cached = await peer.exec("ls /windows/Temp/sumac/cache/*/");
+    assert.deepEqual(cached.stdout.trim().split("\n").sort(), ["node.exe", "node.tgz"], cached.stdout);
+    await nothingLeft(second.run.runId);
   });
 });

@@ -18,6 +18,8 @@ import { describeSweep, sweepServices } from "./sweep.ts";
 import type { WindowsRuntime } from "./runtime.ts";
 
 export interface WindowsFilesDeps {
+  /** Keep Node on targets by its hash under `<run root>/cache` (job option `agentCache`). */
+  readonly agentCache: boolean;
   /** The run's agent bundle, built once. */
   readonly bundle: () => Promise<BuiltAgent>;
   /** Node for Windows for a processor, fetched and compressed once (runtime.ts). */
@@ -95,16 +97,29 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
         timeoutMs: deps.uploadTimeoutMs ?? UPLOAD_MS,
         checkOnTarget: false,
       };
-      await files.put(runtime.tgzPath, `${runDir}/${WINDOWS_FILES.runtime}`, {
-        ...upload,
-        sha256: runtime.tgzSha256,
-      });
+      let runtimeCacheDir: string | undefined;
+      let runtimeSent = true;
+      if (deps.agentCache) {
+        // Private like a run directory (its DACL), each version in a directory named by its hash.
+        const cacheRoot = await files.createRunDir("cache", { ...call, subdirs: [runtime.nodeSha256] });
+        runtimeCacheDir = `${cacheRoot}/${runtime.nodeSha256}`;
+        const cachedTgz = `${runtimeCacheDir}/${WINDOWS_FILES.runtime}`;
+        // A node.tgz of the right size is taken as it is: the start checks node.exe's hash anyway.
+        if ((await files.size(cachedTgz, call)) === runtime.tgzBytes) runtimeSent = false;
+        else await files.put(runtime.tgzPath, cachedTgz, { ...upload, sha256: runtime.tgzSha256 });
+      } else
+        await files.put(runtime.tgzPath, `${runDir}/${WINDOWS_FILES.runtime}`, {
+          ...upload,
+          sha256: runtime.tgzSha256,
+        });
       const bundlePath = `${runDir}/${WINDOWS_FILES.bundle}`;
       await files.put(bundle.path, bundlePath, { ...upload, sha256: bundle.sha256 });
       deps.log(
         session.targetId,
         "info",
-        `pushed Node ${runtime.version} for Windows ${machine} (${(runtime.tgzBytes / 1048576).toFixed(1)} MiB compressed) and the agent to ${runDir}`,
+        runtimeSent
+          ? `pushed Node ${runtime.version} for Windows ${machine} (${(runtime.tgzBytes / 1048576).toFixed(1)} MiB compressed) and the agent to ${runDir}`
+          : `pushed the agent to ${runDir}; Node ${runtime.version} for Windows ${machine} is in the agent cache`,
       );
       return {
         runDir,
@@ -116,6 +131,7 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
         logDir,
         extraPaths: [],
         runtimeSha256: runtime.nodeSha256,
+        ...(runtimeCacheDir === undefined ? {} : { runtimeCacheDir }),
       };
     },
 

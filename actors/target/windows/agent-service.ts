@@ -130,7 +130,8 @@ export function windowsAgentConfig(config: AgentConfigDocument): AgentConfigDocu
     ...config,
     stagingDir: WINDOWS_FILES.staging,
     logDir: `../logs/${config.runId}`,
-    // node.exe cannot be removed while it runs: the workstation removes it after the agent ended.
+    // node.exe cannot be removed while it runs: the workstation removes it after the agent ended
+    // (node.tgz is absent with the agent cache, which is no error).
     programFiles: [WINDOWS_FILES.bundle, WINDOWS_FILES.runtime],
     firewall: config.firewall === "none" ? "none" : "netsh",
   };
@@ -169,6 +170,7 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
       const agent = new WindowsAgent(link, runDir);
       const binaryPath = agentServiceCommand({
         runDir: windowsPathOf(runDir),
+        ...(pushed.runtimeCacheDir === undefined ? {} : { cacheDir: windowsPathOf(pushed.runtimeCacheDir) }),
         nodeSha256: runtimeSha,
         bundleSha256: pushed.bundleSha256,
         marker: request.marker,

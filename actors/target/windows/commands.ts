@@ -75,6 +75,11 @@ export function runOfServiceName(name: string): string | undefined {
 export interface AgentCommandParts {
   /** The run directory, as {@link windowsPathOf} gives it. */
   readonly runDir: string;
+  /**
+   * With the agent cache: the directory (as {@link windowsPathOf} gives it) that keeps Node by its
+   * hash, `node.tgz` there and `node.exe` unpacked beside it once and reused while its hash holds.
+   */
+  readonly cacheDir?: string;
   /** SHA-256 (hex) of node.exe and of the bundle, checked before anything runs. */
   readonly nodeSha256: string;
   readonly bundleSha256: string;
@@ -101,13 +106,24 @@ function hashCheck(file: string, sha: string): string {
 export function agentServiceCommand(parts: AgentCommandParts): string {
   const dir = safe("the run directory", parts.runDir);
   const marker = safe("the marker", parts.marker);
-  const steps = [
-    `cd /d "${dir}"`,
-    `"${SYSTEM32}\\tar.exe" -xzf ${WINDOWS_FILES.runtime}`,
-    hashCheck(WINDOWS_FILES.node, hex("node.exe's hash", parts.nodeSha256)),
+  const nodeSha = hex("node.exe's hash", parts.nodeSha256);
+  const tar = `"${SYSTEM32}\\tar.exe" -xzf ${WINDOWS_FILES.runtime}`;
+  const cache = parts.cacheDir === undefined ? undefined : safe("the cache directory", parts.cacheDir);
+  const steps =
+    cache === undefined
+      ? [`cd /d "${dir}"`, tar, hashCheck(WINDOWS_FILES.node, nodeSha)]
+      : [
+          // Unpacked once: only when the node.exe there is missing or not the one wanted.
+          `cd /d "${cache}"`,
+          `(${hashCheck(WINDOWS_FILES.node, nodeSha)} || ${tar})`,
+          hashCheck(WINDOWS_FILES.node, nodeSha),
+          `cd /d "${dir}"`,
+        ];
+  const node = cache === undefined ? WINDOWS_FILES.node : `"${cache}\\${WINDOWS_FILES.node}"`;
+  steps.push(
     hashCheck(WINDOWS_FILES.bundle, hex("the bundle's hash", parts.bundleSha256)),
-    `start "sumac-agent" /b ${WINDOWS_FILES.node} ${WINDOWS_FILES.bundle} ${marker} --dialogue=files`,
-  ];
+    `start "sumac-agent" /b ${node} ${WINDOWS_FILES.bundle} ${marker} --dialogue=files`,
+  );
   return `${SYSTEM32}\\cmd.exe /d /q /s /c "${steps.join(" && ")}"`;
 }
 
