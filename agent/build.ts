@@ -1,6 +1,6 @@
 /**
  * Bundles the agent into one JavaScript file that Debian 12's Node 18 runs, named by its content
- * hash: `dist/agent/sumac-agent-<first 16 hex of SHA-256>.js`. The workstation pushes that one
+ * hash: `dist/agent/sumac-agent-<first 16 hex of SHA-256>.cjs`. The workstation pushes that one
  * file; the name lets it skip a push when the target already holds the same build.
  *
  * Format: CommonJS. A `.js` file with no `package.json` beside it is CommonJS to Node 18 (syntax
@@ -14,6 +14,7 @@
  * Usage: `npm run build:agent -- [entry] [--out-dir DIR]` (entry default `agent/server/main.ts`).
  */
 import { createHash } from "node:crypto";
+import { isBuiltin } from "node:module";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,6 +80,7 @@ export async function buildAgent(options: BuildAgentOptions = {}): Promise<Built
     resolveExtensions: [".ts", ".js", ".mjs", ".cjs", ".json"],
     plugins: [
       inlineAdjacentFiles(inlined),
+      withoutOptionalModules(),
       ...(options.soapClient === true ? [] : [withoutSoapClientTransport()]),
     ],
     metafile: true,
@@ -89,8 +91,13 @@ export async function buildAgent(options: BuildAgentOptions = {}): Promise<Built
   });
   const file = result.outputFiles[0];
   if (file === undefined) throw new Error(`esbuild wrote no output for ${entry}`);
+  const outside = modulesRequiredAtRuntime(file.text);
+  if (outside.length > 0)
+    throw new Error(
+      `the agent bundle would load ${outside.join(", ")} at run time from the target's node_modules search path (a module anyone who can write a parent directory could plant): bundle them or leave them out (agent/build.ts)`,
+    );
   const sha256 = createHash("sha256").update(file.contents).digest("hex");
-  const path = join(outDir, `sumac-agent-${sha256.slice(0, 16)}.js`);
+  const path = join(outDir, `sumac-agent-${sha256.slice(0, 16)}.cjs`);
   await mkdir(outDir, { recursive: true });
   await writeFile(path, file.contents, { mode: 0o644 });
   const inputs = [
@@ -164,6 +171,35 @@ export function withoutSoapClientTransport(): Plugin {
       }));
     },
   };
+}
+
+/**
+ * Optional modules that dependencies try in a `try { require(...) }` and that are not installed
+ * (debug's `supports-color`): left as they are, esbuild would keep a run-time `require`, and Node
+ * would look for them in `node_modules` of every directory above the bundle on the target
+ * (`/var/tmp/node_modules`, `C:\Windows\Temp\node_modules`), where a local user could put one
+ * that then runs in the agent as root or SYSTEM. They resolve to an empty module instead.
+ */
+export const OPTIONAL_MODULES_LEFT_OUT: readonly string[] = ["supports-color"];
+
+export function withoutOptionalModules(): Plugin {
+  const names = new RegExp(`^(?:${OPTIONAL_MODULES_LEFT_OUT.join("|")})$`);
+  return {
+    name: "sumac-without-optional-modules",
+    setup(b) {
+      b.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: "sumac-optional" }));
+      b.onLoad({ filter: /.*/, namespace: "sumac-optional" }, () => ({
+        contents: "module.exports = {};",
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/** The modules a bundle's text `require`s that are not Node's own (each one a search on the target). */
+export function modulesRequiredAtRuntime(text: string): string[] {
+  const names = [...text.matchAll(/\brequire\(\s*["'`]([^"'`]+)["'`]\s*\)/g)].map((m) => m[1]!);
+  return [...new Set(names)].filter((name) => !isBuiltin(name));
 }
 
 /** `node agent/build.ts [entry] [--out-dir DIR]`: builds and prints the path and the size. */

@@ -24,7 +24,7 @@ const MAX_MANIFEST_BYTES = 1024 * 1024;
 /** More than this in a bundle is not one of ours (it is about 400 KiB): rebuild, do not hash it. */
 export const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
 /** The name agent/build.ts gives a bundle: the first 16 hex digits of its SHA-256. */
-const BUNDLE_NAME = /^sumac-agent-([0-9a-f]{16})\.js$/;
+const BUNDLE_NAME = /^sumac-agent-([0-9a-f]{16})\.cjs$/;
 
 interface Manifest {
   readonly version: number;

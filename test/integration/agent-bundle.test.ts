@@ -48,7 +48,7 @@ describe("agent bundle", () => {
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     assert.equal(built.sha256, sha256);
     assert.equal(built.bytes, bytes.byteLength);
-    assert.equal(basename(built.path), `sumac-agent-${sha256.slice(0, 16)}.js`);
+    assert.equal(basename(built.path), `sumac-agent-${sha256.slice(0, 16)}.cjs`);
     // Self-contained: it requires Node's built-ins and only optional packages, which `debug` tries
     // inside try/catch (supports-color: colours on a terminal).
     const text = bytes.toString("utf8");

@@ -153,10 +153,8 @@ describe("windows cancel - the endings of a run on an scm-peer target", { skip, 
     assert.equal(result.exitCode, 253, JSON.stringify(result.report.targets, null, 2));
     assert.equal(target?.status, "failed");
     assert.match(target?.failure?.message ?? "", /TLS connection to .* failed: connect ECONNREFUSED/);
-    assert.match(
-      logLines(events),
-      /did not stop within 10 s of its stop file: its process \d+ was ended|no agent/,
-    );
+    // Its node.exe could be deleted: no process runs it, so only its firewall rule was removed.
+    assert.match(logLines(events), /the agent's process is gone: its firewall rule was removed/);
     await nothingLeft(run.runId);
   });
 

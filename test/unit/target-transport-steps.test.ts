@@ -61,7 +61,7 @@ before(async () => {
   logRoot = join(tmp, "target-logs");
   const content = "console.log('agent');\n";
   const sha256 = createHash("sha256").update(content).digest("hex");
-  const path = join(tmp, `sumac-agent-${sha256.slice(0, 16)}.js`);
+  const path = join(tmp, `sumac-agent-${sha256.slice(0, 16)}.cjs`);
   await writeFile(path, content);
   bundle = { path, sha256, bytes: content.length };
 });

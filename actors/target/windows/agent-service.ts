@@ -111,6 +111,11 @@ class WindowsAgent implements StartedAgent {
     return this.#events.some((e) => e.event === "stopped");
   }
 
+  /** Whether it said it ended: stopped, or failed (it exits right after either). */
+  get ended(): boolean {
+    return this.#events.some((e) => e.event === "stopped" || e.event === "failed");
+  }
+
   async #watch(): Promise<void> {
     while (!this.stopped) {
       try {
@@ -217,7 +222,7 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
                 launcherEndedAt = now;
               if (launcherEndedAt !== undefined && now - launcherEndedAt > LAUNCHER_GRACE_MS)
                 throw new AgentStartError(
-                  `${session.targetId}: the service ${name} ended and the agent never wrote a line: node.tgz could not be unpacked, or node.exe or agent.js on the target is not what was sent (its SHA-256 differs), or Node could not start`,
+                  `${session.targetId}: the service ${name} ended and the agent never wrote a line: node.tgz could not be unpacked, or node.exe or agent.cjs on the target is not what was sent (its SHA-256 differs), or Node could not start`,
                 );
             }
             if (now > deadline)
@@ -294,7 +299,7 @@ export async function stopAgentOfRunDir(
   const call = { timeoutMs: CALL_MS };
   try {
     const said = await agent.read();
-    if (agent.stopped || said.length === 0) return "none";
+    if (agent.ended || said.length === 0) return "none";
     await link.files.put(Buffer.alloc(0), `${runDir}/${WINDOWS_FILES.stop}`, {
       mode: 0o600,
       ...call,
@@ -304,14 +309,32 @@ export async function stopAgentOfRunDir(
     while (performance.now() < deadline) {
       await sleep(500);
       await agent.read().catch(() => undefined);
-      if (agent.stopped) {
+      if (agent.ended) {
         log(targetId, "debug", "the agent stopped on its stop file");
         return "stopped";
       }
     }
-    if (agent.pid === undefined) {
-      log(targetId, "warn", "the agent did not stop on its stop file, and never said its process id");
-      return "failed";
+    // Is its process still there? A node.exe in the run directory cannot be deleted while a
+    // process runs it: if it can be, the agent is gone, and the id it reported may be another
+    // process's by now (Windows reuses them): only its firewall rule is left to remove. (With the
+    // agent cache Node is shared: the kill is then narrowed to a node.exe by that id.)
+    const node = `${runDir}/${WINDOWS_FILES.node}`;
+    let gone = false;
+    if ((await link.files.size(node, call)) !== undefined)
+      gone = await link.files.remove(node, call).then(
+        () => true,
+        () => false,
+      );
+    const pid = gone ? undefined : agent.pid;
+    if (pid === undefined && agent.port === 0) {
+      log(
+        targetId,
+        "warn",
+        gone
+          ? "the agent's process is gone"
+          : "the agent did not stop on its stop file, and never said its process id",
+      );
+      return gone ? "none" : "failed";
     }
     const runId = runDir.split("/").pop() ?? "";
     const scm = await link.scm(call);
@@ -319,16 +342,18 @@ export async function stopAgentOfRunDir(
       {
         name: killServiceName(runId, link.index),
         displayName: `sumac agent ${runId} ${targetId} (stop)`,
-        binaryPath: killServiceCommand(agent.pid, ruleComment({ runId, targetId, port: agent.port })),
+        binaryPath: killServiceCommand(pid, ruleComment({ runId, targetId, port: agent.port })),
       },
       call,
     );
     log(
       targetId,
       "warn",
-      `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${agent.pid} was ended`,
+      pid === undefined
+        ? "the agent's process is gone: its firewall rule was removed"
+        : `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${pid} was ended`,
     );
-    return "ended";
+    return pid === undefined ? "none" : "ended";
   } catch (error) {
     log(targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
     return "failed";

@@ -18,7 +18,7 @@ export const SERVICE_PREFIX = "sumac-";
 export const WINDOWS_FILES = {
   runtime: "node.tgz",
   node: "node.exe",
-  bundle: "agent.js",
+  bundle: "agent.cjs",
   config: DIALOGUE_FILES.config,
   certificate: DIALOGUE_FILES.cert,
   out: DIALOGUE_FILES.out,
@@ -128,14 +128,16 @@ export function agentServiceCommand(parts: AgentCommandParts): string {
 }
 
 /**
- * The binary path of the service that ends an agent (by the process id it reported) and removes
- * its firewall rule, whatever the first did.
+ * The binary path of the service that ends an agent (by the process id it reported, and only if
+ * that process is a `node.exe`) and removes its firewall rule, whatever the first did. Without a
+ * process id (the agent is known to be gone) it only removes the rule.
  */
-export function killServiceCommand(pid: number, ruleName: string): string {
-  if (!Number.isSafeInteger(pid) || pid <= 0) throw new AgentStartError(`${pid} is not a process id`);
+export function killServiceCommand(pid: number | undefined, ruleName: string): string {
+  if (pid !== undefined && (!Number.isSafeInteger(pid) || pid <= 0))
+    throw new AgentStartError(`${pid} is not a process id`);
   const rule = safe("the firewall rule name", ruleName);
-  return (
-    `${SYSTEM32}\\cmd.exe /d /q /s /c ""${SYSTEM32}\\taskkill.exe" /F /T /PID ${pid} & ` +
-    `"${SYSTEM32}\\netsh.exe" advfirewall firewall delete rule "name=${rule}""`
-  );
+  const netsh = `"${SYSTEM32}\\netsh.exe" advfirewall firewall delete rule "name=${rule}"`;
+  const kill =
+    pid === undefined ? "" : `"${SYSTEM32}\\taskkill.exe" /F /T /FI "IMAGENAME eq node.exe" /PID ${pid} & `;
+  return `${SYSTEM32}\\cmd.exe /d /q /s /c "${kill}${netsh}"`;
 }

@@ -1,5 +1,10 @@
 #!/usr/bin/python3
-"""taskkill.exe of the scm-peer test bed: `taskkill [/F] [/T] /PID n [/PID m ...]`.
+"""taskkill.exe of the scm-peer test bed: `taskkill [/F] [/T] [/FI "IMAGENAME eq X"] /PID n ...`.
+
+/FI "IMAGENAME eq X" keeps only the processes whose image is X (case-insensitive); a `node.exe`
+run by the program loader is the Linux `node` here, so X `node.exe` also matches an image `node`.
+A pid the filter leaves out is reported as taskkill reports no match:
+    INFO: No tasks running with the specified criteria.
 
 /F kills (SIGKILL), without it the process is asked to end (SIGTERM). /T takes the tree: the
 process, its descendants, and, when it leads a process group (as a program cmd `start`ed does),
@@ -44,12 +49,22 @@ def tree(root, table):
     return chosen
 
 
+def image_matches(pid, image):
+    """Whether the process's image is `image` (node.exe: the loader's Linux node too)."""
+    try:
+        name = os.path.basename(os.readlink("/proc/%d/exe" % pid)).lower()
+    except OSError:
+        return False
+    return name == image or (image.endswith(".exe") and name == image[:-4])
+
+
 def out(line):
     sys.stdout.write(line + "\r\n")
 
 
 def main(argv):
     force = whole_tree = False
+    image = None
     pids, rest = [], list(argv)
     while rest:
         arg = rest.pop(0).lower()
@@ -59,6 +74,12 @@ def main(argv):
             whole_tree = True
         elif arg in ("/pid", "-pid") and rest:
             pids.append(rest.pop(0))
+        elif arg in ("/fi", "-fi") and rest:
+            words = rest.pop(0).split()
+            if len(words) != 3 or words[0].lower() != "imagename" or words[1].lower() != "eq":
+                out("ERROR: The search filter cannot be recognized (only IMAGENAME eq is emulated).")
+                return 1
+            image = words[2].lower()
         else:
             out("ERROR: Invalid argument/option - '%s'." % arg)
             out('Type "TASKKILL /?" for usage.')
@@ -74,6 +95,9 @@ def main(argv):
         if pid not in table:
             out('ERROR: The process "%s" not found.' % text)
             code = 128
+            continue
+        if image is not None and not image_matches(pid, image):
+            out("INFO: No tasks running with the specified criteria.")
             continue
         if pid in spared:
             out("ERROR: The process with PID %d could not be terminated." % pid)
