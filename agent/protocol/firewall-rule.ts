@@ -48,3 +48,8 @@ export function ruleCommentRun(name: string): string | undefined {
   const m = /^sumac run=(\S+) target=/.exec(name);
   return m?.[1];
 }
+
+/** The agents' own nftables table and chain on a Linux target (agent/server/firewall.ts). */
+export const NFT_FAMILY = "inet";
+export const NFT_TABLE = "sumac_agent";
+export const NFT_CHAIN = "input";

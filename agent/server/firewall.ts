@@ -30,9 +30,8 @@ import { ruleComment, type AgentPortRule } from "../protocol/firewall-rule.ts";
 // The rule's name is shared with the workstation (a forced stop on Windows deletes it by name).
 export { ruleComment, type AgentPortRule } from "../protocol/firewall-rule.ts";
 
-export const NFT_FAMILY = "inet";
-export const NFT_TABLE = "sumac_agent";
-export const NFT_CHAIN = "input";
+import { NFT_CHAIN, NFT_FAMILY, NFT_TABLE } from "../protocol/firewall-rule.ts";
+export { NFT_CHAIN, NFT_FAMILY, NFT_TABLE };
 const DEFAULT_NFT_TIMEOUT_MS = 5_000;
 /** The agents' lock on a target: root's, beside the workstation's (a table each, so a lock each). */
 export const AGENT_NFT_LOCK_PATH = "/run/sumac/agent-nft.lock";

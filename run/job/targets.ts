@@ -3,6 +3,7 @@
  * checked across fields (one login method, nothing that does not fit a local or Windows target),
  * and its secret files queued for the existence check.
  */
+import { parseAccount } from "../../actors/smb/auth/account.ts";
 import type { Checker } from "./checker.ts";
 import type { JobDocument } from "./schema.ts";
 import type { DocPath } from "./source.ts";
@@ -119,6 +120,11 @@ export function target(check: Checker, doc: JobDocument, i: number): JobTarget |
       );
     if (!login || login.method !== "password") return undefined;
     const domain = from("domain").value ?? "";
+    try {
+      parseAccount(user, domain);
+    } catch (error) {
+      check.problem(from("user").path, (error as Error).message, "user, DOMAIN\\user or user@domain");
+    }
     return { transport: "smb", id, host: t.host, port, os, user, domain, auth: login, tags };
   }
   const domainDoc = from("domain");

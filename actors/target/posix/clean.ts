@@ -18,7 +18,7 @@ import { errorClass } from "../../../base/errors.ts";
 import { oneLine } from "../../../base/text.ts";
 import type { RemoteShell } from "../../remote.ts";
 import { shellQuote } from "../../ssh/become.ts";
-import { NFT_CHAIN, NFT_FAMILY, NFT_TABLE } from "../../../agent/server/firewall.ts";
+import { NFT_CHAIN, NFT_FAMILY, NFT_TABLE } from "../../../agent/protocol/firewall-rule.ts";
 
 /** A run's id, as run/paths.ts makes them (what a run directory is named). */
 export const RUN_ID_PATTERN = "[0-9]{8}-[0-9]{6}-[0-9]{3}-[0-9a-f]{6}";

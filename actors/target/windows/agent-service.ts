@@ -246,7 +246,12 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
           checkOnTarget: false,
         });
         const listening = await next("listening", LISTENING_MS);
-        if (typeof listening.port !== "number")
+        if (
+          typeof listening.port !== "number" ||
+          !Number.isInteger(listening.port) ||
+          listening.port < 1 ||
+          listening.port > 65535
+        )
           throw new AgentStartError(`${session.targetId}: the agent's listening line has no port`);
         if (listening.fingerprint256 !== leaf.fingerprint256)
           throw new AgentStartError(
@@ -254,7 +259,9 @@ export function windowsAgentLauncher(log: StepLog): AgentLauncher {
           );
         agent.port = listening.port;
         agent.busy = Array.isArray(listening.busy)
-          ? listening.busy.filter((p): p is number => typeof p === "number")
+          ? listening.busy
+              .filter((p): p is number => Number.isInteger(p) && p >= 1 && p <= 65535)
+              .slice(0, 1024)
           : [];
         agent.fingerprint256 = leaf.fingerprint256;
         await launching;

@@ -66,7 +66,15 @@ export class ServiceControl {
     service: { name: string; displayName: string; binaryPath: string },
     options: ScmCallOptions,
   ): Promise<void> {
-    const handle = await this.#scm.createService(service, options);
+    let handle: ScmHandle;
+    try {
+      handle = await this.#scm.createService(service, options);
+    } catch (error) {
+      // Ours from an earlier attempt, marked for deletion and not gone yet: once more, shortly.
+      if (!isWin32(error, Win32Error.ERROR_SERVICE_MARKED_FOR_DELETE)) throw error;
+      await sleep(1_000, undefined, options.signal ? { signal: options.signal } : {});
+      handle = await this.#scm.createService(service, options);
+    }
     try {
       await this.#scm.start(handle, options);
     } catch (error) {

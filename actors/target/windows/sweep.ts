@@ -9,8 +9,10 @@
  */
 import { ServiceState } from "../../scmr/constants.ts";
 import type { ScmCallOptions } from "../../scmr/client.ts";
+import { oneLine } from "../../../base/text.ts";
 import { runOfServiceName, SERVICE_PREFIX } from "./commands.ts";
-import type { ServiceControl } from "./service-control.ts";
+import { isWin32, type ServiceControl } from "./service-control.ts";
+import { Win32Error } from "../../scmr/win32-errors.ts";
 
 /** What the sweep found and did, one entry per `sumac-*` service. */
 export interface SweptService {
@@ -20,10 +22,20 @@ export interface SweptService {
   readonly outcome: "deleted" | "marked" | "running" | "not-sumac" | "current-run";
 }
 
-/** The binary path names the run: its marker and its run directory. */
+/**
+ * The binary path names the run: the agent service's marker or run directory, or the kill
+ * service's firewall rule (`name=sumac run=<run> target=`).
+ */
 function carriesMarker(binaryPath: string, run: string): boolean {
-  return binaryPath.includes(`sumac-run=${run}:`) || binaryPath.includes(`\\${run}"`);
+  return (
+    binaryPath.includes(`sumac-run=${run}:`) ||
+    binaryPath.includes(`\\${run}"`) ||
+    binaryPath.includes(`"name=sumac run=${run} target=`)
+  );
 }
+
+/** A sweep looks at this many `sumac-*` services at most (each costs a few calls). */
+const MAX_SWEPT = 256;
 
 /** Sweeps the services of runs other than `currentRun` (none: every run's). */
 export async function sweepServices(
@@ -33,8 +45,9 @@ export async function sweepServices(
 ): Promise<SweptService[]> {
   const found = await control.scm.enumServices({}, options);
   const swept: SweptService[] = [];
-  for (const service of found) {
-    if (!service.name.toLowerCase().startsWith(SERVICE_PREFIX)) continue;
+  for (const service of found
+    .filter((s) => s.name.toLowerCase().startsWith(SERVICE_PREFIX))
+    .slice(0, MAX_SWEPT)) {
     const run = runOfServiceName(service.name);
     if (run === undefined) {
       swept.push({ name: service.name, run, outcome: "not-sumac" });
@@ -44,7 +57,14 @@ export async function sweepServices(
       swept.push({ name: service.name, run, outcome: "current-run" });
       continue;
     }
-    const handle = await control.scm.openService(service.name, options);
+    let handle: Buffer;
+    try {
+      handle = await control.scm.openService(service.name, options);
+    } catch (error) {
+      // Gone since the listing (another workstation's start, a few seconds long): nothing to do.
+      if (isWin32(error, Win32Error.ERROR_SERVICE_DOES_NOT_EXIST)) continue;
+      throw error;
+    }
     let binaryPath: string;
     try {
       binaryPath = (await control.scm.queryConfig(handle, options)).binaryPath ?? "";
@@ -65,11 +85,13 @@ export async function sweepServices(
   return swept;
 }
 
-/** One line per swept service for the target's log; undefined when there was nothing. */
+/** One line per swept service for the target's log (none when there was nothing). */
 export function describeSweep(swept: readonly SweptService[]): { level: "info" | "warn"; line: string }[] {
   return swept
     .filter((s) => s.outcome !== "current-run")
-    .map((s) => {
+    .map(({ outcome, run, name: raw }) => {
+      // The server's own words: one line, escaped, capped.
+      const s = { outcome, run, name: oneLine(raw, 300) };
       switch (s.outcome) {
         case "deleted":
         case "marked":

@@ -225,7 +225,7 @@ describe("windows agent service", () => {
       ...CONFIG,
       stagingDir: "staging",
       logDir: `../logs/${RUN}`,
-      programFiles: ["agent.js", "node.tgz"],
+      programFiles: ["agent.cjs", "node.tgz"],
       firewall: "netsh",
     });
     assert.deepEqual(CONFIG, before, "the input is not changed");

@@ -37,8 +37,8 @@ function expectedLine(dir: string, marker: string): string {
   return (
     `${s}\\cmd.exe /d /q /s /c "cd /d "${dir}" && "${s}\\tar.exe" -xzf node.tgz` +
     ` && ("${s}\\certutil.exe" -hashfile node.exe SHA256 | "${s}\\findstr.exe" /x /i ${node} >nul)` +
-    ` && ("${s}\\certutil.exe" -hashfile agent.js SHA256 | "${s}\\findstr.exe" /x /i ${bundle} >nul)` +
-    ` && start "sumac-agent" /b node.exe agent.js ${marker} --dialogue=files"`
+    ` && ("${s}\\certutil.exe" -hashfile agent.cjs SHA256 | "${s}\\findstr.exe" /x /i ${bundle} >nul)` +
+    ` && start "sumac-agent" /b node.exe agent.cjs ${marker} --dialogue=files"`
   );
 }
 
@@ -166,11 +166,18 @@ describe("windows commands", () => {
     refused(() => agentServiceCommand({ ...PARTS, marker: "" }), "an empty marker");
   });
 
-  it("kill command - the exact line of docs/windows.md, taskkill then netsh whatever taskkill did", () => {
+  it("kill command - without a process id (the agent is gone) only the firewall rule is removed", () => {
+    assert.equal(
+      killServiceCommand(undefined, "sumac run=20250612-153012-042-3fa9c1 target=win-1 port=62286"),
+      String.raw`%SystemRoot%\System32\cmd.exe /d /q /s /c ""%SystemRoot%\System32\netsh.exe" advfirewall firewall delete rule "name=sumac run=20250612-153012-042-3fa9c1 target=win-1 port=62286""`,
+    );
+  });
+
+  it("kill command - the exact line: taskkill of a node.exe by that id, then netsh whatever taskkill did", () => {
     const rule = `sumac run=${RUN} target=win-1 port=62286`;
     assert.equal(
       killServiceCommand(4242, rule),
-      String.raw`%SystemRoot%\System32\cmd.exe /d /q /s /c ""%SystemRoot%\System32\taskkill.exe" /F /T /PID 4242 & "%SystemRoot%\System32\netsh.exe" advfirewall firewall delete rule "name=sumac run=20250612-153012-042-3fa9c1 target=win-1 port=62286""`,
+      String.raw`%SystemRoot%\System32\cmd.exe /d /q /s /c ""%SystemRoot%\System32\taskkill.exe" /F /T /FI "IMAGENAME eq node.exe" /PID 4242 & "%SystemRoot%\System32\netsh.exe" advfirewall firewall delete rule "name=sumac run=20250612-153012-042-3fa9c1 target=win-1 port=62286""`,
     );
   });
 
