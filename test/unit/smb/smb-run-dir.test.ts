@@ -59,15 +59,20 @@ describe("smb run directory", () => {
   });
 
   for (const owner of [SYSTEM, ADMINS, USER]) {
-    it(`run dir - an existing run root owned by ${owner} is used as it is`, async () => {
+    it(`run dir - an existing run root owned by ${owner} with Temp's DACL gets the private DACL again, read back`, async () => {
       const { share, warnings, create } = await setup({ nodes: { [ROOT]: { owner } } });
       await create();
       assert.deepEqual(
         share.sets.map((s) => s.path),
-        [DIR],
+        [ROOT, DIR],
       );
-      assert.deepEqual(share.nodes.get(ROOT)?.dacl, tempLikeDacl, "the run root's DACL is left alone");
+      assert.ok(isPrivate(share, ROOT), "the run root's DACL is replaced");
       assert.ok(isPrivate(share, DIR));
+      const rootSet = share.log.indexOf("SET_INFO Temp\\sumac 0x80000004");
+      assert.ok(
+        share.log.slice(rootSet + 1).some((l) => l === "QUERY_INFO Temp\\sumac 0x5"),
+        `read back: ${share.log.join("\n")}`,
+      );
       assert.deepEqual(warnings, []);
     });
   }
@@ -97,7 +102,11 @@ describe("smb run directory", () => {
       nodes: { [ROOT]: { owner: SYSTEM }, [DIR]: { reparse: true, owner: SYSTEM } },
     });
     await assert.rejects(dir.create(), { code: "PATH_REFUSED", message: /sumac\/r1 is a junction/ });
-    assert.deepEqual(dir.share.sets, []);
+    assert.deepEqual(
+      dir.share.sets.map((s) => s.path),
+      [ROOT],
+      "only the run root, SYSTEM's, gets the DACL",
+    );
   });
 
   it("run dir - a file slipped into the run directory before its DACL was set is refused", async () => {
@@ -144,7 +153,11 @@ describe("smb run directory", () => {
       code: "PATH_REFUSED",
       message: /sumac\/r1 is owned by S-1-5-21-1-2-3-1002/,
     });
-    assert.deepEqual(share.sets, []);
+    assert.deepEqual(
+      share.sets.map((s) => s.path),
+      [ROOT],
+      "the run directory is left untouched",
+    );
   });
 
   for (const status of [NtStatus.NOT_SUPPORTED, NtStatus.INVALID_INFO_CLASS, NtStatus.INVALID_PARAMETER]) {
@@ -164,15 +177,18 @@ describe("smb run directory", () => {
     });
   }
 
-  it("run dir - a server that sets no DACL but reads owners still has the run root's owner checked", async () => {
-    const { warnings, create } = await setup({
+  it("run dir - a server that sets no DACL but reads owners still has the run root's owner checked, before any DACL is tried", async () => {
+    const { share, create } = await setup({
       setStatus: () => NtStatus.NOT_SUPPORTED,
       nodes: { [ROOT]: { owner: OTHER } },
     });
-    await assert.rejects(create(), { code: "PATH_REFUSED" });
-    assert.ok(
-      warnings.some((w) => w.includes("STATUS_NOT_SUPPORTED")),
-      warnings.join("\n"),
+    await assert.rejects(create(), {
+      code: "PATH_REFUSED",
+      message: /Temp\/sumac is owned by S-1-5-21-1-2-3-1002/,
+    });
+    assert.deepEqual(
+      share.log.filter((l) => l.startsWith("SET_INFO")),
+      [],
     );
   });
 
