@@ -193,7 +193,8 @@ function privacy(
       canQuery = false;
       warn(
         `${label(path)}: the server reads no security descriptors (${statusName(err.status)}): the owners of ` +
-          "the run root, of the entries in it and of the run directory go unchecked, and no DACL set is read back",
+          "the run root and the run directory go unchecked, the run root's entries are not checked for " +
+          "other owners or links, and no DACL set is read back",
       );
       return undefined;
     }
