@@ -8,10 +8,11 @@
  * the run root, refused otherwise (`PATH_REFUSED`).
  *
  * Differences from SSH, on purpose:
- * - Windows files have no POSIX mode: `mode` is accepted and ignored. The run directory (and the
- *   run root when the channel creates it) gets a protected DACL instead, SYSTEM and Administrators
- *   only, and an existing run root must be owned by one of them or the account (run-dir.ts):
- *   `C:\Windows\Temp` lets ordinary users create files in its subfolders.
+ * - Windows files have no POSIX mode: `mode` is accepted and ignored. The run root, the run
+ *   directory and what `createPrivateDir` makes get a protected DACL instead, SYSTEM and
+ *   Administrators only; an existing one must be owned by one of them or the account, and so must
+ *   the entries of the run root (run-dir.ts): `C:\Windows\Temp` lets ordinary users create files
+ *   in its subfolders.
  * - An upload is read back for its SHA-256 only when the caller asks (`checkOnTarget: true`):
  *   every message of the transfer is signed (or encrypted), so what arrives is what was sent; a
  *   read back only re-checks the server's disk, and costs as much as the upload.
@@ -27,7 +28,7 @@ import type { FileChannel, FileOpOptions, PutOptions, PutResult } from "../remot
 import { RemoteHashMismatchError, RemotePathRefusedError } from "../remote-errors.ts";
 import { checkRunName, insideRunRoot } from "../ssh/files.ts";
 import type { Acl, SecurityDescriptor } from "./codec/security-descriptor.ts";
-import { prepareRunDir, type ShareCall } from "./run-dir.ts";
+import { preparePrivateDir, prepareRunDir, type ShareCall } from "./run-dir.ts";
 
 /** Deadline of the small operations when none is given (as over SSH). */
 export const DEFAULT_OP_TIMEOUT_MS = 30_000;
@@ -50,7 +51,7 @@ export interface SmbShareFiles {
   stat(path: string, options: ShareCallOptions): Promise<{ size: bigint; directory: boolean } | undefined>;
   mkdirp(path: string, options: ShareCallOptions): Promise<void>;
   mkdir(path: string, options: ShareCallOptions): Promise<{ created: boolean; reparsePoint: boolean }>;
-  list(path: string, options: ShareCallOptions): Promise<readonly { name: string }[]>;
+  list(path: string, options: ShareCallOptions): Promise<readonly { name: string; reparsePoint: boolean }[]>;
   getSecurity(
     path: string,
     options: ShareCallOptions & { owner?: boolean; dacl?: boolean },
@@ -100,6 +101,16 @@ export interface SmbFileChannel extends FileChannel {
   size(remotePath: string, options?: FileOpOptions): Promise<number | undefined>;
   /** The names in a directory of the run root (or the root itself); none when it is not there. */
   list(remotePath: string, options?: FileOpOptions): Promise<string[]>;
+  /**
+   * Creates (or, when it exists and is sumac's, reuses) a directory inside the run root, each level
+   * private as a run directory (run-dir.ts): made with no link followed, an existing level's owner
+   * checked, the private DACL set on every level; what the last level holds is checked too.
+   * Levels are safe names as run names are. Resolves to the channel path.
+   *
+   * @example
+   * const logDir = await files.createPrivateDir(`${files.runRoot}/logs/${runId}`, { signal });
+   */
+  createPrivateDir(remotePath: string, options?: FileOpOptions): Promise<string>;
 }
 
 export function smbFileChannel(options: {
@@ -140,6 +151,18 @@ export function smbFileChannel(options: {
       const label = (path: string): string => `/${share}/${path.replaceAll("\\", "/")}`;
       const subdirs = (opts?.subdirs ?? []).map(checkRunName);
       await prepareRunDir(files, { root, dir: inShare, subdirs }, call, label, warn);
+      return dir;
+    },
+    async createPrivateDir(remotePath, opts) {
+      const call = callOptions(opts, DEFAULT_OP_TIMEOUT_MS);
+      const dir = insideRunRoot(runRoot, remotePath);
+      const levels = dir
+        .slice(runRoot.length + 1)
+        .split("/")
+        .map(checkRunName);
+      const { files, share } = await at(dir, call);
+      const label = (path: string): string => `/${share}/${path.replaceAll("\\", "/")}`;
+      await preparePrivateDir(files, { root: split(runRoot).inShare, levels }, call, label, warn);
       return dir;
     },
     async mkdir(remotePath, opts) {

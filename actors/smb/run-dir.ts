@@ -4,15 +4,19 @@
  * service running as LocalSystem later runs what sumac put there: a local user who could plant or
  * swap a file in it would run code as SYSTEM. So:
  *
- * - The run directory, and the run root when sumac creates it, get a protected DACL (MS-DTYP
- *   2.4.6 SE_DACL_PROTECTED): full control to SYSTEM and Administrators, inherited by everything
- *   in it, nothing from the parent. It is read back: a server may answer success and keep less.
- * - A run root that exists already must be owned by SYSTEM, Administrators or the account sumac
- *   logs on with: its owner can always rewrite its DACL (MS-DTYP 2.5.3.2), and so rename or
- *   replace the run directory in it. The same holds for a run directory that exists already
- *   (a retry), and for everything in the run directory once it is protected: a file that got in
- *   before the DACL was set is owned by whoever made it.
- * - A junction or symbolic link in the place of either is refused, never followed.
+ * - The run root, the run directory and every other private level sumac makes under the root
+ *   (`logs\<run>`) get a protected DACL (MS-DTYP 2.4.6 SE_DACL_PROTECTED): full control to
+ *   SYSTEM and Administrators, inherited by everything in it, nothing from the parent. It is read
+ *   back: a server may answer success and keep less. A run root or level that exists already gets
+ *   it again: an older sumac, or an attempt that stopped early, may have left it with Temp's.
+ * - A run root or level that exists already must be owned by SYSTEM, Administrators or the account
+ *   sumac logs on with: its owner can always rewrite its DACL (MS-DTYP 2.5.3.2), and so rename or
+ *   replace what sumac puts in it.
+ * - Once the DACL is in place, the entries of the run root and of the run directory must be owned
+ *   by the same and be no links: SET_INFO does not reach existing children, and an entry that got
+ *   in before the DACL (a `node_modules` or `package.json` in the root, which Node looks up from
+ *   the run directory) is owned by whoever made it.
+ * - A junction or symbolic link in the place of the run root or a level is refused, never followed.
  *
  * The account's SID is the owner of a directory it has just created (Windows makes the creator,
  * or for an administrator often the Administrators group, the owner).
@@ -32,6 +36,7 @@ import {
   type SecurityDescriptor,
 } from "./codec/security-descriptor.ts";
 import { NtStatus, SmbStatusError, statusName } from "./codec/status.ts";
+import { isMissing } from "./client/tree-io.ts";
 
 /** Options of every call on a share. */
 export interface ShareCall {
@@ -43,7 +48,8 @@ export interface ShareCall {
 export interface RunDirShare {
   mkdirp(path: string, options: ShareCall): Promise<void>;
   mkdir(path: string, options: ShareCall): Promise<{ created: boolean; reparsePoint: boolean }>;
-  list(path: string, options: ShareCall): Promise<readonly { name: string }[]>;
+  /** The entries of a directory; `reparsePoint` from their attributes (MS-FSCC 2.6). */
+  list(path: string, options: ShareCall): Promise<readonly { name: string; reparsePoint: boolean }[]>;
   removeTree(path: string, options: ShareCall): Promise<void>;
   getSecurity(
     path: string,
@@ -95,11 +101,58 @@ export function describeDacl(sd: SecurityDescriptor): string {
   return `${kind}: ${aces.join(" ") || "(no ACE: no access)"}`;
 }
 
+/** Share paths (with `\`) of a private directory: the run root, and the levels under it. */
+export interface PrivateDirPaths {
+  /** The run root, share-relative (`Temp\sumac`). */
+  readonly root: string;
+  /** The names from the run root down to the directory: `[run]`, `["logs", run]`. */
+  readonly levels: readonly string[];
+  /** Made in the last level once it is private (they inherit its DACL). */
+  readonly subdirs?: readonly string[];
+}
+
 /**
- * Creates `root\run` on `share` (share-relative paths with `\`), its parents and the run root as
- * needed, and makes it private as this module's comment says. `label` turns a share path into
- * the path to show. Rejects with PATH_REFUSED for a run root or run directory someone else owns,
- * a link in their place, or an entry of the run directory someone else owns.
+ * Creates `root\level1\...\levelN` on `share`, its parents and the run root as needed, and makes
+ * every level private as this module's comment says; `subdirs` are then made in the last one.
+ * `label` turns a share path into the path to show. Rejects with PATH_REFUSED for a run root or
+ * level someone else owns, a link in the place of either, an entry of the run root or of the last
+ * level that someone else owns or that is a link.
+ *
+ * An existing middle level (`logs`) is owner-checked and gets the DACL again, but its entries
+ * are not listed: they are other runs' directories, none of them on this path, and the list
+ * only grows. The run root's entries are, because Node looks up `node_modules` and
+ * `package.json` in the parents of the directory it runs from.
+ */
+export async function preparePrivateDir(
+  share: RunDirShare,
+  paths: PrivateDirPaths,
+  options: ShareCall,
+  label: (path: string) => string,
+  warn: (line: string) => void,
+): Promise<void> {
+  const p = privacy(share, options, label, warn);
+  await p.prepareRoot(paths.root);
+  let path = paths.root;
+  for (const [i, name] of paths.levels.entries()) {
+    path = `${path}\\${name}`;
+    const made = await share.mkdir(path, p.next());
+    p.refuseLink(path, made);
+    if (made.created) p.learn(await p.protect(path));
+    else {
+      // A retry's, or an earlier run's (`logs`): it must still be sumac's, and gets the DACL
+      // again in case what made it stopped before setting it, or was an older sumac.
+      await p.checkOwner(path, await p.ownerOf(path));
+      await p.protect(path);
+    }
+    // Once the DACL is set nobody else can add to it; what is there came before.
+    if (made.created || i === paths.levels.length - 1) await p.checkEntries(path);
+  }
+  for (const sub of paths.subdirs ?? []) await share.mkdirp(`${path}\\${sub}`, p.next());
+}
+
+/**
+ * Creates `root\run` on `share` (share-relative paths with `\`) and `subdirs` in it, as
+ * {@link preparePrivateDir} with the one level `run`.
  */
 export async function prepareRunDir(
   share: RunDirShare,
@@ -108,7 +161,19 @@ export async function prepareRunDir(
   label: (path: string) => string,
   warn: (line: string) => void,
 ): Promise<void> {
-  const { root, dir } = paths;
+  if (!paths.dir.startsWith(`${paths.root}\\`))
+    throw new RemotePathRefusedError(`${label(paths.dir)} is not inside the run root ${label(paths.root)}`);
+  const levels = paths.dir.slice(paths.root.length + 1).split("\\");
+  await preparePrivateDir(share, { root: paths.root, levels, subdirs: paths.subdirs }, options, label, warn);
+}
+
+/** The steps of one preparation, sharing its deadline and what it learnt of the server. */
+function privacy(
+  share: RunDirShare,
+  options: ShareCall,
+  label: (path: string) => string,
+  warn: (line: string) => void,
+) {
   // One deadline for the whole preparation: each request gets what is left of it.
   const deadline = performance.now() + options.timeoutMs;
   const next = (): ShareCall => ({
@@ -127,8 +192,9 @@ export async function prepareRunDir(
       if (!unsupported(err)) throw err;
       canQuery = false;
       warn(
-        `${label(path)}: the server reads no security descriptors (${statusName(err.status)}): ` +
-          "the owners of the run root and run directory go unchecked, and no DACL set is read back",
+        `${label(path)}: the server reads no security descriptors (${statusName(err.status)}): the owners of ` +
+          "the run root and the run directory go unchecked, the run root's entries are not checked for " +
+          "other owners or links, and no DACL set is read back",
       );
       return undefined;
     }
@@ -158,7 +224,7 @@ export async function prepareRunDir(
   };
 
   /** The account's SID, from a directory it creates for the purpose when none was created yet. */
-  const ourSid = async (): Promise<string | undefined> => {
+  const ourSid = async (root: string): Promise<string | undefined> => {
     if (ours !== undefined) return ours;
     const probe = `${root}\\.sumac-owner-${randomBytes(6).toString("hex")}`;
     const made = await share.mkdir(probe, next());
@@ -171,11 +237,12 @@ export async function prepareRunDir(
     return ours;
   };
 
+  let probeRoot = "";
   /** Refuses `path` unless SYSTEM, Administrators or this account owns it. */
   const checkOwner = async (path: string, owner: string | undefined): Promise<void> => {
     if (owner === undefined) return;
     if (owner === WellKnownSid.LOCAL_SYSTEM || owner === WellKnownSid.BUILTIN_ADMINISTRATORS) return;
-    const account = await ourSid();
+    const account = await ourSid(probeRoot);
     if (owner === account) return;
     throw new RemotePathRefusedError(
       `${label(path)} is owned by ${owner}, not by SYSTEM, Administrators or the account sumac logs on ` +
@@ -190,37 +257,57 @@ export async function prepareRunDir(
       );
   };
 
-  const parent = root.includes("\\") ? root.slice(0, root.lastIndexOf("\\")) : "";
-  if (parent !== "") await share.mkdirp(parent, next());
-  const rootMade = await share.mkdir(root, next());
-  refuseLink(root, rootMade);
-  const rootOwner = rootMade.created ? await protect(root) : await ownerOf(root);
-  if (rootMade.created) ours = rootOwner;
-
-  const dirMade = await share.mkdir(dir, next());
-  refuseLink(dir, dirMade);
-  if (dirMade.created) {
-    ours = (await protect(dir)) ?? ours;
-    try {
-      if (!rootMade.created) await checkOwner(root, rootOwner);
-    } catch (err) {
-      // Best effort: the directory is ours and empty, but it lies in a run root that is not.
-      await share.removeTree(dir, next()).catch(() => undefined);
-      throw err;
-    }
-  } else {
-    if (!rootMade.created) await checkOwner(root, rootOwner);
-    // A retry's run directory: it must still be sumac's, and gets the DACL again in case the
-    // attempt that made it stopped before setting it.
-    await checkOwner(dir, await ownerOf(dir));
-    await protect(dir);
-  }
-  // Once the DACL is set nobody else can add to the directory; what is there came before.
-  if (canQuery) {
+  /**
+   * Refuses an entry of `dir` that is a link or that someone else owns. An entry gone since the
+   * listing (another run's directory being removed, its owner probe) is no concern.
+   */
+  const checkEntries = async (dir: string): Promise<void> => {
+    if (!canQuery) return;
     for (const entry of await share.list(dir, next())) {
       const path = `${dir}\\${entry.name}`;
-      await checkOwner(path, await ownerOf(path));
+      refuseLink(path, entry);
+      let owner: string | undefined;
+      try {
+        owner = await ownerOf(path);
+      } catch (err) {
+        if (isMissing(err)) continue;
+        throw err;
+      }
+      await checkOwner(path, owner);
     }
-  }
-  for (const sub of paths.subdirs) await share.mkdirp(`${dir}\\${sub}`, next());
+  };
+
+  /**
+   * Makes the run root (and its parents) or takes the existing one when SYSTEM, Administrators
+   * or this account owns it; either way it gets the private DACL, and then its entries are checked:
+   * one that got in before the DACL (now, or under an older sumac that left the root with the
+   * DACL of Temp) is owned by whoever made it.
+   */
+  const prepareRoot = async (root: string): Promise<void> => {
+    probeRoot = root;
+    const parent = root.includes("\\") ? root.slice(0, root.lastIndexOf("\\")) : "";
+    if (parent !== "") await share.mkdirp(parent, next());
+    const made = await share.mkdir(root, next());
+    refuseLink(root, made);
+    if (made.created) ours = await protect(root);
+    else {
+      await checkOwner(root, await ownerOf(root));
+      await protect(root);
+    }
+    await checkEntries(root);
+  };
+
+  return {
+    next,
+    ownerOf,
+    protect,
+    checkOwner,
+    refuseLink,
+    checkEntries,
+    prepareRoot,
+    /** Takes the owner of a directory this preparation made as the account's SID. */
+    learn: (owner: string | undefined): void => {
+      ours = owner ?? ours;
+    },
+  };
 }

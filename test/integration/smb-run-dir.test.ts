@@ -128,4 +128,38 @@ describe("smb run dir - the private run directory against Samba standing in for 
     const left = await standin.exec("ls -A /srv/windows/Temp/foreign");
     assert.equal(left.stdout.trim(), "", `left in the foreign run root: ${left.stdout}`);
   });
+
+  it("smb run dir - an entry of an existing run root that another account owns is refused; logs/<run> is made private level by level", async () => {
+    const made = await standin.exec(
+      "mkdir -p /srv/windows/Temp/planted/node_modules && chown nobody /srv/windows/Temp/planted/node_modules",
+    );
+    assert.equal(made.exitCode, 0, made.stderr);
+    const owner = (await cacls("Temp\\planted\\node_modules"))
+      .find((l) => l.startsWith("OWNER:"))
+      ?.slice("OWNER:".length);
+    assert.ok(owner !== undefined && owner !== "S-1-22-1-0", `nobody's SID: ${owner}`);
+    const { files } = await open("/ADMIN$/Temp/planted");
+    await assert.rejects(files.createRunDir("r4"), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "PATH_REFUSED");
+      assert.ok(
+        err.message.startsWith(`/ADMIN$/Temp/planted/node_modules is owned by ${owner}, `),
+        err.message,
+      );
+      return true;
+    });
+    assert.notEqual((await standin.exec("test -e /srv/windows/Temp/planted/r4")).exitCode, 0);
+
+    const ours = await open();
+    const logDir = await ours.files.createPrivateDir("/ADMIN$/Temp/sumac/logs/r4");
+    assert.equal(logDir, "/ADMIN$/Temp/sumac/logs/r4");
+    assert.equal((await standin.exec("test -d /srv/windows/Temp/sumac/logs/r4")).exitCode, 0);
+    // Samba keeps its own DACL: each level is named in a warning rather than silently left.
+    for (const level of ["logs", "logs/r4"])
+      assert.ok(
+        ours.warnings.some((w) =>
+          w.startsWith(`/ADMIN$/Temp/sumac/${level}: the server answered success but kept`),
+        ),
+        ours.warnings.join("\n"),
+      );
+  });
 });

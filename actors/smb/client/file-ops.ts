@@ -39,6 +39,8 @@ export interface DirectoryEntry {
   readonly name: string;
   readonly size: bigint;
   readonly directory: boolean;
+  /** A junction or symbolic link itself (FILE_ATTRIBUTE_REPARSE_POINT, MS-FSCC 2.6). */
+  readonly reparsePoint: boolean;
 }
 
 /** Entries one listing returns at most: a bound on what a server can make the client hold. */
@@ -120,7 +122,8 @@ export async function list(io: TreeIo, path: string, options: CallOptions): Prom
           if (e.fileName === "." || e.fileName === "..") continue;
           check(ENTRY_NAME.test(e.fileName), `${path}: a listed name ${JSON.stringify(e.fileName)}`);
           const directory = (e.fileAttributes & FileAttribute.DIRECTORY) !== 0;
-          out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory });
+          const reparsePoint = (e.fileAttributes & FileAttribute.REPARSE_POINT) !== 0;
+          out.push({ name: e.fileName, size: directory ? 0n : e.endOfFile, directory, reparsePoint });
         }
         if (out.length > MAX_LISTING)
           throw new SmbOutputTooLargeError(`${path}: over ${MAX_LISTING} entries`);

@@ -81,8 +81,8 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
         );
       }
       const runDir = await files.createRunDir(runId, { ...call, subdirs: [WINDOWS_FILES.staging] });
-      const logDir = posix.join(files.runRoot, "logs", runId);
-      await files.mkdir(logDir, call);
+      // Private like the run directory: the agent, as SYSTEM, writes there.
+      const logDir = await files.createPrivateDir(posix.join(files.runRoot, "logs", runId), call);
       const machine = await targetArch(link, signal);
       if (machine !== "x64" && machine !== "arm64")
         throw new AgentStartError(

@@ -205,7 +205,10 @@ export async function startAclShare(options: AclShareOptions): Promise<AclShare>
         changeTime: 0n,
         endOfFile: 0n,
         allocationSize: 0n,
-        fileAttributes: n.directory ? FileAttribute.DIRECTORY : FileAttribute.NORMAL,
+        // A listing shows a link's own attributes (MS-FSCC 2.4.10).
+        fileAttributes:
+          (n.directory ? FileAttribute.DIRECTORY : FileAttribute.NORMAL) |
+          (n.reparse === true ? FileAttribute.REPARSE_POINT : 0),
         fileName: p.slice(open.path === "" ? 0 : open.path.length + 1),
         eaSize: 0,
         shortName: "",

@@ -57,7 +57,7 @@ class MemoryShare implements SmbShareFiles {
   list(path: string) {
     const names = [...this.dirs, ...this.files.keys()]
       .filter((p) => p.startsWith(`${path}\\`) && !p.slice(path.length + 1).includes("\\"))
-      .map((p) => ({ name: p.slice(path.length + 1) }));
+      .map((p) => ({ name: p.slice(path.length + 1), reparsePoint: false }));
     return Promise.resolve(names);
   }
   getSecurity(path: string): Promise<SecurityDescriptor> {
