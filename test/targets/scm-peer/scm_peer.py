@@ -22,7 +22,8 @@ import sys
 import threading
 
 from impacket import ntlm, smb, smb3structs as smb2, smbserver
-from impacket.nt_errors import STATUS_ACCESS_DENIED, STATUS_NOT_SUPPORTED, STATUS_SUCCESS
+from impacket.nt_errors import (STATUS_ACCESS_DENIED, STATUS_NO_SUCH_FILE, STATUS_NOT_SUPPORTED,
+                                 STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS)
 
 import rpc_pipe
 from services import ServiceDatabase
@@ -126,6 +127,27 @@ def no_security_info(server):
     wrap(smb2.SMB2_SET_INFO, smb2.SMB2SetInfo)
 
 
+def close_whatever_the_name(server):
+    """Let CLOSE succeed when the file's name is gone by then.
+
+    impacket 0.10's CLOSE closes the descriptor and then looks the file up by its name for the
+    answer's attributes: a file renamed or deleted by another program while it was open (the
+    agent deletes agent-cert.json as soon as it appears) makes it answer
+    STATUS_OBJECT_NAME_NOT_FOUND and keep the handle. Windows' CLOSE of an open handle succeeds.
+    """
+    original = server._SMBSERVER__smb2Commands[smb2.SMB2_CLOSE]
+
+    def close(conn_id, smb_server, packet):
+        answer, packets, status = original(conn_id, smb_server, packet)
+        if status in (STATUS_OBJECT_NAME_NOT_FOUND, STATUS_NO_SUCH_FILE):
+            conn = smb_server.getConnectionData(conn_id, checkStatus=False)
+            conn["OpenedFiles"].pop(smb2.SMB2Close(packet["Data"])["FileID"].getData(), None)
+            smb_server.setConnectionData(conn_id, conn)
+            status = STATUS_SUCCESS
+        return answer, packets, status
+    server.hookSmb2Command(smb2.SMB2_CLOSE, close)
+
+
 def build_smb_server(args, creds):
     config = configparser.ConfigParser()
     config.add_section("global")
@@ -150,6 +172,7 @@ def build_smb_server(args, creds):
     nthash = ntlm.compute_nthash(creds["password"]).hex()
     server.addCredential(creds["user"], 500, "aad3b435b51404eeaad3b435b51404ee", nthash)
     no_security_info(server)
+    close_whatever_the_name(server)
     require_authentication(server)
     # MS-SRVS and MS-WKST answer share and workstation queries that clients send on their own.
     srvs, wkst = smbserver.SRVSServer(), smbserver.WKSTServer()
