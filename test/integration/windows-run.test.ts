@@ -60,12 +60,12 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
     });
   }
 
-  async function deploy() {
+  async function deploy(inventoryOnly = false) {
     const file = await job();
     const loaded = await loadJob(file);
     const run = runJob({
       job: loaded,
-      flags: { inventoryOnly: false, rewrite: false, downgrade: false },
+      flags: { inventoryOnly, rewrite: false, downgrade: false },
       steps: createRunSteps,
       stateDir: join(tmp, "state"),
       onEvent: () => undefined,
@@ -122,5 +122,15 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
     const again = await deploy();
     context.diagnostic(`second run ${Math.round(performance.now() - t1)} ms`);
     assert.equal(again.result.exitCode, 3, JSON.stringify(again.result.report.targets, null, 2));
+
+    // `sumac inventory`: every target, Windows ones included, reports the component as current.
+    const inventory = await deploy(true);
+    assert.equal(inventory.result.exitCode, 3, JSON.stringify(inventory.result.report.targets, null, 2));
+    for (const target of inventory.result.report.targets)
+      assert.deepEqual(
+        target.components.map((c) => [c.id, c.before, c.action]),
+        [["hello", "1.0.0", "skip"]],
+        target.id,
+      );
   });
 });
