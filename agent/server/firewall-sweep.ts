@@ -3,8 +3,10 @@
  * an agent that was killed (or whose host rebooted) never removed its rule, and nothing else on
  * the target would. Agents' run directories are siblings under one run root
  * (`C:\Windows\Temp\sumac\<run>`), so an agent judges another run's rule by that run's directory:
- * gone, or holding an out file whose agent said it stopped (or failed, after which it exits),
- * means no agent of that run is left to need its rule.
+ * an out file whose agent said it stopped (or failed, after which it exits) means no agent of that
+ * run is left to need its rule. A directory that is not there keeps the rule: the run may be under
+ * another run root (a job option), its agent alive; what a dead workstation's agent left is for
+ * the forced stop's kill service or `sumac clean`.
  *
  * Only rules named by `ruleComment` are looked at, never the current run's (another target's
  * agent of this run may share the host), and only runs whose name is one plain directory name.
@@ -100,7 +102,9 @@ export async function sweepDeadRunRules(options: {
     const listed = await listNetshRules(options.netsh);
     if ("failed" in listed) return { removed, kept, failed: [listed.failed] };
     for (const candidate of sweepCandidates(listed.names, options.currentRunId)) {
-      if ((await stateOf(join(options.runRoot, candidate.runId))) === "live") {
+      // Only a run whose agent said it ended: a run directory missing here may be another run
+      // root's (another job's option), whose agent lives (`sumac clean` removes the rest).
+      if ((await stateOf(join(options.runRoot, candidate.runId))) !== "stopped") {
         kept.push(candidate.name);
         continue;
       }

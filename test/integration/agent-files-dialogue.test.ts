@@ -171,7 +171,7 @@ describe("agent files dialogue", () => {
     const targetId = "t1";
     const l = await layout(built, runId);
     roots.push(l.root);
-    // Other runs under the run root: one gone, one whose agent stopped, one whose agent lives.
+    // Other runs: one whose directory is not here, one whose agent stopped, one whose agent lives.
     const dead = ruleComment({ runId: "run-dead", targetId: "t1", port: 62001 });
     const done = ruleComment({ runId: "run-done", targetId: "t1", port: 62002 });
     const live = ruleComment({ runId: "run-live", targetId: "t1", port: 62003 });
@@ -222,7 +222,7 @@ describe("agent files dialogue", () => {
     const own = ruleComment({ runId, targetId, port: listening.port as number });
     assert.deepEqual(await netshCalls(l), [
       ["advfirewall", "firewall", "show", "rule", "name=all", "dir=in"],
-      ["advfirewall", "firewall", "delete", "rule", `name=${dead}`],
+      // Not run-dead's: its directory is not here (it may be under another run root).
       ["advfirewall", "firewall", "delete", "rule", `name=${done}`],
       [
         "advfirewall",
@@ -257,7 +257,7 @@ describe("agent files dialogue", () => {
     const log = await readFile(join(l.runRoot, "logs", runId, `${targetId}.log`), "utf8");
     assert.match(
       log,
-      /firewall: sweep of gone runs' rules: .*"removed":\[.*run-dead.*run-done.*\],"kept":\["sumac run=run-live/,
+      /firewall: sweep of gone runs' rules: .*"removed":\["sumac run=run-done[^\]]*\],"kept":\[[^\]]*run-dead[^\]]*run-live/,
     );
     assert.match(log, /stopping: the stop file agent-stop/);
     assert.match(log, /firewall: \{"status":"removed"/);

@@ -102,7 +102,7 @@ describe("agent firewall sweep", () => {
     });
   });
 
-  it("agent firewall sweep - deletes the rules of gone and stopped runs, keeps live ones, never touches others", async () => {
+  it("agent firewall sweep - deletes the rules of stopped runs, keeps live ones and those whose directory is not here (another run root's), never touches others", async () => {
     const names = [
       "Core Networking (TCP-In)",
       "sumac run=gone target=t1 port=62286",
@@ -110,7 +110,7 @@ describe("agent firewall sweep", () => {
       "sumac run=live target=t1 port=62288",
       "sumac run=mine target=t9 port=62289",
     ];
-    const { run, calls } = scripted(listing(...names), DELETED, DELETED);
+    const { run, calls } = scripted(listing(...names), DELETED);
     const states: Record<string, RunState> = { gone: "gone", done: "stopped", live: "live" };
     const looked: string[] = [];
     const result = await sweepDeadRunRules({
@@ -123,16 +123,12 @@ describe("agent firewall sweep", () => {
       },
     });
     assert.deepEqual(result, {
-      removed: ["sumac run=gone target=t1 port=62286", "sumac run=done target=t1 port=62287"],
-      kept: ["sumac run=live target=t1 port=62288"],
+      removed: ["sumac run=done target=t1 port=62287"],
+      kept: ["sumac run=gone target=t1 port=62286", "sumac run=live target=t1 port=62288"],
       failed: [],
     });
     assert.deepEqual(looked, ["/runs/gone", "/runs/done", "/runs/live"]);
-    assert.deepEqual(calls, [
-      NETSH_SHOW_ARGV,
-      netshDeleteArgv("sumac run=gone target=t1 port=62286"),
-      netshDeleteArgv("sumac run=done target=t1 port=62287"),
-    ]);
+    assert.deepEqual(calls, [NETSH_SHOW_ARGV, netshDeleteArgv("sumac run=done target=t1 port=62287")]);
   });
 
   it("agent firewall sweep - a listing or a deletion that fails is in the result, and the sweep never throws", async () => {
@@ -148,7 +144,7 @@ describe("agent firewall sweep", () => {
     });
     assert.deepEqual(denied.removed, []);
     assert.equal(denied.failed[0]?.status, "unavailable");
-    const gone = (): Promise<RunState> => Promise.resolve("gone");
+    const gone = (): Promise<RunState> => Promise.resolve("stopped");
     const { run } = scripted(
       listing("sumac run=a target=t port=1", "sumac run=b target=t port=2"),
       elevation,
