@@ -5,11 +5,11 @@
  */
 import { printable } from "../base/text.ts";
 import { ExitCode } from "../run/exit-codes.ts";
-import { JobFileError, loadJob } from "../run/job/load.ts";
 import type { Job } from "../run/job/types.ts";
 import { resolveStateDir } from "../run/paths.ts";
 import type { CleanedTarget, CleanOptions } from "../run/clean.ts";
 import { UsageError } from "./args.ts";
+import { loadJobOrSay } from "./command.ts";
 import type { CliIo } from "./io.ts";
 
 /** What cleans a job's targets (run/clean.ts `cleanJob`), given by the caller as the steps are. */
@@ -70,14 +70,8 @@ export async function cleanCommand(
     io.out(CLEAN_HELP);
     return ExitCode.ok;
   }
-  let job: Job;
-  try {
-    job = await loadJob(args.jobFile);
-  } catch (error) {
-    if (!(error instanceof JobFileError)) throw error;
-    io.err(`${error.format()}\n`);
-    return ExitCode.badInput;
-  }
+  const job = await loadJobOrSay(args.jobFile, io);
+  if (typeof job === "number") return job;
   if (clean === undefined) {
     io.err(`sumac: ${args.jobFile}: a valid job, but cleaning is not wired in this build (run/clean.ts)\n`);
     return ExitCode.otherFailure;

@@ -73,18 +73,24 @@ async function retryJob(job: Job, run: string, stateDir: string, io: CliIo): Pro
   return { ...job, targets };
 }
 
-/** Runs a parsed `deploy` or `inventory` command line; resolves with the exit code. */
-export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory | undefined): Promise<number> {
-  const env = io.env ?? {};
-  const nats = natsSettings(args, env);
-  let job: Job;
+/** The job in `file`, or, when it cannot be used, its problems said on stderr and exit 254. */
+export async function loadJobOrSay(file: string, io: CliIo): Promise<Job | number> {
   try {
-    job = await loadJob(args.jobFile);
+    return await loadJob(file);
   } catch (error) {
     if (!(error instanceof JobFileError)) throw error;
     io.err(`${error.format()}\n`);
     return ExitCode.badInput;
   }
+}
+
+/** Runs a parsed `deploy` or `inventory` command line; resolves with the exit code. */
+export async function runCommand(args: RunArgs, io: CliIo, steps: StepsFactory | undefined): Promise<number> {
+  const env = io.env ?? {};
+  const nats = natsSettings(args, env);
+  const loaded = await loadJobOrSay(args.jobFile, io);
+  if (typeof loaded === "number") return loaded;
+  let job: Job = loaded;
   const stateDir = resolveStateDir(args.stateDir, env);
   if (args.retry !== undefined) {
     const retried = await retryJob(job, args.retry, stateDir, io);

@@ -73,7 +73,7 @@ describe("windows run - two Linux and two scm-peer targets in one job", { skip, 
     return { runId: run.runId, result: await run.result };
   }
 
-  it("windows run - all four succeed, the report names each transport, nothing but logs is left, a second run exits 3", async (context) => {
+  it("windows run - all four succeed, the report names each transport, nothing but logs is left, a second run exits 3, inventory finds every component current", async (context) => {
     const t0 = performance.now();
     const { runId, result } = await deploy();
     context.diagnostic(`first run ${Math.round(performance.now() - t0)} ms`);

@@ -42,6 +42,23 @@ function linkOf(session: TransportSession): WindowsLink {
   return link;
 }
 
+/**
+ * Removes a run directory. A node.exe whose process is still ending cannot be deleted yet (a
+ * running program's file): tried again every 500 ms for {@link REMOVE_RETRY_MS}.
+ */
+export async function removeRunDir(link: WindowsLink, runDir: string, signal: AbortSignal): Promise<void> {
+  const deadline = performance.now() + REMOVE_RETRY_MS;
+  for (;;) {
+    try {
+      await link.files.remove(runDir, { timeoutMs: CALL_MS, signal });
+      return;
+    } catch (error) {
+      if (signal.aborted || performance.now() > deadline) throw error;
+      await sleep(500, undefined, { signal });
+    }
+  }
+}
+
 /** The target's processor, from its kernel32.dll's PE header; undefined when it cannot be read. */
 async function targetArch(link: WindowsLink, signal: AbortSignal): Promise<string | undefined> {
   const options = { timeoutMs: CALL_MS, signal };
@@ -150,17 +167,7 @@ export function windowsAgentFiles(deps: WindowsFilesDeps): AgentFiles {
       }
       await link.closeScm();
       const runDir = session.pushed?.runDir ?? posix.join(link.files.runRoot, runId);
-      // A node.exe whose process is still ending cannot be deleted yet: tried again for a while.
-      const deadline = performance.now() + REMOVE_RETRY_MS;
-      for (;;) {
-        try {
-          await link.files.remove(runDir, call);
-          return;
-        } catch (error) {
-          if (signal.aborted || performance.now() > deadline) throw error;
-          await sleep(500, undefined, { signal });
-        }
-      }
+      await removeRunDir(link, runDir, signal);
     },
   };
 }

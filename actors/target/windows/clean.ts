@@ -5,16 +5,14 @@
  * its firewall rule), and the directory is removed. The logs (`<run root>\logs`) are kept.
  */
 import { posix } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { StepLog } from "../transport.ts";
 import { RUN_ID_PATTERN } from "../posix/clean.ts";
+import { removeRunDir } from "./agent-files.ts";
 import { stopAgentOfRunDir } from "./agent-service.ts";
 import type { WindowsLink } from "./link.ts";
 import { describeSweep, sweepServices } from "./sweep.ts";
 
 const CALL_MS = 30_000;
-/** How long a run directory whose node.exe is still held (a process ending) is tried again. */
-const REMOVE_RETRY_MS = 15_000;
 const RUN_ID = new RegExp(`^${RUN_ID_PATTERN}$`);
 
 /** Cleans one Windows target; resolves with what was done, one line each. */
@@ -35,19 +33,12 @@ export async function cleanWindowsTarget(
     const stopped = await stopAgentOfRunDir(link, runDir, targetId, log);
     if (stopped === "stopped") done.push(`agent of run ${name} stopped on its stop file`);
     else if (stopped === "ended") done.push(`agent of run ${name} ended (it did not stop on its stop file)`);
-    const deadline = performance.now() + REMOVE_RETRY_MS;
-    for (;;) {
-      try {
-        await link.files.remove(runDir, call);
-        done.push(`run directory ${name} removed`);
-        break;
-      } catch (error) {
-        if (signal.aborted || performance.now() > deadline) {
-          done.push(`run directory ${name} could not be removed: ${(error as Error).message}`);
-          break;
-        }
-        await sleep(500, undefined, { signal });
-      }
+    try {
+      await removeRunDir(link, runDir, signal);
+      done.push(`run directory ${name} removed`);
+    } catch (error) {
+      signal.throwIfAborted();
+      done.push(`run directory ${name} could not be removed: ${(error as Error).message}`);
     }
   }
   await link.closeScm();
