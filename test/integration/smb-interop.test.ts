@@ -54,6 +54,13 @@ async function randomFile(path: string, size: number): Promise<string> {
   return hash.digest("hex");
 }
 
+/**
+ * Samba here keeps its own ACLs, so every run directory comes with the "kept another DACL" warning
+ * (test/integration/smb-run-dir.test.ts is where that is tested): kept here, not printed.
+ */
+const dacl: string[] = [];
+const onWarning = (line: string): void => void dacl.push(line);
+
 function credentialsOf(s: WindowsStandin): OpenSmbFilesOptions["credentials"] {
   return { user: s.user, domain: s.workgroup, password: s.password };
 }
@@ -66,6 +73,7 @@ function openDirect(s: WindowsStandin, extra: Partial<OpenSmbFilesOptions> = {})
     credentials: credentialsOf(s),
     netbios: "never",
     timeoutMs: 30_000,
+    onWarning,
     ...extra,
   });
 }
@@ -369,6 +377,7 @@ describe("smb interop - the Windows file channel against Samba standing in for W
       host: s.netbiosName.toLowerCase(),
       netbios: "always",
       nameServer: s.address,
+      onWarning,
       credentials: credentialsOf(s),
       timeoutMs: 30_000,
     });
@@ -390,7 +399,12 @@ describe("smb interop - the Windows file channel against Samba standing in for W
 
   it("smb interop - 445 closed: the same files through the NetBIOS session service on 139", async () => {
     const s = standin("nb139");
-    const files = await openSmbFiles({ host: s.address, credentials: credentialsOf(s), timeoutMs: 30_000 });
+    const files = await openSmbFiles({
+      host: s.address,
+      credentials: credentialsOf(s),
+      timeoutMs: 30_000,
+      onWarning,
+    });
     const socket = await openNetbiosSession({
       host: s.address,
       calledName: s.netbiosName,
@@ -417,6 +431,7 @@ describe("smb interop - the Windows file channel against Samba standing in for W
       host: s.netbiosName,
       netbios: "always",
       nameServer: s.address,
+      onWarning,
       credentials: credentialsOf(s),
       timeoutMs: 30_000,
     });

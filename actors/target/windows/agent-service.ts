@@ -13,6 +13,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { oneLine } from "../../../base/text.ts";
 import { isSumacError } from "../../../base/errors.ts";
+import { withDeadline } from "../../../base/deadline.ts";
 import { ruleComment } from "../../../agent/protocol/firewall-rule.ts";
 import { completeEvents } from "../../../agent/protocol/files-dialogue.ts";
 import type { AgentConfigDocument, CertificateLine } from "../../../agent/protocol/start-up.ts";
@@ -43,6 +44,8 @@ const STOP_WAIT_MS = 10_000;
 const LAUNCHER_GRACE_MS = 15_000;
 /** The agent writes a few short lines: more is not the agent. */
 const OUT_MAX_BYTES = 1024 * 1024;
+/** A forced stop from its first read to the kill service's removal, at most. */
+const FORCE_STOP_MS = 120_000;
 /** Each SCM call and small file operation. */
 const CALL_MS = 30_000;
 
@@ -303,68 +306,81 @@ export async function stopAgentOfRunDir(
   known?: StartedAgent,
 ): Promise<"none" | "stopped" | "ended" | "failed"> {
   const agent = known instanceof WindowsAgent ? known : new WindowsAgent(link, runDir);
-  const call = { timeoutMs: CALL_MS };
-  try {
-    const said = await agent.read();
-    if (agent.ended || said.length === 0) return "none";
-    await link.files.put(Buffer.alloc(0), `${runDir}/${WINDOWS_FILES.stop}`, {
-      mode: 0o600,
-      ...call,
-      checkOnTarget: false,
-    });
-    const deadline = performance.now() + STOP_WAIT_MS;
-    while (performance.now() < deadline) {
-      await sleep(500);
-      await agent.read().catch(() => undefined);
-      if (agent.ended) {
-        log(targetId, "debug", "the agent stopped on its stop file");
-        return "stopped";
-      }
+  // One deadline for all of it: a slow or hostile server holds a cleanup this long at most.
+  const late = new AgentStartError(`stopping the agent took over ${FORCE_STOP_MS / 1000} s`);
+  return withDeadline({ ms: FORCE_STOP_MS, timeout: late }, (signal) =>
+    stopWithin(agent, link, runDir, targetId, log, signal),
+  ).catch((error: unknown) => {
+    log(targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
+    return "failed" as const;
+  });
+}
+
+async function stopWithin(
+  agent: WindowsAgent,
+  link: WindowsLink,
+  runDir: string,
+  targetId: string,
+  log: StepLog,
+  signal: AbortSignal,
+): Promise<"none" | "stopped" | "ended" | "failed"> {
+  const call = { timeoutMs: CALL_MS, signal };
+  const said = await agent.read(signal);
+  if (agent.ended || said.length === 0) return "none";
+  await link.files.put(Buffer.alloc(0), `${runDir}/${WINDOWS_FILES.stop}`, {
+    mode: 0o600,
+    ...call,
+    checkOnTarget: false,
+  });
+  const deadline = performance.now() + STOP_WAIT_MS;
+  while (performance.now() < deadline) {
+    await sleep(500, undefined, { signal });
+    await agent.read(signal).catch(() => undefined);
+    if (agent.ended) {
+      log(targetId, "debug", "the agent stopped on its stop file");
+      return "stopped";
     }
-    // Is its process still there? A node.exe in the run directory cannot be deleted while a
-    // process runs it: if it can be, the agent is gone, and the id it reported may be another
-    // process's by now (Windows reuses them): only its firewall rule is left to remove. (With the
-    // agent cache Node is shared: the kill is then narrowed to a node.exe by that id.)
-    const node = `${runDir}/${WINDOWS_FILES.node}`;
-    let gone = false;
-    if ((await link.files.size(node, call)) !== undefined)
-      gone = await link.files.remove(node, call).then(
-        () => true,
-        () => false,
-      );
-    const pid = gone ? undefined : agent.pid;
-    if (pid === undefined && agent.port === 0) {
-      log(
-        targetId,
-        "warn",
-        gone
-          ? "the agent's process is gone"
-          : "the agent did not stop on its stop file, and never said its process id",
-      );
-      return gone ? "none" : "failed";
-    }
-    const runId = runDir.split("/").pop() ?? "";
-    const scm = await link.scm(call);
-    await scm.runOnce(
-      {
-        name: killServiceName(runId, link.index),
-        displayName: `sumac agent ${runId} ${targetId} (stop)`,
-        binaryPath: killServiceCommand(pid, ruleComment({ runId, targetId, port: agent.port })),
-      },
-      call,
+  }
+  // Is its process still there? A node.exe in the run directory cannot be deleted while a
+  // process runs it: if it can be, the agent is gone, and the id it reported may be another
+  // process's by now (Windows reuses them): only its firewall rule is left to remove. (With the
+  // agent cache Node is shared: the kill is then narrowed to a node.exe by that id.)
+  const node = `${runDir}/${WINDOWS_FILES.node}`;
+  let gone = false;
+  if ((await link.files.size(node, call)) !== undefined)
+    gone = await link.files.remove(node, call).then(
+      () => true,
+      () => false,
     );
+  const pid = gone ? undefined : agent.pid;
+  if (pid === undefined && agent.port === 0) {
     log(
       targetId,
       "warn",
-      pid === undefined
-        ? "the agent's process is gone: its firewall rule was removed"
-        : `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${pid} was ended`,
+      gone
+        ? "the agent's process is gone"
+        : "the agent did not stop on its stop file, and never said its process id",
     );
-    return pid === undefined ? "none" : "ended";
-  } catch (error) {
-    log(targetId, "warn", `stopping the agent failed: ${(error as Error).message}`);
-    return "failed";
+    return gone ? "none" : "failed";
   }
+  const runId = runDir.split("/").pop() ?? "";
+  const scm = await link.scm(call);
+  await scm.runOnce(
+    {
+      name: killServiceName(runId, link.index),
+      displayName: `sumac agent ${runId} ${targetId} (stop)`,
+      binaryPath: killServiceCommand(pid, ruleComment({ runId, targetId, port: agent.port })),
+    },
+    call,
+  );
+  log(
+    targetId,
+    "warn",
+    pid === undefined
+      ? "the agent's process is gone: its firewall rule was removed"
+      : `the agent did not stop within ${STOP_WAIT_MS / 1000} s of its stop file: its process ${pid} was ended`,
+  );
+  return pid === undefined ? "none" : "ended";
 }
 
 /** Whether the service is stopped (or gone): its launcher ended. */
