@@ -104,6 +104,15 @@ describe(
         0,
       );
       assert.match(out.join(""), /t1: nothing left by earlier runs/);
+      // --json: one object per target, as docs/cli.md says, and no summary line.
+      out.length = 0;
+      assert.equal(
+        await main(["clean", file, "--json", "--state-dir", join(tmp, "state")], io, undefined, cleanJob),
+        0,
+      );
+      const lines = out.join("").trim().split("\n");
+      assert.equal(lines.length, 1, out.join(""));
+      assert.deepEqual(JSON.parse(lines[0]!), { id: "t1", transport: "ssh", ok: true, done: [] });
     });
 
     it("sumac clean - on Windows: the service, the agent (ended by the kill service), its run directory and firewall rule go; logs kept", async () => {
